@@ -1,0 +1,237 @@
+//! The digest algorithms and a sink that computes several of them from one read.
+
+use std::fmt;
+
+use sha2::Digest as _;
+
+use crate::read::{OFFLOAD_THRESHOLD, Sink, SinkFactory};
+use crate::walk::Entry;
+
+/// A checksum algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Algo {
+    Blake3,
+    Sha256,
+    Sha512,
+    Sha1,
+    Md5,
+    Xxh3,
+}
+
+impl Algo {
+    /// Name used in `--tag` lines and JSON fields: `BLAKE3`, `SHA256`, ...
+    pub fn tag(self) -> &'static str {
+        match self {
+            Algo::Blake3 => "BLAKE3",
+            Algo::Sha256 => "SHA256",
+            Algo::Sha512 => "SHA512",
+            Algo::Sha1 => "SHA1",
+            Algo::Md5 => "MD5",
+            Algo::Xxh3 => "XXH3",
+        }
+    }
+
+    /// Lower-case name, as on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Blake3 => "blake3",
+            Algo::Sha256 => "sha256",
+            Algo::Sha512 => "sha512",
+            Algo::Sha1 => "sha1",
+            Algo::Md5 => "md5",
+            Algo::Xxh3 => "xxh3",
+        }
+    }
+
+    /// Length of the digest in hex characters.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Algo::Blake3 | Algo::Sha256 => 64,
+            Algo::Sha512 => 128,
+            Algo::Sha1 => 40,
+            Algo::Md5 => 32,
+            Algo::Xxh3 => 16,
+        }
+    }
+
+    /// Parses a `--tag` name (case-insensitive).
+    pub fn from_tag(tag: &str) -> Option<Algo> {
+        ALL.iter()
+            .copied()
+            .find(|a| a.tag().eq_ignore_ascii_case(tag))
+    }
+}
+
+/// Every algorithm, in the order they are listed.
+pub const ALL: [Algo; 6] = [
+    Algo::Blake3,
+    Algo::Sha256,
+    Algo::Sha512,
+    Algo::Sha1,
+    Algo::Md5,
+    Algo::Xxh3,
+];
+
+impl fmt::Display for Algo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One running digest.
+enum State {
+    Blake3(Box<blake3::Hasher>),
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+    Sha1(sha1::Sha1),
+    Md5(md5::Md5),
+    Xxh3(Box<xxhash_rust::xxh3::Xxh3>),
+}
+
+impl State {
+    fn new(algo: Algo) -> Self {
+        match algo {
+            Algo::Blake3 => State::Blake3(Box::new(blake3::Hasher::new())),
+            Algo::Sha256 => State::Sha256(sha2::Sha256::new()),
+            Algo::Sha512 => State::Sha512(sha2::Sha512::new()),
+            Algo::Sha1 => State::Sha1(sha1::Sha1::new()),
+            Algo::Md5 => State::Md5(md5::Md5::new()),
+            Algo::Xxh3 => State::Xxh3(Box::new(xxhash_rust::xxh3::Xxh3::new())),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            // BLAKE3's tree mode spreads a large chunk over every core; below the
+            // offload threshold the split costs more than it gains.
+            State::Blake3(h) if data.len() >= OFFLOAD_THRESHOLD => {
+                h.update_rayon(data);
+            }
+            State::Blake3(h) => {
+                h.update(data);
+            }
+            State::Sha256(h) => h.update(data),
+            State::Sha512(h) => h.update(data),
+            State::Sha1(h) => h.update(data),
+            State::Md5(h) => h.update(data),
+            State::Xxh3(h) => h.update(data),
+        }
+    }
+
+    fn finish_hex(self) -> String {
+        match self {
+            State::Blake3(h) => h.finalize().to_hex().to_string(),
+            State::Sha256(h) => hex(&h.finalize()),
+            State::Sha512(h) => hex(&h.finalize()),
+            State::Sha1(h) => hex(&h.finalize()),
+            State::Md5(h) => hex(&h.finalize()),
+            State::Xxh3(h) => format!("{:016x}", h.digest()),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// Hex digests of one file, in the order the algorithms were asked for.
+pub type Digests = Vec<(Algo, String)>;
+
+/// Computes every requested digest from the same bytes.
+pub struct MultiHasher {
+    states: Vec<(Algo, State)>,
+}
+
+impl MultiHasher {
+    pub fn new(algos: &[Algo]) -> Self {
+        MultiHasher {
+            states: algos.iter().map(|&a| (a, State::new(a))).collect(),
+        }
+    }
+}
+
+impl Sink for MultiHasher {
+    type Output = Digests;
+
+    fn update(&mut self, data: &[u8]) {
+        for (_, state) in &mut self.states {
+            state.update(data);
+        }
+    }
+
+    fn finish(self, _len: u64) -> Digests {
+        self.states
+            .into_iter()
+            .map(|(a, s)| (a, s.finish_hex()))
+            .collect()
+    }
+}
+
+/// Makes a [`MultiHasher`] per file.
+pub struct HasherFactory {
+    pub algos: Vec<Algo>,
+}
+
+impl SinkFactory for HasherFactory {
+    type Sink = MultiHasher;
+    fn make(&self, _entry: &Entry) -> MultiHasher {
+        MultiHasher::new(&self.algos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest_of(algo: Algo, data: &[u8]) -> String {
+        let mut h = MultiHasher::new(&[algo]);
+        h.update(data);
+        h.finish(data.len() as u64).remove(0).1
+    }
+
+    #[test]
+    fn known_answers_for_abc() {
+        assert_eq!(
+            digest_of(Algo::Sha256, b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            digest_of(Algo::Md5, b"abc"),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+        assert_eq!(
+            digest_of(Algo::Sha1, b"abc"),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            digest_of(Algo::Blake3, b"abc"),
+            "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+        );
+        assert_eq!(digest_of(Algo::Xxh3, b"abc").len(), 16);
+    }
+
+    #[test]
+    fn chunked_and_rayon_updates_match_one_shot() {
+        let data: Vec<u8> = (0..3 * OFFLOAD_THRESHOLD + 17)
+            .map(|i| (i * 7) as u8)
+            .collect();
+        for algo in ALL {
+            let mut h = MultiHasher::new(&[algo]);
+            for chunk in data.chunks(OFFLOAD_THRESHOLD) {
+                h.update(chunk);
+            }
+            let chunked = h.finish(0).remove(0).1;
+            let mut one = MultiHasher::new(&[algo]);
+            one.update(&data[..5]);
+            one.update(&data[5..]);
+            assert_eq!(chunked, one.finish(0).remove(0).1, "{algo}");
+            assert_eq!(chunked.len(), algo.hex_len(), "{algo}");
+        }
+    }
+}

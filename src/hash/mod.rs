@@ -1,0 +1,167 @@
+//! The hash job: walk → read → digests → manifest lines.
+
+pub mod digest;
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::manifest::{self, Format};
+use crate::output::{Cleanup, Output};
+use crate::pipeline::{self, Outcome};
+use crate::progress::{Progress, Summary};
+use crate::read::{ReadOptions, Sink};
+use crate::walk::{NoticeKind, WalkOptions};
+use digest::{Algo, HasherFactory, MultiHasher};
+
+/// Everything `spate hash` needs to know.
+#[derive(Debug, Clone)]
+pub struct HashConfig {
+    /// Files and directories to hash; `-` alone means standard input.
+    pub paths: Vec<OsString>,
+    pub algos: Vec<Algo>,
+    pub format: Format,
+    /// Manifest file to write atomically; `None` for standard output.
+    pub output: Option<PathBuf>,
+    pub walk: WalkOptions,
+    pub read: ReadOptions,
+    /// Draw a progress bar (when stderr is a terminal).
+    pub progress: bool,
+    /// Print notices about skipped entries.
+    pub notices: bool,
+    /// Print a summary line at the end.
+    pub stats: bool,
+}
+
+/// Output is written in batches of about this many bytes.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Runs the job. `Ok(true)` when every file was hashed, `Ok(false)` when some failed
+/// (each already reported on stderr), `Err` for a fatal error.
+pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    let started = Instant::now();
+    let mut out = Output::open(config.output.as_deref(), cleanup)?;
+    let mut summary = Summary::default();
+    let mut buf = Vec::with_capacity(FLUSH_AT * 2);
+
+    if is_stdin(&config.paths) {
+        let (digests, len) = hash_stdin(&config.algos)?;
+        manifest::push_record(&mut buf, config.format, Path::new("-"), len, &digests);
+        summary.files = 1;
+        summary.bytes = len;
+    } else {
+        let progress = Progress::new(config.progress);
+        let factory = Arc::new(HasherFactory {
+            algos: config.algos.clone(),
+        });
+        let result = pipeline::run(
+            &config.paths,
+            &config.walk,
+            &config.read,
+            factory,
+            &progress,
+            |outcome| {
+                match outcome {
+                    Outcome::Read { path, output, len } => {
+                        manifest::push_record(&mut buf, config.format, &path, len, &output);
+                        summary.files += 1;
+                        summary.bytes += len;
+                    }
+                    Outcome::Failed { path, error } => {
+                        progress_safe_eprint(&progress, &path, &error.to_string());
+                        summary.errors += 1;
+                    }
+                    Outcome::Notice(notice) => match notice.kind {
+                        NoticeKind::Skipped(why) => {
+                            summary.skipped += 1;
+                            if config.notices {
+                                progress_safe_eprint(&progress, &notice.path, why);
+                            }
+                        }
+                        NoticeKind::Error(cause) => {
+                            progress_safe_eprint(&progress, &notice.path, &cause);
+                            summary.errors += 1;
+                        }
+                    },
+                }
+                if buf.len() >= FLUSH_AT {
+                    out.write_all(&buf)?;
+                    buf.clear();
+                }
+                Ok(())
+            },
+        );
+        progress.finish();
+        result?;
+    }
+
+    out.write_all(&buf)?;
+    out.commit()?;
+    if config.stats {
+        eprintln!(
+            "spate: {}; backend {} ×{}, queue depth {}, buffer {}",
+            summary.render(started),
+            config.read.backend.name(),
+            config.read.jobs,
+            config.read.queue_depth,
+            humansize::format_size(config.read.buffer_size as u64, humansize::BINARY),
+        );
+    }
+    Ok(summary.errors == 0)
+}
+
+fn is_stdin(paths: &[OsString]) -> bool {
+    paths.is_empty() || (paths.len() == 1 && paths[0] == "-")
+}
+
+/// Reports a problem with one path on stderr without tearing the progress bar.
+fn progress_safe_eprint(progress: &Progress, path: &Path, cause: &str) {
+    let line = format!("spate: {}: {cause}", path.display());
+    progress.println(&line);
+}
+
+/// Hashes standard input (no walk, no backend: a pipe has no offsets to read at).
+fn hash_stdin(algos: &[Algo]) -> Result<(digest::Digests, u64)> {
+    let mut hasher = MultiHasher::new(algos);
+    let mut stdin = std::io::stdin().lock();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = match stdin.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading standard input"),
+        };
+        hasher.update(&chunk[..n]);
+        len += n as u64;
+    }
+    Ok((hasher.finish(len), len))
+}
+
+/// Checks that standard input is named alone.
+pub fn validate_paths(paths: &[OsString]) -> Result<()> {
+    if paths.len() > 1 && paths.iter().any(|p| p == "-") {
+        anyhow::bail!("'-' (standard input) cannot be combined with other paths");
+    }
+    Ok(())
+}
+
+/// Default read settings for hashing on this machine (see the README's measurements).
+pub fn default_read_options(backend: crate::read::BackendKind) -> ReadOptions {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    ReadOptions {
+        backend,
+        jobs: match backend {
+            crate::read::BackendKind::Uring => cores,
+            crate::read::BackendKind::Threads => cores * 2,
+        },
+        queue_depth: 32,
+        buffer_size: 1 << 20,
+        readahead: 3,
+    }
+}

@@ -1,0 +1,20 @@
+//! spate: push whole directory trees through fast async file I/O.
+//!
+//! The pipeline, in the order a byte travels:
+//! - [`walk`]: a walker thread lists the tree into a bounded channel;
+//! - [`read`]: a backend (io_uring or a `pread` pool) reads each file in pooled chunks;
+//! - a job stage consumes the chunks: [`hash`] computes digests;
+//! - [`pipeline`] puts results back into walk order, and the job writes them with
+//!   [`manifest`] formatting to an [`output`].
+//!
+//! The binary is a thin wrapper around [`cli::main`].
+
+pub mod cli;
+pub mod hash;
+pub mod manifest;
+pub mod output;
+pub mod pipeline;
+pub mod progress;
+pub mod read;
+pub mod walk;
+pub mod window;

@@ -1,0 +1,152 @@
+//! Manifest lines: the exact text `b3sum`, `sha256sum` and friends print and read.
+//!
+//! A line is `HASH  PATH` (GNU style) or `ALGO (PATH) = HASH` (BSD style, `--tag`).
+//! When the path contains a backslash, a newline or a carriage return, the whole line
+//! starts with `\` and those bytes are written as `\\`, `\n` and `\r`, which is the rule
+//! of GNU coreutils 9 (b3sum 1.2 escapes only `\` and newline; the extra `\r` escape
+//! keeps a line from being misread on a CRLF-converting system and newer b3sum reads it).
+//! Every other byte, including bytes that are not UTF-8, is written as is, so a name
+//! round-trips exactly through `sha256sum -c` and `spate check`.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::hash::digest::Digests;
+
+/// How results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `HASH  PATH`, as b3sum / sha256sum.
+    Gnu,
+    /// `ALGO (PATH) = HASH`, as `sha256sum --tag`.
+    Tag,
+    /// One JSON object per line.
+    Json,
+}
+
+/// True when the name needs the leading-backslash escape.
+pub fn needs_escape(name: &[u8]) -> bool {
+    name.iter().any(|&b| matches!(b, b'\\' | b'\n' | b'\r'))
+}
+
+/// Appends `name` with `\`, newline and carriage return escaped.
+fn push_escaped(out: &mut Vec<u8>, name: &[u8]) {
+    for &b in name {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// Appends the manifest line(s) for one file to `out`: one line per digest in the text
+/// formats, one object in JSON.
+pub fn push_record(out: &mut Vec<u8>, format: Format, path: &Path, size: u64, digests: &Digests) {
+    let name = path.as_os_str().as_bytes();
+    match format {
+        Format::Gnu | Format::Tag => {
+            let escape = needs_escape(name);
+            for (algo, hex) in digests {
+                if escape {
+                    out.push(b'\\');
+                }
+                if format == Format::Gnu {
+                    out.extend_from_slice(hex.as_bytes());
+                    out.extend_from_slice(b"  ");
+                    push_name(out, name, escape);
+                } else {
+                    out.extend_from_slice(algo.tag().as_bytes());
+                    out.extend_from_slice(b" (");
+                    push_name(out, name, escape);
+                    out.extend_from_slice(b") = ");
+                    out.extend_from_slice(hex.as_bytes());
+                }
+                out.push(b'\n');
+            }
+        }
+        Format::Json => {
+            let mut obj = Map::new();
+            push_json_path(&mut obj, name);
+            obj.insert("size".into(), Value::from(size));
+            for (algo, hex) in digests {
+                obj.insert(algo.name().into(), Value::from(hex.as_str()));
+            }
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &Value::Object(obj));
+            out.push(b'\n');
+        }
+    }
+}
+
+fn push_name(out: &mut Vec<u8>, name: &[u8], escape: bool) {
+    if escape {
+        push_escaped(out, name);
+    } else {
+        out.extend_from_slice(name);
+    }
+}
+
+/// JSON strings must be Unicode: a UTF-8 name goes in `path`; any other name goes in
+/// `path` with U+FFFD replacements (for people) plus its exact bytes in hex as
+/// `path_hex` (for programs).
+pub fn push_json_path(obj: &mut Map<String, Value>, name: &[u8]) {
+    match std::str::from_utf8(name) {
+        Ok(s) => {
+            obj.insert("path".into(), Value::from(s));
+        }
+        Err(_) => {
+            obj.insert(
+                "path".into(),
+                Value::from(String::from_utf8_lossy(name).into_owned()),
+            );
+            let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+            obj.insert("path_hex".into(), Value::from(hex));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::digest::Algo;
+    use std::ffi::OsStr;
+
+    fn line(format: Format, name: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let digests = vec![(Algo::Sha256, "ab".to_string())];
+        push_record(
+            &mut out,
+            format,
+            Path::new(OsStr::from_bytes(name)),
+            1,
+            &digests,
+        );
+        out
+    }
+
+    #[test]
+    fn plain_names_are_not_escaped() {
+        assert_eq!(line(Format::Gnu, b"a b"), b"ab  a b\n");
+        assert_eq!(line(Format::Tag, b"a b"), b"SHA256 (a b) = ab\n");
+    }
+
+    #[test]
+    fn special_bytes_get_the_leading_backslash() {
+        assert_eq!(line(Format::Gnu, b"a\\b\nc\rd"), b"\\ab  a\\\\b\\nc\\rd\n");
+        assert_eq!(line(Format::Tag, b"x\ny"), b"\\SHA256 (x\\ny) = ab\n");
+    }
+
+    #[test]
+    fn non_utf8_names_are_written_raw_and_as_hex_in_json() {
+        assert_eq!(line(Format::Gnu, b"g\xffh"), b"ab  g\xffh\n");
+        let json = line(Format::Json, b"g\xffh");
+        let v: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["path_hex"], "67ff68");
+        assert_eq!(v["sha256"], "ab");
+        assert_eq!(v["size"], 1);
+    }
+}

@@ -1,0 +1,195 @@
+//! Output destinations: standard output, or a file written atomically.
+//!
+//! A file output is written to a temporary file in the target's directory and renamed
+//! over the target only when the run finishes; on an error the temporary file is removed
+//! when it is dropped, and on SIGINT/SIGTERM the signal thread removes it before exiting.
+//! Either way no half-written file is ever left under the name the user gave.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+
+/// Temporary files to delete if the process is interrupted.
+#[derive(Default)]
+pub struct Cleanup {
+    paths: Mutex<Vec<PathBuf>>,
+}
+
+impl Cleanup {
+    fn register(&self, path: &Path) {
+        self.lock().push(path.to_path_buf());
+    }
+
+    fn unregister(&self, path: &Path) {
+        self.lock().retain(|p| p != path);
+    }
+
+    /// Deletes every registered file (signal path: errors are ignored, nothing else can
+    /// be done about them).
+    pub fn remove_all(&self) {
+        for path in self.lock().drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.paths.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Exit status for a signal, as shells report it: 130 for SIGINT, 143 for SIGTERM.
+pub fn signal_exit_code(signal: i32) -> i32 {
+    128 + signal
+}
+
+/// Starts a thread that, on SIGINT or SIGTERM, deletes registered temporary files and
+/// exits with 130 or 143.
+pub fn handle_signals(cleanup: Arc<Cleanup>) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    std::thread::Builder::new()
+        .name("spate-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                cleanup.remove_all();
+                std::process::exit(signal_exit_code(signal));
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
+
+/// Where results go.
+pub enum Output {
+    Stdout(io::Stdout),
+    File(AtomicFile),
+}
+
+impl Output {
+    /// `None` or `-` means standard output; anything else an atomically written file.
+    pub fn open(path: Option<&Path>, cleanup: &Arc<Cleanup>) -> Result<Output> {
+        match path {
+            None => Ok(Output::Stdout(io::stdout())),
+            Some(p) if p.as_os_str() == "-" => Ok(Output::Stdout(io::stdout())),
+            Some(p) => Ok(Output::File(AtomicFile::create(p, Arc::clone(cleanup))?)),
+        }
+    }
+
+    /// Writes bytes, naming the destination in the error.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Output::Stdout(out) => {
+                let mut lock = out.lock();
+                lock.write_all(bytes)
+                    .and_then(|()| lock.flush())
+                    .context("writing to standard output")
+            }
+            Output::File(file) => file
+                .file
+                .write_all(bytes)
+                .with_context(|| format!("writing {}", file.target.display())),
+        }
+    }
+
+    /// Finishes the output: for a file, flush, sync and rename into place.
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Output::Stdout(out) => out.lock().flush().context("writing to standard output"),
+            Output::File(file) => file.commit(),
+        }
+    }
+}
+
+/// A file that appears under its name only once complete.
+pub struct AtomicFile {
+    file: File,
+    temp: Option<tempfile::TempPath>,
+    target: PathBuf,
+    cleanup: Arc<Cleanup>,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file beside `target` (same directory, so the final rename
+    /// cannot cross file systems).
+    pub fn create(target: &Path, cleanup: Arc<Cleanup>) -> Result<Self> {
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = target
+            .file_name()
+            .with_context(|| format!("{}: not a file name", target.display()))?;
+        let mut prefix = std::ffi::OsString::from(".");
+        prefix.push(name);
+        prefix.push(".");
+        let named = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".spate-tmp")
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temporary file for {}", target.display()))?;
+        let (file, temp) = named.into_parts();
+        cleanup.register(&temp);
+        Ok(AtomicFile {
+            file,
+            temp: Some(temp),
+            target: target.to_path_buf(),
+            cleanup,
+        })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        let what = || format!("writing {}", self.target.display());
+        self.file.flush().with_context(what)?;
+        self.file.sync_all().with_context(what)?;
+        let temp = self.temp.take().context("output already committed")?;
+        let temp_path = temp.to_path_buf();
+        let result = temp
+            .persist(&self.target)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming the finished output to {}", self.target.display()));
+        self.cleanup.unregister(&temp_path);
+        result
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            self.cleanup.unregister(&temp);
+            // TempPath deletes the file when dropped.
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropped_output_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        let cleanup = Arc::new(Cleanup::default());
+        let mut out = Output::open(Some(&target), &cleanup).unwrap();
+        out.write_all(b"partial").unwrap();
+        drop(out);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn committed_output_appears_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.txt");
+        let cleanup = Arc::new(Cleanup::default());
+        let mut out = Output::open(Some(&target), &cleanup).unwrap();
+        out.write_all(b"all of it").unwrap();
+        assert!(!target.exists(), "nothing under the name before commit");
+        out.commit().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"all of it");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

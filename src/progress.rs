@@ -1,0 +1,131 @@
+//! Progress bar and end-of-run statistics.
+//!
+//! The bar is drawn on stderr only when stderr is a terminal and the user did not ask
+//! for quiet; piped or redirected runs print nothing extra. The total grows while the
+//! walk discovers files, so the ETA firms up as the walk gets ahead of the readers.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use humansize::{BINARY, format_size};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Shared progress state; cheap to clone.
+#[derive(Clone)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    found_files: AtomicU64,
+    done_files: AtomicU64,
+    done_bytes: AtomicU64,
+}
+
+impl Progress {
+    /// A progress display; `show` is whether the user wants one at all.
+    pub fn new(show: bool) -> Self {
+        let bar = (show && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{spinner} {elapsed} {wide_bar} {binary_bytes}/{binary_total_bytes} \
+                 {binary_bytes_per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            counts: Arc::default(),
+        }
+    }
+
+    /// A display that never draws (library use, tests).
+    pub fn hidden() -> Self {
+        Progress::new(false)
+    }
+
+    /// The walk found a file of `size` bytes.
+    pub fn found(&self, size: u64) {
+        self.counts.found_files.fetch_add(1, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc_length(size);
+        }
+    }
+
+    /// A file of `len` bytes was fully processed.
+    pub fn done(&self, len: u64) {
+        let files = self.counts.done_files.fetch_add(1, Ordering::Relaxed) + 1;
+        self.counts.done_bytes.fetch_add(len, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(len);
+            if files.is_multiple_of(64) {
+                let found = self.counts.found_files.load(Ordering::Relaxed);
+                bar.set_message(format!("{files}/{found} files"));
+            }
+        }
+    }
+
+    /// Prints a line on stderr above the bar (or plainly when there is none). A failed
+    /// write to stderr is ignored: there is nowhere left to report it.
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+        }
+    }
+
+    /// Removes the bar from the terminal.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Files and bytes processed so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.counts.done_files.load(Ordering::Relaxed),
+            self.counts.done_bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Counts for the `--stats` summary.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub files: u64,
+    pub bytes: u64,
+    pub skipped: u64,
+    pub errors: u64,
+}
+
+impl Summary {
+    /// One human-readable line, e.g.
+    /// `12 files, 3.50 MiB in 0.20 s (17.50 MiB/s); 1 skipped, 0 errors`.
+    pub fn render(&self, started: Instant) -> String {
+        let secs = started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            (self.bytes as f64 / secs) as u64
+        } else {
+            0
+        };
+        format!(
+            "{} files, {} in {:.2} s ({}/s); {} skipped, {} errors",
+            self.files,
+            format_size(self.bytes, BINARY),
+            secs,
+            format_size(rate, BINARY),
+            self.skipped,
+            self.errors
+        )
+    }
+}

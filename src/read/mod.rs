@@ -1,0 +1,194 @@
+//! The read stage: backends that turn an [`Entry`] into the file's bytes.
+//!
+//! A backend opens each file, reads it in pooled, page-aligned chunks and hands every
+//! chunk, in file order, to a [`Sink`] made for that file by the job's [`SinkFactory`].
+//! It knows nothing about hashing or tar. Chunks of [`OFFLOAD_THRESHOLD`] bytes or more
+//! are fed to the sink off the I/O thread, so heavy CPU work never stalls reads.
+//!
+//! Two implementations, chosen once at start ([`select`]):
+//! - [`uring`]: tokio-uring, one runtime per thread, many files and chunks in flight.
+//!   Every use of tokio-uring lives in that one file.
+//! - [`threads`]: a pool of blocking `pread` workers.
+
+pub mod buffer;
+pub mod probe;
+pub mod threads;
+pub mod uring;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::walk::Entry;
+use buffer::BufferPool;
+
+/// Chunks at least this large are handed to the sink on a blocking thread.
+pub const OFFLOAD_THRESHOLD: usize = 1 << 20;
+
+/// Per-file consumer of bytes: one is made for each file by a [`SinkFactory`].
+pub trait Sink: Send + 'static {
+    /// What the sink produces for a file read to the end.
+    type Output: Send + 'static;
+    /// Receives the next chunk of the file, in order.
+    fn update(&mut self, data: &[u8]);
+    /// Called once after end-of-file with the number of bytes fed.
+    fn finish(self, len: u64) -> Self::Output;
+}
+
+/// Makes a [`Sink`] for every file a backend reads.
+pub trait SinkFactory: Send + Sync + 'static {
+    type Sink: Sink;
+    fn make(&self, entry: &Entry) -> Self::Sink;
+}
+
+/// Output type of the sinks a factory makes.
+pub type SinkOutput<F> = <<F as SinkFactory>::Sink as Sink>::Output;
+
+/// Why a file could not be read to the end.
+#[derive(Debug)]
+pub enum ReadError {
+    /// An operation on the file failed.
+    Io { op: &'static str, err: io::Error },
+    /// Size or modification time moved while the file was read: the bytes seen are not
+    /// one consistent version of the file.
+    Changed(String),
+    /// The path is no longer a regular file (replaced after the walk).
+    NotRegular,
+}
+
+impl ReadError {
+    pub(crate) fn io(op: &'static str, err: io::Error) -> Self {
+        ReadError::Io { op, err }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Io { op, err } => write!(f, "{op}: {err}"),
+            ReadError::Changed(what) => write!(f, "changed while reading ({what})"),
+            ReadError::NotRegular => write!(f, "no longer a regular file; skipped"),
+        }
+    }
+}
+
+/// What a reader reports for one file.
+pub struct FileResult<O> {
+    pub seq: u64,
+    pub path: PathBuf,
+    pub result: Result<(O, u64), ReadError>,
+}
+
+/// Where readers deliver each [`FileResult`]; returns false when nobody listens any more
+/// (the run is being torn down), which makes the reader stop.
+pub type Report<O> = Arc<dyn Fn(FileResult<O>) -> bool + Send + Sync>;
+
+/// Which backend a user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IoMode {
+    /// io_uring where it works, else the thread pool (with a notice).
+    Auto,
+    /// io_uring only; fails when the kernel refuses it.
+    Uring,
+    /// Blocking `pread` workers.
+    Threads,
+}
+
+/// The backend a run uses, after probing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Uring,
+    Threads,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Uring => "uring",
+            BackendKind::Threads => "threads",
+        }
+    }
+}
+
+/// How to read.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub backend: BackendKind,
+    /// Rings (uring) or worker threads (threads).
+    pub jobs: usize,
+    /// Files in flight at once, over all rings or workers.
+    pub queue_depth: usize,
+    /// Size of each read (and each pooled buffer).
+    pub buffer_size: usize,
+    /// Chunks of one large file in flight at once (uring).
+    pub readahead: usize,
+}
+
+impl ReadOptions {
+    /// Buffers the pool needs: one per file in flight plus read-ahead room per job.
+    pub fn pool_buffers(&self) -> usize {
+        self.queue_depth + self.jobs * self.readahead.saturating_sub(1).max(1) * 2
+    }
+}
+
+/// Resolves `--io` to a backend. `auto` probes io_uring once and falls back to threads,
+/// returning the notice to show; `uring` fails with the probe's reason.
+pub fn select(mode: IoMode) -> anyhow::Result<(BackendKind, Option<String>)> {
+    match mode {
+        IoMode::Threads => Ok((BackendKind::Threads, None)),
+        IoMode::Uring => match probe::probe() {
+            Ok(()) => Ok((BackendKind::Uring, None)),
+            Err(why) => anyhow::bail!("--io uring: io_uring is not available: {why}"),
+        },
+        IoMode::Auto => match probe::probe() {
+            Ok(()) => Ok((BackendKind::Uring, None)),
+            Err(why) => Ok((
+                BackendKind::Threads,
+                Some(format!(
+                    "io_uring unavailable ({why}); using the thread-pool backend"
+                )),
+            )),
+        },
+    }
+}
+
+/// Starts the backend's threads. They take entries from `entries` until it closes, send
+/// one [`FileResult`] per entry to `results`, and exit; join the returned handles.
+pub fn start<F: SinkFactory>(
+    options: &ReadOptions,
+    entries: async_channel::Receiver<Entry>,
+    factory: Arc<F>,
+    results: Report<SinkOutput<F>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let pool = BufferPool::new(options.pool_buffers(), options.buffer_size);
+    match options.backend {
+        BackendKind::Uring => uring::start(options, pool, entries, factory, results),
+        BackendKind::Threads => threads::start(options, pool, entries, factory, results),
+    }
+}
+
+/// Checks a file after end-of-file against what the walk saw: a different size or
+/// modification time means the bytes read are not one consistent version.
+pub(crate) fn verify_unchanged(
+    entry: &Entry,
+    read: u64,
+    now_size: u64,
+    now_mtime: (i64, i64),
+) -> Result<(), ReadError> {
+    if read != now_size {
+        return Err(ReadError::Changed(format!(
+            "read {read} bytes, size is now {now_size}"
+        )));
+    }
+    if now_size != entry.size {
+        return Err(ReadError::Changed(format!(
+            "size was {} when listed, {now_size} after reading",
+            entry.size
+        )));
+    }
+    if now_mtime != entry.mtime {
+        return Err(ReadError::Changed("modified during the run".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! The thread-pool backend: blocking `pread` workers.
+//!
+//! Used where io_uring is unavailable, and as the reference the uring backend must
+//! match byte for byte. Each worker reads one file at a time, chunk by chunk, feeding
+//! the sink on its own thread.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::buffer::{BufferPool, PooledBuf};
+use super::{FileResult, ReadError, ReadOptions, Report, Sink, SinkFactory, SinkOutput};
+use crate::walk::Entry;
+
+pub(super) fn start<F: SinkFactory>(
+    options: &ReadOptions,
+    pool: BufferPool,
+    entries: async_channel::Receiver<Entry>,
+    factory: Arc<F>,
+    results: Report<SinkOutput<F>>,
+) -> Vec<JoinHandle<()>> {
+    (0..options.jobs.max(1))
+        .map(|i| {
+            let (pool, entries, factory, results) = (
+                pool.clone(),
+                entries.clone(),
+                Arc::clone(&factory),
+                Arc::clone(&results),
+            );
+            std::thread::Builder::new()
+                .name(format!("spate-read-{i}"))
+                .spawn(move || serve(&pool, &entries, factory.as_ref(), &results))
+                .expect("spawning a reader thread")
+        })
+        .collect()
+}
+
+/// Reads entries until the channel closes (or the results' receiver is gone).
+pub(super) fn serve<F: SinkFactory>(
+    pool: &BufferPool,
+    entries: &async_channel::Receiver<Entry>,
+    factory: &F,
+    results: &Report<SinkOutput<F>>,
+) {
+    while let Ok(entry) = entries.recv_blocking() {
+        let result = read_file(&entry, pool, factory);
+        let done = FileResult {
+            seq: entry.seq,
+            path: entry.path,
+            result,
+        };
+        if !results(done) {
+            break;
+        }
+    }
+}
+
+/// Opens a file for reading without ever blocking on it: `O_NONBLOCK` keeps a FIFO that
+/// replaced the file after the walk from hanging the open, and `O_NOCTTY` keeps a
+/// terminal from becoming ours.
+pub(crate) fn open_nonblocking(path: &std::path::Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+}
+
+fn read_file<F: SinkFactory>(
+    entry: &Entry,
+    pool: &BufferPool,
+    factory: &F,
+) -> Result<(SinkOutput<F>, u64), ReadError> {
+    let file = open_nonblocking(&entry.path).map_err(|e| ReadError::io("opening", e))?;
+    let mut sink = factory.make(entry);
+    let mut offset = 0u64;
+    loop {
+        let mut buf = pool.get_blocking();
+        let n = pread(&file, &mut buf, offset).map_err(|e| ReadError::io("reading", e))?;
+        if n == 0 {
+            break;
+        }
+        sink.update(&buf);
+        offset += n as u64;
+        // A short read from a regular file means end-of-file; skipping the extra
+        // zero-length read saves a syscall on every small file.
+        if n < buf.inner().capacity() {
+            break;
+        }
+        // Reading past the listed size means the file grew (or was replaced by a device
+        // that never ends): stop instead of reading forever.
+        if offset > entry.size {
+            return Err(ReadError::Changed(format!(
+                "grew past its listed size of {}",
+                entry.size
+            )));
+        }
+    }
+    let after = file.metadata().map_err(|e| ReadError::io("stat", e))?;
+    if !after.file_type().is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    super::verify_unchanged(
+        entry,
+        offset,
+        after.len(),
+        (after.mtime(), after.mtime_nsec()),
+    )?;
+    Ok((sink.finish(offset), offset))
+}
+
+/// Reads into the whole of `buf` at `offset`, retrying on EINTR.
+fn pread(file: &File, buf: &mut PooledBuf, offset: u64) -> std::io::Result<usize> {
+    let inner = buf.inner_mut();
+    loop {
+        // SAFETY: the pointer is valid for `capacity()` writable bytes, which is what we
+        // pass; the kernel writes at most that many.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                inner.as_mut_ptr().cast(),
+                inner.capacity(),
+                offset as libc::off_t,
+            )
+        };
+        if n >= 0 {
+            // SAFETY: the kernel wrote n bytes from the start.
+            unsafe { inner.set_len(n as usize) };
+            return Ok(n as usize);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

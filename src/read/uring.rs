@@ -1,0 +1,249 @@
+//! The io_uring backend, on tokio-uring. Every use of tokio-uring in spate is in this
+//! file, so the backend can be swapped (compio, raw `io-uring`) without touching a stage.
+//!
+//! Thread-per-core: each reader thread runs its own tokio-uring runtime with
+//! `queue_depth / jobs` worker tasks, all pulling entries from the shared bounded walk
+//! channel. Operations a runtime's tasks submit between two waits go to the kernel in
+//! one `io_uring_enter`, which is where io_uring saves syscalls on small files.
+//!
+//! Small files (one chunk) are read with a single awaited read and hashed inline on the
+//! ring's thread: handing each to a blocking thread halved small-file throughput in the
+//! prototype. Large files keep `readahead` chunk reads in flight while the previous chunk
+//! is fed to the sink on a blocking thread.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio_uring::buf::{IoBuf, IoBufMut};
+use tokio_uring::fs::{File, OpenOptions};
+
+use super::buffer::{BufferPool, PooledBuf};
+use super::{
+    FileResult, OFFLOAD_THRESHOLD, ReadError, ReadOptions, Report, Sink, SinkFactory, SinkOutput,
+};
+use crate::walk::Entry;
+
+// SAFETY: the pointer stays valid and fixed while the buffer is owned by an operation
+// (the allocation never moves), and `bytes_total` is the allocation's size.
+unsafe impl IoBuf for PooledBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.inner().as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.inner().len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.inner().capacity()
+    }
+}
+
+// SAFETY: the kernel writes at most `bytes_total` bytes at `stable_mut_ptr`, and
+// tokio-uring calls `set_init` with the count it reports written.
+unsafe impl IoBufMut for PooledBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.inner_mut().as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        let inner = self.inner_mut();
+        if pos > inner.len() {
+            // SAFETY: forwarded from the caller's contract.
+            unsafe { inner.set_len(pos) };
+        }
+    }
+}
+
+pub(super) fn start<F: SinkFactory>(
+    options: &ReadOptions,
+    pool: BufferPool,
+    entries: async_channel::Receiver<Entry>,
+    factory: Arc<F>,
+    results: Report<SinkOutput<F>>,
+) -> Vec<JoinHandle<()>> {
+    let jobs = options.jobs.max(1);
+    let per_ring = options.queue_depth.div_ceil(jobs).max(1);
+    let readahead = options.readahead.max(1);
+    (0..jobs)
+        .map(|i| {
+            let (pool, entries, factory, results) = (
+                pool.clone(),
+                entries.clone(),
+                Arc::clone(&factory),
+                Arc::clone(&results),
+            );
+            std::thread::Builder::new()
+                .name(format!("spate-ring-{i}"))
+                .spawn(move || run_ring(per_ring, readahead, pool, entries, factory, results))
+                .expect("spawning a ring thread")
+        })
+        .collect()
+}
+
+fn run_ring<F: SinkFactory>(
+    workers: usize,
+    readahead: usize,
+    pool: BufferPool,
+    entries: async_channel::Receiver<Entry>,
+    factory: Arc<F>,
+    results: Report<SinkOutput<F>>,
+) {
+    let ring_size = (workers * (readahead + 2))
+        .next_power_of_two()
+        .clamp(64, 4096) as u32;
+    let runtime = match tokio_uring::Runtime::new(tokio_uring::builder().entries(ring_size)) {
+        Ok(rt) => rt,
+        Err(err) => {
+            // The start-up probe passed, so this is a late refusal (e.g. out of locked
+            // memory). Serve this thread's share with blocking reads instead of failing.
+            eprintln!("spate: setting up an io_uring ring failed ({err}); this reader uses pread");
+            super::threads::serve(&pool, &entries, factory.as_ref(), &results);
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let tasks: Vec<_> = (0..workers)
+            .map(|_| {
+                let (pool, entries, factory, results) = (
+                    pool.clone(),
+                    entries.clone(),
+                    Arc::clone(&factory),
+                    Arc::clone(&results),
+                );
+                tokio_uring::spawn(async move {
+                    while let Ok(entry) = entries.recv().await {
+                        let result = read_file(&entry, &pool, factory.as_ref(), readahead).await;
+                        let done = FileResult {
+                            seq: entry.seq,
+                            path: entry.path,
+                            result,
+                        };
+                        if !results(done) {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+}
+
+async fn read_file<F: SinkFactory>(
+    entry: &Entry,
+    pool: &BufferPool,
+    factory: &F,
+    readahead: usize,
+) -> Result<(SinkOutput<F>, u64), ReadError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&entry.path)
+        .await
+        .map_err(|e| ReadError::io("opening", e))?;
+    let file = Rc::new(file);
+    let mut sink = factory.make(entry);
+    let cap = pool.buffer_size() as u64;
+
+    let (sink, len) = if entry.size < cap {
+        // One chunk expected: a single awaited read, fed inline.
+        let (res, buf) = read_at(Rc::clone(&file), pool.get().await, 0).await;
+        let n = res.map_err(|e| ReadError::io("reading", e))? as u64;
+        sink.update(&buf);
+        if n == cap {
+            return Err(grew(entry));
+        }
+        (sink, n)
+    } else {
+        read_chunks(&file, entry, pool, sink, readahead).await?
+    };
+
+    let stat = file.statx().await.map_err(|e| ReadError::io("stat", e))?;
+    if u32::from(stat.stx_mode) & libc::S_IFMT != libc::S_IFREG {
+        return Err(ReadError::NotRegular);
+    }
+    let mtime = (stat.stx_mtime.tv_sec, i64::from(stat.stx_mtime.tv_nsec));
+    super::verify_unchanged(entry, len, stat.stx_size, mtime)?;
+    Ok((sink.finish(len), len))
+}
+
+fn grew(entry: &Entry) -> ReadError {
+    ReadError::Changed(format!("grew past its listed size of {}", entry.size))
+}
+
+/// Reads a multi-chunk file with up to `readahead` reads in flight, feeding each chunk to
+/// the sink in order. Returns the number of bytes read.
+async fn read_chunks<S: Sink>(
+    file: &Rc<File>,
+    entry: &Entry,
+    pool: &BufferPool,
+    mut sink: S,
+    readahead: usize,
+) -> Result<(S, u64), ReadError> {
+    let cap = pool.buffer_size() as u64;
+    let mut inflight = VecDeque::new();
+    let mut next = 0u64;
+    let mut len = 0u64;
+    loop {
+        while inflight.len() < readahead && (inflight.is_empty() || next < entry.size) {
+            let buf = if inflight.is_empty() {
+                pool.get().await
+            } else {
+                match pool.try_get() {
+                    Some(buf) => buf,
+                    None => break,
+                }
+            };
+            inflight.push_back(tokio_uring::spawn(read_at(Rc::clone(file), buf, next)));
+            next += cap;
+        }
+        let Some(read) = inflight.pop_front() else {
+            break;
+        };
+        let (res, buf) = read
+            .await
+            .map_err(|e| ReadError::io("reading", io::Error::other(e)))?;
+        let n = res.map_err(|e| ReadError::io("reading", e))? as u64;
+        if n == 0 {
+            break;
+        }
+        len += n;
+        sink = feed(sink, buf).await?;
+        if n < cap {
+            break;
+        }
+        if len > entry.size {
+            return Err(grew(entry));
+        }
+    }
+    Ok((sink, len))
+}
+
+/// Feeds one chunk to the sink: inline when small, on a blocking thread when large so the
+/// ring keeps submitting reads meanwhile (the sink travels there and back).
+async fn feed<S: Sink>(mut sink: S, buf: PooledBuf) -> Result<S, ReadError> {
+    if buf.len() < OFFLOAD_THRESHOLD {
+        sink.update(&buf);
+        return Ok(sink);
+    }
+    tokio::task::spawn_blocking(move || {
+        sink.update(&buf);
+        sink
+    })
+    .await
+    .map_err(|e| ReadError::io("hashing", io::Error::other(e)))
+}
+
+/// One read of a whole buffer at `offset`.
+async fn read_at(
+    file: Rc<File>,
+    mut buf: PooledBuf,
+    offset: u64,
+) -> (io::Result<usize>, PooledBuf) {
+    buf.inner_mut().clear();
+    file.read_at(buf, offset).await
+}

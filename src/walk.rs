@@ -1,0 +1,212 @@
+//! The walk stage: turns the paths a user named into a stream of files to read.
+//!
+//! The walker runs on its own thread (there is no readdir over io_uring) and sends
+//! [`Entry`] values into a bounded channel, so a tree of millions of files never sits in
+//! memory. Everything it does not send to the readers (symlinks it does not follow,
+//! FIFOs, sockets, devices, unreadable directories) becomes a [`Notice`] that goes
+//! straight to the printer with its own sequence number, keeping stderr in walk order.
+
+use std::ffi::OsString;
+use std::fs::FileType;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::window::Window;
+
+/// A regular file found by the walk, on its way to a reader.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Position in the output; the printer emits results in this order.
+    pub seq: u64,
+    /// The path as the user will see it (root as given, joined with the names below it).
+    pub path: PathBuf,
+    /// Size from the walk's `lstat`/`stat`; readers compare it with what they read.
+    pub size: u64,
+    /// Modification time (seconds, nanoseconds) seen by the walk.
+    pub mtime: (i64, i64),
+}
+
+/// Something the walk reports instead of a file to read.
+#[derive(Debug)]
+pub struct Notice {
+    pub seq: u64,
+    pub path: PathBuf,
+    pub kind: NoticeKind,
+}
+
+#[derive(Debug)]
+pub enum NoticeKind {
+    /// Not an error: skipped by design (symlink not followed, FIFO, socket, device).
+    Skipped(&'static str),
+    /// The walk could not go on below or at this path; counts as a failure.
+    Error(String),
+}
+
+/// How to walk.
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// Glob patterns; a match on the file name or the whole path excludes the entry
+    /// (and everything below it, for a directory).
+    pub exclude: Vec<String>,
+    /// Follow symbolic links (with loop detection).
+    pub follow: bool,
+    /// Do not cross file-system boundaries.
+    pub one_file_system: bool,
+}
+
+/// What the walker sends on.
+pub enum Found {
+    File(Entry),
+    Notice(Notice),
+}
+
+/// Compiles the exclude patterns once.
+pub fn compile_excludes(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = Glob::new(p).with_context(|| format!("invalid --exclude pattern {p:?}"))?;
+        builder.add(glob);
+    }
+    builder.build().context("building --exclude patterns")
+}
+
+fn is_excluded(set: &GlobSet, path: &Path) -> bool {
+    if set.is_empty() {
+        return false;
+    }
+    set.is_match(path) || path.file_name().is_some_and(|name| set.is_match(name))
+}
+
+/// Describes a file type the readers must never open.
+fn special_kind(ft: &FileType) -> Option<&'static str> {
+    if ft.is_fifo() {
+        Some("skipped FIFO")
+    } else if ft.is_socket() {
+        Some("skipped socket")
+    } else if ft.is_block_device() {
+        Some("skipped block device")
+    } else if ft.is_char_device() {
+        Some("skipped character device")
+    } else {
+        None
+    }
+}
+
+/// Walks `roots` in order, each sorted by file name, calling `send` for every file and
+/// notice. Sequence numbers are taken from `window`, which holds the walk back when the
+/// printer falls too far behind. Returns early (without error) when `send` returns false,
+/// meaning the run is being torn down.
+pub fn walk(
+    roots: &[OsString],
+    options: &WalkOptions,
+    window: &Arc<Window>,
+    mut send: impl FnMut(Found) -> bool,
+) -> Result<()> {
+    let excludes = compile_excludes(&options.exclude)?;
+    for root in roots {
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(options.follow)
+            .same_file_system(options.one_file_system)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !is_excluded(&excludes, e.path()));
+        for item in walker {
+            let found = match item {
+                Ok(entry) => match classify(entry, window) {
+                    Some(found) => found,
+                    None => continue,
+                },
+                Err(err) => {
+                    let path = err
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| PathBuf::from(root));
+                    let cause = describe_walk_error(&err);
+                    Found::Notice(Notice {
+                        seq: window.admit(),
+                        path,
+                        kind: NoticeKind::Error(cause),
+                    })
+                }
+            };
+            if !send(found) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe_walk_error(err: &walkdir::Error) -> String {
+    if let Some(ancestor) = err.loop_ancestor() {
+        return format!("symbolic link loop (points back to {})", ancestor.display());
+    }
+    match err.io_error() {
+        Some(io) => io.to_string(),
+        None => err.to_string(),
+    }
+}
+
+/// Decides what one directory entry becomes: a file to read, a notice, or nothing
+/// (directories themselves produce no output).
+fn classify(entry: walkdir::DirEntry, window: &Window) -> Option<Found> {
+    let ft = entry.file_type();
+    if ft.is_dir() {
+        return None;
+    }
+    if ft.is_symlink() {
+        // With --follow walkdir resolves links itself, so a symlink type here means a
+        // link we do not follow (or a dangling one).
+        return Some(Found::Notice(Notice {
+            seq: window.admit(),
+            path: entry.into_path(),
+            kind: NoticeKind::Skipped("skipped symbolic link (use --follow to hash its target)"),
+        }));
+    }
+    if let Some(what) = special_kind(&ft) {
+        return Some(Found::Notice(Notice {
+            seq: window.admit(),
+            path: entry.into_path(),
+            kind: NoticeKind::Skipped(what),
+        }));
+    }
+    match entry.metadata() {
+        Ok(meta) => Some(Found::File(Entry {
+            seq: window.admit(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            path: entry.into_path(),
+        })),
+        Err(err) => {
+            let cause = describe_walk_error(&err);
+            Some(Found::Notice(Notice {
+                seq: window.admit(),
+                path: entry.into_path(),
+                kind: NoticeKind::Error(cause),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclude_matches_name_or_whole_path() {
+        let set = compile_excludes(&["*.o".into(), "a/skip/**".into()]).unwrap();
+        assert!(is_excluded(&set, Path::new("x/y/z.o")));
+        assert!(is_excluded(&set, Path::new("a/skip/deep/f")));
+        assert!(!is_excluded(&set, Path::new("a/keep/f.c")));
+    }
+
+    #[test]
+    fn bad_exclude_pattern_is_an_error_naming_it() {
+        let err = compile_excludes(&["a[".into()]).unwrap_err();
+        assert!(format!("{err:#}").contains("a["));
+    }
+}

@@ -1,0 +1,91 @@
+//! The reorder window: how far the walk may run ahead of the printer.
+//!
+//! Results are printed in walk order, so a slow file holds back every result after it.
+//! Those results wait in the printer's reorder buffer; the window caps how many can
+//! wait, which keeps memory bounded even when one huge file sits in front of a million
+//! small ones.
+
+use std::sync::{Condvar, Mutex};
+
+/// Hands out sequence numbers, at most `size` ahead of the last one printed.
+pub struct Window {
+    state: Mutex<State>,
+    moved: Condvar,
+    size: u64,
+}
+
+struct State {
+    next: u64,
+    printed: u64,
+    closed: bool,
+}
+
+impl Window {
+    /// A window that lets `size` entries be in flight or waiting to print.
+    pub fn new(size: u64) -> Self {
+        Window {
+            state: Mutex::new(State {
+                next: 0,
+                printed: 0,
+                closed: false,
+            }),
+            moved: Condvar::new(),
+            size: size.max(1),
+        }
+    }
+
+    /// The next sequence number; blocks while the window is full. After [`close`]
+    /// it no longer blocks, so a walker being torn down can finish.
+    ///
+    /// [`close`]: Window::close
+    pub fn admit(&self) -> u64 {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !s.closed && s.next >= s.printed + self.size {
+            s = self.moved.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        let seq = s.next;
+        s.next += 1;
+        seq
+    }
+
+    /// Records that every sequence number below `printed` has been printed.
+    pub fn printed_up_to(&self, printed: u64) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if printed > s.printed {
+            s.printed = printed;
+            self.moved.notify_all();
+        }
+    }
+
+    /// Stops holding the walk back (the run is ending).
+    pub fn close(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.closed = true;
+        self.moved.notify_all();
+    }
+
+    /// How many sequence numbers were handed out.
+    pub fn issued(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn walk_waits_for_printer_when_window_is_full() {
+        let w = Arc::new(Window::new(2));
+        assert_eq!(w.admit(), 0);
+        assert_eq!(w.admit(), 1);
+        let w2 = Arc::clone(&w);
+        let t = std::thread::spawn(move || w2.admit());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t.is_finished(), "third admit must wait");
+        w.printed_up_to(1);
+        assert_eq!(t.join().unwrap(), 2);
+    }
+}

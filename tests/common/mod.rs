@@ -1,0 +1,144 @@
+//! Helpers shared by the integration tests: temp trees with awkward names and sizes,
+//! and runners for spate and the peer tools.
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Both read backends; every backend-sensitive test runs once per entry.
+pub const BACKENDS: [&str; 2] = ["uring", "threads"];
+
+/// Deterministic pseudo-random bytes (xorshift), so content differs between files.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn write(path: &Path, data: &[u8]) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(path, data).unwrap();
+}
+
+/// Sizes that cross every chunk boundary the readers care about (1 MiB buffers).
+pub const SIZES: [usize; 9] = [
+    0,
+    1,
+    4095,
+    4096,
+    (1 << 20) - 1,
+    1 << 20,
+    (1 << 20) + 1,
+    3 * (1 << 20) + 12345,
+    8 << 20,
+];
+
+/// A tree with nested directories, files of [`SIZES`], and names with spaces, a leading
+/// dash and a leading `*`. `awkward` adds names with a backslash, a newline, a carriage
+/// return and a non-UTF-8 byte.
+pub fn make_tree(root: &Path, awkward: bool) {
+    for (i, size) in SIZES.iter().enumerate() {
+        write(
+            &root.join(format!("sizes/f{i}.bin")),
+            &bytes(*size, i as u64),
+        );
+    }
+    write(&root.join("with space.txt"), b"space\n");
+    write(&root.join("-leading-dash"), b"dash\n");
+    write(&root.join("*star"), b"star\n");
+    write(&root.join("deep/a/b/c/d.txt"), b"deep\n");
+    std::fs::create_dir_all(root.join("empty-dir")).unwrap();
+    for i in 0..50 {
+        write(
+            &root.join(format!("many/{i:03}")),
+            &bytes(100 + i * 37, 1000 + i as u64),
+        );
+    }
+    if awkward {
+        let names: [&[u8]; 4] = [
+            b"back\\slash",
+            b"new\nline",
+            b"carriage\rreturn",
+            b"bad\xffutf8",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            write(
+                &root.join("awkward").join(OsStr::from_bytes(name)),
+                &bytes(10 + i, 77 + i as u64),
+            );
+        }
+    }
+}
+
+/// Every regular file below `root`, as paths that start with `root`.
+pub fn files_below(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let ft = entry.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+/// Runs spate with `args` in `dir`.
+pub fn spate(dir: &Path, args: &[&OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spate"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("running spate")
+}
+
+/// Shorthand to build an argument list of mixed str/OsString.
+pub fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// Runs a peer tool on the given files (paths relative to `dir`).
+pub fn peer(dir: &Path, tool: &str, extra: &[&str], files: &[PathBuf]) -> Output {
+    let out = Command::new(tool)
+        .current_dir(dir)
+        .args(extra)
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool} (is it installed? .ci/run installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Output lines (split on `\n`), sorted, for comparing sets of manifest lines.
+pub fn sorted_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    lines.sort();
+    lines
+}
+
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -1,0 +1,392 @@
+//! `spate hash` against the real tools, on both backends.
+
+mod common;
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn hash(dir: &Path, backend: &str, extra: &[&str], paths: &[&str]) -> std::process::Output {
+    let mut args: Vec<OsString> = os(&["hash", "--io", backend]);
+    args.extend(os(extra));
+    args.extend(os(paths));
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    spate(dir, &refs)
+}
+
+#[test]
+fn hash_matches_coreutils_for_every_algorithm_and_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("tree"), true);
+    let files: Vec<_> = files_below(&tmp.path().join("tree"))
+        .into_iter()
+        .map(|p| p.strip_prefix(tmp.path()).unwrap().to_path_buf())
+        .collect();
+    for (algo, tool) in [
+        ("sha256", "sha256sum"),
+        ("sha512", "sha512sum"),
+        ("sha1", "sha1sum"),
+        ("md5", "md5sum"),
+    ] {
+        let expected = sorted_lines(&peer(tmp.path(), tool, &[], &files).stdout);
+        for backend in BACKENDS {
+            let out = hash(tmp.path(), backend, &["-a", algo], &["tree"]);
+            assert!(
+                out.status.success(),
+                "{backend}/{algo}: {}",
+                stderr_of(&out)
+            );
+            assert_eq!(
+                sorted_lines(&out.stdout),
+                expected,
+                "{backend}/{algo} differs from {tool}"
+            );
+        }
+    }
+}
+
+#[test]
+fn hash_matches_b3sum_on_both_backends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    make_tree(&tree, false);
+    // b3sum 1.2 escapes backslash and newline like spate; it does not escape \r and it
+    // prints non-UTF-8 names lossily, so those two names are covered by coreutils tests.
+    write(&tree.join("back\\slash"), b"b");
+    write(&tree.join(OsStr::from_bytes(b"new\nline")), b"n");
+    let files: Vec<_> = files_below(&tree)
+        .into_iter()
+        .map(|p| p.strip_prefix(tmp.path()).unwrap().to_path_buf())
+        .collect();
+    let expected = sorted_lines(&peer(tmp.path(), "b3sum", &[], &files).stdout);
+    for backend in BACKENDS {
+        let out = hash(tmp.path(), backend, &[], &["tree"]);
+        assert!(out.status.success(), "{backend}: {}", stderr_of(&out));
+        assert_eq!(
+            sorted_lines(&out.stdout),
+            expected,
+            "{backend} differs from b3sum"
+        );
+    }
+}
+
+#[test]
+fn backends_agree_byte_for_byte_and_order_is_stable() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("tree"), true);
+    let runs: Vec<Vec<u8>> = BACKENDS
+        .iter()
+        .chain(BACKENDS.iter())
+        .map(|b| {
+            let out = hash(
+                tmp.path(),
+                b,
+                &["-a", "sha256", "-a", "blake3", "--json"],
+                &["tree"],
+            );
+            assert!(out.status.success());
+            out.stdout
+        })
+        .collect();
+    assert!(
+        runs.windows(2).all(|w| w[0] == w[1]),
+        "outputs differ between runs/backends"
+    );
+    // Walk order: names sorted byte-wise within each directory, depth first.
+    let paths: Vec<String> = String::from_utf8_lossy(&runs[0])
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let many: Vec<&String> = paths
+        .iter()
+        .filter(|p| p.starts_with("tree/many/"))
+        .collect();
+    let mut sorted = many.clone();
+    sorted.sort();
+    assert_eq!(many, sorted);
+    assert_eq!(paths.len(), files_below(&tmp.path().join("tree")).len());
+}
+
+#[test]
+fn tag_lines_match_sha256sum_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("tree"), true);
+    let files: Vec<_> = files_below(&tmp.path().join("tree"))
+        .into_iter()
+        .map(|p| p.strip_prefix(tmp.path()).unwrap().to_path_buf())
+        .collect();
+    let expected = sorted_lines(&peer(tmp.path(), "sha256sum", &["--tag"], &files).stdout);
+    let out = hash(tmp.path(), "uring", &["-a", "sha256", "--tag"], &["tree"]);
+    assert_eq!(sorted_lines(&out.stdout), expected);
+}
+
+#[test]
+fn json_has_path_size_and_every_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("d/x"), b"abc");
+    write(&tmp.path().join(OsStr::from_bytes(b"d/\xff")), b"");
+    let out = hash(
+        tmp.path(),
+        "threads",
+        &["--json", "-a", "sha256", "-a", "md5"],
+        &["d"],
+    );
+    assert!(out.status.success());
+    let objs: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), 2);
+    let x = objs.iter().find(|o| o["path"] == "d/x").unwrap();
+    assert_eq!(x["size"], 3);
+    assert_eq!(
+        x["sha256"],
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(x["md5"], "900150983cd24fb0d6963f7d28e17f72");
+    let bad = objs.iter().find(|o| o.get("path_hex").is_some()).unwrap();
+    assert_eq!(bad["path_hex"], "642fff");
+}
+
+#[test]
+fn several_algorithms_give_tag_lines_from_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("f"), b"abc");
+    let out = hash(tmp.path(), "uring", &["-a", "md5", "-a", "sha1"], &["f"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "MD5 (f) = 900150983cd24fb0d6963f7d28e17f72\nSHA1 (f) = a9993e364706816aba3e25717850c26c9cd0d89d\n"
+    );
+}
+
+#[test]
+fn stdin_is_hashed_when_no_path_or_dash() {
+    for args in [vec!["hash"], vec!["hash", "-"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "0b8b60248fad7ac6dfac221b7e01a8b91c772421a15b387dd1fb2d6a94aee438  -\n"
+        );
+    }
+}
+
+#[test]
+fn fifo_in_tree_is_skipped_without_hanging() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("t/a"), b"a");
+    let fifo = tmp.path().join("t/pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for backend in BACKENDS {
+        let started = Instant::now();
+        let out = hash(tmp.path(), backend, &[], &["t"]);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert!(
+            stderr_of(&out).contains("t/pipe: skipped FIFO"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+    }
+}
+
+#[test]
+fn symlinks_are_skipped_unless_followed_and_loops_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("t/real/f"), b"f");
+    std::os::unix::fs::symlink("real/f", tmp.path().join("t/link")).unwrap();
+    std::os::unix::fs::symlink("..", tmp.path().join("t/real/up")).unwrap();
+    let out = hash(tmp.path(), "uring", &[], &["t"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("t/link: skipped symbolic link"));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+
+    let out = hash(tmp.path(), "uring", &["--follow"], &["t"]);
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(stdout.contains("  t/link\n"), "{stdout}");
+    assert!(stderr_of(&out).contains("loop"), "{}", stderr_of(&out));
+    assert_eq!(out.status.code(), Some(1), "a loop is an error");
+}
+
+#[test]
+fn exclude_leaves_out_matching_files_and_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("t/keep.c"), b"1");
+    write(&tmp.path().join("t/drop.o"), b"2");
+    write(&tmp.path().join("t/target/x.c"), b"3");
+    let out = hash(
+        tmp.path(),
+        "threads",
+        &["--exclude", "*.o", "--exclude", "target"],
+        &["t"],
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+}
+
+/// Runs spate as `nobody`, so permission checks apply (the tests run as root).
+fn as_nobody(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("setpriv (util-linux) runs spate as nobody")
+}
+
+fn open_to_all(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+#[test]
+fn unreadable_file_and_directory_are_reported_and_the_run_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    open_to_all(tmp.path());
+    let t = tmp.path().join("t");
+    write(&t.join("a"), b"a");
+    write(&t.join("secret"), b"s");
+    write(&t.join("closed/inner"), b"i");
+    write(&t.join("z"), b"z");
+    open_to_all(&t);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.join("secret"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(t.join("closed"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    for backend in BACKENDS {
+        let out = as_nobody(tmp.path(), &["hash", "--io", backend, "t"]);
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{backend}: {err}");
+        assert!(
+            err.contains("t/secret: opening: Permission denied"),
+            "{err}"
+        );
+        assert!(err.contains("t/closed: Permission denied"), "{err}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            stdout.contains("  t/a\n") && stdout.contains("  t/z\n"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn output_file_is_written_whole_and_matches_stdout() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("t"), false);
+    let out = hash(tmp.path(), "uring", &["-o", "m.b3"], &["t"]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let stdout = hash(tmp.path(), "uring", &[], &["t"]).stdout;
+    assert_eq!(std::fs::read(tmp.path().join("m.b3")).unwrap(), stdout);
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("spate-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn output_that_cannot_be_written_leaves_no_partial_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..400 {
+        write(
+            &tmp.path()
+                .join(format!("t/file-with-a-longish-name-{i:04}")),
+            b"x",
+        );
+    }
+    // RLIMIT_FSIZE makes the manifest write fail part-way, like a full disk.
+    let out = Command::new("prlimit")
+        .args(["--fsize=8192", "--"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .args(["hash", "-o", "m.b3", "t"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("writing m.b3"),
+        "{}",
+        stderr_of(&out)
+    );
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![OsString::from("t")],
+        "nothing but the tree is left"
+    );
+}
+
+#[test]
+fn auto_falls_back_to_threads_when_io_uring_is_unavailable() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("f"), b"abc");
+    let run = |io: &str| {
+        Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(["hash", "--io", io, "f"])
+            .env("SPATE_DISABLE_IO_URING", "1")
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    let auto = run("auto");
+    assert!(auto.status.success());
+    assert!(stderr_of(&auto).contains("using the thread-pool backend"));
+    assert!(String::from_utf8(auto.stdout).unwrap().ends_with("  f\n"));
+    let forced = run("uring");
+    assert_eq!(forced.status.code(), Some(2));
+    assert!(stderr_of(&forced).contains("io_uring is not available"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["hash", "-a", "crc99", "."],
+        vec!["hash", "--buffer-size", "lots", "."],
+        vec!["hash", "--exclude", "a[", "."],
+        vec!["hash", "-", "."],
+        vec!["nonsense"],
+    ] {
+        let refs: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let out = spate(tmp.path(), &refs);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+    }
+}
+
+#[test]
+fn missing_path_is_an_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("ok"), b"1");
+    let out = hash(tmp.path(), "uring", &[], &["nope", "ok"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("spate: nope: No such file or directory"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(String::from_utf8(out.stdout).unwrap().ends_with("  ok\n"));
+}
