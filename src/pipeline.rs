@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 
 use crate::progress::Progress;
 use crate::read::{self, FileResult, ReadError, ReadOptions, SinkFactory, SinkOutput};
-use crate::walk::{self, Found, Notice, WalkOptions};
+use crate::walk::{self, Entry, Found, Notice, WalkOptions};
 use crate::window::Window;
 
 /// How many finished results may wait for a slow file ahead of them before the walk
@@ -33,7 +33,7 @@ pub enum Outcome<O> {
 }
 
 enum Msg<O> {
-    Read(FileResult<O>),
+    Read(Vec<FileResult<O>>),
     Notice(Notice),
     WalkEnded(Result<()>),
 }
@@ -52,7 +52,7 @@ pub fn run<F: SinkFactory>(
     // Fail on bad patterns before any thread starts.
     walk::compile_excludes(&walk_options.exclude)?;
     let window = Arc::new(Window::new(REORDER_WINDOW));
-    let (entry_tx, entry_rx) = async_channel::bounded(read_options.queue_depth.max(1) * 2);
+    let (entry_tx, entry_rx) = async_channel::bounded(read_options.queue_depth.max(1));
     let (msg_tx, msg_rx) = mpsc::channel::<Msg<SinkOutput<F>>>();
 
     let walker = {
@@ -66,14 +66,24 @@ pub fn run<F: SinkFactory>(
         std::thread::Builder::new()
             .name("spate-walk".into())
             .spawn(move || {
-                let result = walk::walk(&roots, &options, &window, |found| match found {
-                    Found::File(entry) => {
-                        progress.found(entry.size);
-                        entry_tx.send_blocking(entry).is_ok()
+                let mut batcher = Batcher::new(entry_tx);
+                let result = walk::walk(&roots, &options, |mut found| {
+                    // The printer may be waiting for an entry still in our batch: hand
+                    // the batch over before waiting for the window to open.
+                    if window.would_block() && !batcher.flush() {
+                        return false;
                     }
-                    Found::Notice(notice) => msg_tx.send(Msg::Notice(notice)).is_ok(),
+                    found.set_seq(window.admit());
+                    match found {
+                        Found::File(entry) => {
+                            progress.found(entry.size);
+                            batcher.push(entry)
+                        }
+                        Found::Notice(notice) => msg_tx.send(Msg::Notice(notice)).is_ok(),
+                    }
                 });
-                drop(entry_tx);
+                batcher.flush();
+                drop(batcher);
                 let _ = msg_tx.send(Msg::WalkEnded(result));
             })
             .context("starting the walk thread")?
@@ -81,7 +91,7 @@ pub fn run<F: SinkFactory>(
 
     let report_tx = msg_tx.clone();
     let report: read::Report<SinkOutput<F>> =
-        Arc::new(move |result| report_tx.send(Msg::Read(result)).is_ok());
+        Arc::new(move |results| report_tx.send(Msg::Read(results)).is_ok());
     let readers = read::start(read_options, entry_rx.clone(), factory, report);
     drop(msg_tx);
 
@@ -99,6 +109,44 @@ pub fn run<F: SinkFactory>(
     delivered
 }
 
+/// Most entries per batch sent to the readers.
+const BATCH: usize = 16;
+
+/// Groups entries into batches for the readers. A batch goes out when it is full, or
+/// at once when the readers have nothing queued, so they never idle waiting for a
+/// batch to fill.
+struct Batcher {
+    tx: async_channel::Sender<read::Batch>,
+    batch: read::Batch,
+}
+
+impl Batcher {
+    fn new(tx: async_channel::Sender<read::Batch>) -> Self {
+        Batcher {
+            tx,
+            batch: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Adds an entry; false when the readers are gone.
+    fn push(&mut self, entry: Entry) -> bool {
+        self.batch.push(entry);
+        if self.batch.len() >= BATCH || self.tx.is_empty() {
+            return self.flush();
+        }
+        true
+    }
+
+    /// Sends what is batched; false when the readers are gone.
+    fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.tx.send_blocking(batch).is_ok()
+    }
+}
+
 /// Receives results in any order and delivers them in sequence order.
 fn deliver_in_order<O>(
     rx: &mpsc::Receiver<Msg<O>>,
@@ -110,18 +158,24 @@ fn deliver_in_order<O>(
     let mut next = 0u64;
     let mut walk_result = Ok(());
     for msg in rx {
-        let (seq, outcome) = match msg {
-            Msg::Read(FileResult { seq, path, result }) => match result {
-                Ok((output, len)) => (seq, Outcome::Read { path, output, len }),
-                Err(error) => (seq, Outcome::Failed { path, error }),
-            },
-            Msg::Notice(notice) => (notice.seq, Outcome::Notice(notice)),
+        match msg {
+            Msg::Read(results) => {
+                for FileResult { seq, path, result } in results {
+                    let outcome = match result {
+                        Ok((output, len)) => Outcome::Read { path, output, len },
+                        Err(error) => Outcome::Failed { path, error },
+                    };
+                    waiting.insert(seq, outcome);
+                }
+            }
+            Msg::Notice(notice) => {
+                waiting.insert(notice.seq, Outcome::Notice(notice));
+            }
             Msg::WalkEnded(result) => {
                 walk_result = result;
                 continue;
             }
-        };
-        waiting.insert(seq, outcome);
+        }
         while let Some(outcome) = waiting.remove(&next) {
             if let Outcome::Read { len, .. } = &outcome {
                 progress.done(*len);

@@ -10,17 +10,14 @@ use std::ffi::OsString;
 use std::fs::FileType;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::window::Window;
-
 /// A regular file found by the walk, on its way to a reader.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// Position in the output; the printer emits results in this order.
+    /// Position in the output, set by the pipeline; results are printed in this order.
     pub seq: u64,
     /// The path as the user will see it (root as given, joined with the names below it).
     pub path: PathBuf,
@@ -64,6 +61,16 @@ pub enum Found {
     Notice(Notice),
 }
 
+impl Found {
+    /// Gives the entry or notice its place in the output.
+    pub fn set_seq(&mut self, seq: u64) {
+        match self {
+            Found::File(e) => e.seq = seq,
+            Found::Notice(n) => n.seq = seq,
+        }
+    }
+}
+
 /// Compiles the exclude patterns once.
 pub fn compile_excludes(patterns: &[String]) -> Result<GlobSet> {
     let mut builder = GlobSetBuilder::new();
@@ -97,13 +104,11 @@ fn special_kind(ft: &FileType) -> Option<&'static str> {
 }
 
 /// Walks `roots` in order, each sorted by file name, calling `send` for every file and
-/// notice. Sequence numbers are taken from `window`, which holds the walk back when the
-/// printer falls too far behind. Returns early (without error) when `send` returns false,
-/// meaning the run is being torn down.
+/// notice (with `seq` 0: the caller numbers them). Returns early (without error) when
+/// `send` returns false, meaning the run is being torn down.
 pub fn walk(
     roots: &[OsString],
     options: &WalkOptions,
-    window: &Arc<Window>,
     mut send: impl FnMut(Found) -> bool,
 ) -> Result<()> {
     let excludes = compile_excludes(&options.exclude)?;
@@ -116,7 +121,7 @@ pub fn walk(
             .filter_entry(|e| e.depth() == 0 || !is_excluded(&excludes, e.path()));
         for item in walker {
             let found = match item {
-                Ok(entry) => match classify(entry, window) {
+                Ok(entry) => match classify(entry) {
                     Some(found) => found,
                     None => continue,
                 },
@@ -127,7 +132,7 @@ pub fn walk(
                         .unwrap_or_else(|| PathBuf::from(root));
                     let cause = describe_walk_error(&err);
                     Found::Notice(Notice {
-                        seq: window.admit(),
+                        seq: 0,
                         path,
                         kind: NoticeKind::Error(cause),
                     })
@@ -153,7 +158,7 @@ fn describe_walk_error(err: &walkdir::Error) -> String {
 
 /// Decides what one directory entry becomes: a file to read, a notice, or nothing
 /// (directories themselves produce no output).
-fn classify(entry: walkdir::DirEntry, window: &Window) -> Option<Found> {
+fn classify(entry: walkdir::DirEntry) -> Option<Found> {
     let ft = entry.file_type();
     if ft.is_dir() {
         return None;
@@ -162,21 +167,21 @@ fn classify(entry: walkdir::DirEntry, window: &Window) -> Option<Found> {
         // With --follow walkdir resolves links itself, so a symlink type here means a
         // link we do not follow (or a dangling one).
         return Some(Found::Notice(Notice {
-            seq: window.admit(),
+            seq: 0,
             path: entry.into_path(),
             kind: NoticeKind::Skipped("skipped symbolic link (use --follow to hash its target)"),
         }));
     }
     if let Some(what) = special_kind(&ft) {
         return Some(Found::Notice(Notice {
-            seq: window.admit(),
+            seq: 0,
             path: entry.into_path(),
             kind: NoticeKind::Skipped(what),
         }));
     }
     match entry.metadata() {
         Ok(meta) => Some(Found::File(Entry {
-            seq: window.admit(),
+            seq: 0,
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             path: entry.into_path(),
@@ -184,7 +189,7 @@ fn classify(entry: walkdir::DirEntry, window: &Window) -> Option<Found> {
         Err(err) => {
             let cause = describe_walk_error(&err);
             Some(Found::Notice(Notice {
-                seq: window.admit(),
+                seq: 0,
                 path: entry.into_path(),
                 kind: NoticeKind::Error(cause),
             }))

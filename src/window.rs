@@ -48,6 +48,13 @@ impl Window {
         seq
     }
 
+    /// True when [`admit`](Window::admit) would wait now. Only the walker admits and
+    /// the printed mark only rises, so for the walker a `false` stays true until it admits.
+    pub fn would_block(&self) -> bool {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        !s.closed && s.next >= s.printed + self.size
+    }
+
     /// Records that every sequence number below `printed` has been printed.
     pub fn printed_up_to(&self, printed: u64) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::buffer::{BufferPool, PooledBuf};
-use super::{FileResult, ReadError, ReadOptions, Report, Sink, SinkFactory, SinkOutput};
+use super::{Batch, FileResult, ReadError, ReadOptions, Report, Sink, SinkFactory, SinkOutput};
 use crate::walk::Entry;
 
 pub(super) fn start<F: SinkFactory>(
     options: &ReadOptions,
     pool: BufferPool,
-    entries: async_channel::Receiver<Entry>,
+    entries: async_channel::Receiver<Batch>,
     factory: Arc<F>,
     results: Report<SinkOutput<F>>,
 ) -> Vec<JoinHandle<()>> {
@@ -40,17 +40,19 @@ pub(super) fn start<F: SinkFactory>(
 /// Reads entries until the channel closes (or the results' receiver is gone).
 pub(super) fn serve<F: SinkFactory>(
     pool: &BufferPool,
-    entries: &async_channel::Receiver<Entry>,
+    entries: &async_channel::Receiver<Batch>,
     factory: &F,
     results: &Report<SinkOutput<F>>,
 ) {
-    while let Ok(entry) = entries.recv_blocking() {
-        let result = read_file(&entry, pool, factory);
-        let done = FileResult {
-            seq: entry.seq,
-            path: entry.path,
-            result,
-        };
+    while let Ok(batch) = entries.recv_blocking() {
+        let done = batch
+            .into_iter()
+            .map(|entry| FileResult {
+                result: read_file(&entry, pool, factory),
+                seq: entry.seq,
+                path: entry.path,
+            })
+            .collect();
         if !results(done) {
             break;
         }
