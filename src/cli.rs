@@ -117,6 +117,10 @@ struct IoArgs {
     /// Size of each read, e.g. 256k, 1MiB.
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     buffer_size: Option<u64>,
+
+    /// Read large files into buffers instead of memory-mapping them.
+    #[arg(long)]
+    no_mmap: bool,
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -155,6 +159,9 @@ impl IoArgs {
         if let Some(depth) = self.queue_depth {
             anyhow::ensure!(depth >= 1, "--queue-depth must be at least 1");
             options.queue_depth = depth;
+        }
+        if self.no_mmap {
+            options.mmap_threshold = None;
         }
         if let Some(size) = self.buffer_size {
             anyhow::ensure!(

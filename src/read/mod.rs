@@ -11,6 +11,7 @@
 //! - [`threads`]: a pool of blocking `pread` workers.
 
 pub mod buffer;
+pub mod mapped;
 pub mod probe;
 pub mod threads;
 pub mod uring;
@@ -128,6 +129,16 @@ pub struct ReadOptions {
     pub buffer_size: usize,
     /// Chunks of one large file in flight at once (uring).
     pub readahead: usize,
+    /// Files at least this large are read through memory maps instead of buffers
+    /// (`None`: never).
+    pub mmap_threshold: Option<u64>,
+}
+
+impl ReadOptions {
+    /// Whether a file of `size` bytes is read through memory maps.
+    pub fn maps(&self, size: u64) -> bool {
+        self.mmap_threshold.is_some_and(|t| size >= t)
+    }
 }
 
 impl ReadOptions {
@@ -173,9 +184,23 @@ pub fn start<F: SinkFactory>(
     }
 }
 
-/// Checks a file after end-of-file against what the walk saw: a different size or
+/// Checks an open file after end-of-file: still a regular file, and its size and
+/// modification time as the walk saw them, with every byte read.
+pub(crate) fn check_after_reading(
+    entry: &Entry,
+    fd: std::os::unix::io::RawFd,
+    read: u64,
+) -> Result<(), ReadError> {
+    let (size, mtime, regular) = fstat(fd).map_err(|e| ReadError::io("stat", e))?;
+    if !regular {
+        return Err(ReadError::NotRegular);
+    }
+    verify_unchanged(entry, read, size, mtime)
+}
+
+/// Compares a file after end-of-file with what the walk saw: a different size or
 /// modification time means the bytes read are not one consistent version.
-pub(crate) fn verify_unchanged(
+fn verify_unchanged(
     entry: &Entry,
     read: u64,
     now_size: u64,
@@ -199,7 +224,7 @@ pub(crate) fn verify_unchanged(
 }
 
 /// Size, modification time and "is a regular file" of an open file.
-pub(crate) fn fstat(fd: std::os::unix::io::RawFd) -> io::Result<(u64, (i64, i64), bool)> {
+fn fstat(fd: std::os::unix::io::RawFd) -> io::Result<(u64, (i64, i64), bool)> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat writes a whole `struct stat` on success; we read it only then.
     let st = unsafe {

@@ -5,12 +5,13 @@
 //! the sink on its own thread.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::buffer::{BufferPool, PooledBuf};
+use super::mapped;
 use super::{Batch, FileResult, ReadError, ReadOptions, Report, Sink, SinkFactory, SinkOutput};
 use crate::walk::Entry;
 
@@ -23,7 +24,8 @@ pub(super) fn start<F: SinkFactory>(
 ) -> Vec<JoinHandle<()>> {
     (0..options.jobs.max(1))
         .map(|i| {
-            let (pool, entries, factory, results) = (
+            let (options, pool, entries, factory, results) = (
+                options.clone(),
                 pool.clone(),
                 entries.clone(),
                 Arc::clone(&factory),
@@ -31,7 +33,7 @@ pub(super) fn start<F: SinkFactory>(
             );
             std::thread::Builder::new()
                 .name(format!("spate-read-{i}"))
-                .spawn(move || serve(&pool, &entries, factory.as_ref(), &results))
+                .spawn(move || serve(&options, &pool, &entries, factory.as_ref(), &results))
                 .expect("spawning a reader thread")
         })
         .collect()
@@ -39,6 +41,7 @@ pub(super) fn start<F: SinkFactory>(
 
 /// Reads entries until the channel closes (or the results' receiver is gone).
 pub(super) fn serve<F: SinkFactory>(
+    options: &ReadOptions,
     pool: &BufferPool,
     entries: &async_channel::Receiver<Batch>,
     factory: &F,
@@ -48,7 +51,7 @@ pub(super) fn serve<F: SinkFactory>(
         let done = batch
             .into_iter()
             .map(|entry| FileResult {
-                result: read_file(&entry, pool, factory),
+                result: read_file(&entry, options, pool, factory),
                 seq: entry.seq,
                 path: entry.path,
             })
@@ -71,15 +74,32 @@ pub(crate) fn open_nonblocking(path: &std::path::Path) -> std::io::Result<File> 
 
 fn read_file<F: SinkFactory>(
     entry: &Entry,
+    options: &ReadOptions,
     pool: &BufferPool,
     factory: &F,
 ) -> Result<(SinkOutput<F>, u64), ReadError> {
     let file = open_nonblocking(&entry.path).map_err(|e| ReadError::io("opening", e))?;
     let mut sink = factory.make(entry);
+    let offset = if options.maps(entry.size) {
+        mapped::feed_mapped(file.as_raw_fd(), entry.size, &mut sink)?
+    } else {
+        read_buffered(&file, entry, pool, &mut sink)?
+    };
+    super::check_after_reading(entry, file.as_raw_fd(), offset)?;
+    Ok((sink.finish(offset), offset))
+}
+
+/// Reads the file chunk by chunk into pooled buffers, feeding the sink on this thread.
+fn read_buffered<S: Sink>(
+    file: &File,
+    entry: &Entry,
+    pool: &BufferPool,
+    sink: &mut S,
+) -> Result<u64, ReadError> {
     let mut offset = 0u64;
     loop {
         let mut buf = pool.get_blocking();
-        let n = pread(&file, &mut buf, offset).map_err(|e| ReadError::io("reading", e))?;
+        let n = pread(file, &mut buf, offset).map_err(|e| ReadError::io("reading", e))?;
         if n == 0 {
             break;
         }
@@ -99,17 +119,7 @@ fn read_file<F: SinkFactory>(
             )));
         }
     }
-    let after = file.metadata().map_err(|e| ReadError::io("stat", e))?;
-    if !after.file_type().is_file() {
-        return Err(ReadError::NotRegular);
-    }
-    super::verify_unchanged(
-        entry,
-        offset,
-        after.len(),
-        (after.mtime(), after.mtime_nsec()),
-    )?;
-    Ok((sink.finish(offset), offset))
+    Ok(offset)
 }
 
 /// Reads into the whole of `buf` at `offset`, retrying on EINTR.

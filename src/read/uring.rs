@@ -23,6 +23,7 @@ use tokio_uring::buf::{IoBuf, IoBufMut};
 use tokio_uring::fs::{File, OpenOptions};
 
 use super::buffer::{BufferPool, PooledBuf};
+use super::mapped;
 use super::{
     Batch, FileResult, OFFLOAD_THRESHOLD, ReadError, ReadOptions, Report, Sink, SinkFactory,
     SinkOutput,
@@ -67,10 +68,10 @@ pub(super) fn start<F: SinkFactory>(
 ) -> Vec<JoinHandle<()>> {
     let jobs = options.jobs.max(1);
     let per_ring = options.queue_depth.div_ceil(jobs).max(1);
-    let readahead = options.readahead.max(1);
     (0..jobs)
         .map(|i| {
-            let (pool, entries, factory, results) = (
+            let (options, pool, entries, factory, results) = (
+                options.clone(),
                 pool.clone(),
                 entries.clone(),
                 Arc::clone(&factory),
@@ -78,21 +79,21 @@ pub(super) fn start<F: SinkFactory>(
             );
             std::thread::Builder::new()
                 .name(format!("spate-ring-{i}"))
-                .spawn(move || run_ring(per_ring, readahead, pool, entries, factory, results))
+                .spawn(move || run_ring(&options, per_ring, pool, entries, factory, results))
                 .expect("spawning a ring thread")
         })
         .collect()
 }
 
 fn run_ring<F: SinkFactory>(
+    options: &ReadOptions,
     workers: usize,
-    readahead: usize,
     pool: BufferPool,
     entries: async_channel::Receiver<Batch>,
     factory: Arc<F>,
     results: Report<SinkOutput<F>>,
 ) {
-    let ring_size = (workers * (readahead + 2))
+    let ring_size = (workers * (options.readahead + 2))
         .next_power_of_two()
         .clamp(64, 4096) as u32;
     let runtime = match tokio_uring::Runtime::new(tokio_uring::builder().entries(ring_size)) {
@@ -101,14 +102,15 @@ fn run_ring<F: SinkFactory>(
             // The start-up probe passed, so this is a late refusal (e.g. out of locked
             // memory). Serve this thread's share with blocking reads instead of failing.
             eprintln!("spate: setting up an io_uring ring failed ({err}); this reader uses pread");
-            super::threads::serve(&pool, &entries, factory.as_ref(), &results);
+            super::threads::serve(options, &pool, &entries, factory.as_ref(), &results);
             return;
         }
     };
     runtime.block_on(async move {
         let tasks: Vec<_> = (0..workers)
             .map(|_| {
-                let (pool, entries, factory, results) = (
+                let (options, pool, entries, factory, results) = (
+                    options.clone(),
                     pool.clone(),
                     entries.clone(),
                     Arc::clone(&factory),
@@ -118,8 +120,7 @@ fn run_ring<F: SinkFactory>(
                     while let Ok(batch) = entries.recv().await {
                         let mut done = Vec::with_capacity(batch.len());
                         for entry in batch {
-                            let result =
-                                read_file(&entry, &pool, factory.as_ref(), readahead).await;
+                            let result = read_file(&entry, &options, &pool, factory.as_ref()).await;
                             done.push(FileResult {
                                 seq: entry.seq,
                                 path: entry.path,
@@ -141,9 +142,9 @@ fn run_ring<F: SinkFactory>(
 
 async fn read_file<F: SinkFactory>(
     entry: &Entry,
+    options: &ReadOptions,
     pool: &BufferPool,
     factory: &F,
-    readahead: usize,
 ) -> Result<(SinkOutput<F>, u64), ReadError> {
     let file = OpenOptions::new()
         .read(true)
@@ -155,7 +156,18 @@ async fn read_file<F: SinkFactory>(
     let mut sink = factory.make(entry);
     let cap = pool.buffer_size() as u64;
 
-    let (sink, len) = if entry.size < cap {
+    let (sink, len) = if options.maps(entry.size) {
+        // Large file: mapped windows, hashed on a blocking thread. The raw descriptor
+        // stays valid there because `file` lives until that thread is done.
+        let (fd, size) = (file.as_raw_fd(), entry.size);
+        let (sink, len) = tokio::task::spawn_blocking(move || {
+            let len = mapped::feed_mapped(fd, size, &mut sink);
+            (sink, len)
+        })
+        .await
+        .map_err(|e| ReadError::io("hashing", io::Error::other(e)))?;
+        (sink, len?)
+    } else if entry.size < cap {
         // One chunk expected: a single awaited read, fed inline.
         let (res, buf) = read_at(Rc::clone(&file), pool.get().await, 0).await;
         let n = res.map_err(|e| ReadError::io("reading", e))? as u64;
@@ -165,17 +177,12 @@ async fn read_file<F: SinkFactory>(
         }
         (sink, n)
     } else {
-        read_chunks(&file, entry, pool, sink, readahead).await?
+        read_chunks(&file, entry, pool, sink, options.readahead.max(1)).await?
     };
 
     // A plain fstat, not io_uring's statx: the kernel always hands statx to an io-wq
     // worker thread, and that round trip costs more than the syscall it replaces.
-    let (size, mtime, regular) =
-        super::fstat(file.as_raw_fd()).map_err(|e| ReadError::io("stat", e))?;
-    if !regular {
-        return Err(ReadError::NotRegular);
-    }
-    super::verify_unchanged(entry, len, size, mtime)?;
+    super::check_after_reading(entry, file.as_raw_fd(), len)?;
     Ok((sink.finish(len), len))
 }
 
