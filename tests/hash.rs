@@ -390,3 +390,74 @@ fn missing_path_is_an_error_naming_it() {
     );
     assert!(String::from_utf8(out.stdout).unwrap().ends_with("  ok\n"));
 }
+
+#[test]
+fn sigterm_and_sigint_remove_the_temporary_output() {
+    for (signal, code) in [(libc_sig::SIGTERM, 143), (libc_sig::SIGINT, 130)] {
+        let tmp = tempfile::tempdir().unwrap();
+        // Standard input that never ends keeps the run busy until the signal arrives.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(["hash", "-o", "m.b3", "-"])
+            .current_dir(tmp.path())
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the temporary file exists, so the signal lands mid-run.
+        let started = Instant::now();
+        while std::fs::read_dir(tmp.path()).unwrap().count() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no temp file appeared"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Keep standard input open until spate has exited, so only the signal ends it.
+        let stdin = child.stdin.take();
+        let killed = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        drop(stdin);
+        let mut stderr = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(code));
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
+
+/// Signal numbers, without a libc dependency in the tests.
+mod libc_sig {
+    pub const SIGINT: i32 = 2;
+    pub const SIGTERM: i32 = 15;
+}
+
+#[test]
+fn closed_stdout_ends_the_run_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..3000 {
+        write(&tmp.path().join(format!("t/{i:05}")), b"x");
+    }
+    // `spate hash t | head -1`, with the reader gone after one line.
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!("{} hash t | head -1", env!("CARGO_BIN_EXE_spate")),
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert_eq!(stderr_of(&out), "", "no panic, no error message");
+}

@@ -169,8 +169,23 @@ pub fn select(mode: IoMode) -> anyhow::Result<(BackendKind, Option<String>)> {
     }
 }
 
-/// Starts the backend's threads. They take batches from `entries` until it closes, send
-/// one [`FileResult`] per entry to `results`, and exit; join the returned handles.
+/// A reader pool: the one interface every job reads through, whichever engine is
+/// underneath (like fio's ioengine table). A backend knows nothing about hashing or tar.
+pub trait Backend {
+    /// Starts the reader threads. They take batches from `entries` until it closes, read
+    /// each file into buffers from `pool`, feed a sink made by `factory`, send one
+    /// [`FileResult`] per entry to `results`, and exit; join the returned handles.
+    fn start<F: SinkFactory>(
+        &self,
+        options: &ReadOptions,
+        pool: BufferPool,
+        entries: async_channel::Receiver<Batch>,
+        factory: Arc<F>,
+        results: Report<SinkOutput<F>>,
+    ) -> Vec<std::thread::JoinHandle<()>>;
+}
+
+/// Starts the backend chosen in `options` with a buffer pool sized from them.
 pub fn start<F: SinkFactory>(
     options: &ReadOptions,
     entries: async_channel::Receiver<Batch>,
@@ -179,8 +194,8 @@ pub fn start<F: SinkFactory>(
 ) -> Vec<std::thread::JoinHandle<()>> {
     let pool = BufferPool::new(options.pool_buffers(), options.buffer_size);
     match options.backend {
-        BackendKind::Uring => uring::start(options, pool, entries, factory, results),
-        BackendKind::Threads => threads::start(options, pool, entries, factory, results),
+        BackendKind::Uring => uring::Uring.start(options, pool, entries, factory, results),
+        BackendKind::Threads => threads::Threads.start(options, pool, entries, factory, results),
     }
 }
 

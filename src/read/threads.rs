@@ -12,10 +12,28 @@ use std::thread::JoinHandle;
 
 use super::buffer::{BufferPool, PooledBuf};
 use super::mapped;
-use super::{Batch, FileResult, ReadError, ReadOptions, Report, Sink, SinkFactory, SinkOutput};
+use super::{
+    Backend, Batch, FileResult, ReadError, ReadOptions, Report, Sink, SinkFactory, SinkOutput,
+};
 use crate::walk::Entry;
 
-pub(super) fn start<F: SinkFactory>(
+/// The threads backend: blocking `pread` worker threads.
+pub struct Threads;
+
+impl Backend for Threads {
+    fn start<F: SinkFactory>(
+        &self,
+        options: &ReadOptions,
+        pool: BufferPool,
+        entries: async_channel::Receiver<Batch>,
+        factory: Arc<F>,
+        results: Report<SinkOutput<F>>,
+    ) -> Vec<JoinHandle<()>> {
+        start(options, pool, entries, factory, results)
+    }
+}
+
+fn start<F: SinkFactory>(
     options: &ReadOptions,
     pool: BufferPool,
     entries: async_channel::Receiver<Batch>,

@@ -25,8 +25,8 @@ use tokio_uring::fs::{File, OpenOptions};
 use super::buffer::{BufferPool, PooledBuf};
 use super::mapped;
 use super::{
-    Batch, FileResult, OFFLOAD_THRESHOLD, ReadError, ReadOptions, Report, Sink, SinkFactory,
-    SinkOutput,
+    Backend, Batch, FileResult, OFFLOAD_THRESHOLD, ReadError, ReadOptions, Report, Sink,
+    SinkFactory, SinkOutput,
 };
 use crate::walk::Entry;
 
@@ -59,7 +59,23 @@ unsafe impl IoBufMut for PooledBuf {
     }
 }
 
-pub(super) fn start<F: SinkFactory>(
+/// The uring backend: tokio-uring runtimes, one per job thread.
+pub struct Uring;
+
+impl Backend for Uring {
+    fn start<F: SinkFactory>(
+        &self,
+        options: &ReadOptions,
+        pool: BufferPool,
+        entries: async_channel::Receiver<Batch>,
+        factory: Arc<F>,
+        results: Report<SinkOutput<F>>,
+    ) -> Vec<JoinHandle<()>> {
+        start(options, pool, entries, factory, results)
+    }
+}
+
+fn start<F: SinkFactory>(
     options: &ReadOptions,
     pool: BufferPool,
     entries: async_channel::Receiver<Batch>,
