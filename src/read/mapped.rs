@@ -181,6 +181,39 @@ pub fn feed_mapped<S: Sink>(fd: RawFd, size: u64, sink: &mut S) -> Result<u64, R
     Ok(offset)
 }
 
+/// How much of a file's start [`mostly_cached`] looks at.
+const RESIDENCY_SAMPLE: u64 = 256 << 20;
+
+/// True when at least 90% of the file's first [`RESIDENCY_SAMPLE`] bytes are in the page
+/// cache. Maps pay off only for cached data: on a cold file, page faults read in small
+/// steps and two large files at once took a third longer than buffered reads, which
+/// keep several large reads queued at the device.
+pub fn mostly_cached(fd: RawFd, size: u64) -> bool {
+    let len = size.min(RESIDENCY_SAMPLE) as usize;
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: a read-only mapping that is never touched, only queried and unmapped.
+    unsafe {
+        let ptr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        if ptr == libc::MAP_FAILED {
+            return false;
+        }
+        let pages = len.div_ceil(page_size());
+        let mut resident = vec![0u8; pages];
+        let ok = libc::mincore(ptr, len, resident.as_mut_ptr()) == 0;
+        libc::munmap(ptr, len);
+        ok && resident.iter().filter(|&&r| r & 1 == 1).count() * 10 >= pages * 9
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +238,13 @@ mod tests {
         let n = feed_mapped(f.as_raw_fd(), data.len() as u64, &mut sink).unwrap();
         assert_eq!(n, data.len() as u64);
         assert!(sink.0 == data);
+    }
+
+    #[test]
+    fn a_freshly_written_file_counts_as_cached() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&vec![1u8; 1 << 20]).unwrap();
+        assert!(mostly_cached(f.as_raw_fd(), 1 << 20));
     }
 
     #[test]

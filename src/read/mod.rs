@@ -129,8 +129,8 @@ pub struct ReadOptions {
     pub buffer_size: usize,
     /// Chunks of one large file in flight at once (uring).
     pub readahead: usize,
-    /// Files at least this large are read through memory maps instead of buffers
-    /// (`None`: never).
+    /// Files at least this large, when mostly in the page cache, are read through
+    /// memory maps instead of buffers (`None`: never).
     pub mmap_threshold: Option<u64>,
 }
 

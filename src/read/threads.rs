@@ -98,7 +98,8 @@ fn read_file<F: SinkFactory>(
 ) -> Result<(SinkOutput<F>, u64), ReadError> {
     let file = open_nonblocking(&entry.path).map_err(|e| ReadError::io("opening", e))?;
     let mut sink = factory.make(entry);
-    let offset = if options.maps(entry.size) {
+    let offset = if options.maps(entry.size) && mapped::mostly_cached(file.as_raw_fd(), entry.size)
+    {
         mapped::feed_mapped(file.as_raw_fd(), entry.size, &mut sink)?
     } else {
         read_buffered(&file, entry, pool, &mut sink)?

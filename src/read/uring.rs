@@ -172,29 +172,30 @@ async fn read_file<F: SinkFactory>(
     let mut sink = factory.make(entry);
     let cap = pool.buffer_size() as u64;
 
-    let (sink, len) = if options.maps(entry.size) {
-        // Large file: mapped windows, hashed on a blocking thread. The raw descriptor
-        // stays valid there because `file` lives until that thread is done.
-        let (fd, size) = (file.as_raw_fd(), entry.size);
-        let (sink, len) = tokio::task::spawn_blocking(move || {
-            let len = mapped::feed_mapped(fd, size, &mut sink);
-            (sink, len)
-        })
-        .await
-        .map_err(|e| ReadError::io("hashing", io::Error::other(e)))?;
-        (sink, len?)
-    } else if entry.size < cap {
-        // One chunk expected: a single awaited read, fed inline.
-        let (res, buf) = read_at(Rc::clone(&file), pool.get().await, 0).await;
-        let n = res.map_err(|e| ReadError::io("reading", e))? as u64;
-        sink.update(&buf);
-        if n == cap {
-            return Err(grew(entry));
-        }
-        (sink, n)
-    } else {
-        read_chunks(&file, entry, pool, sink, options.readahead.max(1)).await?
-    };
+    let (sink, len) =
+        if options.maps(entry.size) && mapped::mostly_cached(file.as_raw_fd(), entry.size) {
+            // Large file: mapped windows, hashed on a blocking thread. The raw descriptor
+            // stays valid there because `file` lives until that thread is done.
+            let (fd, size) = (file.as_raw_fd(), entry.size);
+            let (sink, len) = tokio::task::spawn_blocking(move || {
+                let len = mapped::feed_mapped(fd, size, &mut sink);
+                (sink, len)
+            })
+            .await
+            .map_err(|e| ReadError::io("hashing", io::Error::other(e)))?;
+            (sink, len?)
+        } else if entry.size < cap {
+            // One chunk expected: a single awaited read, fed inline.
+            let (res, buf) = read_at(Rc::clone(&file), pool.get().await, 0).await;
+            let n = res.map_err(|e| ReadError::io("reading", e))? as u64;
+            sink.update(&buf);
+            if n == cap {
+                return Err(grew(entry));
+            }
+            (sink, n)
+        } else {
+            read_chunks(&file, entry, pool, sink, options.readahead.max(1)).await?
+        };
 
     // A plain fstat, not io_uring's statx: the kernel always hands statx to an io-wq
     // worker thread, and that round trip costs more than the syscall it replaces.
