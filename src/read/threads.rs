@@ -29,32 +29,22 @@ impl Backend for Threads {
         factory: Arc<F>,
         results: Report<SinkOutput<F>>,
     ) -> Vec<JoinHandle<()>> {
-        start(options, pool, entries, factory, results)
+        (0..options.jobs.max(1))
+            .map(|i| {
+                let (options, pool, entries, factory, results) = (
+                    options.clone(),
+                    pool.clone(),
+                    entries.clone(),
+                    Arc::clone(&factory),
+                    Arc::clone(&results),
+                );
+                std::thread::Builder::new()
+                    .name(format!("spate-read-{i}"))
+                    .spawn(move || serve(&options, &pool, &entries, factory.as_ref(), &results))
+                    .expect("spawning a reader thread")
+            })
+            .collect()
     }
-}
-
-fn start<F: SinkFactory>(
-    options: &ReadOptions,
-    pool: BufferPool,
-    entries: async_channel::Receiver<Batch>,
-    factory: Arc<F>,
-    results: Report<SinkOutput<F>>,
-) -> Vec<JoinHandle<()>> {
-    (0..options.jobs.max(1))
-        .map(|i| {
-            let (options, pool, entries, factory, results) = (
-                options.clone(),
-                pool.clone(),
-                entries.clone(),
-                Arc::clone(&factory),
-                Arc::clone(&results),
-            );
-            std::thread::Builder::new()
-                .name(format!("spate-read-{i}"))
-                .spawn(move || serve(&options, &pool, &entries, factory.as_ref(), &results))
-                .expect("spawning a reader thread")
-        })
-        .collect()
 }
 
 /// Reads entries until the channel closes (or the results' receiver is gone).

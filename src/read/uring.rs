@@ -71,34 +71,24 @@ impl Backend for Uring {
         factory: Arc<F>,
         results: Report<SinkOutput<F>>,
     ) -> Vec<JoinHandle<()>> {
-        start(options, pool, entries, factory, results)
+        let jobs = options.jobs.max(1);
+        let per_ring = options.queue_depth.div_ceil(jobs).max(1);
+        (0..jobs)
+            .map(|i| {
+                let (options, pool, entries, factory, results) = (
+                    options.clone(),
+                    pool.clone(),
+                    entries.clone(),
+                    Arc::clone(&factory),
+                    Arc::clone(&results),
+                );
+                std::thread::Builder::new()
+                    .name(format!("spate-ring-{i}"))
+                    .spawn(move || run_ring(&options, per_ring, pool, entries, factory, results))
+                    .expect("spawning a ring thread")
+            })
+            .collect()
     }
-}
-
-fn start<F: SinkFactory>(
-    options: &ReadOptions,
-    pool: BufferPool,
-    entries: async_channel::Receiver<Batch>,
-    factory: Arc<F>,
-    results: Report<SinkOutput<F>>,
-) -> Vec<JoinHandle<()>> {
-    let jobs = options.jobs.max(1);
-    let per_ring = options.queue_depth.div_ceil(jobs).max(1);
-    (0..jobs)
-        .map(|i| {
-            let (options, pool, entries, factory, results) = (
-                options.clone(),
-                pool.clone(),
-                entries.clone(),
-                Arc::clone(&factory),
-                Arc::clone(&results),
-            );
-            std::thread::Builder::new()
-                .name(format!("spate-ring-{i}"))
-                .spawn(move || run_ring(&options, per_ring, pool, entries, factory, results))
-                .expect("spawning a ring thread")
-        })
-        .collect()
 }
 
 fn run_ring<F: SinkFactory>(
