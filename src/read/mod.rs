@@ -169,20 +169,36 @@ pub fn select(mode: IoMode) -> anyhow::Result<(BackendKind, Option<String>)> {
     }
 }
 
+/// What every reader thread or task shares: settings, buffers, the queue of work, the
+/// job's sink factory and where results go. Cloning shares the same pool and channels.
+pub struct Readers<F: SinkFactory> {
+    pub options: ReadOptions,
+    pub pool: BufferPool,
+    pub entries: async_channel::Receiver<Batch>,
+    pub factory: Arc<F>,
+    pub results: Report<SinkOutput<F>>,
+}
+
+impl<F: SinkFactory> Clone for Readers<F> {
+    fn clone(&self) -> Self {
+        Readers {
+            options: self.options.clone(),
+            pool: self.pool.clone(),
+            entries: self.entries.clone(),
+            factory: Arc::clone(&self.factory),
+            results: Arc::clone(&self.results),
+        }
+    }
+}
+
 /// A reader pool: the one interface every job reads through, whichever engine is
 /// underneath (like fio's ioengine table). A backend knows nothing about hashing or tar.
 pub trait Backend {
-    /// Starts the reader threads. They take batches from `entries` until it closes, read
-    /// each file into buffers from `pool`, feed a sink made by `factory`, send one
-    /// [`FileResult`] per entry to `results`, and exit; join the returned handles.
-    fn start<F: SinkFactory>(
-        &self,
-        options: &ReadOptions,
-        pool: BufferPool,
-        entries: async_channel::Receiver<Batch>,
-        factory: Arc<F>,
-        results: Report<SinkOutput<F>>,
-    ) -> Vec<std::thread::JoinHandle<()>>;
+    /// Starts the reader threads. They take batches from `readers.entries` until it
+    /// closes, read each file into buffers from the pool, feed a sink made by the
+    /// factory, send one [`FileResult`] per entry to `readers.results`, and exit; join
+    /// the returned handles.
+    fn start<F: SinkFactory>(&self, readers: Readers<F>) -> Vec<std::thread::JoinHandle<()>>;
 }
 
 /// Starts the backend chosen in `options` with a buffer pool sized from them.
@@ -192,10 +208,16 @@ pub fn start<F: SinkFactory>(
     factory: Arc<F>,
     results: Report<SinkOutput<F>>,
 ) -> Vec<std::thread::JoinHandle<()>> {
-    let pool = BufferPool::new(options.pool_buffers(), options.buffer_size);
+    let readers = Readers {
+        options: options.clone(),
+        pool: BufferPool::new(options.pool_buffers(), options.buffer_size),
+        entries,
+        factory,
+        results,
+    };
     match options.backend {
-        BackendKind::Uring => uring::Uring.start(options, pool, entries, factory, results),
-        BackendKind::Threads => threads::Threads.start(options, pool, entries, factory, results),
+        BackendKind::Uring => uring::Uring.start(readers),
+        BackendKind::Threads => threads::Threads.start(readers),
     }
 }
 

@@ -7,40 +7,24 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::buffer::{BufferPool, PooledBuf};
 use super::mapped;
-use super::{
-    Backend, Batch, FileResult, ReadError, ReadOptions, Report, Sink, SinkFactory, SinkOutput,
-};
+use super::{Backend, FileResult, ReadError, ReadOptions, Readers, Sink, SinkFactory, SinkOutput};
 use crate::walk::Entry;
 
 /// The threads backend: blocking `pread` worker threads.
 pub struct Threads;
 
 impl Backend for Threads {
-    fn start<F: SinkFactory>(
-        &self,
-        options: &ReadOptions,
-        pool: BufferPool,
-        entries: async_channel::Receiver<Batch>,
-        factory: Arc<F>,
-        results: Report<SinkOutput<F>>,
-    ) -> Vec<JoinHandle<()>> {
-        (0..options.jobs.max(1))
+    fn start<F: SinkFactory>(&self, readers: Readers<F>) -> Vec<JoinHandle<()>> {
+        (0..readers.options.jobs.max(1))
             .map(|i| {
-                let (options, pool, entries, factory, results) = (
-                    options.clone(),
-                    pool.clone(),
-                    entries.clone(),
-                    Arc::clone(&factory),
-                    Arc::clone(&results),
-                );
+                let readers = readers.clone();
                 std::thread::Builder::new()
                     .name(format!("spate-read-{i}"))
-                    .spawn(move || serve(&options, &pool, &entries, factory.as_ref(), &results))
+                    .spawn(move || serve(&readers))
                     .expect("spawning a reader thread")
             })
             .collect()
@@ -48,18 +32,19 @@ impl Backend for Threads {
 }
 
 /// Reads entries until the channel closes (or the results' receiver is gone).
-pub(super) fn serve<F: SinkFactory>(
-    options: &ReadOptions,
-    pool: &BufferPool,
-    entries: &async_channel::Receiver<Batch>,
-    factory: &F,
-    results: &Report<SinkOutput<F>>,
-) {
+pub(super) fn serve<F: SinkFactory>(readers: &Readers<F>) {
+    let Readers {
+        options,
+        pool,
+        entries,
+        factory,
+        results,
+    } = readers;
     while let Ok(batch) = entries.recv_blocking() {
         let done = batch
             .into_iter()
             .map(|entry| FileResult {
-                result: read_file(&entry, options, pool, factory),
+                result: read_file(&entry, options, pool, factory.as_ref()),
                 seq: entry.seq,
                 path: entry.path,
             })

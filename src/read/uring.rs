@@ -16,7 +16,6 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio_uring::buf::{IoBuf, IoBufMut};
@@ -25,8 +24,8 @@ use tokio_uring::fs::{File, OpenOptions};
 use super::buffer::{BufferPool, PooledBuf};
 use super::mapped;
 use super::{
-    Backend, Batch, FileResult, OFFLOAD_THRESHOLD, ReadError, ReadOptions, Report, Sink,
-    SinkFactory, SinkOutput,
+    Backend, FileResult, OFFLOAD_THRESHOLD, ReadError, ReadOptions, Readers, Sink, SinkFactory,
+    SinkOutput,
 };
 use crate::walk::Entry;
 
@@ -63,42 +62,23 @@ unsafe impl IoBufMut for PooledBuf {
 pub struct Uring;
 
 impl Backend for Uring {
-    fn start<F: SinkFactory>(
-        &self,
-        options: &ReadOptions,
-        pool: BufferPool,
-        entries: async_channel::Receiver<Batch>,
-        factory: Arc<F>,
-        results: Report<SinkOutput<F>>,
-    ) -> Vec<JoinHandle<()>> {
-        let jobs = options.jobs.max(1);
-        let per_ring = options.queue_depth.div_ceil(jobs).max(1);
+    fn start<F: SinkFactory>(&self, readers: Readers<F>) -> Vec<JoinHandle<()>> {
+        let jobs = readers.options.jobs.max(1);
+        let per_ring = readers.options.queue_depth.div_ceil(jobs).max(1);
         (0..jobs)
             .map(|i| {
-                let (options, pool, entries, factory, results) = (
-                    options.clone(),
-                    pool.clone(),
-                    entries.clone(),
-                    Arc::clone(&factory),
-                    Arc::clone(&results),
-                );
+                let readers = readers.clone();
                 std::thread::Builder::new()
                     .name(format!("spate-ring-{i}"))
-                    .spawn(move || run_ring(&options, per_ring, pool, entries, factory, results))
+                    .spawn(move || run_ring(readers, per_ring))
                     .expect("spawning a ring thread")
             })
             .collect()
     }
 }
 
-fn run_ring<F: SinkFactory>(
-    options: &ReadOptions,
-    workers: usize,
-    pool: BufferPool,
-    entries: async_channel::Receiver<Batch>,
-    factory: Arc<F>,
-    results: Report<SinkOutput<F>>,
-) {
+fn run_ring<F: SinkFactory>(readers: Readers<F>, workers: usize) {
+    let options = &readers.options;
     let ring_size = (workers * (options.readahead + 2))
         .next_power_of_two()
         .clamp(64, 4096) as u32;
@@ -108,20 +88,20 @@ fn run_ring<F: SinkFactory>(
             // The start-up probe passed, so this is a late refusal (e.g. out of locked
             // memory). Serve this thread's share with blocking reads instead of failing.
             eprintln!("spate: setting up an io_uring ring failed ({err}); this reader uses pread");
-            super::threads::serve(options, &pool, &entries, factory.as_ref(), &results);
+            super::threads::serve(&readers);
             return;
         }
     };
     runtime.block_on(async move {
         let tasks: Vec<_> = (0..workers)
             .map(|_| {
-                let (options, pool, entries, factory, results) = (
-                    options.clone(),
-                    pool.clone(),
-                    entries.clone(),
-                    Arc::clone(&factory),
-                    Arc::clone(&results),
-                );
+                let Readers {
+                    options,
+                    pool,
+                    entries,
+                    factory,
+                    results,
+                } = readers.clone();
                 tokio_uring::spawn(async move {
                     while let Ok(batch) = entries.recv().await {
                         let mut done = Vec::with_capacity(batch.len());
