@@ -66,12 +66,14 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             &progress,
             |outcome| {
                 match outcome {
-                    Outcome::Read { path, output, len } => {
+                    Outcome::Read {
+                        path, output, len, ..
+                    } => {
                         manifest::push_record(&mut buf, config.format, &path, len, &output);
                         summary.files += 1;
                         summary.bytes += len;
                     }
-                    Outcome::Failed { path, error } => {
+                    Outcome::Failed { path, error, .. } => {
                         progress_safe_eprint(&progress, &path, &error.to_string());
                         summary.errors += 1;
                     }
@@ -87,6 +89,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                             summary.errors += 1;
                         }
                     },
+                    Outcome::Note(()) => {}
                 }
                 if buf.len() >= FLUSH_AT {
                     out.write_all(&buf)?;
