@@ -246,8 +246,7 @@ fn deliver_in_order<O, T>(
 ) -> Result<()> {
     // Files read (or not), waiting for their turn; and the tags of files handed to the
     // readers, oldest first (the source sends them in sequence order).
-    let mut waiting: BTreeMap<u64, Result<(PathBuf, O, u64), (PathBuf, ReadError)>> =
-        BTreeMap::new();
+    let mut waiting: BTreeMap<u64, FileResult<O>> = BTreeMap::new();
     let mut decided: BTreeMap<u64, Outcome<O, T>> = BTreeMap::new();
     let mut tags: VecDeque<(u64, T)> = VecDeque::new();
     let mut next = 0u64;
@@ -255,12 +254,8 @@ fn deliver_in_order<O, T>(
     for msg in rx {
         match msg {
             Msg::Read(results) => {
-                for FileResult { seq, path, result } in results {
-                    let read = match result {
-                        Ok((output, len)) => Ok((path, output, len)),
-                        Err(error) => Err((path, error)),
-                    };
-                    waiting.insert(seq, read);
+                for result in results {
+                    waiting.insert(result.seq, result);
                 }
             }
             Msg::Source(FromSource::Notice(notice)) => {
@@ -282,8 +277,9 @@ fn deliver_in_order<O, T>(
                 let (Some(read), Some((_, tag))) = (waiting.remove(&next), tags.pop_front()) else {
                     break;
                 };
-                match read {
-                    Ok((path, output, len)) => {
+                let FileResult { path, result, .. } = read;
+                match result {
+                    Ok((output, len)) => {
                         progress.done(len);
                         Outcome::Read {
                             path,
@@ -292,7 +288,7 @@ fn deliver_in_order<O, T>(
                             tag,
                         }
                     }
-                    Err((path, error)) => Outcome::Failed { path, error, tag },
+                    Err(error) => Outcome::Failed { path, error, tag },
                 }
             } else {
                 break;

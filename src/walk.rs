@@ -25,6 +25,9 @@ pub struct Entry {
     pub size: u64,
     /// Modification time (seconds, nanoseconds) seen by the walk.
     pub mtime: (i64, i64),
+    /// Which outputs the job wants for this file, for its sink factory to read; the walk
+    /// leaves it 0. (`check` puts the digest algorithms of the manifest line here.)
+    pub select: u32,
 }
 
 /// Something the walk reports instead of a file to read.
@@ -184,6 +187,7 @@ fn classify(entry: walkdir::DirEntry) -> Option<Found> {
             seq: 0,
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
+            select: 0,
             path: entry.into_path(),
         })),
         Err(err) => {

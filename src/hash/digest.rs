@@ -72,6 +72,52 @@ pub const ALL: [Algo; 6] = [
     Algo::Xxh3,
 ];
 
+/// A set of algorithms, small enough to travel in an [`Entry`]'s `select` field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct AlgoSet(u32);
+
+impl AlgoSet {
+    pub fn one(algo: Algo) -> Self {
+        AlgoSet(1 << algo as u32)
+    }
+
+    pub fn from_bits(bits: u32) -> Self {
+        AlgoSet(bits)
+    }
+
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    pub fn insert(&mut self, algo: Algo) {
+        self.0 |= 1 << algo as u32;
+    }
+
+    pub fn union(self, other: AlgoSet) -> Self {
+        AlgoSet(self.0 | other.0)
+    }
+
+    pub fn contains(self, algo: Algo) -> bool {
+        self.0 & (1 << algo as u32) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The algorithms in the set, in [`ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Algo> {
+        ALL.into_iter().filter(move |&a| self.contains(a))
+    }
+}
+
+impl fmt::Display for AlgoSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(Algo::name).collect();
+        f.write_str(&names.join(" or "))
+    }
+}
+
 impl fmt::Display for Algo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -174,14 +220,24 @@ impl Sink for MultiHasher {
 }
 
 /// Makes a [`MultiHasher`] per file.
-pub struct HasherFactory {
-    pub algos: Vec<Algo>,
+pub enum HasherFactory {
+    /// The same algorithms for every file (`spate hash`).
+    Fixed(Vec<Algo>),
+    /// The algorithms in each entry's `select` field, an [`AlgoSet`] (`spate check`,
+    /// where every manifest line may name another algorithm).
+    PerEntry,
 }
 
 impl SinkFactory for HasherFactory {
     type Sink = MultiHasher;
-    fn make(&self, _entry: &Entry) -> MultiHasher {
-        MultiHasher::new(&self.algos)
+    fn make(&self, entry: &Entry) -> MultiHasher {
+        match self {
+            HasherFactory::Fixed(algos) => MultiHasher::new(algos),
+            HasherFactory::PerEntry => {
+                let algos: Vec<Algo> = AlgoSet::from_bits(entry.select).iter().collect();
+                MultiHasher::new(&algos)
+            }
+        }
     }
 }
 

@@ -55,9 +55,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         summary.bytes = len;
     } else {
         let progress = Progress::new(config.progress);
-        let factory = Arc::new(HasherFactory {
-            algos: config.algos.clone(),
-        });
+        let factory = Arc::new(HasherFactory::Fixed(config.algos.clone()));
         let result = pipeline::run(
             &config.paths,
             &config.walk,

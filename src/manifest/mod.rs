@@ -8,6 +8,8 @@
 //! Every other byte, including bytes that are not UTF-8, is written as is, so a name
 //! round-trips exactly through `sha256sum -c` and `spate check`.
 
+pub mod parse;
+
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -32,7 +34,7 @@ pub fn needs_escape(name: &[u8]) -> bool {
 }
 
 /// Appends `name` with `\`, newline and carriage return escaped.
-fn push_escaped(out: &mut Vec<u8>, name: &[u8]) {
+pub(crate) fn push_escaped(out: &mut Vec<u8>, name: &[u8]) {
     for &b in name {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),

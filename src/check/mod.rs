@@ -1,0 +1,500 @@
+//! The check job: manifest lines → read → digests → OK / FAILED / MISSING / ERROR, and
+//! with `--audit`, a walk that reports files no line names (NEW).
+//!
+//! The manifest takes the walker's place in the pipeline: a source thread parses it,
+//! finds each named file beneath the root ([`resolve`]) and hands the files to the same
+//! readers `spate hash` uses, each with the digests it must match riding along as the
+//! item's tag. Anything decided without reading (a missing file, a malformed line) goes
+//! to the printer as a note in its place, so the report follows the manifest's order.
+//!
+//! `check` is a security tool: a false "OK" is far worse than a false failure. So a
+//! line that cannot be read one way only is malformed, a path may not leave the root,
+//! and a file listed twice with different digests is an error.
+
+mod listing;
+mod report;
+pub mod resolve;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::hash::digest::{Algo, AlgoSet, Digests, HasherFactory};
+use crate::manifest::parse::{self, Expected, Hints, MAX_LINE, Record};
+use crate::pipeline::{self, Feed, Item, Outcome};
+use crate::progress::Progress;
+use crate::read::{ReadError, ReadOptions};
+use crate::walk::{self, Entry, Found, NoticeKind, WalkOptions};
+use listing::Listing;
+pub use report::Verbosity;
+use report::{Reporter, Verdict};
+use resolve::{Resolved, Root};
+
+/// Everything `spate check` needs to know.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// Manifest files; `-` is standard input.
+    pub manifests: Vec<OsString>,
+    /// `-a`: the algorithm of every line.
+    pub algo: Option<Algo>,
+    /// Directory manifest paths are relative to (default: each manifest's directory).
+    pub root: Option<PathBuf>,
+    pub allow_absolute: bool,
+    pub ignore_missing: bool,
+    /// Malformed lines make the run fail.
+    pub strict: bool,
+    /// Trees to walk for files the manifests do not list.
+    pub audit: Vec<PathBuf>,
+    pub verbosity: Verbosity,
+    pub json: bool,
+    /// How the `--audit` walk goes.
+    pub walk: WalkOptions,
+    pub read: ReadOptions,
+    pub progress: bool,
+}
+
+/// A manifest opened for reading, with what its lines are relative to.
+struct Manifest {
+    /// Shown in messages: the name as given, or "-".
+    name: String,
+    reader: Box<dyn BufRead + Send>,
+    root: Root,
+    hints: Hints,
+}
+
+/// A manifest line (or several consecutive lines naming the same file) on its way.
+pub(crate) struct Listed {
+    name: Vec<u8>,
+    manifest: usize,
+    line: u64,
+    expected: Vec<Expected>,
+    /// Size in bytes, when the manifest says.
+    size: Option<u64>,
+}
+
+/// The tag items carry through the pipeline.
+pub(crate) enum Note {
+    /// A file handed to the readers; judged when its digests arrive.
+    Listed(Listed),
+    /// A file judged without reading it.
+    Judged(Listed, Verdict),
+    /// A line that could not be parsed.
+    Malformed {
+        manifest: usize,
+        line: u64,
+        why: String,
+    },
+}
+
+/// Runs the job. `Ok(true)` when every listed file verified (and, with `--audit`,
+/// nothing is new); `Ok(false)` otherwise; `Err` for a fatal error (exit 2).
+pub fn run(config: &CheckConfig) -> Result<bool> {
+    let started = Instant::now();
+    let manifests = open_manifests(config)?;
+    let names: Vec<String> = manifests.iter().map(|m| m.name.clone()).collect();
+    let mut reporter = Reporter::new(config.verbosity, config.json, names);
+    let listing = Arc::new(Mutex::new(Listing::new(!config.audit.is_empty())));
+
+    let progress = Progress::new(config.progress && config.verbosity == Verbosity::Normal);
+    let source = {
+        let config = config.clone();
+        let listing = Arc::clone(&listing);
+        move |feed: &mut Feed<Note>| {
+            let mut listing = listing.lock().unwrap_or_else(|p| p.into_inner());
+            list_files(manifests, &config, &mut listing, feed)
+        }
+    };
+    let result = pipeline::run_source(
+        source,
+        &config.read,
+        Arc::new(HasherFactory::PerEntry),
+        &progress,
+        |outcome| deliver(outcome, config, &mut reporter),
+    );
+    progress.finish();
+    result?;
+
+    if !config.audit.is_empty() {
+        let listing = listing.lock().unwrap_or_else(|p| p.into_inner());
+        for dir in &config.audit {
+            audit(dir, &config.walk, &listing, &mut reporter)?;
+        }
+    }
+    reporter.finish(started, config.ignore_missing, config.strict)
+}
+
+fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {
+    anyhow::ensure!(
+        config.manifests.iter().filter(|m| *m == "-").count() <= 1,
+        "standard input ('-') can be read only once"
+    );
+    config
+        .manifests
+        .iter()
+        .map(|name| {
+            let shown = Path::new(name).display().to_string();
+            let (reader, dir): (Box<dyn BufRead + Send>, PathBuf) = if name == "-" {
+                (Box::new(BufReader::new(io::stdin())), PathBuf::from("."))
+            } else {
+                let file =
+                    File::open(name).with_context(|| format!("cannot open manifest {shown}"))?;
+                anyhow::ensure!(
+                    !file.metadata().is_ok_and(|m| m.is_dir()),
+                    "manifest {shown} is a directory"
+                );
+                let dir = match Path::new(name).parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                (Box::new(BufReader::with_capacity(256 << 10, file)), dir)
+            };
+            let root = Root::open(config.root.as_deref().unwrap_or(&dir))?;
+            let file_name = Path::new(name).file_name().map(OsStrExt::as_bytes);
+            let hints = Hints::for_manifest(file_name.unwrap_or(b""), config.algo);
+            Ok(Manifest {
+                name: shown,
+                reader,
+                root,
+                hints,
+            })
+        })
+        .collect()
+}
+
+/// The source: reads every manifest line by line and pushes one item per file (or
+/// per malformed line). Consecutive lines naming the same file (`--tag` manifests with
+/// several algorithms) become one item, so the file is read once.
+fn list_files(
+    manifests: Vec<Manifest>,
+    config: &CheckConfig,
+    listing: &mut Listing,
+    feed: &mut Feed<Note>,
+) -> Result<()> {
+    let mut line = Vec::new();
+    for (index, mut manifest) in manifests.into_iter().enumerate() {
+        let mut pending: Option<Listed> = None;
+        let mut number = 0u64;
+        loop {
+            number += 1;
+            let item = match read_line(&mut manifest.reader, &mut line)
+                .with_context(|| format!("reading manifest {}", manifest.name))?
+            {
+                LineRead::Eof => break,
+                LineRead::TooLong => Err(format!("line longer than {MAX_LINE} bytes")),
+                LineRead::Line => parse::parse_line(&line, &manifest.hints),
+            };
+            let record = match item {
+                Ok(None) => continue,
+                Ok(Some(record)) => record,
+                Err(why) => {
+                    if !flush(&mut pending, &manifest, config, feed) {
+                        return Ok(());
+                    }
+                    let malformed = Note::Malformed {
+                        manifest: index,
+                        line: number,
+                        why,
+                    };
+                    if !feed.push(Item::Note(malformed)) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let Record {
+                name,
+                expected,
+                size,
+            } = record;
+            let full = listing::normalize(manifest.root.canonical(), Path::new(os(&name)));
+            let conflict = listing.add(&full, &expected, number);
+            let listed = Listed {
+                name,
+                manifest: index,
+                line: number,
+                expected,
+                size,
+            };
+            if let Some(first) = conflict {
+                let why = format!("listed on line {first} with a different digest");
+                if !flush(&mut pending, &manifest, config, feed)
+                    || !feed.push(Item::Note(Note::Judged(listed, Verdict::Error(why))))
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            match pending.as_mut() {
+                Some(p) if p.name == listed.name => {
+                    p.expected.extend(listed.expected);
+                    p.size = p.size.or(listed.size);
+                }
+                _ => {
+                    if !flush(&mut pending, &manifest, config, feed) {
+                        return Ok(());
+                    }
+                    pending = Some(listed);
+                }
+            }
+        }
+        if !flush(&mut pending, &manifest, config, feed) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Pushes the pending file, if any; false when the run is being torn down.
+fn flush(
+    pending: &mut Option<Listed>,
+    manifest: &Manifest,
+    config: &CheckConfig,
+    feed: &mut Feed<Note>,
+) -> bool {
+    match pending.take() {
+        Some(listed) => match item_for(listed, manifest, config) {
+            Some(item) => feed.push(item),
+            None => true,
+        },
+        None => true,
+    }
+}
+
+/// Finds the file a line names and decides what the pipeline does with it: read it,
+/// or report it at once. `None` when there is nothing to report (missing and
+/// `--ignore-missing`).
+fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option<Item<Note>> {
+    let name = Path::new(os(&listed.name));
+    let (path, resolved) = if name.is_absolute() {
+        if !config.allow_absolute {
+            let why = "absolute path; give --allow-absolute to check it".to_string();
+            return Some(Item::Note(Note::Judged(listed, Verdict::Error(why))));
+        }
+        (name.to_path_buf(), resolve::resolve_absolute(name))
+    } else {
+        (manifest.root.join(name), manifest.root.resolve(name))
+    };
+    let verdict = match resolved {
+        Resolved::File { size, mtime } => {
+            if listed.size.is_some_and(|listed| listed != size) {
+                // Different sizes cannot have equal digests: no need to read.
+                Verdict::Failed
+            } else {
+                let select = listed
+                    .expected
+                    .iter()
+                    .fold(AlgoSet::default(), |set, e| set.union(e.algos));
+                let entry = Entry {
+                    seq: 0,
+                    path,
+                    size,
+                    mtime,
+                    select: select.bits(),
+                };
+                return Some(Item::File(entry, Note::Listed(listed)));
+            }
+        }
+        Resolved::Missing if config.ignore_missing => return None,
+        Resolved::Missing => Verdict::Missing,
+        Resolved::Error(why) => Verdict::Error(why),
+    };
+    Some(Item::Note(Note::Judged(listed, verdict)))
+}
+
+fn os(bytes: &[u8]) -> &std::ffi::OsStr {
+    std::ffi::OsStr::from_bytes(bytes)
+}
+
+enum LineRead {
+    Line,
+    TooLong,
+    Eof,
+}
+
+/// Reads one line (without its `\n`) into `line`, never holding more than
+/// [`MAX_LINE`] bytes of it: a manifest with no newline in a gigabyte is malformed, not
+/// a reason to run out of memory.
+fn read_line(reader: &mut dyn BufRead, line: &mut Vec<u8>) -> io::Result<LineRead> {
+    line.clear();
+    let limit = MAX_LINE as u64 + 2;
+    let n = reader.take(limit).read_until(b'\n', line)?;
+    if n == 0 {
+        return Ok(LineRead::Eof);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        return Ok(LineRead::Line);
+    }
+    if (n as u64) < limit {
+        return Ok(LineRead::Line); // the last line, without a newline
+    }
+    // Too long: skip the rest of it.
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                break;
+            }
+            None => {
+                let len = buf.len();
+                reader.consume(len);
+            }
+        }
+    }
+    Ok(LineRead::TooLong)
+}
+
+/// The printer: judges each outcome and reports it.
+fn deliver(
+    outcome: Outcome<Digests, Note>,
+    config: &CheckConfig,
+    reporter: &mut Reporter,
+) -> Result<()> {
+    match outcome {
+        Outcome::Read {
+            output,
+            len,
+            tag: Note::Listed(listed),
+            ..
+        } => {
+            let verdict = judge(&listed.expected, &output);
+            reporter.bytes(len);
+            reporter.file(&listed, &verdict)
+        }
+        Outcome::Failed {
+            error,
+            tag: Note::Listed(listed),
+            ..
+        } => {
+            let verdict = match error {
+                ReadError::Io { err, .. } if err.kind() == io::ErrorKind::NotFound => {
+                    if config.ignore_missing {
+                        return Ok(());
+                    }
+                    Verdict::Missing
+                }
+                other => Verdict::Error(other.to_string()),
+            };
+            reporter.file(&listed, &verdict)
+        }
+        Outcome::Note(Note::Judged(listed, verdict)) => reporter.file(&listed, &verdict),
+        Outcome::Note(Note::Malformed {
+            manifest,
+            line,
+            why,
+        }) => reporter.malformed(manifest, line, &why),
+        // The check source sends only `Listed` tags with files, and no walk notices.
+        Outcome::Read { .. } | Outcome::Failed { .. } | Outcome::Note(Note::Listed(_)) => {
+            anyhow::bail!("internal error: unexpected outcome in check")
+        }
+        Outcome::Notice(_) => Ok(()),
+    }
+}
+
+/// OK when every expected digest matches one of the digests computed for it.
+fn judge(expected: &[Expected], computed: &Digests) -> Verdict {
+    let mut matched = AlgoSet::default();
+    for e in expected {
+        let hit = computed
+            .iter()
+            .find(|(algo, hex)| e.algos.contains(*algo) && *hex == e.hex);
+        match hit {
+            Some((algo, _)) => matched.insert(*algo),
+            None => return Verdict::Failed,
+        }
+    }
+    Verdict::Ok(matched)
+}
+
+/// Walks `dir` and reports every regular file the manifests do not list.
+fn audit(
+    dir: &Path,
+    options: &WalkOptions,
+    listing: &Listing,
+    reporter: &mut Reporter,
+) -> Result<()> {
+    let canonical = std::fs::canonicalize(dir)
+        .with_context(|| format!("cannot open --audit directory {}", dir.display()))?;
+    let mut result = Ok(());
+    walk::walk(&[dir.as_os_str().to_os_string()], options, |found| {
+        let step = match found {
+            Found::File(entry) => {
+                let rel = entry.path.strip_prefix(dir).unwrap_or(&entry.path);
+                if listing.contains(&listing::normalize(&canonical, rel)) {
+                    Ok(())
+                } else {
+                    reporter.new_file(&entry.path)
+                }
+            }
+            Found::Notice(notice) => match notice.kind {
+                NoticeKind::Error(cause) => reporter.walk_error(&notice.path, &cause),
+                NoticeKind::Skipped(_) => Ok(()),
+            },
+        };
+        result = step;
+        result.is_ok()
+    })?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_and_skipped() {
+        let mut data = vec![b'a'; MAX_LINE * 3];
+        data.extend_from_slice(b"\nnext\nlast");
+        let mut reader = io::Cursor::new(data);
+        let mut line = Vec::new();
+        assert!(matches!(
+            read_line(&mut reader, &mut line).unwrap(),
+            LineRead::TooLong
+        ));
+        assert!(matches!(
+            read_line(&mut reader, &mut line).unwrap(),
+            LineRead::Line
+        ));
+        assert_eq!(line, b"next");
+        assert!(matches!(
+            read_line(&mut reader, &mut line).unwrap(),
+            LineRead::Line
+        ));
+        assert_eq!(line, b"last");
+        assert!(matches!(
+            read_line(&mut reader, &mut line).unwrap(),
+            LineRead::Eof
+        ));
+    }
+
+    #[test]
+    fn judge_needs_every_expected_digest() {
+        let e = |algos: AlgoSet, hex: &str| Expected {
+            algos,
+            hex: hex.into(),
+        };
+        let both = AlgoSet::one(Algo::Blake3).union(AlgoSet::one(Algo::Sha256));
+        let computed: Digests = vec![(Algo::Blake3, "b".into()), (Algo::Sha256, "s".into())];
+        assert!(matches!(judge(&[e(both, "s")], &computed), Verdict::Ok(_)));
+        assert!(matches!(judge(&[e(both, "x")], &computed), Verdict::Failed));
+        let sha = AlgoSet::one(Algo::Sha256);
+        assert!(matches!(
+            judge(
+                &[e(sha, "s"), e(AlgoSet::one(Algo::Blake3), "x")],
+                &computed
+            ),
+            Verdict::Failed
+        ));
+        assert!(matches!(judge(&[e(sha, "b")], &computed), Verdict::Failed));
+    }
+}

@@ -1,0 +1,278 @@
+//! The check report: one line (or JSON object) per file on standard output, in the words
+//! of `sha256sum -c` where they overlap (`NAME: OK`, `NAME: FAILED`), and a summary of
+//! the counts on standard error.
+
+use std::io::{BufWriter, Stdout, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use humansize::{BINARY, format_size};
+use serde_json::{Map, Value};
+
+use super::Listed;
+use crate::hash::digest::AlgoSet;
+use crate::manifest;
+
+/// How much to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Every file, and the summary.
+    Normal,
+    /// Only problems (`--quiet`).
+    Quiet,
+    /// Nothing; the exit code tells (`--status`).
+    Status,
+}
+
+/// What became of one listed file.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Every expected digest matched (by these algorithms).
+    Ok(AlgoSet),
+    /// A digest did not match.
+    Failed,
+    /// No such file.
+    Missing,
+    /// The file could not be verified; the cause.
+    Error(String),
+}
+
+impl Verdict {
+    fn word(&self) -> &'static str {
+        match self {
+            Verdict::Ok(_) => "OK",
+            Verdict::Failed => "FAILED",
+            Verdict::Missing => "MISSING",
+            Verdict::Error(_) => "ERROR",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    ok: u64,
+    failed: u64,
+    missing: u64,
+    new: u64,
+    error: u64,
+    malformed: u64,
+    bytes: u64,
+}
+
+pub struct Reporter {
+    out: BufWriter<Stdout>,
+    verbosity: Verbosity,
+    json: bool,
+    manifests: Vec<String>,
+    counts: Counts,
+    line: Vec<u8>,
+}
+
+impl Reporter {
+    pub fn new(verbosity: Verbosity, json: bool, manifests: Vec<String>) -> Self {
+        Reporter {
+            out: BufWriter::with_capacity(64 << 10, std::io::stdout()),
+            verbosity,
+            json,
+            manifests,
+            counts: Counts::default(),
+            line: Vec::with_capacity(256),
+        }
+    }
+
+    /// Counts bytes read, for the throughput in the summary.
+    pub fn bytes(&mut self, len: u64) {
+        self.counts.bytes += len;
+    }
+
+    /// Reports the verdict on a listed file.
+    pub fn file(&mut self, listed: &Listed, verdict: &Verdict) -> Result<()> {
+        let counter = match verdict {
+            Verdict::Ok(_) => &mut self.counts.ok,
+            Verdict::Failed => &mut self.counts.failed,
+            Verdict::Missing => &mut self.counts.missing,
+            Verdict::Error(_) => &mut self.counts.error,
+        };
+        *counter += 1;
+        if !self.shows(matches!(verdict, Verdict::Ok(_))) {
+            return Ok(());
+        }
+        self.line.clear();
+        if self.json {
+            let mut obj = Map::new();
+            manifest::push_json_path(&mut obj, &listed.name);
+            obj.insert("status".into(), Value::from(verdict.word()));
+            let algos = match verdict {
+                Verdict::Ok(matched) => *matched,
+                _ => listed
+                    .expected
+                    .iter()
+                    .fold(AlgoSet::default(), |s, e| s.union(e.algos)),
+            };
+            let names: Vec<Value> = algos.iter().map(|a| Value::from(a.name())).collect();
+            obj.insert("algos".into(), Value::Array(names));
+            if let Verdict::Error(why) = verdict {
+                obj.insert("error".into(), Value::from(why.as_str()));
+            }
+            obj.insert(
+                "manifest".into(),
+                Value::from(self.manifests[listed.manifest].as_str()),
+            );
+            obj.insert("line".into(), Value::from(listed.line));
+            self.push_json(obj);
+        } else {
+            push_name(&mut self.line, &listed.name);
+            self.line.extend_from_slice(b": ");
+            self.line.extend_from_slice(verdict.word().as_bytes());
+            if let Verdict::Error(why) = verdict {
+                self.line.push(b' ');
+                self.line.extend_from_slice(why.as_bytes());
+            }
+            self.line.push(b'\n');
+        }
+        self.emit()
+    }
+
+    /// Reports a file found by `--audit` that no manifest lists.
+    pub fn new_file(&mut self, path: &Path) -> Result<()> {
+        self.counts.new += 1;
+        if !self.shows(false) {
+            return Ok(());
+        }
+        self.line.clear();
+        let name = path.as_os_str().as_bytes();
+        if self.json {
+            let mut obj = Map::new();
+            manifest::push_json_path(&mut obj, name);
+            obj.insert("status".into(), Value::from("NEW"));
+            self.push_json(obj);
+        } else {
+            push_name(&mut self.line, name);
+            self.line.extend_from_slice(b": NEW\n");
+        }
+        self.emit()
+    }
+
+    /// Reports a manifest line that could not be parsed.
+    pub fn malformed(&mut self, manifest: usize, line: u64, why: &str) -> Result<()> {
+        self.counts.malformed += 1;
+        if self.verbosity == Verbosity::Status {
+            return Ok(());
+        }
+        let name = &self.manifests[manifest];
+        if self.json {
+            self.line.clear();
+            let mut obj = Map::new();
+            obj.insert("status".into(), Value::from("MALFORMED"));
+            obj.insert("error".into(), Value::from(why));
+            obj.insert("manifest".into(), Value::from(name.as_str()));
+            obj.insert("line".into(), Value::from(line));
+            self.push_json(obj);
+            return self.emit();
+        }
+        // Keep stdout and stderr in order on a terminal.
+        self.out.flush().context("writing the report")?;
+        eprintln!("spate: {name}:{line}: improperly formatted checksum line: {why}");
+        Ok(())
+    }
+
+    /// Reports a directory the `--audit` walk could not read.
+    pub fn walk_error(&mut self, path: &Path, cause: &str) -> Result<()> {
+        self.counts.error += 1;
+        if self.verbosity != Verbosity::Status {
+            self.out.flush().context("writing the report")?;
+            eprintln!("spate: {}: {cause}", path.display());
+        }
+        Ok(())
+    }
+
+    /// Flushes the report, prints the summary and says whether the run passed.
+    pub fn finish(mut self, started: Instant, ignore_missing: bool, strict: bool) -> Result<bool> {
+        self.out.flush().context("writing the report")?;
+        let c = &self.counts;
+        let verified = c.ok + c.failed + c.error;
+        let mut passed = c.failed == 0
+            && c.missing == 0
+            && c.error == 0
+            && c.new == 0
+            && (!strict || c.malformed == 0);
+        let mut problem = None;
+        if verified + c.missing == 0 {
+            problem = Some(if c.malformed > 0 {
+                "no properly formatted checksum lines found"
+            } else if ignore_missing {
+                "no file was verified"
+            } else {
+                "no checksum lines found"
+            });
+            passed = false;
+        }
+        let show = match self.verbosity {
+            Verbosity::Normal => true,
+            Verbosity::Quiet => !passed,
+            Verbosity::Status => false,
+        };
+        if show {
+            if let Some(problem) = problem {
+                eprintln!("spate: {problem}");
+            }
+            eprintln!("spate: {}", self.summary(started));
+        }
+        Ok(passed)
+    }
+
+    fn summary(&self, started: Instant) -> String {
+        let c = &self.counts;
+        let secs = started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            (c.bytes as f64 / secs) as u64
+        } else {
+            0
+        };
+        let mut line = format!(
+            "{} OK, {} FAILED, {} MISSING, {} NEW, {} ERROR",
+            c.ok, c.failed, c.missing, c.new, c.error
+        );
+        if c.malformed > 0 {
+            let s = if c.malformed == 1 { "" } else { "s" };
+            line.push_str(&format!("; {} malformed line{s}", c.malformed));
+        }
+        line.push_str(&format!(
+            "; read {} in {secs:.2} s ({}/s)",
+            format_size(c.bytes, BINARY),
+            format_size(rate, BINARY)
+        ));
+        line
+    }
+
+    fn shows(&self, ok: bool) -> bool {
+        match self.verbosity {
+            Verbosity::Normal => true,
+            Verbosity::Quiet => !ok,
+            Verbosity::Status => false,
+        }
+    }
+
+    fn push_json(&mut self, obj: Map<String, Value>) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.line, &Value::Object(obj));
+        self.line.push(b'\n');
+    }
+
+    fn emit(&mut self) -> Result<()> {
+        self.out.write_all(&self.line).context("writing the report")
+    }
+}
+
+/// A name as `sha256sum -c` shows it: with a leading `\` and `\\`, `\n`, `\r` escapes
+/// when it contains one of those bytes, else as is.
+fn push_name(out: &mut Vec<u8>, name: &[u8]) {
+    if manifest::needs_escape(name) {
+        out.push(b'\\');
+        manifest::push_escaped(out, name);
+    } else {
+        out.extend_from_slice(name);
+    }
+}

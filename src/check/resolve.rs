@@ -1,0 +1,208 @@
+//! Finding the file a manifest line names, without ever leaving the root directory.
+//!
+//! A manifest may come from someone else. A line naming `../../etc/shadow`, or a path
+//! that passes through a symbolic link pointing out of the tree, must not make spate
+//! read (and so confirm or deny the digest of) a file outside the root. The kernel does
+//! the confinement: `openat2(…, RESOLVE_BENEATH)` refuses any resolution that would
+//! leave the root directory, including through `..` and symbolic links. Where
+//! `openat2` is missing (Linux before 5.6, or filtered by seccomp), the same rule is
+//! applied to the canonical path, which costs a few more system calls per file.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+
+/// What a manifest path turned out to be.
+#[derive(Debug)]
+pub enum Resolved {
+    /// A regular file: its size and modification time for the readers to compare.
+    File { size: u64, mtime: (i64, i64) },
+    /// Nothing there (or a parent is not a directory).
+    Missing,
+    /// Something was there but cannot be verified; the cause, for the report.
+    Error(String),
+}
+
+/// The directory manifest paths are relative to.
+pub struct Root {
+    /// As the user gave it (or the manifest's directory): joined with manifest paths to
+    /// make the paths the readers open.
+    path: PathBuf,
+    dir: File,
+    canonical: PathBuf,
+}
+
+/// Set once `openat2` has been found unusable, so it is not tried for every file.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+impl Root {
+    /// Opens `path` as the root.
+    pub fn open(path: &Path) -> Result<Root> {
+        let dir = File::open(path)
+            .with_context(|| format!("cannot open root directory {}", path.display()))?;
+        let canonical = std::fs::canonicalize(path)
+            .with_context(|| format!("cannot resolve root directory {}", path.display()))?;
+        anyhow::ensure!(
+            dir.metadata().map(|m| m.is_dir()).unwrap_or(false),
+            "root {} is not a directory",
+            path.display()
+        );
+        Ok(Root {
+            path: path.to_path_buf(),
+            dir,
+            canonical,
+        })
+    }
+
+    /// The path the readers should open for the manifest name `name` (relative).
+    pub fn join(&self, name: &Path) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The root's canonical path (for matching against a walk in `--audit`).
+    pub fn canonical(&self) -> &Path {
+        &self.canonical
+    }
+
+    /// Looks up the relative path `name` beneath the root, following symbolic links
+    /// only while they stay beneath it.
+    pub fn resolve(&self, name: &Path) -> Resolved {
+        if !NO_OPENAT2.load(Ordering::Relaxed) {
+            match self.open_beneath(name) {
+                Ok(fd) => return describe(File::from(fd).metadata()),
+                Err(e) if openat2_unusable(&e) => NO_OPENAT2.store(true, Ordering::Relaxed),
+                Err(e) => return from_open_error(&e),
+            }
+        }
+        self.resolve_canonical(name)
+    }
+
+    fn open_beneath(&self, name: &Path) -> io::Result<OwnedFd> {
+        let c_name = CString::new(name.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: open_how is plain data; zero is a valid value for every field.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        // SAFETY: valid directory fd, NUL-terminated path and a properly sized open_how.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                self.dir.as_raw_fd(),
+                c_name.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: openat2 returned a new descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+
+    /// The fallback: canonicalize and compare prefixes.
+    fn resolve_canonical(&self, name: &Path) -> Resolved {
+        let full = match std::fs::canonicalize(self.path.join(name)) {
+            Ok(full) => full,
+            Err(e) => return from_open_error(&e),
+        };
+        if !full.starts_with(&self.canonical) {
+            return Resolved::Error(OUTSIDE.into());
+        }
+        describe(std::fs::metadata(&full))
+    }
+}
+
+const OUTSIDE: &str = "resolves outside the root directory (through '..' or a symbolic link)";
+
+/// Looks up an absolute path named by a manifest (only with `--allow-absolute`).
+pub fn resolve_absolute(path: &Path) -> Resolved {
+    describe(std::fs::metadata(path))
+}
+
+fn openat2_unusable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS | libc::EPERM | libc::E2BIG)
+    )
+}
+
+fn from_open_error(e: &io::Error) -> Resolved {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR) => Resolved::Missing,
+        Some(libc::EXDEV) => Resolved::Error(OUTSIDE.into()),
+        Some(libc::ELOOP) => Resolved::Error("too many levels of symbolic links".into()),
+        _ => Resolved::Error(e.to_string()),
+    }
+}
+
+fn describe(meta: io::Result<std::fs::Metadata>) -> Resolved {
+    match meta {
+        Ok(m) if m.is_file() => Resolved::File {
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        },
+        Ok(m) if m.is_dir() => Resolved::Error("is a directory".into()),
+        Ok(_) => Resolved::Error("not a regular file; not opened".into()),
+        Err(e) => from_open_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_beneath_the_root() {
+        let outer = tempfile::tempdir().unwrap();
+        let root_path = outer.path().join("root");
+        std::fs::create_dir_all(root_path.join("sub")).unwrap();
+        std::fs::write(outer.path().join("secret"), b"x").unwrap();
+        std::fs::write(root_path.join("sub/f"), b"abc").unwrap();
+        std::os::unix::fs::symlink("../secret", root_path.join("escape")).unwrap();
+        std::os::unix::fs::symlink("sub/f", root_path.join("inside")).unwrap();
+        let root = Root::open(&root_path).unwrap();
+
+        assert!(matches!(
+            root.resolve(Path::new("sub/f")),
+            Resolved::File { size: 3, .. }
+        ));
+        assert!(matches!(
+            root.resolve(Path::new("inside")),
+            Resolved::File { size: 3, .. }
+        ));
+        assert!(matches!(
+            root.resolve(Path::new("sub/../sub/f")),
+            Resolved::File { .. }
+        ));
+        assert!(matches!(root.resolve(Path::new("nope")), Resolved::Missing));
+        assert!(matches!(
+            root.resolve(Path::new("sub/f/x")),
+            Resolved::Missing
+        ));
+        for escape in ["../secret", "escape", "sub/../../secret"] {
+            match root.resolve(Path::new(escape)) {
+                Resolved::Error(why) => assert!(why.contains("outside"), "{escape}: {why}"),
+                other => panic!("{escape}: {other:?}"),
+            }
+        }
+        assert!(matches!(root.resolve(Path::new("sub")), Resolved::Error(_)));
+        // The fallback applies the same rule.
+        assert!(matches!(
+            root.resolve_canonical(Path::new("escape")),
+            Resolved::Error(_)
+        ));
+        assert!(matches!(
+            root.resolve_canonical(Path::new("inside")),
+            Resolved::File { size: 3, .. }
+        ));
+    }
+}
