@@ -242,22 +242,6 @@ fn exclude_leaves_out_matching_files_and_directories() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
 }
 
-/// Runs spate as `nobody`, so permission checks apply (the tests run as root).
-fn as_nobody(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_spate"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("setpriv (util-linux) runs spate as nobody")
-}
-
-fn open_to_all(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
-}
-
 #[test]
 fn unreadable_file_and_directory_are_reported_and_the_run_continues() {
     let tmp = tempfile::tempdir().unwrap();

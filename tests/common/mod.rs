@@ -142,3 +142,19 @@ pub fn sorted_lines(bytes: &[u8]) -> Vec<Vec<u8>> {
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Runs spate as `nobody`, so permission checks apply (the tests run as root).
+pub fn as_nobody(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("setpriv (util-linux) runs spate as nobody")
+}
+
+pub fn open_to_all(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+}

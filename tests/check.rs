@@ -1,0 +1,450 @@
+//! `spate check` against manifests from the real tools, and the real tools against
+//! manifests from spate, on both backends.
+
+mod common;
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+/// Runs `spate check --io BACKEND ARGS...` in `dir`.
+fn check(dir: &Path, backend: &str, args: &[&str]) -> Output {
+    let mut all: Vec<OsString> = os(&["check", "--io", backend]);
+    all.extend(os(args));
+    let refs: Vec<&OsStr> = all.iter().map(OsString::as_os_str).collect();
+    spate(dir, &refs)
+}
+
+/// Runs spate with `args` in `dir` and returns its stdout, asserting success.
+fn spate_ok(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let args = os(args);
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    let out = spate(dir, &refs);
+    assert!(out.status.success(), "spate {args:?}: {}", stderr_of(&out));
+    out.stdout
+}
+
+fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Files below `dir/sub`, as paths relative to `dir`, sorted.
+fn relative_files(dir: &Path, sub: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = files_below(&dir.join(sub))
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().to_path_buf())
+        .collect();
+    files.sort();
+    files
+}
+
+/// A tree b3sum 1.x can check too: no carriage return or non-UTF-8 names (it rejects
+/// the `\r` escape and reads its check file as UTF-8).
+fn b3sum_friendly_tree(root: &Path) {
+    make_tree(root, false);
+    write(&root.join("back\\slash"), b"b");
+    write(&root.join(OsStr::from_bytes(b"new\nline")), b"n");
+}
+
+#[test]
+fn manifests_written_by_spate_pass_b3sum_and_coreutils() {
+    let tmp = tempfile::tempdir().unwrap();
+    b3sum_friendly_tree(&tmp.path().join("b3"));
+    make_tree(&tmp.path().join("all"), true);
+    let cases = [
+        ("b3", &["hash", "b3"][..], "b3sum", &["-c"][..]),
+        (
+            "all",
+            &["hash", "-a", "sha256", "all"],
+            "sha256sum",
+            &["-c"],
+        ),
+        (
+            "all",
+            &["hash", "-a", "sha256", "--tag", "all"],
+            "sha256sum",
+            &["-c"],
+        ),
+        (
+            "all",
+            &["hash", "-a", "md5", "all"],
+            "md5sum",
+            &["-c", "--strict"],
+        ),
+        (
+            "all",
+            &["hash", "-a", "sha512", "all"],
+            "sha512sum",
+            &["-c"],
+        ),
+    ];
+    for (_, args, tool, tool_args) in cases {
+        let manifest = spate_ok(tmp.path(), args);
+        std::fs::write(tmp.path().join("sums"), &manifest).unwrap();
+        let out = Command::new(tool)
+            .current_dir(tmp.path())
+            .args(tool_args)
+            .arg("sums")
+            .output()
+            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} -c rejects `spate {args:?}`: {}{}",
+            stdout_of(&out),
+            stderr_of(&out)
+        );
+        let oks = stdout_of(&out).matches(": OK").count();
+        assert_eq!(
+            oks,
+            files_below(&tmp.path().join(args[args.len() - 1])).len()
+        );
+    }
+}
+
+#[test]
+fn manifests_written_by_b3sum_and_coreutils_pass_spate_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("all"), true);
+    b3sum_friendly_tree(&tmp.path().join("b3"));
+    let all = relative_files(tmp.path(), "all");
+    let b3 = relative_files(tmp.path(), "b3");
+    let cases: [(&str, &[&str], &[PathBuf]); 8] = [
+        ("b3sum", &[], &b3),
+        ("sha256sum", &[], &all),
+        ("sha256sum", &["-b"], &all),
+        ("sha256sum", &["--tag"], &all),
+        ("md5sum", &[], &all),
+        ("md5sum", &["-b", "--tag"], &all),
+        ("sha1sum", &[], &all),
+        ("sha512sum", &["--tag"], &all),
+    ];
+    for (tool, tool_args, files) in cases {
+        let manifest = peer(tmp.path(), tool, tool_args, files).stdout;
+        std::fs::write(tmp.path().join("peer.sums"), &manifest).unwrap();
+        for backend in BACKENDS {
+            let out = check(tmp.path(), backend, &["peer.sums"]);
+            assert!(
+                out.status.success(),
+                "{tool} {tool_args:?} on {backend}: {}{}",
+                stdout_of(&out),
+                stderr_of(&out)
+            );
+            assert_eq!(stdout_of(&out).matches(": OK\n").count(), files.len());
+        }
+    }
+}
+
+#[test]
+fn every_name_round_trips_in_every_format_on_both_backends() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("t"), true);
+    let count = files_below(&tmp.path().join("t")).len();
+    for format in [
+        &[][..],
+        &["--tag"],
+        &["--json"],
+        &["-a", "sha256", "-a", "xxh3"],
+    ] {
+        let mut args = vec!["hash"];
+        args.extend_from_slice(format);
+        args.push("t");
+        let manifest = spate_ok(tmp.path(), &args);
+        std::fs::write(tmp.path().join("m"), &manifest).unwrap();
+        for backend in BACKENDS {
+            let out = check(tmp.path(), backend, &["m"]);
+            assert!(
+                out.status.success(),
+                "{format:?} {backend}: {}",
+                stderr_of(&out)
+            );
+            assert_eq!(stdout_of(&out).matches(": OK\n").count(), count);
+            // Names are shown the way sha256sum shows them: escaped behind a `\`.
+            assert!(stdout_of(&out).contains("\\t/awkward/new\\nline: OK\n"));
+        }
+    }
+}
+
+/// A tree and its BLAKE3 manifest, `sums.b3` beside the tree's files.
+fn tree_with_manifest() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    open_to_all(tmp.path());
+    let t = tmp.path().join("t");
+    for name in ["a", "b", "c", "d", "sub/e"] {
+        write(&t.join(name), name.as_bytes());
+    }
+    let manifest = spate_ok(&t, &["hash", "a", "b", "c", "d", "sub"]);
+    std::fs::write(t.join("sums.b3"), manifest).unwrap();
+    open_to_all(&t);
+    tmp
+}
+
+#[test]
+fn each_report_word_is_pinned() {
+    let tmp = tree_with_manifest();
+    let t = tmp.path().join("t");
+    write(&t.join("a"), b"A"); // one byte changed
+    std::fs::remove_file(t.join("b")).unwrap();
+    write(&t.join("sub/new"), b"new");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.join("c"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    for backend in BACKENDS {
+        // Run as nobody from another directory: root reads any file, and the paths
+        // must resolve from the manifest's directory.
+        let out = as_nobody(
+            tmp.path(),
+            &[
+                "check",
+                "--io",
+                backend,
+                "--audit",
+                "t",
+                "--exclude",
+                "sums.b3",
+                "t/sums.b3",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{backend}: {}", stderr_of(&out));
+        let stdout = stdout_of(&out);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines[0], "a: FAILED", "{stdout}");
+        assert_eq!(lines[1], "b: MISSING", "{stdout}");
+        assert!(
+            lines[2].starts_with("c: ERROR ") && lines[2].contains("Permission denied"),
+            "{stdout}"
+        );
+        assert_eq!(
+            lines[3..],
+            ["d: OK", "sub/e: OK", "t/sub/new: NEW"],
+            "{stdout}"
+        );
+        assert!(
+            stderr_of(&out).contains("2 OK, 1 FAILED, 1 MISSING, 1 NEW, 1 ERROR"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+}
+
+#[test]
+fn an_unchanged_tree_passes_audit_and_quiet_and_status_print_only_problems() {
+    let tmp = tree_with_manifest();
+    let t = tmp.path().join("t");
+    // The manifest itself is in the tree: list it so --audit has nothing new.
+    let out = check(
+        &t,
+        "uring",
+        &["--audit", ".", "--exclude", "sums.b3", "sums.b3"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(stdout_of(&out).matches(": OK\n").count(), 5);
+
+    let out = check(&t, "uring", &["-q", "sums.b3"]);
+    assert_eq!(
+        (out.status.code(), stdout_of(&out)),
+        (Some(0), String::new())
+    );
+    assert_eq!(stderr_of(&out), "");
+
+    std::fs::remove_file(t.join("d")).unwrap();
+    let out = check(&t, "threads", &["-q", "sums.b3"]);
+    assert_eq!(
+        (out.status.code(), stdout_of(&out).as_str()),
+        (Some(1), "d: MISSING\n")
+    );
+    let out = check(&t, "threads", &["--status", "sums.b3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    let out = check(&t, "threads", &["--ignore-missing", "sums.b3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(!stdout_of(&out).contains("d:"));
+}
+
+#[test]
+fn json_report_has_one_object_per_file() {
+    let tmp = tree_with_manifest();
+    let t = tmp.path().join("t");
+    write(&t.join("a"), b"changed");
+    let out = check(&t, "uring", &["--json", "sums.b3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let objs: Vec<serde_json::Value> = stdout_of(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objs.len(), 5);
+    assert_eq!(objs[0]["path"], "a");
+    assert_eq!(objs[0]["status"], "FAILED");
+    assert_eq!(objs[0]["line"], 1);
+    assert_eq!(objs[1]["status"], "OK");
+    assert_eq!(objs[1]["algos"], serde_json::json!(["blake3"]));
+}
+
+#[test]
+fn root_and_stdin_manifests() {
+    let tmp = tree_with_manifest();
+    let t = tmp.path().join("t");
+    // From stdin, paths are relative to the current directory or --root.
+    let manifest = std::fs::read(t.join("sums.b3")).unwrap();
+    for (dir, extra) in [
+        (t.clone(), &[][..]),
+        (tmp.path().to_path_buf(), &["--root", "t"]),
+    ] {
+        let mut args = vec!["check", "-"];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .args(&args)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&manifest).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+        assert_eq!(stdout_of(&out).matches(": OK\n").count(), 5);
+    }
+    // A manifest moved away from its tree checks with --root.
+    std::fs::rename(t.join("sums.b3"), tmp.path().join("moved.b3")).unwrap();
+    let out = check(tmp.path(), "threads", &["moved.b3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout_of(&out).matches(": MISSING\n").count(), 5);
+    let out = check(tmp.path(), "threads", &["--root", "t", "moved.b3"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn paths_outside_the_root_are_never_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("secret");
+    write(&secret, b"secret");
+    let t = tmp.path().join("t");
+    write(&t.join("ok"), b"ok");
+    write(&t.join("sub/x"), b"x");
+    std::os::unix::fs::symlink("../secret", t.join("link-out")).unwrap();
+    std::os::unix::fs::symlink("ok", t.join("link-in")).unwrap();
+    let digest = |data: &[u8]| blake3::hash(data).to_hex().to_string();
+    let s = digest(b"secret");
+    let abs = secret.display().to_string();
+    let manifest = format!(
+        "{s}  ../secret\n{s}  link-out\n{s}  {abs}\n{ok}  link-in\n{s}  sub/../../secret\n",
+        ok = digest(b"ok")
+    );
+    std::fs::write(t.join("m.b3"), manifest).unwrap();
+    for backend in BACKENDS {
+        let out = check(&t, backend, &["m.b3"]);
+        assert_eq!(out.status.code(), Some(1));
+        let stdout = stdout_of(&out);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(lines[0].starts_with("../secret: ERROR resolves outside the root"));
+        assert!(lines[1].starts_with("link-out: ERROR resolves outside the root"));
+        assert!(lines[2].contains("ERROR absolute path"), "{stdout}");
+        assert_eq!(lines[3], "link-in: OK");
+        assert!(lines[4].contains("ERROR resolves outside"), "{stdout}");
+        assert!(!stdout.contains("secret: OK"));
+        // With --allow-absolute the absolute line is checked.
+        let out = check(&t, backend, &["--allow-absolute", "m.b3"]);
+        assert!(stdout_of(&out).contains(&format!("{abs}: OK")));
+    }
+}
+
+#[test]
+fn malformed_lines_are_reported_by_number_and_fail_with_strict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    write(&t.join("a"), b"a");
+    let a = blake3::hash(b"a").to_hex().to_string();
+    let manifest = format!(
+        "# comment\r\n\r\n{a}  a\r\n\\{a}  bad\\tescape\n{a}  nul\\0\nnot a line\n{a}  a\n"
+    )
+    .replace("\\0", "\0");
+    std::fs::write(t.join("m.b3"), manifest).unwrap();
+    let out = check(t, "uring", &["m.b3"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(stdout_of(&out), "a: OK\na: OK\n");
+    assert!(err.contains("m.b3:4: improperly formatted"), "{err}");
+    assert!(err.contains("m.b3:5: improperly formatted"), "{err}");
+    assert!(err.contains("m.b3:6: improperly formatted"), "{err}");
+    let out = check(t, "uring", &["--strict", "m.b3"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    std::fs::write(t.join("junk"), "nothing useful\n").unwrap();
+    let out = check(t, "uring", &["junk"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("no properly formatted checksum lines"));
+}
+
+#[test]
+fn a_file_listed_twice_with_different_digests_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    write(&t.join("a"), b"a");
+    let good = sha256_hex(b"a");
+    let bad = sha256_hex(b"b");
+    std::fs::write(
+        t.join("m.sha256"),
+        format!("{good}  a\n{bad}  ./a\n{good}  a\n"),
+    )
+    .unwrap();
+    let out = check(t, "threads", &["m.sha256"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = stdout_of(&out);
+    assert!(stdout.starts_with("a: OK\n./a: ERROR listed on line 1 with a different digest\n"));
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn ambiguous_digests_follow_the_manifest_name_or_a() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    write(&t.join("a"), b"a");
+    let line = format!("{}  a\n", sha256_hex(b"a"));
+    for name in ["SHA256SUMS", "sums.txt"] {
+        std::fs::write(t.join(name), &line).unwrap();
+        let out = check(t, "uring", &[name]);
+        assert!(out.status.success(), "{name}: {}", stderr_of(&out));
+    }
+    // A .b3 manifest holds BLAKE3 digests: a SHA-256 digest there does not verify.
+    std::fs::write(t.join("sums.b3"), &line).unwrap();
+    assert_eq!(check(t, "uring", &["sums.b3"]).status.code(), Some(1));
+    assert!(
+        check(t, "uring", &["-a", "sha256", "sums.b3"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn unreadable_or_missing_manifest_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = check(tmp.path(), "uring", &["nope.b3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("nope.b3"), "{}", stderr_of(&out));
+    let out = check(tmp.path(), "uring", &["."]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = check(tmp.path(), "uring", &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_file_replaced_by_a_fifo_is_an_error_not_a_hang() {
+    let tmp = tree_with_manifest();
+    let t = tmp.path().join("t");
+    std::fs::remove_file(t.join("a")).unwrap();
+    let status = Command::new("mkfifo").arg(t.join("a")).status().unwrap();
+    assert!(status.success());
+    let out = check(&t, "uring", &["sums.b3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout_of(&out).starts_with("a: ERROR not a regular file"));
+}
