@@ -8,13 +8,14 @@
 //! `openat2` is missing (Linux before 5.6, or filtered by seccomp), the same rule is
 //! applied to the canonical path, which costs a few more system calls per file.
 
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
@@ -37,6 +38,9 @@ pub struct Root {
     path: PathBuf,
     dir: File,
     canonical: PathBuf,
+    /// The directory of the last file looked up, kept open: manifests list files
+    /// directory by directory, so most lookups reuse it and cost one `fstatat`.
+    last_dir: RefCell<Option<(PathBuf, OwnedFd)>>,
 }
 
 /// Set once `openat2` has been found unusable, so it is not tried for every file.
@@ -58,6 +62,7 @@ impl Root {
             path: path.to_path_buf(),
             dir,
             canonical,
+            last_dir: RefCell::new(None),
         })
     }
 
@@ -75,7 +80,13 @@ impl Root {
     /// only while they stay beneath it.
     pub fn resolve(&self, name: &Path) -> Resolved {
         if !NO_OPENAT2.load(Ordering::Relaxed) {
-            match self.open_beneath(name) {
+            let quick = self.resolve_in_parent(name);
+            let full = match quick {
+                Ok(Some(resolved)) => return resolved,
+                Ok(None) => self.open_beneath(name, libc::O_PATH),
+                Err(e) => Err(e),
+            };
+            match full {
                 Ok(fd) => return describe(File::from(fd).metadata()),
                 Err(e) if openat2_unusable(&e) => NO_OPENAT2.store(true, Ordering::Relaxed),
                 Err(e) => return from_open_error(&e),
@@ -84,12 +95,47 @@ impl Root {
         self.resolve_canonical(name)
     }
 
-    fn open_beneath(&self, name: &Path) -> io::Result<OwnedFd> {
+    /// The common case in one system call: the parent directory, opened beneath the
+    /// root (and cached), holds the file under its final name, and that name is not a
+    /// symbolic link. `Ok(None)` when the full lookup must decide: the final component
+    /// is a link, `..` or `.`.
+    fn resolve_in_parent(&self, name: &Path) -> io::Result<Option<Resolved>> {
+        let Some(Component::Normal(base)) = name.components().next_back() else {
+            return Ok(None);
+        };
+        let parent = name.parent().unwrap_or(Path::new(""));
+        let mut cache = self.last_dir.borrow_mut();
+        let dir_fd = if parent.as_os_str().is_empty() {
+            self.dir.as_raw_fd()
+        } else {
+            let cached = cache.as_ref().filter(|(p, _)| p == parent);
+            match cached {
+                Some((_, fd)) => fd.as_raw_fd(),
+                None => {
+                    let fd = match self.open_beneath(parent, libc::O_PATH | libc::O_DIRECTORY) {
+                        Ok(fd) => fd,
+                        Err(e) if openat2_unusable(&e) => return Err(e),
+                        Err(e) => return Ok(Some(from_open_error(&e))),
+                    };
+                    let raw = fd.as_raw_fd();
+                    *cache = Some((parent.to_path_buf(), fd));
+                    raw
+                }
+            }
+        };
+        match fstatat(dir_fd, base) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => Ok(None),
+            Ok(st) => Ok(Some(describe_stat(&st))),
+            Err(e) => Ok(Some(from_open_error(&e))),
+        }
+    }
+
+    fn open_beneath(&self, name: &Path, flags: i32) -> io::Result<OwnedFd> {
         let c_name = CString::new(name.as_os_str().as_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: open_how is plain data; zero is a valid value for every field.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+        how.flags = (flags | libc::O_CLOEXEC) as u64;
         how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
         // SAFETY: valid directory fd, NUL-terminated path and a properly sized open_how.
         let fd = unsafe {
@@ -144,14 +190,49 @@ fn from_open_error(e: &io::Error) -> Resolved {
     }
 }
 
+/// `lstat` of `name` in the directory `dir_fd`.
+fn fstatat(dir_fd: i32, name: &std::ffi::OsStr) -> io::Result<libc::stat> {
+    let c_name =
+        CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: valid fd and NUL-terminated name; fstatat fills the whole struct on
+    // success and we read it only then.
+    unsafe {
+        if libc::fstatat(
+            dir_fd,
+            c_name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st.assume_init())
+    }
+}
+
+fn describe_stat(st: &libc::stat) -> Resolved {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => Resolved::File {
+            size: st.st_size as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+        },
+        libc::S_IFDIR => Resolved::Error(IS_DIR.into()),
+        _ => Resolved::Error(NOT_REGULAR.into()),
+    }
+}
+
+const IS_DIR: &str = "is a directory";
+const NOT_REGULAR: &str = "not a regular file; not opened";
+
 fn describe(meta: io::Result<std::fs::Metadata>) -> Resolved {
     match meta {
         Ok(m) if m.is_file() => Resolved::File {
             size: m.len(),
             mtime: (m.mtime(), m.mtime_nsec()),
         },
-        Ok(m) if m.is_dir() => Resolved::Error("is a directory".into()),
-        Ok(_) => Resolved::Error("not a regular file; not opened".into()),
+        Ok(m) if m.is_dir() => Resolved::Error(IS_DIR.into()),
+        Ok(_) => Resolved::Error(NOT_REGULAR.into()),
         Err(e) => from_open_error(&e),
     }
 }
@@ -188,7 +269,13 @@ mod tests {
             root.resolve(Path::new("sub/f/x")),
             Resolved::Missing
         ));
-        for escape in ["../secret", "escape", "sub/../../secret"] {
+        std::os::unix::fs::symlink("..", root_path.join("sub/up")).unwrap();
+        for escape in [
+            "../secret",
+            "escape",
+            "sub/../../secret",
+            "sub/up/../secret",
+        ] {
             match root.resolve(Path::new(escape)) {
                 Resolved::Error(why) => assert!(why.contains("outside"), "{escape}: {why}"),
                 other => panic!("{escape}: {other:?}"),
