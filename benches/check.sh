@@ -2,6 +2,7 @@
 # Compares `spate check` with `spate hash` on the same tree and with `b3sum -c` /
 # `sha256sum -c` on the equivalent manifests; prints each median and its ratio to the
 # first command of its group (a peer's "2.50x" means spate check was 2.5 times faster).
+# Commands run in interleaved rounds (benches/compare.py; ROUNDS and RUNS set them).
 #
 #   bash benches/check.sh [DATA_DIR] [FILES] [BIG_BYTES]
 #
@@ -12,30 +13,14 @@ cd "$(dirname "$0")/.."
 data=${1:-/tmp/spate-bench}
 files=${2:-30000}
 big=${3:-1073741824}
-runs=${RUNS:-5}
+repo=$PWD
 python3 benches/gen_tree.py "$data" "$files" "$big"
 cargo build --release -q
 spate=$PWD/target/release/spate
 out=$(mktemp -d)
 cd "$data"
 
-ratio() {
-  python3 - "$1" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"]
-base = r[0]["median"]
-for x in r:
-    print(f"  {x['median']:8.3f} s  {x['median'] / base:5.2f}x   {x['command']}")
-PY
-}
-
-bench() { # title, then commands (the first is the base of the ratios)
-  local title=$1; shift
-  echo "== $title"
-  hyperfine -N --warmup 1 --runs "$runs" --export-json "$out/r.json" "$@" >/dev/null 2>&1 \
-    || hyperfine --warmup 1 --runs "$runs" --export-json "$out/r.json" "$@" >/dev/null
-  ratio "$out/r.json"
-}
+compare() { python3 "$repo/benches/compare.py" "$@"; }
 
 echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "spate $($spate --version | cut -d' ' -f2), $(b3sum --version), $(sha256sum --version | head -1)"
@@ -46,17 +31,24 @@ for t in small big; do
 done
 echo "manifests: $(wc -l < small.b3) lines (small), $(wc -l < big.b3) (big)"
 
-bench "small files, BLAKE3, warm cache" \
+compare "small files, BLAKE3, warm cache" \
   "$spate check -q small.b3" \
   "$spate hash -q small" \
   "b3sum -c --quiet small.b3"
-bench "small files, SHA-256, warm cache" \
+compare "small files, SHA-256, warm cache" \
   "$spate check -q small.sha256" \
   "$spate hash -q -a sha256 small" \
   "sha256sum -c --quiet small.sha256"
-bench "two big files, BLAKE3, warm cache" \
+compare "two big files, BLAKE3, warm cache" \
   "$spate check -q big.b3" \
   "$spate hash -q big" \
   "b3sum -c --quiet big.b3"
+if [ -w /proc/sys/vm/drop_caches ]; then
+  drop="sync; echo 3 > /proc/sys/vm/drop_caches"
+  compare "small files, BLAKE3, cold cache" --prepare "$drop" \
+    "$spate check -q small.b3" \
+    "$spate hash -q small" \
+    "b3sum -c --quiet small.b3"
+fi
 rm -f small.b3 small.sha256 big.b3 big.sha256
 rm -rf "$out"

@@ -23,10 +23,18 @@ def write_random(path, size, rng):
             left -= n
 
 
+def parse_size(text):
+    """Bytes from '4096', '4M', '1G' (binary units)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if text[-1:].upper() in units:
+        return int(text[:-1]) * units[text[-1].upper()]
+    return int(text)
+
+
 def main():
     root = sys.argv[1]
     files = int(sys.argv[2]) if len(sys.argv) > 2 else 30000
-    big = int(sys.argv[3]) if len(sys.argv) > 3 else 1 << 30
+    big = parse_size(sys.argv[3]) if len(sys.argv) > 3 else 1 << 30
     rng = random.Random(42)
     small = os.path.join(root, "small")
     done = os.path.join(root, f".small-{files}.done")

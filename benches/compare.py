@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Runs commands with hyperfine in interleaved rounds and prints medians and ratios.
+
+    python3 benches/compare.py TITLE [--rounds R] [--runs N] [--prepare CMD] -- CMD...
+
+Each round runs every command N times (after one warm-up run in the first round);
+the median is over all rounds. Rounds matter on a shared VM: its speed drifts in
+phases lasting seconds, and hyperfine alone runs all of one command before the next,
+so a slow phase lands on a single command. The first command is the base: a line's
+"2.50x" means it took 2.5 times as long as the first.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("title")
+    p.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
+    p.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", 3)))
+    p.add_argument("--prepare")
+    p.add_argument("commands", nargs="+")
+    a = p.parse_args()
+    times = {c: [] for c in a.commands}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "r.json")
+        for r in range(a.rounds):
+            cmd = ["hyperfine", "-N", "--runs", str(a.runs), "--export-json", out]
+            if r == 0 and not a.prepare:
+                cmd += ["--warmup", "1"]
+            if a.prepare:
+                cmd = [c for c in cmd if c != "-N"] + ["--prepare", a.prepare]
+            subprocess.run(cmd + a.commands, check=True, stdout=subprocess.DEVNULL)
+            for res in json.load(open(out))["results"]:
+                times[res["command"]] += res["times"]
+    print(f"== {a.title} (median of {a.rounds} rounds x {a.runs} runs)")
+    base = statistics.median(times[a.commands[0]])
+    for c in a.commands:
+        m = statistics.median(times[c])
+        print(f"  {m:8.3f} s  {m / base:5.2f}x   {c}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
