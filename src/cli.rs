@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::archive::{self, Compression, ListConfig, PackConfig, UnpackConfig};
 use crate::check::{self, CheckConfig, Verbosity};
 use crate::hash::{self, HashConfig, digest::Algo};
 use crate::manifest::Format;
@@ -43,6 +44,127 @@ enum Command {
     /// Verify files against manifests from spate, b3sum or sha256sum and friends.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
+    /// Pack files and trees into a tar archive, compressed by the output's extension.
+    #[command(after_help = PACK_EXAMPLES)]
+    Pack(PackArgs),
+    /// Extract an archive (any compression, found from its first bytes) safely beneath DIR.
+    #[command(after_help = UNPACK_EXAMPLES)]
+    Unpack(UnpackArgs),
+    /// List an archive's entries, like `tar -tv`.
+    #[command(after_help = LIST_EXAMPLES)]
+    List(ListArgs),
+}
+
+const PACK_EXAMPLES: &str = "\
+Examples:
+  spate pack -o photos.tar.zst ~/Photos          # zstd on every core, from the extension
+  spate pack --manifest src.b3 -o src.tgz src/   # archive and checksum in one read
+  spate pack --reproducible -o - dist | ssh host 'cat > dist.tar.zst'";
+
+const UNPACK_EXAMPLES: &str = "\
+Examples:
+  spate unpack photos.tar.zst -C restore/        # refuses names that leave restore/
+  curl -s URL | spate unpack - -C src --strip-components 1";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  spate list photos.tar.zst
+  spate list --json backup.tgz | jq -r .path";
+
+#[derive(Args, Debug)]
+struct PackArgs {
+    /// Files and directories to pack (stored under these names, without a leading '/').
+    #[arg(required = true)]
+    paths: Vec<OsString>,
+
+    /// Archive to write ('-' for standard output); .tar, .tar.gz/.tgz, .tar.zst,
+    /// .tar.xz or .tar.bz2 picks the compression.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+
+    /// Compression, overriding the output's extension [default: from it; zstd for '-'].
+    #[arg(long, value_enum)]
+    compress: Option<Compression>,
+
+    /// Compression level [default: the tool's: gzip 6, zstd 3, xz 6, bzip2 9].
+    #[arg(long)]
+    level: Option<i32>,
+
+    /// zstd worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<u32>,
+
+    /// Same tree, same bytes: owner 0/0 with no names, mtimes clamped to --mtime or
+    /// SOURCE_DATE_EPOCH (when set).
+    #[arg(long)]
+    reproducible: bool,
+
+    /// With --reproducible: latest mtime stored (seconds since 1970).
+    #[arg(long, value_name = "SECONDS", requires = "reproducible")]
+    mtime: Option<u64>,
+
+    /// Also write a BLAKE3 manifest of every packed file, from the same read.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+
+    #[command(flatten)]
+    walk: WalkArgs,
+
+    #[command(flatten)]
+    io: IoArgs,
+
+    /// No progress bar and no notices about skipped entries (errors are still shown).
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct UnpackArgs {
+    /// Archive to extract ('-' for standard input).
+    archive: PathBuf,
+
+    /// Directory to extract into (created if missing).
+    #[arg(
+        short = 'C',
+        long = "directory",
+        value_name = "DIR",
+        default_value = "."
+    )]
+    dest: PathBuf,
+
+    /// Remove N leading components from every name.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    strip_components: usize,
+
+    /// Replace files that already exist (default: refuse).
+    #[arg(long)]
+    overwrite: bool,
+
+    /// Create device nodes and FIFOs (default: skip them).
+    #[arg(long)]
+    allow_special: bool,
+
+    /// Keep setuid, setgid and sticky bits (default: dropped).
+    #[arg(long)]
+    same_permissions: bool,
+
+    /// Stop when the entries would write more than SIZE in all (decompression bombs).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "1TiB")]
+    max_size: u64,
+
+    /// No notices about skipped entries.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ListArgs {
+    /// Archive to list ('-' for standard input).
+    archive: PathBuf,
+
+    /// One JSON object per entry.
+    #[arg(long)]
+    json: bool,
 }
 
 const CHECK_EXAMPLES: &str = "\
@@ -296,6 +418,70 @@ impl CheckArgs {
     }
 }
 
+impl PackArgs {
+    fn config(&self) -> Result<PackConfig> {
+        let stdout = self.output.as_os_str() == "-";
+        let compression = match (self.compress, Compression::from_name(&self.output)) {
+            (Some(c), _) | (None, Some(c)) => c,
+            (None, None) if stdout => Compression::Zstd,
+            (None, None) => anyhow::bail!(
+                "cannot tell the compression from {}: name it .tar, .tar.gz, .tar.zst, \
+                 .tar.xz or .tar.bz2, or give --compress",
+                self.output.display()
+            ),
+        };
+        let level = self.level.unwrap_or(compression.default_level());
+        let levels = compression.levels();
+        anyhow::ensure!(
+            levels.contains(&level),
+            "--level {level} is out of range for {} ({}..={})",
+            compression.name(),
+            levels.start(),
+            levels.end()
+        );
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+        let clamp_mtime = match (self.reproducible, self.mtime) {
+            (false, _) => None,
+            (true, Some(t)) => Some(t),
+            (true, None) => match std::env::var("SOURCE_DATE_EPOCH") {
+                Ok(v) => Some(v.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
+                })?),
+                Err(_) => None,
+            },
+        };
+        Ok(PackConfig {
+            paths: self.paths.clone(),
+            output: self.output.clone(),
+            compression,
+            level,
+            threads: self.threads.unwrap_or(cores),
+            reproducible: self.reproducible,
+            clamp_mtime,
+            manifest: self.manifest.clone(),
+            walk: self.walk.options(),
+            read: self.io.options(self.quiet)?,
+            progress: !self.quiet,
+            notices: !self.quiet,
+        })
+    }
+}
+
+impl UnpackArgs {
+    fn config(&self) -> UnpackConfig {
+        UnpackConfig {
+            archive: self.archive.clone(),
+            dest: self.dest.clone(),
+            strip_components: self.strip_components,
+            overwrite: self.overwrite,
+            allow_special: self.allow_special,
+            same_permissions: self.same_permissions,
+            max_size: self.max_size,
+            quiet: self.quiet,
+        }
+    }
+}
+
 /// Parses the command line, runs the job and returns the process exit code.
 pub fn main() -> i32 {
     // Die quietly on a closed pipe (`spate hash DIR | head -1`), as coreutils do. And
@@ -339,5 +525,14 @@ fn run(cli: Cli, cleanup: &Arc<Cleanup>) -> Result<bool> {
             let config = args.config()?;
             check::run(&config)
         }
+        Command::Pack(args) => {
+            let config = args.config()?;
+            archive::pack::run(&config, cleanup)
+        }
+        Command::Unpack(args) => archive::unpack::run(&args.config()),
+        Command::List(args) => archive::list::run(&ListConfig {
+            archive: args.archive.clone(),
+            json: args.json,
+        }),
     }
 }

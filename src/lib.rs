@@ -9,6 +9,7 @@
 //!
 //! The binary is a thin wrapper around [`cli::main`].
 
+pub mod archive;
 pub mod check;
 pub mod cli;
 pub mod hash;

@@ -95,11 +95,37 @@ impl Output {
         }
     }
 
+    /// What the output is, for error messages: the target's path or "standard output".
+    pub fn describe(&self) -> String {
+        match self {
+            Output::Stdout(_) => "standard output".into(),
+            Output::File(file) => file.target.display().to_string(),
+        }
+    }
+
     /// Finishes the output: for a file, flush, sync and rename into place.
     pub fn commit(self) -> Result<()> {
         match self {
             Output::Stdout(out) => out.lock().flush().context("writing to standard output"),
             Output::File(file) => file.commit(),
+        }
+    }
+}
+
+/// Plain byte writes, for encoders that wrap the output; errors carry no context, so
+/// callers add [`Output::describe`].
+impl Write for Output {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Stdout(out) => out.write(bytes),
+            Output::File(file) => file.file.write(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Stdout(out) => out.flush(),
+            Output::File(file) => file.file.flush(),
         }
     }
 }
