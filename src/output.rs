@@ -152,7 +152,11 @@ impl AtomicFile {
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
         prefix.push(".");
+        // Created 0666 less the umask, like any file a shell redirection makes (the
+        // temporary file's usual 0600 would carry over through the rename).
+        use std::os::unix::fs::PermissionsExt;
         let named = tempfile::Builder::new()
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .prefix(&prefix)
             .suffix(".spate-tmp")
             .tempfile_in(dir)

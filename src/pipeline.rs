@@ -21,7 +21,7 @@ use crate::window::Window;
 
 /// How many finished results may wait for a slow file ahead of them before the walk
 /// pauses. Each waiting result is a path and a digest: a few hundred bytes.
-const REORDER_WINDOW: u64 = 16 * 1024;
+pub const REORDER_WINDOW: u64 = 16 * 1024;
 
 /// What a source hands the pipeline, in output order.
 pub enum Item<T> {
@@ -93,13 +93,23 @@ pub fn run<F: SinkFactory>(
             Found::Notice(notice) => feed.push(Item::Notice(notice)),
         })
     };
-    run_source(source, read_options, factory, progress, deliver)
+    run_source(
+        source,
+        REORDER_WINDOW,
+        read_options,
+        factory,
+        progress,
+        deliver,
+    )
 }
 
 /// Runs the pipeline over whatever `source` pushes into its [`Feed`] (on a thread of
 /// its own), calling `deliver` for every outcome in the order the items were pushed.
+/// At most `window` items are in flight or waiting for an earlier one, which bounds
+/// memory when outputs are large (whole files, for `pack`).
 pub fn run_source<F, T, S>(
     source: S,
+    window: u64,
     read_options: &ReadOptions,
     factory: Arc<F>,
     progress: &Progress,
@@ -110,7 +120,7 @@ where
     T: Send + 'static,
     S: FnOnce(&mut Feed<T>) -> Result<()> + Send + 'static,
 {
-    let window = Arc::new(Window::new(REORDER_WINDOW));
+    let window = Arc::new(Window::new(window));
     let (entry_tx, entry_rx) = async_channel::bounded(read_options.queue_depth.max(1));
     let (msg_tx, msg_rx) = mpsc::channel::<Msg<SinkOutput<F>, T>>();
 

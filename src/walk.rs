@@ -84,7 +84,7 @@ pub fn compile_excludes(patterns: &[String]) -> Result<GlobSet> {
     builder.build().context("building --exclude patterns")
 }
 
-fn is_excluded(set: &GlobSet, path: &Path) -> bool {
+pub(crate) fn is_excluded(set: &GlobSet, path: &Path) -> bool {
     if set.is_empty() {
         return false;
     }
@@ -92,7 +92,7 @@ fn is_excluded(set: &GlobSet, path: &Path) -> bool {
 }
 
 /// Describes a file type the readers must never open.
-fn special_kind(ft: &FileType) -> Option<&'static str> {
+pub(crate) fn special_kind(ft: &FileType) -> Option<&'static str> {
     if ft.is_fifo() {
         Some("skipped FIFO")
     } else if ft.is_socket() {
@@ -149,7 +149,7 @@ pub fn walk(
     Ok(())
 }
 
-fn describe_walk_error(err: &walkdir::Error) -> String {
+pub(crate) fn describe_walk_error(err: &walkdir::Error) -> String {
     if let Some(ancestor) = err.loop_ancestor() {
         return format!("symbolic link loop (points back to {})", ancestor.display());
     }

@@ -170,6 +170,18 @@ impl Encoder {
     }
 }
 
+/// An encoder dropped without [`Encoder::finish`] (the run failed) still waits for its
+/// thread, so the output it owns is dropped — and a temporary file removed — before
+/// the process exits.
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Write for Encoder {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let room = CHUNK - self.buf.len();

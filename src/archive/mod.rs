@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod list;
+mod owners;
 pub mod pack;
 pub mod unpack;
 

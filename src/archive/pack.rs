@@ -1,13 +1,582 @@
-//! `spate pack`: being written.
+//! `spate pack`: walk → read → tar entries → compressor → archive file.
+//!
+//! The walk lists every entry (directories, symbolic links and hard links too) and
+//! hands regular files to the same readers `spate hash` uses. A file of up to
+//! [`INLINE_MAX`] bytes comes back whole, with its BLAKE3 digest when a manifest is
+//! wanted, computed on the reader's thread from the same bytes. The writer (this
+//! thread) gets every entry in walk order and appends it to one tar stream, which the
+//! compressor stage turns into the archive on threads of its own.
+//!
+//! Larger files are not held in memory: the writer streams them from disk itself in
+//! 1 MiB pieces. That keeps memory bounded by the reorder window × [`INLINE_MAX`]
+//! whatever the tree, at the price of reading large files one at a time — which costs
+//! little, since compressing is far slower than reading.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use tar::{EntryType, Header};
 
 use super::PackConfig;
-use crate::output::Cleanup;
+use super::codec::{CHUNK, EncodeOptions, Encoder};
+use super::owners::Owners;
+use crate::hash::digest::Algo;
+use crate::manifest::{self, Format};
+use crate::output::{Cleanup, Output};
+use crate::pipeline::{self, Feed, Item, Outcome};
+use crate::progress::Progress;
+use crate::read::{Sink, SinkFactory};
+use crate::walk::{self, Entry, Notice, NoticeKind};
 
-/// Packs the tree; `Ok(false)` when some files failed.
-pub fn run(_config: &PackConfig, _cleanup: &Arc<Cleanup>) -> Result<bool> {
-    anyhow::bail!("pack is not built yet")
+/// Files up to this size are read by the pipeline and held whole until written.
+pub const INLINE_MAX: u64 = 1 << 20;
+/// Entries in flight or waiting to be written: with [`INLINE_MAX`], at most 64 MiB of
+/// file data is held at once.
+const WINDOW: u64 = 64;
+
+/// One archive member, as the walk saw it.
+struct Member {
+    /// Name in the archive: the path as walked, without a leading `/` or `../`.
+    name: Vec<u8>,
+    /// Where it is on disk.
+    path: PathBuf,
+    kind: Kind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    size: u64,
+    /// (device, inode) of a regular file with more than one link.
+    inode: Option<(u64, u64)>,
+}
+
+enum Kind {
+    Dir,
+    /// A regular file read by the pipeline.
+    File,
+    /// A regular file larger than [`INLINE_MAX`], streamed by the writer.
+    LargeFile,
+    Symlink(Vec<u8>),
+    /// A further name of a file already in the archive, under this name.
+    HardLink(Vec<u8>),
+}
+
+/// Runs the job. `Ok(false)` when some entries could not be packed (each reported).
+pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    walk::compile_excludes(&config.walk.exclude)?;
+    let out_path = (config.output.as_os_str() != "-").then_some(config.output.as_path());
+    let archive_path = out_path.map(absolute).transpose()?;
+    let out = Output::open(out_path, cleanup)?;
+    let mut manifest = match &config.manifest {
+        Some(path) => Some(Output::open(Some(path), cleanup)?),
+        None => None,
+    };
+    let encoder = Encoder::start(
+        EncodeOptions {
+            compression: config.compression,
+            level: config.level,
+            threads: config.threads,
+        },
+        out,
+    )?;
+    let mut writer = Writer {
+        tar: tar::Builder::new(encoder),
+        config,
+        owners: Owners::default(),
+        links: HashMap::new(),
+        manifest_buf: Vec::new(),
+        failed: 0,
+    };
+
+    let progress = Progress::new(config.progress);
+    let source = {
+        let (paths, walk_options, archive_path) = (
+            config.paths.clone(),
+            config.walk.clone(),
+            archive_path.clone(),
+        );
+        move |feed: &mut Feed<Member>| list_members(&paths, &walk_options, archive_path, feed)
+    };
+    let factory = Arc::new(CollectFactory {
+        digest: config.manifest.is_some(),
+    });
+    let result = pipeline::run_source(
+        source,
+        WINDOW,
+        &config.read,
+        factory,
+        &progress,
+        |outcome| {
+            writer.write(outcome, &progress)?;
+            if let Some(m) = manifest
+                .as_mut()
+                .filter(|_| writer.manifest_buf.len() >= 64 << 10)
+            {
+                m.write_all(&writer.manifest_buf)?;
+                writer.manifest_buf.clear();
+            }
+            Ok(())
+        },
+    );
+    progress.finish();
+    result?;
+
+    let failed = writer.failed;
+    let manifest_buf = std::mem::take(&mut writer.manifest_buf);
+    let encoder = writer
+        .tar
+        .into_inner()
+        .context("finishing the tar stream")?;
+    let out = encoder.finish()?;
+    out.commit()?;
+    if let Some(mut m) = manifest {
+        m.write_all(&manifest_buf)?;
+        m.commit()?;
+    }
+    Ok(failed == 0)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+/// The source: walks every root and pushes one item per entry.
+fn list_members(
+    roots: &[OsString],
+    options: &walk::WalkOptions,
+    archive_path: Option<PathBuf>,
+    feed: &mut Feed<Member>,
+) -> Result<()> {
+    let excludes = walk::compile_excludes(&options.exclude)?;
+    let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    for root in roots {
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(options.follow)
+            .same_file_system(options.one_file_system)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !walk::is_excluded(&excludes, e.path()));
+        for item in walker {
+            let item = match item {
+                Ok(entry) => member_item(entry, archive_path.as_deref(), &mut inodes),
+                Err(err) => {
+                    let path = err
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| PathBuf::from(root));
+                    Some(notice(
+                        path,
+                        NoticeKind::Error(walk::describe_walk_error(&err)),
+                    ))
+                }
+            };
+            if let Some(item) = item
+                && !feed.push(item)
+            {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn notice(path: PathBuf, kind: NoticeKind) -> Item<Member> {
+    Item::Notice(Notice { seq: 0, path, kind })
+}
+
+/// Decides what one walked entry becomes.
+fn member_item(
+    entry: walkdir::DirEntry,
+    archive_path: Option<&Path>,
+    inodes: &mut HashMap<(u64, u64), Vec<u8>>,
+) -> Option<Item<Member>> {
+    let ft = entry.file_type();
+    if let Some(what) = walk::special_kind(&ft) {
+        return Some(notice(entry.into_path(), NoticeKind::Skipped(what)));
+    }
+    let meta = match entry.metadata() {
+        Ok(meta) => meta,
+        Err(err) => {
+            let cause = walk::describe_walk_error(&err);
+            return Some(notice(entry.into_path(), NoticeKind::Error(cause)));
+        }
+    };
+    let path = entry.into_path();
+    if ft.is_file() && archive_path.is_some_and(|a| absolute(&path).is_ok_and(|p| p == a)) {
+        // Never pack the archive being written into itself (GNU tar's "file is the
+        // archive; not dumped").
+        return Some(notice(
+            path,
+            NoticeKind::Skipped("the archive itself; not packed"),
+        ));
+    }
+    let Some(mut name) = member_name(&path) else {
+        return None; // the root `/` or `..` itself: nothing to store
+    };
+    let kind = if ft.is_dir() {
+        name.push(b'/');
+        Kind::Dir
+    } else if ft.is_symlink() {
+        match std::fs::read_link(&path) {
+            Ok(target) => Kind::Symlink(target.into_os_string().into_vec()),
+            Err(e) => {
+                return Some(notice(
+                    path,
+                    NoticeKind::Error(format!("reading link: {e}")),
+                ));
+            }
+        }
+    } else if meta.nlink() > 1
+        && let Some(first) = inodes.get(&(meta.dev(), meta.ino()))
+    {
+        Kind::HardLink(first.clone())
+    } else if meta.len() <= INLINE_MAX {
+        Kind::File
+    } else {
+        Kind::LargeFile
+    };
+    let is_file = matches!(kind, Kind::File | Kind::LargeFile);
+    let inode = (is_file && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
+    if let Some(inode) = inode {
+        inodes.insert(inode, name.clone());
+    }
+    let member = Member {
+        name,
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime: meta.mtime(),
+        size: if is_file { meta.len() } else { 0 },
+        inode,
+        path: path.clone(),
+    };
+    if matches!(member.kind, Kind::File) {
+        let entry = Entry {
+            seq: 0,
+            path,
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            select: 0,
+        };
+        return Some(Item::File(entry, member));
+    }
+    Some(Item::Note(member))
+}
+
+/// The name a path is stored under: its bytes without leading `/` and `../`
+/// components, as GNU tar stores them. `None` when nothing is left.
+fn member_name(path: &Path) -> Option<Vec<u8>> {
+    let mut components = path.components().peekable();
+    while let Some(Component::RootDir | Component::ParentDir | Component::Prefix(_)) =
+        components.peek()
+    {
+        components.next();
+    }
+    let rest: PathBuf = components.collect();
+    let bytes = rest.into_os_string().into_vec();
+    (!bytes.is_empty()).then_some(bytes)
+}
+
+/// A file read whole, and its BLAKE3 digest when asked for.
+pub struct Collected {
+    data: Vec<u8>,
+    digest: Option<String>,
+}
+
+/// Collects a file's bytes (and hashes them on the reader's thread).
+pub struct Collector {
+    data: Vec<u8>,
+    hasher: Option<blake3::Hasher>,
+}
+
+impl Sink for Collector {
+    type Output = Collected;
+
+    fn update(&mut self, data: &[u8]) {
+        self.data.extend_from_slice(data);
+        if let Some(h) = &mut self.hasher {
+            h.update(data);
+        }
+    }
+
+    fn finish(self, _len: u64) -> Collected {
+        Collected {
+            data: self.data,
+            digest: self.hasher.map(|h| h.finalize().to_hex().to_string()),
+        }
+    }
+}
+
+pub struct CollectFactory {
+    digest: bool,
+}
+
+impl SinkFactory for CollectFactory {
+    type Sink = Collector;
+
+    fn make(&self, entry: &Entry) -> Collector {
+        Collector {
+            data: Vec::with_capacity(entry.size as usize),
+            hasher: self.digest.then(blake3::Hasher::new),
+        }
+    }
+}
+
+/// Appends members to the tar stream in walk order.
+struct Writer<'a> {
+    tar: tar::Builder<Encoder>,
+    config: &'a PackConfig,
+    owners: Owners,
+    /// Digests of files with several links, for the manifest lines of later links.
+    links: HashMap<(u64, u64), String>,
+    manifest_buf: Vec<u8>,
+    failed: u64,
+}
+
+impl Writer<'_> {
+    fn write(&mut self, outcome: Outcome<Collected, Member>, progress: &Progress) -> Result<()> {
+        match outcome {
+            Outcome::Read {
+                output,
+                tag: member,
+                ..
+            } => {
+                let mut header = self.header(&member, EntryType::Regular);
+                header.set_size(output.data.len() as u64);
+                self.tar
+                    .append_data(&mut header, os(&member.name), output.data.as_slice())
+                    .map_err(|e| self.stream_error(e))?;
+                self.record_digest(&member, output.digest);
+            }
+            Outcome::Failed { path, error, .. } => self.report(progress, &path, &error.to_string()),
+            Outcome::Notice(Notice { path, kind, .. }) => match kind {
+                NoticeKind::Skipped(why) => {
+                    if self.config.notices {
+                        progress.println(&format!("spate: {}: {why}", path.display()));
+                    }
+                }
+                NoticeKind::Error(cause) => self.report(progress, &path, &cause),
+            },
+            Outcome::Note(member) => self.write_member(member, progress)?,
+        }
+        Ok(())
+    }
+
+    fn write_member(&mut self, member: Member, progress: &Progress) -> Result<()> {
+        match &member.kind {
+            Kind::Dir => {
+                let mut header = self.header(&member, EntryType::Directory);
+                header.set_size(0);
+                self.tar
+                    .append_data(&mut header, os(&member.name), io::empty())
+                    .map_err(|e| self.stream_error(e))?;
+            }
+            Kind::Symlink(target) | Kind::HardLink(target) => {
+                let kind = match member.kind {
+                    Kind::Symlink(_) => EntryType::Symlink,
+                    _ => EntryType::Link,
+                };
+                let mut header = self.header(&member, kind);
+                header.set_size(0);
+                self.tar
+                    .append_link(&mut header, os(&member.name), os(target))
+                    .map_err(|e| self.stream_error(e))?;
+                if let Kind::HardLink(_) = member.kind
+                    && let Some(digest) = member.inode.and_then(|i| self.links.get(&i)).cloned()
+                {
+                    self.record_digest(&member, Some(digest));
+                }
+            }
+            Kind::LargeFile => match self.stream_large(&member, progress) {
+                Ok(digest) => self.record_digest(&member, digest),
+                Err(Stream::Skipped(why)) => self.report(progress, &member.path, &why),
+                Err(Stream::Fatal(e)) => return Err(e),
+            },
+            Kind::File => {
+                anyhow::bail!("internal error: a pipeline file came back as a note")
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams a large file into the archive. The header goes out first with the size
+    /// the walk saw, so a file that shrinks is padded with zeros (and reported) to
+    /// keep the archive readable; one that grows or changes is reported too.
+    fn stream_large(
+        &mut self,
+        member: &Member,
+        progress: &Progress,
+    ) -> Result<Option<String>, Stream> {
+        let file = crate::read::threads::open_nonblocking(&member.path)
+            .map_err(|e| Stream::Skipped(format!("opening: {e}")))?;
+        let mut header = self.header(member, EntryType::Regular);
+        header.set_size(member.size);
+        let mut reader = Tracked {
+            file,
+            left: member.size,
+            read: 0,
+            error: None,
+            hasher: self.config.manifest.is_some().then(blake3::Hasher::new),
+            progress: progress.clone(),
+        };
+        self.tar
+            .append_data(&mut header, os(&member.name), &mut reader)
+            .map_err(|e| Stream::Fatal(self.stream_error(e)))?;
+        if let Some(e) = reader.error.take() {
+            self.failed += 1;
+            let line = format!("spate: {}: {e}", member.path.display());
+            progress.println(&line);
+            return Ok(None);
+        }
+        let meta = reader
+            .file
+            .metadata()
+            .map_err(|e| Stream::Skipped(format!("stat: {e}")))?;
+        if meta.len() != member.size || meta.mtime() != member.mtime {
+            self.failed += 1;
+            let line = format!(
+                "spate: {}: changed while reading (archived {} bytes of it)",
+                member.path.display(),
+                member.size
+            );
+            progress.println(&line);
+            return Ok(None);
+        }
+        Ok(reader.hasher.map(|h| h.finalize().to_hex().to_string()))
+    }
+
+    fn header(&mut self, member: &Member, kind: EntryType) -> Header {
+        let mut header = Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(member.mode);
+        let mut mtime = member.mtime.max(0) as u64;
+        if let Some(clamp) = self.config.clamp_mtime {
+            mtime = mtime.min(clamp);
+        }
+        header.set_mtime(mtime);
+        if self.config.reproducible {
+            header.set_uid(0);
+            header.set_gid(0);
+        } else {
+            header.set_uid(u64::from(member.uid));
+            header.set_gid(u64::from(member.gid));
+            // Names that do not fit the header are left out; the numbers remain.
+            if let Some(user) = self.owners.user(member.uid) {
+                let _ = header.set_username(user);
+            }
+            if let Some(group) = self.owners.group(member.gid) {
+                let _ = header.set_groupname(group);
+            }
+        }
+        header
+    }
+
+    fn record_digest(&mut self, member: &Member, digest: Option<String>) {
+        let Some(hex) = digest else { return };
+        if let Some(inode) = member.inode {
+            self.links.entry(inode).or_insert_with(|| hex.clone());
+        }
+        let digests = vec![(Algo::Blake3, hex)];
+        manifest::push_record(
+            &mut self.manifest_buf,
+            Format::Gnu,
+            &member.path,
+            member.size,
+            &digests,
+        );
+    }
+
+    fn report(&mut self, progress: &Progress, path: &Path, cause: &str) {
+        self.failed += 1;
+        progress.println(&format!("spate: {}: {cause}", path.display()));
+    }
+
+    fn stream_error(&self, e: io::Error) -> anyhow::Error {
+        anyhow::Error::new(e).context(format!("writing {}", self.config.output.display()))
+    }
+}
+
+enum Stream {
+    /// The file could not be archived; the run goes on.
+    Skipped(String),
+    /// The archive itself failed.
+    Fatal(anyhow::Error),
+}
+
+/// Reads exactly `left` bytes of a file for its tar entry: zeros after an early end
+/// (noting the error), nothing past the size in the header.
+struct Tracked {
+    file: File,
+    left: u64,
+    read: u64,
+    error: Option<String>,
+    hasher: Option<blake3::Hasher>,
+    progress: Progress,
+}
+
+impl Read for Tracked {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(CHUNK).min(self.left as usize);
+        let n = if self.error.is_some() {
+            0
+        } else {
+            loop {
+                match self.file.read(&mut buf[..want]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.error = Some(format!("reading: {e}"));
+                        break 0;
+                    }
+                }
+            }
+        };
+        let n = if n == 0 {
+            if self.error.is_none() {
+                self.error = Some(format!(
+                    "changed while reading (shrank to {} bytes; padded with zeros)",
+                    self.read
+                ));
+            }
+            buf[..want].fill(0);
+            want
+        } else {
+            if let Some(h) = &mut self.hasher {
+                h.update(&buf[..n]);
+            }
+            self.read += n as u64;
+            n
+        };
+        self.left -= n as u64;
+        self.progress.done(n as u64);
+        Ok(n)
+    }
+}
+
+fn os(bytes: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_lose_leading_slashes_and_parent_components() {
+        assert_eq!(member_name(Path::new("/a/b")).unwrap(), b"a/b");
+        assert_eq!(member_name(Path::new("../../x")).unwrap(), b"x");
+        assert_eq!(member_name(Path::new("dir/f")).unwrap(), b"dir/f");
+        assert_eq!(member_name(Path::new("/")), None);
+    }
 }

@@ -112,6 +112,7 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
     };
     let result = pipeline::run_source(
         source,
+        pipeline::REORDER_WINDOW,
         &config.read,
         Arc::new(HasherFactory::PerEntry),
         &progress,
