@@ -243,8 +243,9 @@ fn member_item(
         Kind::LargeFile
     };
     let is_file = matches!(kind, Kind::File | Kind::LargeFile);
-    let inode = (is_file && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
-    if let Some(inode) = inode {
+    let linked = matches!(kind, Kind::File | Kind::LargeFile | Kind::HardLink(_));
+    let inode = (linked && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
+    if let (Some(inode), true) = (inode, is_file) {
         inodes.insert(inode, name.clone());
     }
     let member = Member {
