@@ -86,7 +86,9 @@ struct PackArgs {
     #[arg(long, value_enum)]
     compress: Option<Compression>,
 
-    /// Compression level [default: the tool's: gzip 6, zstd 3, xz 6, bzip2 9].
+    /// Compression level, as the tool's own (gzip 1-9, zstd 1-22, xz 0-9, bzip2 1-9)
+    /// [default: gzip 6, xz 6, bzip2 9; zstd: level 2 with a larger hash table, about
+    /// the size of level 3 on text at a quarter less CPU].
     #[arg(long)]
     level: Option<i32>,
 
@@ -430,15 +432,16 @@ impl PackArgs {
                 self.output.display()
             ),
         };
-        let level = self.level.unwrap_or(compression.default_level());
         let levels = compression.levels();
-        anyhow::ensure!(
-            levels.contains(&level),
-            "--level {level} is out of range for {} ({}..={})",
-            compression.name(),
-            levels.start(),
-            levels.end()
-        );
+        if let Some(level) = self.level {
+            anyhow::ensure!(
+                levels.contains(&level),
+                "--level {level} is out of range for {} ({}..={})",
+                compression.name(),
+                levels.start(),
+                levels.end()
+            );
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
         let clamp_mtime = match (self.reproducible, self.mtime) {
             (false, _) => None,
@@ -454,7 +457,7 @@ impl PackArgs {
             paths: self.paths.clone(),
             output: self.output.clone(),
             compression,
-            level,
+            level: self.level,
             threads: self.threads.unwrap_or(cores),
             reproducible: self.reproducible,
             clamp_mtime,

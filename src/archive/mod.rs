@@ -26,7 +26,8 @@ pub struct PackConfig {
     /// Archive to write atomically; `-` for standard output.
     pub output: PathBuf,
     pub compression: Compression,
-    pub level: i32,
+    /// `None`: the default setting (see [`codec::EncodeOptions::level`]).
+    pub level: Option<i32>,
     /// zstd worker threads.
     pub threads: u32,
     /// Same tree → same bytes: fixed owner, clamped mtimes, sorted order.
