@@ -173,8 +173,10 @@ impl PaxKeys {
         let Some(extensions) = entry.pax_extensions()? else {
             return Ok(keys);
         };
-        for extension in extensions {
-            let extension = extension?;
+        // The `tar` crate splits records at newlines rather than by their length, so
+        // a value holding a newline (a file name can) comes out as malformed pieces.
+        // They are skipped, as the crate itself does when it looks up `path`.
+        for extension in extensions.flatten() {
             let value = extension.value_bytes();
             match extension.key_bytes() {
                 b"mtime" => keys.mtime = Some(parse_pax_time(value)?),
