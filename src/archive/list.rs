@@ -33,12 +33,17 @@ pub fn run(config: &ListConfig) -> Result<bool> {
             Ok(entry) => entry,
             Err(e) => {
                 out.flush().context("writing to standard output")?;
+                // Errors of the `tar` crate may quote raw header bytes.
+                let cause = quote(e.to_string().as_bytes());
                 match &last {
                     Some(name) => eprintln!(
-                        "spate: {label}: truncated or corrupt after entry \"{}\": {e}",
+                        "spate: {label}: truncated or corrupt after entry \"{}\": {cause}",
                         quote(name)
                     ),
-                    None => eprintln!("spate: {label}: not a tar archive, or corrupt: {e}"),
+                    None => eprintln!(
+                        "spate: {label}: cannot read the first entry \
+                         (not a tar archive, or truncated): {cause}"
+                    ),
                 }
                 ok = false;
                 break;

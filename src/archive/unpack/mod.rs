@@ -49,7 +49,9 @@ pub fn run(config: &UnpackConfig) -> Result<bool> {
         let mut entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                eprintln!("spate: {label}: {}: {e}", after(last.as_deref()));
+                // Errors of the `tar` crate may quote raw header bytes.
+                let cause = quote(e.to_string().as_bytes());
+                eprintln!("spate: {label}: {}: {cause}", after(last.as_deref()));
                 extractor.failures += 1;
                 break;
             }
@@ -65,8 +67,11 @@ pub fn run(config: &UnpackConfig) -> Result<bool> {
                 eprintln!("spate: {}: {why}", quote(&name));
                 extractor.failures += 1;
             }
-            Err(Problem::Stream(why)) => {
-                eprintln!("spate: {label}: {why} in entry \"{}\"", quote(&name));
+            Err(Problem::Stream { what, cause }) => {
+                eprintln!(
+                    "spate: {label}: {what} in entry \"{}\": {cause}",
+                    quote(&name)
+                );
                 extractor.failures += 1;
                 break;
             }
@@ -100,7 +105,7 @@ fn open_archive(path: &std::path::Path) -> Result<(Box<dyn Read + Send>, String)
 fn after(last: Option<&[u8]>) -> String {
     match last {
         Some(name) => format!("truncated or corrupt after entry \"{}\"", quote(name)),
-        None => "not a tar archive, or corrupt at its start".into(),
+        None => "cannot read the first entry (not a tar archive, or truncated)".into(),
     }
 }
 
@@ -111,7 +116,7 @@ enum Problem {
     /// Extracting it failed (permissions, disk full, ...).
     Failed(String),
     /// The archive cannot be read on (truncated, corrupt compressed data).
-    Stream(String),
+    Stream { what: &'static str, cause: String },
     /// The entry's data would go past `--max-size`.
     Budget { size: u64 },
 }
@@ -129,10 +134,14 @@ impl From<WalkError> for Problem {
 impl From<DataError> for Problem {
     fn from(e: DataError) -> Problem {
         match e {
-            DataError::Stream(e) => Problem::Stream(format!("corrupt or unreadable ({e})")),
-            DataError::Truncated { missing } => {
-                Problem::Stream(format!("truncated ({missing} bytes missing)"))
-            }
+            DataError::Stream(e) => Problem::Stream {
+                what: "truncated or corrupt",
+                cause: quote(e.to_string().as_bytes()),
+            },
+            DataError::Truncated { missing } => Problem::Stream {
+                what: "truncated",
+                cause: format!("the archive ends {missing} bytes short of the entry's end"),
+            },
             DataError::Malformed(why) => Problem::Failed(why),
             DataError::Write(e) => Problem::Failed(format!("writing: {e}")),
         }
