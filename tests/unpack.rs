@@ -918,3 +918,42 @@ fn list_reports_a_truncated_archive() {
     let out = spate(tmp.path(), &["list", "missing.tar"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn unpack_checks_a_hard_linked_symlink_at_its_new_place() {
+    // `sub/l -> ../x` stays inside from sub/; the same link read from the top would not.
+    let s = Scratch::new();
+    let out = s.unpack(
+        &[symlink(b"sub/l", b"../x"), hard_link(b"top", b"sub/l")],
+        &[],
+    );
+    assert_refused(&out, "top", "outside the destination");
+    assert!(s.dest.join("sub/l").is_symlink());
+    assert!(s.dest.join("top").symlink_metadata().is_err());
+    s.assert_outside_untouched();
+}
+
+#[test]
+fn unpack_restores_owners_as_root() {
+    if !is_root() {
+        eprintln!("skipped: only root restores owners");
+        return;
+    }
+    let s = Scratch::new();
+    let mut entries = vec![file(b"owned", b"x"), symlink(b"link", b"owned")];
+    for (header, _) in &mut entries {
+        header.set_uid(1234);
+        header.set_gid(5678);
+        header.set_cksum();
+    }
+    entries[0].0.set_mode(0o2755);
+    entries[0].0.set_cksum();
+    let out = s.unpack(&entries, &["--same-permissions"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let file = s.dest.join("owned").metadata().unwrap();
+    assert_eq!((file.uid(), file.gid()), (1234, 5678));
+    assert_eq!(file.mode() & 0o7777, 0o2755, "setgid survives the chown");
+    let link = s.dest.join("link").symlink_metadata().unwrap();
+    assert_eq!((link.uid(), link.gid()), (1234, 5678));
+    assert_eq!(link.mtime(), 1_000_000_000);
+}
