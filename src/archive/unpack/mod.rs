@@ -56,8 +56,19 @@ pub fn run(config: &UnpackConfig) -> Result<bool> {
                 break;
             }
         };
-        let name = entry.path_bytes().into_owned();
-        match extractor.extract(&mut entry) {
+        let meta = match Meta::read(&mut entry) {
+            Ok(meta) => meta,
+            Err(e) => {
+                let name = entry.path_bytes().into_owned();
+                eprintln!("spate: {}: refused: unreadable header: {e}", quote(&name));
+                extractor.failures += 1;
+                last = Some(name);
+                continue;
+            }
+        };
+        // The real name (a PAX sparse entry's header holds a stand-in).
+        let name = meta.name.clone();
+        match extractor.extract(&mut entry, &meta) {
             Ok(()) => {}
             Err(Problem::Refused(why)) => {
                 eprintln!("spate: {}: refused: {why}", quote(&name));
@@ -189,9 +200,11 @@ impl<'a> Extractor<'a> {
         }
     }
 
-    fn extract<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Problem> {
-        let meta =
-            Meta::read(entry).map_err(|e| Problem::Refused(format!("unreadable header: {e}")))?;
+    fn extract<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        meta: &Meta,
+    ) -> Result<(), Problem> {
         if meta.kind == Kind::Meta {
             return Ok(());
         }
@@ -206,11 +219,11 @@ impl<'a> Extractor<'a> {
             Ok(Placement::At(path)) => path,
         };
         match meta.kind {
-            Kind::File => self.file(entry, &meta, &path),
-            Kind::Dir => self.dir(&meta, &path),
-            Kind::Symlink => self.symlink(&meta, &path),
-            Kind::HardLink => self.hard_link(&meta, &path),
-            Kind::Char | Kind::Block | Kind::Fifo => self.special(&meta, &path),
+            Kind::File => self.file(entry, meta, &path),
+            Kind::Dir => self.dir(meta, &path),
+            Kind::Symlink => self.symlink(meta, &path),
+            Kind::HardLink => self.hard_link(meta, &path),
+            Kind::Char | Kind::Block | Kind::Fifo => self.special(meta, &path),
             Kind::Meta => Ok(()),
             Kind::Other(t) => Err(Problem::Refused(format!(
                 "unsupported entry type '{}'",
