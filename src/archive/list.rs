@@ -223,6 +223,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mode_strings_follow_ls() {
+        let meta = |kind, mode| Meta {
+            name: b"x".to_vec(),
+            kind,
+            link: None,
+            mode,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            size: 0,
+            mtime: Mtime { secs: 0, nanos: 0 },
+            device: None,
+            layout: crate::archive::unpack::header::Layout::Plain,
+        };
+        assert_eq!(mode_string(&meta(Kind::File, 0o644)), "-rw-r--r--");
+        assert_eq!(mode_string(&meta(Kind::Dir, 0o1777)), "drwxrwxrwt");
+        assert_eq!(mode_string(&meta(Kind::HardLink, 0o4644)), "hrwSr--r--");
+        assert_eq!(mode_string(&meta(Kind::File, 0o6755)), "-rwsr-sr-x");
+        assert_eq!(mode_string(&meta(Kind::Fifo, 0o1600)), "prw------T");
+    }
+
+    #[test]
     fn dates_are_utc_civil_dates() {
         let at = |secs| date(Mtime { secs, nanos: 0 });
         assert_eq!(at(0), "1970-01-01 00:00");
