@@ -1,10 +1,257 @@
-//! `spate list`: to be written on the unpack branch.
+//! `spate list`: one line per entry in the format of GNU `tar -tv`, or one JSON object
+//! per entry with `--json`.
 
-use anyhow::Result;
+use std::io::{BufWriter, Read, Write};
+
+use anyhow::{Context, Result};
+use serde_json::{Map, Value};
 
 use super::ListConfig;
+use super::codec::Decoder;
+use super::unpack::header::{Kind, Meta, Mtime, quote};
 
-/// Lists the archive's entries.
-pub fn run(_config: &ListConfig) -> Result<bool> {
-    anyhow::bail!("list is not built yet")
+/// Lists the archive's entries; `Ok(false)` when the archive is corrupt or truncated.
+pub fn run(config: &ListConfig) -> Result<bool> {
+    let (input, label): (Box<dyn Read + Send>, String) = if config.archive.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), "standard input".into())
+    } else {
+        let file = std::fs::File::open(&config.archive)
+            .with_context(|| format!("opening {}", config.archive.display()))?;
+        (Box::new(file), config.archive.display().to_string())
+    };
+    let decoder = Decoder::start(input).with_context(|| format!("reading {label}"))?;
+    let mut archive = tar::Archive::new(decoder);
+    let entries = archive
+        .entries()
+        .with_context(|| format!("reading {label}"))?;
+    let mut out = BufWriter::with_capacity(64 << 10, std::io::stdout());
+    let mut widths = Widths::default();
+    let mut ok = true;
+    let mut last: Option<Vec<u8>> = None;
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                out.flush().context("writing to standard output")?;
+                // Errors of the `tar` crate may quote raw header bytes.
+                let cause = quote(e.to_string().as_bytes());
+                match &last {
+                    Some(name) => eprintln!(
+                        "spate: {label}: truncated or corrupt after entry \"{}\": {cause}",
+                        quote(name)
+                    ),
+                    None => eprintln!(
+                        "spate: {label}: cannot read the first entry \
+                         (not a tar archive, or truncated): {cause}"
+                    ),
+                }
+                ok = false;
+                break;
+            }
+        };
+        let name = entry.path_bytes().into_owned();
+        match Meta::read(&mut entry) {
+            Ok(meta) if meta.kind == Kind::Meta => {}
+            Ok(meta) => {
+                let mut line = Vec::new();
+                if config.json {
+                    push_json(&mut line, &meta);
+                } else {
+                    widths.push_line(&mut line, &meta);
+                }
+                out.write_all(&line).context("writing to standard output")?;
+            }
+            Err(e) => {
+                out.flush().context("writing to standard output")?;
+                eprintln!("spate: {}: unreadable header: {e}", quote(&name));
+                ok = false;
+            }
+        }
+        last = Some(name);
+    }
+    out.flush().context("writing to standard output")?;
+    Ok(ok)
+}
+
+/// GNU tar's column logic: owner/group and size share a field that only ever widens,
+/// so columns line up as far as the entries seen so far allow.
+struct Widths {
+    user_group_size: usize,
+}
+
+impl Default for Widths {
+    fn default() -> Widths {
+        // GNU tar's starting width (UGSWIDTH).
+        Widths {
+            user_group_size: 19,
+        }
+    }
+}
+
+impl Widths {
+    fn push_line(&mut self, out: &mut Vec<u8>, meta: &Meta) {
+        let user = owner_name(meta.user.as_deref(), meta.uid);
+        let group = owner_name(meta.group.as_deref(), meta.gid);
+        let size = match (meta.kind, meta.device) {
+            (Kind::Char | Kind::Block, Some((major, minor))) => format!("{major},{minor}"),
+            _ => meta.size.to_string(),
+        };
+        let pad = user.chars().count() + 1 + group.chars().count() + 1 + size.len();
+        self.user_group_size = self.user_group_size.max(pad);
+        let size_width = self.user_group_size - pad + size.len();
+        let mut line = format!(
+            "{} {user}/{group} {size:>size_width$} {} {}",
+            mode_string(meta),
+            date(meta.mtime),
+            quote(&meta.name)
+        );
+        match (meta.kind, &meta.link) {
+            (Kind::Symlink, Some(target)) => line.push_str(&format!(" -> {}", quote(target))),
+            (Kind::HardLink, Some(target)) => {
+                line.push_str(&format!(" link to {}", quote(target)));
+            }
+            _ => {}
+        }
+        line.push('\n');
+        out.extend_from_slice(line.as_bytes());
+    }
+}
+
+fn owner_name(name: Option<&[u8]>, id: u64) -> String {
+    match name {
+        Some(name) => quote(name),
+        None => id.to_string(),
+    }
+}
+
+/// `-rw-r--r--` and friends, with `h` for hard links as GNU tar shows them.
+fn mode_string(meta: &Meta) -> String {
+    let kind = match meta.kind {
+        Kind::File => '-',
+        Kind::Dir => 'd',
+        Kind::Symlink => 'l',
+        Kind::HardLink => 'h',
+        Kind::Char => 'c',
+        Kind::Block => 'b',
+        Kind::Fifo => 'p',
+        Kind::Meta | Kind::Other(_) => '?',
+    };
+    let m = meta.mode;
+    let bit = |mask: u32, c: char| if m & mask != 0 { c } else { '-' };
+    let special = |exec: u32, special: u32, set: char| match (m & exec != 0, m & special != 0) {
+        (true, true) => set,
+        (false, true) => set.to_ascii_uppercase(),
+        (true, false) => 'x',
+        (false, false) => '-',
+    };
+    [
+        kind,
+        bit(0o400, 'r'),
+        bit(0o200, 'w'),
+        special(0o100, 0o4000, 's'),
+        bit(0o040, 'r'),
+        bit(0o020, 'w'),
+        special(0o010, 0o2000, 's'),
+        bit(0o004, 'r'),
+        bit(0o002, 'w'),
+        special(0o001, 0o1000, 't'),
+    ]
+    .iter()
+    .collect()
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC (GNU tar uses the local time zone; UTC keeps the listing
+/// the same wherever it is made).
+fn date(mtime: Mtime) -> String {
+    let days = mtime.secs.div_euclid(86_400);
+    let seconds = mtime.secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        seconds / 3600,
+        seconds % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn push_json(out: &mut Vec<u8>, meta: &Meta) {
+    let mut obj = Map::new();
+    crate::manifest::push_json_path(&mut obj, &meta.name);
+    obj.insert("type".into(), Value::from(meta.kind.word()));
+    obj.insert("mode".into(), Value::from(meta.mode));
+    obj.insert("uid".into(), Value::from(meta.uid));
+    obj.insert("gid".into(), Value::from(meta.gid));
+    let text = |name: &Option<Vec<u8>>| match name {
+        Some(name) => Value::from(String::from_utf8_lossy(name).into_owned()),
+        None => Value::Null,
+    };
+    obj.insert("user".into(), text(&meta.user));
+    obj.insert("group".into(), text(&meta.group));
+    obj.insert("size".into(), Value::from(meta.size));
+    obj.insert("mtime".into(), Value::from(meta.mtime.secs));
+    if let Some(link) = &meta.link {
+        // The same convention as `path`: exact bytes in hex when not UTF-8.
+        let mut link_obj = Map::new();
+        crate::manifest::push_json_path(&mut link_obj, link);
+        if let Some(text) = link_obj.remove("path") {
+            obj.insert("link".into(), text);
+        }
+        if let Some(hex) = link_obj.remove("path_hex") {
+            obj.insert("link_hex".into(), hex);
+        }
+    }
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &Value::Object(obj));
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_strings_follow_ls() {
+        let meta = |kind, mode| Meta {
+            name: b"x".to_vec(),
+            kind,
+            link: None,
+            mode,
+            uid: 0,
+            gid: 0,
+            user: None,
+            group: None,
+            size: 0,
+            mtime: Mtime { secs: 0, nanos: 0 },
+            device: None,
+            layout: crate::archive::unpack::header::Layout::Plain,
+        };
+        assert_eq!(mode_string(&meta(Kind::File, 0o644)), "-rw-r--r--");
+        assert_eq!(mode_string(&meta(Kind::Dir, 0o1777)), "drwxrwxrwt");
+        assert_eq!(mode_string(&meta(Kind::HardLink, 0o4644)), "hrwSr--r--");
+        assert_eq!(mode_string(&meta(Kind::File, 0o6755)), "-rwsr-sr-x");
+        assert_eq!(mode_string(&meta(Kind::Fifo, 0o1600)), "prw------T");
+    }
+
+    #[test]
+    fn dates_are_utc_civil_dates() {
+        let at = |secs| date(Mtime { secs, nanos: 0 });
+        assert_eq!(at(0), "1970-01-01 00:00");
+        assert_eq!(at(981_173_106), "2001-02-03 04:05");
+        assert_eq!(at(951_782_400), "2000-02-29 00:00");
+        assert_eq!(at(-1), "1969-12-31 23:59");
+        assert_eq!(at(4_102_444_800), "2100-01-01 00:00");
+    }
 }

@@ -1,0 +1,484 @@
+//! `spate unpack`: archive → decompressor thread → tar entries → writes confined
+//! beneath the destination directory.
+//!
+//! Safety rests on two fences: [`names`] refuses names and link targets that could
+//! leave the destination, and [`confine`] performs every path operation from a
+//! directory descriptor without ever following a symbolic link. An entry that fails
+//! either is reported (`spate: NAME: refused: WHY`), its data skipped, and the run goes
+//! on; the exit status is then 1.
+//!
+//! Files are written under a temporary name beside their target and renamed when
+//! complete, so an error or a truncated archive never leaves a half file under an
+//! entry's name. (If the process is killed by a signal, the temporary file stays:
+//! `unpack` has no access to the signal thread's cleanup list.) Directory modes and
+//! times are set at the end, deepest first, once nothing more is written into them.
+
+pub mod confine;
+pub mod header;
+pub mod names;
+pub mod sparse;
+pub mod write;
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+
+use anyhow::{Context, Result};
+use humansize::{BINARY, format_size};
+
+use super::UnpackConfig;
+use super::codec::Decoder;
+use confine::{Root, WalkError};
+use header::{Kind, Meta, Mtime, quote};
+use names::{Placement, RelPath};
+use write::{Copier, DataError};
+
+/// Extracts the archive; `Ok(false)` when some entries failed or were refused.
+pub fn run(config: &UnpackConfig) -> Result<bool> {
+    let (input, label) = open_archive(&config.archive)?;
+    let root = Root::open(&config.dest)?;
+    let decoder = Decoder::start(input).with_context(|| format!("reading {label}"))?;
+    let mut archive = tar::Archive::new(decoder);
+    let entries = archive
+        .entries()
+        .with_context(|| format!("reading {label}"))?;
+    let mut extractor = Extractor::new(config, root);
+    let mut last: Option<Vec<u8>> = None;
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                // Errors of the `tar` crate may quote raw header bytes.
+                let cause = quote(e.to_string().as_bytes());
+                eprintln!("spate: {label}: {}: {cause}", after(last.as_deref()));
+                extractor.failures += 1;
+                break;
+            }
+        };
+        let meta = match Meta::read(&mut entry) {
+            Ok(meta) => meta,
+            Err(e) => {
+                let name = entry.path_bytes().into_owned();
+                eprintln!("spate: {}: refused: unreadable header: {e}", quote(&name));
+                extractor.failures += 1;
+                last = Some(name);
+                continue;
+            }
+        };
+        // The real name (a PAX sparse entry's header holds a stand-in).
+        let name = meta.name.clone();
+        match extractor.extract(&mut entry, &meta) {
+            Ok(()) => {}
+            Err(Problem::Refused(why)) => {
+                eprintln!("spate: {}: refused: {why}", quote(&name));
+                extractor.failures += 1;
+            }
+            Err(Problem::Failed(why)) => {
+                eprintln!("spate: {}: {why}", quote(&name));
+                extractor.failures += 1;
+            }
+            Err(Problem::Stream { what, cause }) => {
+                eprintln!(
+                    "spate: {label}: {what} in entry \"{}\": {cause}",
+                    quote(&name)
+                );
+                extractor.failures += 1;
+                break;
+            }
+            Err(Problem::Budget { size }) => {
+                eprintln!(
+                    "spate: {}: refused: its {} would exceed --max-size ({}); stopping",
+                    quote(&name),
+                    format_size(size, BINARY),
+                    format_size(config.max_size, BINARY)
+                );
+                extractor.failures += 1;
+                break;
+            }
+        }
+        last = Some(name);
+    }
+    extractor.finish_dirs();
+    Ok(extractor.failures == 0)
+}
+
+/// The archive's reader and the name to use for it in messages.
+fn open_archive(path: &std::path::Path) -> Result<(Box<dyn Read + Send>, String)> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(io::stdin()), "standard input".into()));
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok((Box::new(file), path.display().to_string()))
+}
+
+/// Where a header could not be read, for the message.
+fn after(last: Option<&[u8]>) -> String {
+    match last {
+        Some(name) => format!("truncated or corrupt after entry \"{}\"", quote(name)),
+        None => "cannot read the first entry (not a tar archive, or truncated)".into(),
+    }
+}
+
+/// What went wrong with one entry.
+enum Problem {
+    /// The entry asks for something unsafe or not allowed.
+    Refused(String),
+    /// Extracting it failed (permissions, disk full, ...).
+    Failed(String),
+    /// The archive cannot be read on (truncated, corrupt compressed data).
+    Stream { what: &'static str, cause: String },
+    /// The entry's data would go past `--max-size`.
+    Budget { size: u64 },
+}
+
+impl From<WalkError> for Problem {
+    fn from(e: WalkError) -> Problem {
+        if e.is_refusal() {
+            Problem::Refused(e.to_string())
+        } else {
+            Problem::Failed(e.to_string())
+        }
+    }
+}
+
+impl From<DataError> for Problem {
+    fn from(e: DataError) -> Problem {
+        match e {
+            DataError::Stream(e) => Problem::Stream {
+                what: "truncated or corrupt",
+                cause: quote(e.to_string().as_bytes()),
+            },
+            DataError::Truncated { missing } => Problem::Stream {
+                what: "truncated",
+                cause: format!("the archive ends {missing} bytes short of the entry's end"),
+            },
+            DataError::Malformed(why) => Problem::Failed(why),
+            DataError::Write(e) => Problem::Failed(format!("writing: {e}")),
+        }
+    }
+}
+
+/// Context for an I/O error of one step.
+fn failed(what: &str) -> impl FnOnce(io::Error) -> Problem + '_ {
+    move |e| Problem::Failed(format!("{what}: {e}"))
+}
+
+/// Attributes of a directory, applied once everything inside it is written.
+struct DirAttrs {
+    mode: u32,
+    mtime: Mtime,
+    owner: (u64, u64),
+}
+
+struct Extractor<'a> {
+    config: &'a UnpackConfig,
+    root: Root,
+    copier: Copier,
+    /// Bytes of file data `--max-size` still allows.
+    budget: u64,
+    /// Directories the archive names, by path.
+    dirs: HashMap<Vec<Vec<u8>>, DirAttrs>,
+    /// Restore owners (as GNU tar does when run by root).
+    chown: bool,
+    temp_counter: u64,
+    failures: u64,
+}
+
+impl<'a> Extractor<'a> {
+    fn new(config: &'a UnpackConfig, root: Root) -> Extractor<'a> {
+        Extractor {
+            config,
+            root,
+            copier: Copier::default(),
+            budget: config.max_size,
+            dirs: HashMap::new(),
+            // SAFETY: geteuid has no preconditions.
+            chown: unsafe { libc::geteuid() } == 0,
+            temp_counter: 0,
+            failures: 0,
+        }
+    }
+
+    fn extract<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        meta: &Meta,
+    ) -> Result<(), Problem> {
+        if meta.kind == Kind::Meta {
+            return Ok(());
+        }
+        let path = match names::place(&meta.name, self.config.strip_components) {
+            Err(why) => return Err(Problem::Refused(why)),
+            Ok(Placement::Skip) => return Ok(()),
+            // `./`: the destination itself, which is the user's, not the archive's.
+            Ok(Placement::Root) if meta.kind == Kind::Dir => return Ok(()),
+            Ok(Placement::Root) => {
+                return Err(Problem::Refused("names the destination directory".into()));
+            }
+            Ok(Placement::At(path)) => path,
+        };
+        match meta.kind {
+            Kind::File => self.file(entry, meta, &path),
+            Kind::Dir => self.dir(meta, &path),
+            Kind::Symlink => self.symlink(meta, &path),
+            Kind::HardLink => self.hard_link(meta, &path),
+            Kind::Char | Kind::Block | Kind::Fifo => self.special(meta, &path),
+            Kind::Meta => Ok(()),
+            Kind::Other(t) => Err(Problem::Refused(format!(
+                "unsupported entry type '{}'",
+                t.escape_ascii()
+            ))),
+        }
+    }
+
+    /// Permission bits to set: setuid, setgid and sticky only when asked for.
+    fn mode(&self, meta: &Meta) -> u32 {
+        if self.config.same_permissions {
+            meta.mode & 0o7777
+        } else {
+            meta.mode & 0o777
+        }
+    }
+
+    /// Checks whether `name` may be created in `dir`: `Ok(false)` free, `Ok(true)`
+    /// taken by a non-directory that `--overwrite` lets us replace.
+    fn make_room(&self, dir: &OwnedFd, name: &[u8]) -> Result<bool, Problem> {
+        match confine::lstat(dir.as_raw_fd(), name).map_err(failed("checking the name"))? {
+            None => Ok(false),
+            Some(st) if confine::is_dir(&st) => {
+                Err(Problem::Refused("a directory exists with that name".into()))
+            }
+            Some(_) if self.config.overwrite => Ok(true),
+            Some(_) => Err(Problem::Refused("already exists (use --overwrite)".into())),
+        }
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        meta: &Meta,
+        path: &RelPath,
+    ) -> Result<(), Problem> {
+        if meta.size > self.budget {
+            return Err(Problem::Budget { size: meta.size });
+        }
+        let dir = self.root.parent_of(path)?;
+        let taken = self.make_room(&dir, path.name())?;
+        let mut temp = self.temp_file(&dir)?;
+        let file = temp
+            .file
+            .as_mut()
+            .ok_or_else(|| Problem::Failed("temporary file gone".into()))?;
+        self.copier.write_entry(entry, file, meta)?;
+        let fd = file.as_raw_fd();
+        if self.chown {
+            // Ownership is best effort, as for GNU tar without --same-owner errors.
+            let _ = confine::set_owner_fd(fd, meta.uid, meta.gid);
+        }
+        // After chown, which clears setuid/setgid.
+        confine::set_mode_fd(fd, self.mode(meta)).map_err(failed("setting the mode"))?;
+        confine::set_mtime_fd(fd, meta.mtime).map_err(failed("setting the time"))?;
+        match confine::renameat(&dir, &temp.name, path.name(), taken) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                return Err(Problem::Refused("already exists (use --overwrite)".into()));
+            }
+            Err(e) => return Err(Problem::Failed(format!("renaming into place: {e}"))),
+        }
+        temp.keep();
+        self.budget -= meta.size;
+        Ok(())
+    }
+
+    /// A new temporary file in `dir`, deleted unless kept. Short names: the target's
+    /// own name may already be as long as a name can be.
+    fn temp_file(&mut self, dir: &Rc<OwnedFd>) -> Result<TempFile, Problem> {
+        loop {
+            self.temp_counter += 1;
+            let name = format!(".spate-{}-{}.tmp", std::process::id(), self.temp_counter);
+            match confine::create_file(dir, name.as_bytes(), 0o600) {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        dir: Rc::clone(dir),
+                        name: name.into_bytes(),
+                        file: Some(file),
+                    });
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => return Err(Problem::Failed(format!("creating a temporary file: {e}"))),
+            }
+        }
+    }
+
+    fn dir(&mut self, meta: &Meta, path: &RelPath) -> Result<(), Problem> {
+        let parent = self.root.parent_of(path)?;
+        let name = path.name();
+        // Owner-only until the end: the archive's mode might not let us write into it.
+        match confine::mkdirat(parent.as_raw_fd(), name, 0o700) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let st = confine::lstat(parent.as_raw_fd(), name)
+                    .map_err(failed("checking the name"))?;
+                match st {
+                    Some(st) if confine::is_dir(&st) => {}
+                    Some(_) if self.config.overwrite => {
+                        confine::unlinkat(&parent, name).map_err(failed("removing"))?;
+                        confine::mkdirat(parent.as_raw_fd(), name, 0o700)
+                            .map_err(failed("creating the directory"))?;
+                    }
+                    _ => {
+                        return Err(Problem::Refused(
+                            "already exists and is not a directory (use --overwrite)".into(),
+                        ));
+                    }
+                }
+            }
+            Err(e) => return Err(Problem::Failed(format!("creating the directory: {e}"))),
+        }
+        self.dirs.insert(
+            path.components().to_vec(),
+            DirAttrs {
+                mode: self.mode(meta),
+                mtime: meta.mtime,
+                owner: (meta.uid, meta.gid),
+            },
+        );
+        Ok(())
+    }
+
+    fn symlink(&mut self, meta: &Meta, path: &RelPath) -> Result<(), Problem> {
+        let target = meta
+            .link
+            .as_deref()
+            .ok_or_else(|| Problem::Refused("symbolic link without a target".into()))?;
+        names::check_symlink_target(path, target).map_err(Problem::Refused)?;
+        let dir = self.root.parent_of(path)?;
+        self.clear(&dir, path.name())?;
+        confine::symlinkat(target, &dir, path.name()).map_err(failed("creating the link"))?;
+        if self.chown {
+            let _ = confine::set_owner_at(&dir, path.name(), meta.uid, meta.gid);
+        }
+        confine::set_mtime_at(&dir, path.name(), meta.mtime).map_err(failed("setting the time"))
+    }
+
+    fn hard_link(&mut self, meta: &Meta, path: &RelPath) -> Result<(), Problem> {
+        let target = meta
+            .link
+            .as_deref()
+            .ok_or_else(|| Problem::Refused("hard link without a target".into()))?;
+        let target = names::hard_link_target(target, self.config.strip_components)
+            .map_err(Problem::Refused)?;
+        let target_dir = self.root.existing_parent_of(&target).map_err(|e| match e {
+            WalkError::Missing(_) => Problem::Failed(format!("hard link target: {e}")),
+            e => Problem::from(e),
+        })?;
+        let st = confine::lstat(target_dir.as_raw_fd(), target.name())
+            .map_err(failed("checking the hard link target"))?
+            .ok_or_else(|| Problem::Failed("hard link target does not exist".into()))?;
+        if confine::is_symlink(&st) {
+            // The new name is a symbolic link too, read from a new place: check it there.
+            let link = confine::readlinkat(&target_dir, target.name())
+                .map_err(failed("reading the hard link target"))?;
+            names::check_symlink_target(path, &link)
+                .map_err(|why| Problem::Refused(format!("hard link to a link: {why}")))?;
+        }
+        let dir = self.root.parent_of(path)?;
+        if let Some(existing) =
+            confine::lstat(dir.as_raw_fd(), path.name()).map_err(failed("checking the name"))?
+            && existing.st_ino == st.st_ino
+            && existing.st_dev == st.st_dev
+        {
+            return Ok(()); // already that very file
+        }
+        self.clear(&dir, path.name())?;
+        confine::linkat(&target_dir, target.name(), &dir, path.name())
+            .map_err(failed("creating the hard link"))
+    }
+
+    fn special(&mut self, meta: &Meta, path: &RelPath) -> Result<(), Problem> {
+        let (what, type_bits) = match meta.kind {
+            Kind::Char => ("character device", libc::S_IFCHR),
+            Kind::Block => ("block device", libc::S_IFBLK),
+            _ => ("FIFO", libc::S_IFIFO),
+        };
+        if !self.config.allow_special {
+            if !self.config.quiet {
+                eprintln!(
+                    "spate: {}: skipped: {what} (use --allow-special)",
+                    quote(&meta.name)
+                );
+            }
+            return Ok(());
+        }
+        let dir = self.root.parent_of(path)?;
+        self.clear(&dir, path.name())?;
+        let mode = type_bits | self.mode(meta);
+        confine::mknodat(&dir, path.name(), mode, meta.device.unwrap_or((0, 0)))
+            .map_err(failed(&format!("creating the {what}")))?;
+        if self.chown {
+            let _ = confine::set_owner_at(&dir, path.name(), meta.uid, meta.gid);
+        }
+        confine::set_mtime_at(&dir, path.name(), meta.mtime).map_err(failed("setting the time"))
+    }
+
+    /// Makes `name` free for a link or special file: refused if taken, unless
+    /// `--overwrite` (then the old non-directory is removed; a link is removed, never
+    /// followed).
+    fn clear(&self, dir: &OwnedFd, name: &[u8]) -> Result<(), Problem> {
+        if self.make_room(dir, name)? {
+            confine::unlinkat(dir, name).map_err(failed("removing the existing file"))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the mode, owner and time of every directory the archive named, deepest
+    /// first, so that no later write changes a time already set and a read-only mode
+    /// comes after the writes beneath it.
+    fn finish_dirs(&mut self) {
+        let mut dirs: Vec<_> = std::mem::take(&mut self.dirs).into_iter().collect();
+        dirs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        for (components, attrs) in dirs {
+            if let Err(why) = self.finish_dir(&components, &attrs) {
+                eprintln!("spate: {}: {why}", quote(&components.join(&b'/')));
+                self.failures += 1;
+            }
+        }
+    }
+
+    fn finish_dir(&mut self, components: &[Vec<u8>], attrs: &DirAttrs) -> Result<(), String> {
+        let fd = self
+            .root
+            .dir(components, false)
+            .map_err(|e| format!("setting attributes: {e}"))?;
+        if self.chown {
+            let _ = confine::set_owner_fd(fd.as_raw_fd(), attrs.owner.0, attrs.owner.1);
+        }
+        confine::set_mode_fd(fd.as_raw_fd(), attrs.mode)
+            .map_err(|e| format!("setting the mode: {e}"))?;
+        confine::set_mtime_fd(fd.as_raw_fd(), attrs.mtime)
+            .map_err(|e| format!("setting the time: {e}"))
+    }
+}
+
+/// A file being written under a temporary name; removed when dropped unless kept.
+struct TempFile {
+    dir: Rc<OwnedFd>,
+    name: Vec<u8>,
+    file: Option<std::fs::File>,
+}
+
+impl TempFile {
+    fn keep(mut self) {
+        self.file = None;
+        self.name.clear();
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.name.is_empty() {
+            let _ = confine::unlinkat(&self.dir, &self.name);
+        }
+    }
+}

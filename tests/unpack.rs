@@ -1,0 +1,959 @@
+//! `spate unpack` and `spate list` against GNU tar archives, and against hostile
+//! archives built header by header.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::stderr_of;
+
+// ---------------------------------------------------------------------------------
+// Helpers
+
+/// Runs spate in `dir` with mixed arguments.
+fn spate<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
+    let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
+    common::spate(dir, &args)
+}
+
+/// Runs GNU tar in `dir`, which must succeed.
+fn gnu_tar<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
+    let out = Command::new("tar")
+        .current_dir(dir)
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C.UTF-8")
+        .args(args)
+        .output()
+        .expect("GNU tar (.ci/run installs it)");
+    assert!(out.status.success(), "tar failed: {}", stderr_of(&out));
+    out
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Sets the mtime of `path` itself (links not followed).
+fn set_mtime(path: &Path, secs: i64, nanos: i64) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let times = [
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        },
+    ];
+    // SAFETY: NUL-terminated path and a two-element timespec array.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(rc, 0, "utimensat {}", path.display());
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    File(String),
+    Dir,
+    Link(Vec<u8>),
+    Fifo,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+struct Info {
+    node: Node,
+    mode: u32,
+    mtime: (i64, i64),
+    ino: u64,
+}
+
+/// Everything below `root`, by relative path bytes (the root itself left out).
+fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Info> {
+    let mut map = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root).min_depth(1) {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        let ft = meta.file_type();
+        let node = if ft.is_file() {
+            let data = std::fs::read(entry.path()).unwrap();
+            Node::File(blake3::hash(&data).to_hex().to_string())
+        } else if ft.is_dir() {
+            Node::Dir
+        } else if ft.is_symlink() {
+            Node::Link(
+                std::fs::read_link(entry.path())
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
+            )
+        } else if ft.is_fifo() {
+            Node::Fifo
+        } else {
+            Node::Other
+        };
+        let rel = entry.path().strip_prefix(root).unwrap();
+        map.insert(
+            rel.as_os_str().as_bytes().to_vec(),
+            Info {
+                node,
+                mode: meta.mode() & 0o7777,
+                mtime: (meta.mtime(), meta.mtime_nsec()),
+                ino: meta.ino(),
+            },
+        );
+    }
+    map
+}
+
+/// Asserts that `out` holds the same tree as `src`: names, kinds, contents, link
+/// targets, modes (not of links), mtimes (whole seconds unless `nanos`), and the same
+/// hard-link groups.
+fn assert_same_tree(src: &Path, out: &Path, nanos: bool) {
+    let (a, b) = (snapshot(src), snapshot(out));
+    let names = |m: &BTreeMap<Vec<u8>, Info>| {
+        m.keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&a), names(&b), "names differ");
+    for (name, want) in &a {
+        let got = &b[name];
+        let shown = String::from_utf8_lossy(name);
+        assert_eq!(want.node, got.node, "{shown}: content or kind");
+        if !matches!(want.node, Node::Link(_)) {
+            assert_eq!(want.mode, got.mode, "{shown}: mode {:o}", got.mode);
+        }
+        if nanos {
+            assert_eq!(want.mtime, got.mtime, "{shown}: mtime");
+        } else {
+            assert_eq!(want.mtime.0, got.mtime.0, "{shown}: mtime");
+        }
+        for (other, other_want) in &a {
+            if other_want.ino == want.ino {
+                assert_eq!(b[other].ino, got.ino, "{shown}: hard link lost");
+            }
+        }
+    }
+}
+
+/// A header written byte by byte, so nothing sanitizes the names.
+fn raw_header(name: &[u8], kind: u8, size: u64, mode: u32, link: &[u8]) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    {
+        let old = header.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name);
+        old.linkname[..link.len()].copy_from_slice(link);
+    }
+    header.set_entry_type(tar::EntryType::new(kind));
+    header.set_size(size);
+    header.set_mode(mode);
+    header.set_mtime(1_000_000_000);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_cksum();
+    header
+}
+
+fn file(name: &[u8], data: &[u8]) -> (tar::Header, Vec<u8>) {
+    (
+        raw_header(name, b'0', data.len() as u64, 0o644, b""),
+        data.to_vec(),
+    )
+}
+
+fn dir(name: &[u8]) -> (tar::Header, Vec<u8>) {
+    (raw_header(name, b'5', 0, 0o755, b""), Vec::new())
+}
+
+fn symlink(name: &[u8], target: &[u8]) -> (tar::Header, Vec<u8>) {
+    (raw_header(name, b'2', 0, 0o777, target), Vec::new())
+}
+
+fn hard_link(name: &[u8], target: &[u8]) -> (tar::Header, Vec<u8>) {
+    (raw_header(name, b'1', 0, 0o644, target), Vec::new())
+}
+
+/// A complete uncompressed archive of these entries.
+fn archive(entries: &[(tar::Header, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (header, data) in entries {
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(512), 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+/// A scratch area: `outer/` holds `dest/` (where spate extracts) and `outside/`, which
+/// nothing may ever touch.
+struct Scratch {
+    _tmp: tempfile::TempDir,
+    outer: PathBuf,
+    dest: PathBuf,
+    outside: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let tmp = tempfile::tempdir().unwrap();
+        let outer = tmp.path().to_path_buf();
+        let dest = outer.join("dest");
+        let outside = outer.join("outside");
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("victim"), b"original").unwrap();
+        Scratch {
+            _tmp: tmp,
+            outer,
+            dest,
+            outside,
+        }
+    }
+
+    /// Writes the archive beside `dest` and extracts it with extra arguments.
+    fn unpack(&self, entries: &[(tar::Header, Vec<u8>)], extra: &[&str]) -> Output {
+        std::fs::write(self.outer.join("a.tar"), archive(entries)).unwrap();
+        let mut args: Vec<OsString> = vec!["unpack".into(), "a.tar".into(), "-C".into()];
+        args.push(self.dest.clone().into());
+        args.extend(extra.iter().map(OsString::from));
+        spate(&self.outer, &args)
+    }
+
+    /// Everything in `outer` except `dest/` and `a.tar`, which must be just what
+    /// `new` made.
+    fn assert_outside_untouched(&self) {
+        let mut names: Vec<_> = std::fs::read_dir(&self.outer)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["a.tar", "dest", "outside"],
+            "something appeared beside dest"
+        );
+        let inside: Vec<_> = std::fs::read_dir(&self.outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(inside, ["victim"], "something appeared in outside/");
+        assert_eq!(
+            std::fs::read(self.outside.join("victim")).unwrap(),
+            b"original"
+        );
+    }
+}
+
+fn assert_refused(out: &Output, name: &str, why: &str) {
+    let err = stderr_of(out);
+    assert_eq!(out.status.code(), Some(1), "exit status; stderr: {err}");
+    let line = format!("spate: {name}: refused: ");
+    assert!(
+        err.lines().any(|l| l.starts_with(&line) && l.contains(why)),
+        "expected `{line}...{why}` in: {err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// GNU tar interoperability
+
+/// A tree with everything tar can hold that spate restores: long and non-UTF-8 names,
+/// links of both kinds, an empty directory, a sparse file, odd modes and fixed mtimes.
+fn make_interop_tree(root: &Path) {
+    let long_component = "n".repeat(150);
+    let deep = format!(
+        "{}/{}/{}",
+        "a".repeat(100),
+        "b".repeat(100),
+        "c".repeat(120)
+    );
+    common::write(&root.join("target.txt"), b"target\n");
+    common::write(&root.join("big.bin"), &common::bytes(700_000, 1));
+    common::write(&root.join("exec.sh"), b"#!/bin/sh\n");
+    chmod(&root.join("exec.sh"), 0o755);
+    common::write(&root.join("private"), b"secret\n");
+    chmod(&root.join("private"), 0o640);
+    common::write(&root.join("long").join(&long_component), b"long name\n");
+    common::write(&root.join("long").join(&deep).join("deep.txt"), b"deep\n");
+    common::write(
+        &root.join(OsStr::from_bytes(b"bad\xffname\n.txt")),
+        b"not utf-8\n",
+    );
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::os::unix::fs::symlink("target.txt", root.join("link")).unwrap();
+    std::os::unix::fs::symlink("../target.txt", root.join("sub/uplink")).unwrap();
+    std::os::unix::fs::symlink(&long_component, root.join("long/longlink")).unwrap();
+    std::fs::hard_link(root.join("target.txt"), root.join("sub/hard")).unwrap();
+    std::fs::hard_link(
+        root.join("long").join(&long_component),
+        root.join("long").join(format!("{long_component}.hard")),
+    )
+    .unwrap();
+    // 8 MiB with 4 KiB of data at 3 MiB: sparse on disk, and a real hole in the archive.
+    let sparse = std::fs::File::create(root.join("sparse.img")).unwrap();
+    sparse.set_len(8 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&sparse, &common::bytes(4096, 9), 3 << 20).unwrap();
+    chmod(&root.join("sub"), 0o750);
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .collect();
+    paths.sort();
+    for (i, path) in paths.iter().enumerate() {
+        set_mtime(path, 1_000_000_000 + 1000 * i as i64, 250_000_000);
+    }
+}
+
+const FORMATS: [&str; 2] = ["gnu", "posix"];
+const COMPRESSIONS: [(&str, &str); 5] = [
+    ("", "tar"),
+    ("-z", "tar.gz"),
+    ("--zstd", "tar.zst"),
+    ("-J", "tar.xz"),
+    ("-j", "tar.bz2"),
+];
+
+#[test]
+fn unpack_restores_gnu_tar_archives_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_interop_tree(&src);
+    for format in FORMATS {
+        for (flag, ext) in COMPRESSIONS {
+            // The name lies about the compression: detection goes by magic bytes.
+            let name = format!("{format}{flag}.archive");
+            let mut args = vec![format!("--format={format}"), "-S".into(), "-c".into()];
+            if !flag.is_empty() {
+                args.push(flag.into());
+            }
+            args.extend([
+                "-f".into(),
+                name.clone(),
+                "-C".into(),
+                "src".into(),
+                ".".into(),
+            ]);
+            gnu_tar(tmp.path(), &args);
+            let out_dir = tmp.path().join(format!("out-{format}-{ext}"));
+            let out = spate(
+                tmp.path(),
+                &["unpack", name.as_str(), "-C", out_dir.to_str().unwrap()],
+            );
+            assert!(
+                out.status.success(),
+                "{name}: exit {:?}: {}",
+                out.status,
+                stderr_of(&out)
+            );
+            assert!(
+                out.stdout.is_empty() && out.stderr.is_empty(),
+                "{name}: says nothing"
+            );
+            // GNU format stores whole seconds; POSIX keeps nanoseconds.
+            assert_same_tree(&src, &out_dir, format == "posix");
+            let sparse = out_dir.join("sparse.img").metadata().unwrap();
+            assert!(
+                sparse.blocks() * 512 < 1 << 20,
+                "{name}: sparse.img takes {} blocks: holes not restored",
+                sparse.blocks()
+            );
+        }
+    }
+}
+
+#[test]
+fn unpack_reads_standard_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_interop_tree(&src);
+    let tarball = gnu_tar(tmp.path(), &["--zstd", "-cf", "-", "-C", "src", "."]).stdout;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .current_dir(tmp.path())
+        .args(["unpack", "-", "-C", "out"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&tarball).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_same_tree(&src, &tmp.path().join("out"), false);
+}
+
+#[test]
+fn unpack_strips_components_of_names_and_hard_link_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write(&tmp.path().join("top/a/b.txt"), b"b\n");
+    std::fs::hard_link(tmp.path().join("top/a/b.txt"), tmp.path().join("top/c")).unwrap();
+    gnu_tar(tmp.path(), &["-cf", "t.tar", "top"]);
+    let out = spate(
+        tmp.path(),
+        &["unpack", "t.tar", "-C", "out", "--strip-components", "1"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let root = tmp.path().join("out");
+    assert_eq!(std::fs::read(root.join("a/b.txt")).unwrap(), b"b\n");
+    assert_eq!(
+        root.join("a/b.txt").metadata().unwrap().ino(),
+        root.join("c").metadata().unwrap().ino()
+    );
+    assert!(!root.join("top").exists());
+    // Stripping everything: entries with too few components are skipped silently.
+    let out = spate(
+        tmp.path(),
+        &["unpack", "t.tar", "-C", "out3", "--strip-components", "3"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(tmp.path().join("out3").read_dir().unwrap().next().is_none());
+}
+
+#[test]
+fn unpack_refuses_to_replace_files_unless_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write(&tmp.path().join("src/f.txt"), b"from the archive\n");
+    std::os::unix::fs::symlink("f.txt", tmp.path().join("src/l")).unwrap();
+    gnu_tar(tmp.path(), &["-cf", "t.tar", "-C", "src", "."]);
+    let out = spate(tmp.path(), &["unpack", "t.tar", "-C", "out"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    std::fs::write(tmp.path().join("out/f.txt"), b"changed locally\n").unwrap();
+
+    let out = spate(tmp.path(), &["unpack", "t.tar", "-C", "out"]);
+    assert_refused(&out, "./f.txt", "already exists (use --overwrite)");
+    assert_refused(&out, "./l", "already exists (use --overwrite)");
+    assert_eq!(
+        std::fs::read(tmp.path().join("out/f.txt")).unwrap(),
+        b"changed locally\n"
+    );
+
+    let out = spate(tmp.path(), &["unpack", "t.tar", "-C", "out", "--overwrite"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::read(tmp.path().join("out/f.txt")).unwrap(),
+        b"from the archive\n"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("spate"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn unpack_sets_read_only_directory_modes_after_their_contents_as_nobody() {
+    if !is_root() {
+        eprintln!("skipped: needs root to switch to nobody");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    common::open_to_all(tmp.path());
+    common::write(&tmp.path().join("src/ro/inner/f.txt"), b"x\n");
+    chmod(&tmp.path().join("src/ro/inner"), 0o555);
+    chmod(&tmp.path().join("src/ro"), 0o500);
+    gnu_tar(tmp.path(), &["-cf", "t.tar", "-C", "src", "."]);
+    common::open_to_all(&tmp.path().join("t.tar"));
+    let out = common::as_nobody(tmp.path(), &["unpack", "t.tar", "-C", "out"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let root = tmp.path().join("out");
+    assert_eq!(root.join("ro").metadata().unwrap().mode() & 0o777, 0o500);
+    assert_eq!(
+        root.join("ro/inner").metadata().unwrap().mode() & 0o777,
+        0o555
+    );
+    assert_eq!(std::fs::read(root.join("ro/inner/f.txt")).unwrap(), b"x\n");
+    assert_eq!(root.join("ro/inner/f.txt").metadata().unwrap().uid(), 65534);
+}
+
+// ---------------------------------------------------------------------------------
+// Escapes: every one refused, nothing written outside, exit 1
+
+#[test]
+fn unpack_refuses_absolute_paths() {
+    let s = Scratch::new();
+    let target = s.outside.join("abs.txt");
+    let name = target.as_os_str().as_bytes().to_vec();
+    let out = s.unpack(&[file(&name, b"evil"), file(b"fine.txt", b"ok")], &[]);
+    assert_refused(&out, &target.display().to_string(), "absolute path");
+    s.assert_outside_untouched();
+    // The run goes on past a refused entry.
+    assert_eq!(std::fs::read(s.dest.join("fine.txt")).unwrap(), b"ok");
+}
+
+#[test]
+fn unpack_refuses_dot_dot() {
+    let s = Scratch::new();
+    let out = s.unpack(
+        &[
+            file(b"../escape", b"evil"),
+            file(b"a/../../escape", b"evil"),
+            file(b"a/../../outside/victim", b"evil"),
+        ],
+        &[],
+    );
+    assert_refused(&out, "../escape", "'..'");
+    assert_refused(&out, "a/../../escape", "'..'");
+    assert_refused(&out, "a/../../outside/victim", "'..'");
+    s.assert_outside_untouched();
+}
+
+#[test]
+fn unpack_refuses_symlinks_pointing_outside_and_writes_through_them() {
+    let s = Scratch::new();
+    let outside = s.outside.as_os_str().as_bytes().to_vec();
+    let out = s.unpack(
+        &[
+            symlink(b"abs", &outside),
+            file(b"abs/victim", b"evil"),
+            symlink(b"up", b".."),
+            file(b"up/outside/victim", b"evil"),
+            symlink(b"d/up2", b"../../outside"),
+            symlink(b"dot", b"."),
+            symlink(b"sneaky", b"dot/.."),
+        ],
+        &[],
+    );
+    assert_refused(&out, "abs", "absolute");
+    assert_refused(&out, "up", "outside the destination");
+    assert_refused(&out, "d/up2", "outside the destination");
+    assert_refused(&out, "sneaky", "'..' after a name");
+    s.assert_outside_untouched();
+    for name in ["abs", "up", "d/up2", "sneaky"] {
+        let path = s.dest.join(name);
+        assert!(
+            !path.symlink_metadata().is_ok_and(|m| m.is_symlink()),
+            "{name} was created"
+        );
+    }
+    assert!(s.dest.join("dot").is_symlink(), "a link to . is fine");
+}
+
+#[test]
+fn unpack_never_writes_through_a_symlink_even_one_pointing_inside() {
+    let s = Scratch::new();
+    let out = s.unpack(
+        &[
+            dir(b"real"),
+            symlink(b"inner", b"real"),
+            file(b"inner/file", b"through the link"),
+            symlink(b"deep/link", b"../real"),
+            file(b"deep/link/x/file", b"through the link"),
+        ],
+        &[],
+    );
+    assert_refused(&out, "inner/file", "symbolic link inner");
+    assert_refused(&out, "deep/link/x/file", "symbolic link deep/link");
+    assert!(s.dest.join("inner").is_symlink() && s.dest.join("deep/link").is_symlink());
+    assert_eq!(std::fs::read_dir(s.dest.join("real")).unwrap().count(), 0);
+    s.assert_outside_untouched();
+}
+
+#[test]
+fn unpack_refuses_hard_links_outside() {
+    let s = Scratch::new();
+    let victim = s.outside.join("victim");
+    let out = s.unpack(
+        &[
+            hard_link(b"passwd", b"/etc/passwd"),
+            hard_link(b"v1", victim.as_os_str().as_bytes()),
+            hard_link(b"v2", b"../outside/victim"),
+            hard_link(b"v3", b"a/../../outside/victim"),
+        ],
+        &[],
+    );
+    assert_refused(&out, "passwd", "absolute path");
+    assert_refused(&out, "v1", "absolute path");
+    assert_refused(&out, "v2", "'..'");
+    assert_refused(&out, "v3", "'..'");
+    assert_eq!(std::fs::read_dir(&s.dest).unwrap().count(), 0);
+    assert_eq!(victim.metadata().unwrap().nlink(), 1);
+    s.assert_outside_untouched();
+}
+
+#[test]
+fn unpack_refuses_hard_links_through_symlinks() {
+    let s = Scratch::new();
+    std::os::unix::fs::symlink(&s.outside, s.dest.join("out")).unwrap();
+    let out = s.unpack(&[hard_link(b"v", b"out/victim")], &[]);
+    assert_refused(&out, "v", "symbolic link out");
+    assert!(!s.dest.join("v").exists());
+    assert_eq!(s.outside.join("victim").metadata().unwrap().nlink(), 1);
+}
+
+#[test]
+fn unpack_never_follows_a_symlink_already_in_the_destination() {
+    // The CVE-2025-45582 pattern: an earlier extraction left `thatlink -> outside`.
+    let s = Scratch::new();
+    std::os::unix::fs::symlink(&s.outside, s.dest.join("thatlink")).unwrap();
+    let out = s.unpack(
+        &[
+            file(b"thatlink/victim", b"evil"),
+            file(b"thatlink/new", b"evil"),
+        ],
+        &[],
+    );
+    assert_refused(&out, "thatlink/victim", "symbolic link thatlink");
+    assert_refused(&out, "thatlink/new", "symbolic link thatlink");
+    s.assert_outside_untouched();
+    let out = s.unpack(&[file(b"thatlink/victim", b"evil")], &["--overwrite"]);
+    assert_refused(&out, "thatlink/victim", "symbolic link thatlink");
+    s.assert_outside_untouched();
+}
+
+#[test]
+fn unpack_replaces_a_symlink_named_like_a_file_only_with_overwrite() {
+    let s = Scratch::new();
+    std::os::unix::fs::symlink(s.outside.join("victim"), s.dest.join("name")).unwrap();
+    let out = s.unpack(&[file(b"name", b"evil")], &[]);
+    assert_refused(&out, "name", "already exists (use --overwrite)");
+    assert!(s.dest.join("name").is_symlink());
+    s.assert_outside_untouched();
+
+    let out = s.unpack(&[file(b"name", b"new content")], &["--overwrite"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let meta = s.dest.join("name").symlink_metadata().unwrap();
+    assert!(meta.is_file(), "the link itself is replaced");
+    assert_eq!(std::fs::read(s.dest.join("name")).unwrap(), b"new content");
+    s.assert_outside_untouched();
+}
+
+#[test]
+fn unpack_drops_setuid_unless_same_permissions() {
+    let s = Scratch::new();
+    let mut entries = vec![file(b"suid", b"x"), dir(b"sticky")];
+    entries[0].0.set_mode(0o4755);
+    entries[0].0.set_cksum();
+    entries[1].0.set_mode(0o1777);
+    entries[1].0.set_cksum();
+    let out = s.unpack(&entries, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let mode = |p: &str| s.dest.join(p).metadata().unwrap().mode() & 0o7777;
+    assert_eq!(mode("suid"), 0o755);
+    assert_eq!(mode("sticky"), 0o777);
+    std::fs::remove_file(s.dest.join("suid")).unwrap();
+    let out = s.unpack(&entries, &["--same-permissions"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(mode("suid"), 0o4755);
+    assert_eq!(mode("sticky"), 0o1777);
+}
+
+#[test]
+fn unpack_skips_fifos_and_devices_unless_allow_special() {
+    let s = Scratch::new();
+    let mut null = raw_header(b"null", b'3', 0, 0o666, b"");
+    null.set_device_major(1).unwrap();
+    null.set_device_minor(3).unwrap();
+    null.set_cksum();
+    let entries = vec![
+        (raw_header(b"fifo", b'6', 0, 0o644, b""), Vec::new()),
+        (null, Vec::new()),
+    ];
+    let out = s.unpack(&entries, &[]);
+    assert!(
+        out.status.success(),
+        "skipping is not a failure: {}",
+        stderr_of(&out)
+    );
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("spate: fifo: skipped: FIFO (use --allow-special)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("spate: null: skipped: character device"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&s.dest).unwrap().count(), 0);
+
+    let out = s.unpack(&entries, &["-q"]);
+    assert!(out.stderr.is_empty(), "-q: {}", stderr_of(&out));
+
+    let entries = if is_root() {
+        entries
+    } else {
+        entries[..1].to_vec()
+    };
+    let out = s.unpack(&entries, &["--allow-special"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let fifo = s.dest.join("fifo").symlink_metadata().unwrap();
+    assert!(fifo.file_type().is_fifo());
+    assert_eq!(fifo.mode() & 0o777, 0o644);
+    if is_root() {
+        let null = s.dest.join("null").symlink_metadata().unwrap();
+        assert!(null.file_type().is_char_device());
+        assert_eq!(null.rdev(), libc::makedev(1, 3));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Damaged archives and limits
+
+/// A directory holding an archive of one incompressible 4 MiB file (and one small one
+/// before it), made by GNU tar. (Large enough that half of it is more than the 1 MiB
+/// the decompressor stage hands on at a time.)
+fn big_archive(flags: &[&str], name: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    common::write(&tmp.path().join("src/small.txt"), b"small\n");
+    common::write(
+        &tmp.path().join("src/dir/big.bin"),
+        &common::bytes(4 << 20, 5),
+    );
+    let mut args = vec!["-cf", name];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["-C", "src", "small.txt", "dir"]);
+    gnu_tar(tmp.path(), &args);
+    tmp
+}
+
+fn cut_in_half(path: &Path) {
+    let len = path.metadata().unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+}
+
+/// Files under `root`, temporary ones included.
+fn all_files(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = common::files_below(root)
+        .iter()
+        .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn unpack_reports_a_truncated_compressed_archive_naming_the_entry() {
+    let tmp = big_archive(&["-z"], "t.tar.gz");
+    cut_in_half(&tmp.path().join("t.tar.gz"));
+    let out = spate(tmp.path(), &["unpack", "t.tar.gz", "-C", "out"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("spate: t.tar.gz: truncated or corrupt in entry \"dir/big.bin\": gzip"),
+        "{err}"
+    );
+    assert_eq!(all_files(&tmp.path().join("out")), ["small.txt"]);
+}
+
+#[test]
+fn unpack_reports_a_plain_archive_cut_inside_an_entry() {
+    let tmp = big_archive(&[], "t.tar");
+    cut_in_half(&tmp.path().join("t.tar"));
+    let out = spate(tmp.path(), &["unpack", "t.tar", "-C", "out"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("spate: t.tar: truncated in entry \"dir/big.bin\": the archive ends"),
+        "{err}"
+    );
+    assert_eq!(all_files(&tmp.path().join("out")), ["small.txt"]);
+}
+
+#[test]
+fn unpack_stops_at_max_size() {
+    let tmp = big_archive(&["--zstd"], "t.tar.zst");
+    let out = spate(
+        tmp.path(),
+        &["unpack", "t.tar.zst", "-C", "out", "--max-size", "1MiB"],
+    );
+    assert_refused(&out, "dir/big.bin", "would exceed --max-size (1 MiB)");
+    assert_eq!(all_files(&tmp.path().join("out")), ["small.txt"]);
+    let out = spate(
+        tmp.path(),
+        &["unpack", "t.tar.zst", "-C", "out2", "--max-size", "5MiB"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn unpack_fails_whole_on_missing_archive_and_on_garbage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = spate(tmp.path(), &["unpack", "nope.tar", "-C", "out"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("nope.tar"));
+    std::fs::write(tmp.path().join("junk.tar"), common::bytes(4096, 3)).unwrap();
+    let out = spate(tmp.path(), &["unpack", "junk.tar", "-C", "out"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("spate: junk.tar: "),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// list
+
+#[test]
+fn list_matches_gnu_tar_tv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_interop_tree(&src);
+    for format in FORMATS {
+        let name = format!("{format}.tar.xz");
+        gnu_tar(
+            tmp.path(),
+            &[
+                &format!("--format={format}"),
+                "-S",
+                "-cJf",
+                &name,
+                "-C",
+                "src",
+                ".",
+            ],
+        );
+        let ours = spate(tmp.path(), &["list", name.as_str()]);
+        assert!(ours.status.success(), "{}", stderr_of(&ours));
+        let theirs = gnu_tar(tmp.path(), &["-tvf", &name]);
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&theirs.stdout),
+            "{format}"
+        );
+        let names = gnu_tar(tmp.path(), &["-tf", &name]);
+        let ours_names: Vec<Vec<u8>> = common::sorted_lines(&ours.stdout)
+            .iter()
+            .map(|l| {
+                // The name follows five fields: mode, owner, size, date, time.
+                let text = String::from_utf8_lossy(l).into_owned();
+                let mut rest = text.as_str();
+                for _ in 0..5 {
+                    rest = rest.trim_start();
+                    rest = &rest[rest.find(' ').unwrap_or_else(|| panic!("{text}"))..];
+                }
+                let name = &rest[1..];
+                let name = name.split(" -> ").next().unwrap();
+                name.split(" link to ").next().unwrap().as_bytes().to_vec()
+            })
+            .collect();
+        let mut ours_names = ours_names;
+        ours_names.sort();
+        assert_eq!(ours_names, common::sorted_lines(&names.stdout), "{format}");
+    }
+}
+
+#[test]
+fn list_json_describes_every_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_interop_tree(&src);
+    gnu_tar(
+        tmp.path(),
+        &["--format=posix", "-S", "-czf", "t.tgz", "-C", "src", "."],
+    );
+    let out = spate(tmp.path(), &["list", "--json", "t.tgz"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let objects: Vec<serde_json::Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let count = gnu_tar(tmp.path(), &["-tf", "t.tgz"])
+        .stdout
+        .split(|&b| b == b'\n')
+        .count()
+        - 1;
+    assert_eq!(objects.len(), count);
+    let find = |path: &str| {
+        objects
+            .iter()
+            .find(|o| o["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not listed"))
+    };
+    assert_eq!(find("./link")["type"], "symlink");
+    assert_eq!(find("./link")["link"], "target.txt");
+    assert_eq!(find("./exec.sh")["mode"], 0o755);
+    assert_eq!(find("./empty/")["type"], "dir");
+    assert_eq!(find("./sparse.img")["size"], 8 << 20);
+    let hard = objects.iter().filter(|o| o["type"] == "hardlink").count();
+    assert_eq!(hard, 2);
+    let bad = objects
+        .iter()
+        .find(|o| o.get("path_hex").is_some())
+        .expect("the non-UTF-8 name has path_hex");
+    assert_eq!(
+        bad["path_hex"],
+        b"./bad\xffname\n.txt"
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+}
+
+#[test]
+fn list_reports_a_truncated_archive() {
+    let tmp = big_archive(&["-j"], "t.tar.bz2");
+    cut_in_half(&tmp.path().join("t.tar.bz2"));
+    let out = spate(tmp.path(), &["list", "t.tar.bz2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("t.tar.bz2"), "{}", stderr_of(&out));
+    let out = spate(tmp.path(), &["list", "missing.tar"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unpack_checks_a_hard_linked_symlink_at_its_new_place() {
+    // `sub/l -> ../x` stays inside from sub/; the same link read from the top would not.
+    let s = Scratch::new();
+    let out = s.unpack(
+        &[symlink(b"sub/l", b"../x"), hard_link(b"top", b"sub/l")],
+        &[],
+    );
+    assert_refused(&out, "top", "outside the destination");
+    assert!(s.dest.join("sub/l").is_symlink());
+    assert!(s.dest.join("top").symlink_metadata().is_err());
+    s.assert_outside_untouched();
+}
+
+#[test]
+fn unpack_restores_owners_as_root() {
+    if !is_root() {
+        eprintln!("skipped: only root restores owners");
+        return;
+    }
+    let s = Scratch::new();
+    let mut entries = vec![file(b"owned", b"x"), symlink(b"link", b"owned")];
+    for (header, _) in &mut entries {
+        header.set_uid(1234);
+        header.set_gid(5678);
+        header.set_cksum();
+    }
+    entries[0].0.set_mode(0o2755);
+    entries[0].0.set_cksum();
+    let out = s.unpack(&entries, &["--same-permissions"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let file = s.dest.join("owned").metadata().unwrap();
+    assert_eq!((file.uid(), file.gid()), (1234, 5678));
+    assert_eq!(file.mode() & 0o7777, 0o2755, "setgid survives the chown");
+    let link = s.dest.join("link").symlink_metadata().unwrap();
+    assert_eq!((link.uid(), link.gid()), (1234, 5678));
+    assert_eq!(link.mtime(), 1_000_000_000);
+}
