@@ -532,7 +532,7 @@ fn run(cli: Cli, cleanup: &Arc<Cleanup>) -> Result<bool> {
             let config = args.config()?;
             archive::pack::run(&config, cleanup)
         }
-        Command::Unpack(args) => archive::unpack::run(&args.config()),
+        Command::Unpack(args) => archive::unpack::run(&args.config(), cleanup),
         Command::List(args) => archive::list::run(&ListConfig {
             archive: args.archive.clone(),
             json: args.json,

@@ -19,11 +19,11 @@ pub struct Cleanup {
 }
 
 impl Cleanup {
-    fn register(&self, path: &Path) {
+    pub(crate) fn register(&self, path: &Path) {
         self.lock().push(path.to_path_buf());
     }
 
-    fn unregister(&self, path: &Path) {
+    pub(crate) fn unregister(&self, path: &Path) {
         self.lock().retain(|p| p != path);
     }
 

@@ -957,3 +957,53 @@ fn unpack_restores_owners_as_root() {
     assert_eq!((link.uid(), link.gid()), (1234, 5678));
     assert_eq!(link.mtime(), 1_000_000_000);
 }
+
+#[test]
+fn unpack_interrupted_by_sigterm_leaves_no_temporary_file() {
+    // An archive arriving slowly on stdin: stop it halfway through a file's data,
+    // while that file is being written under its temporary name.
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let data = vec![7u8; 4 << 20];
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_000_000_000);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "big.bin", data.as_slice())
+        .unwrap();
+    let archive = builder.into_inner().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["unpack", "-", "-C"])
+        .arg(&dest)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&archive[..2 << 20]).unwrap();
+    stdin.flush().unwrap();
+    // Wait until the temporary file exists (the test would be empty without it).
+    let temp_seen = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::read_dir(&dest)
+            .map(|d| d.count() > 0)
+            .unwrap_or(false)
+    });
+    if !temp_seen {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!("no temporary file appeared: {}", stderr_of(&out));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(143), "{}", stderr_of(&out));
+    let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -478,32 +478,33 @@ fn decompress(
     }
 }
 
+/// Sends everything `reader` yields in chunks. What was read before an error is sent
+/// first, so the tar reader gets every good byte and names the entry the damage is in.
 fn pump(mut reader: impl Read, tx: &SyncSender<io::Result<Vec<u8>>>) -> io::Result<()> {
     loop {
         let mut chunk = vec![0u8; CHUNK];
-        let n = read_full(&mut reader, &mut chunk)?;
-        if n == 0 {
-            return Ok(());
+        let mut filled = 0;
+        let mut failed = None;
+        while filled < CHUNK {
+            match reader.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        chunk.truncate(n);
-        if tx.send(Ok(chunk)).is_err() {
+        if !send_chunk(chunk, filled, tx) {
             return Ok(()); // the reader stopped early
         }
-    }
-}
-
-/// Reads until `buf` is full or the stream ends.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        match failed {
+            Some(e) => return Err(e),
+            None if filled < CHUNK => return Ok(()),
+            None => {}
         }
     }
-    Ok(filled)
 }
 
 async fn pump_async(
@@ -513,21 +514,35 @@ async fn pump_async(
     loop {
         let mut chunk = vec![0u8; CHUNK];
         let mut filled = 0;
+        let mut failed = None;
         while filled < CHUNK {
-            let n = reader.read(&mut chunk[filled..]).await?;
-            if n == 0 {
-                break;
+            match reader.read(&mut chunk[filled..]).await {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
-            filled += n;
         }
-        if filled == 0 {
+        if !send_chunk(chunk, filled, tx) {
             return Ok(());
         }
-        chunk.truncate(filled);
-        if tx.send(Ok(chunk)).is_err() {
-            return Ok(());
+        match failed {
+            Some(e) => return Err(e),
+            None if filled < CHUNK => return Ok(()),
+            None => {}
         }
     }
+}
+
+/// Sends the first `filled` bytes of `chunk`, if any; false when nobody listens.
+fn send_chunk(mut chunk: Vec<u8>, filled: usize, tx: &SyncSender<io::Result<Vec<u8>>>) -> bool {
+    if filled == 0 {
+        return true;
+    }
+    chunk.truncate(filled);
+    tx.send(Ok(chunk)).is_ok()
 }
 
 /// A blocking reader as an `AsyncRead`; see [`SyncOut`] for why blocking is right here.

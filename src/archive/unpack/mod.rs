@@ -9,8 +9,8 @@
 //!
 //! Files are written under a temporary name beside their target and renamed when
 //! complete, so an error or a truncated archive never leaves a half file under an
-//! entry's name. (If the process is killed by a signal, the temporary file stays:
-//! `unpack` has no access to the signal thread's cleanup list.) Directory modes and
+//! entry's name; on SIGINT/SIGTERM the signal thread removes the temporary file
+//! (registered by its `/proc/self/fd/DIR/NAME` path). Directory modes and
 //! times are set at the end, deepest first, once nothing more is written into them.
 
 pub mod confine;
@@ -22,20 +22,23 @@ pub mod write;
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use humansize::{BINARY, format_size};
 
 use super::UnpackConfig;
 use super::codec::Decoder;
+use crate::output::Cleanup;
 use confine::{Root, WalkError};
 use header::{Kind, Meta, Mtime, quote};
 use names::{Placement, RelPath};
 use write::{Copier, DataError};
 
 /// Extracts the archive; `Ok(false)` when some entries failed or were refused.
-pub fn run(config: &UnpackConfig) -> Result<bool> {
+pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let (input, label) = open_archive(&config.archive)?;
     let root = Root::open(&config.dest)?;
     let decoder = Decoder::start(input).with_context(|| format!("reading {label}"))?;
@@ -43,7 +46,7 @@ pub fn run(config: &UnpackConfig) -> Result<bool> {
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
-    let mut extractor = Extractor::new(config, root);
+    let mut extractor = Extractor::new(config, root, Arc::clone(cleanup));
     let mut last: Option<Vec<u8>> = None;
     for entry in entries {
         let mut entry = match entry {
@@ -183,10 +186,11 @@ struct Extractor<'a> {
     chown: bool,
     temp_counter: u64,
     failures: u64,
+    cleanup: Arc<Cleanup>,
 }
 
 impl<'a> Extractor<'a> {
-    fn new(config: &'a UnpackConfig, root: Root) -> Extractor<'a> {
+    fn new(config: &'a UnpackConfig, root: Root, cleanup: Arc<Cleanup>) -> Extractor<'a> {
         Extractor {
             config,
             root,
@@ -197,6 +201,7 @@ impl<'a> Extractor<'a> {
             chown: unsafe { libc::geteuid() } == 0,
             temp_counter: 0,
             failures: 0,
+            cleanup,
         }
     }
 
@@ -299,10 +304,15 @@ impl<'a> Extractor<'a> {
             let name = format!(".spate-{}-{}.tmp", std::process::id(), self.temp_counter);
             match confine::create_file(dir, name.as_bytes(), 0o600) {
                 Ok(file) => {
+                    // The signal thread removes it by a path through our descriptor of
+                    // its directory, which stays open as long as the temporary file.
+                    let by_fd = PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()));
+                    self.cleanup.register(&by_fd);
                     return Ok(TempFile {
                         dir: Rc::clone(dir),
                         name: name.into_bytes(),
                         file: Some(file),
+                        registered: Some((by_fd, Arc::clone(&self.cleanup))),
                     });
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
@@ -466,6 +476,8 @@ struct TempFile {
     dir: Rc<OwnedFd>,
     name: Vec<u8>,
     file: Option<std::fs::File>,
+    /// Where the signal thread would remove it from.
+    registered: Option<(PathBuf, Arc<Cleanup>)>,
 }
 
 impl TempFile {
@@ -477,6 +489,9 @@ impl TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
+        if let Some((path, cleanup)) = self.registered.take() {
+            cleanup.unregister(&path);
+        }
         if !self.name.is_empty() {
             let _ = confine::unlinkat(&self.dir, &self.name);
         }
