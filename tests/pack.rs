@@ -379,3 +379,25 @@ fn output_name_without_a_known_extension_needs_compress() {
     let out = pack(tmp.path(), &["--level", "30", "-o", "x.tar.gz", "src"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn spate_unpack_restores_what_spate_packs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    rich_tree(&src);
+    let expected = snapshot(&src);
+    for (name, backend) in [("r.tar.zst", "uring"), ("r.tar.gz", "threads")] {
+        let out = pack(tmp.path(), &["--io", backend, "-q", "-o", name, "src"]);
+        assert!(out.status.success(), "{name}: {}", stderr_of(&out));
+        let dest = tmp.path().join(format!("out-{name}"));
+        let args = [
+            OsStr::new("unpack"),
+            OsStr::new(name),
+            OsStr::new("-C"),
+            dest.as_os_str(),
+        ];
+        let out = run_spate(tmp.path(), &args);
+        assert!(out.status.success(), "unpack {name}: {}", stderr_of(&out));
+        assert_eq!(snapshot(&dest.join("src")), expected, "{name}");
+    }
+}
