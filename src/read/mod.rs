@@ -273,3 +273,135 @@ fn fstat(fd: std::os::unix::io::RawFd) -> io::Result<(u64, (i64, i64), bool)> {
     let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
     Ok((st.st_size as u64, (st.st_mtime, st.st_mtime_nsec), regular))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts bytes: enough to see what a backend fed.
+    struct Count(u64);
+
+    impl Sink for Count {
+        type Output = u64;
+        fn update(&mut self, data: &[u8]) {
+            self.0 += data.len() as u64;
+        }
+        fn finish(self, _len: u64) -> u64 {
+            self.0
+        }
+    }
+
+    struct CountFactory;
+
+    impl SinkFactory for CountFactory {
+        type Sink = Count;
+        fn make(&self, _entry: &Entry) -> Count {
+            Count(0)
+        }
+    }
+
+    /// Reads one entry on `backend` with small buffers, so 200 KiB is several chunks.
+    fn read_one(backend: BackendKind, entry: Entry) -> Result<(u64, u64), ReadError> {
+        let options = ReadOptions {
+            backend,
+            jobs: 1,
+            queue_depth: 4,
+            buffer_size: 64 << 10,
+            readahead: 2,
+            mmap_threshold: None,
+        };
+        let (tx, rx) = async_channel::bounded(4);
+        let (results_tx, results_rx) = std::sync::mpsc::channel();
+        let report: Report<u64> = Arc::new(move |r| results_tx.send(r).is_ok());
+        let handles = start(&options, rx, Arc::new(CountFactory), report);
+        tx.send_blocking(vec![entry]).expect("readers listen");
+        drop(tx);
+        let mut results = results_rx.recv().expect("one batch of results");
+        for handle in handles {
+            handle.join().expect("reader thread");
+        }
+        results.remove(0).result
+    }
+
+    /// An entry as the walk would have made it for `path`.
+    fn walked(path: &std::path::Path) -> Entry {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).unwrap();
+        Entry {
+            seq: 0,
+            path: path.to_path_buf(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            select: 0,
+        }
+    }
+
+    const BACKENDS: [BackendKind; 2] = [BackendKind::Uring, BackendKind::Threads];
+
+    #[test]
+    fn a_file_deleted_after_the_walk_is_an_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone");
+        std::fs::write(&path, b"x").unwrap();
+        let entry = walked(&path);
+        std::fs::remove_file(&path).unwrap();
+        for backend in BACKENDS {
+            match read_one(backend, entry.clone()) {
+                Err(ReadError::Io { op, err }) => {
+                    assert_eq!(op, "opening", "{backend:?}");
+                    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{backend:?}");
+                }
+                other => panic!("{backend:?}: {:?}", other.map(|_| ())),
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_that_changed_since_the_walk_is_reported_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [100usize, 200 << 10] {
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, vec![1u8; len]).unwrap();
+            let entry = walked(&path);
+            for backend in BACKENDS {
+                assert_eq!(
+                    read_one(backend, entry.clone()).ok(),
+                    Some((len as u64, len as u64))
+                );
+                // It grew, it shrank, it was rewritten in place: never a digest.
+                let grew = Entry {
+                    size: entry.size - 10,
+                    ..entry.clone()
+                };
+                let shrank = Entry {
+                    size: entry.size + 10,
+                    ..entry.clone()
+                };
+                let touched = Entry {
+                    mtime: (entry.mtime.0 - 1, entry.mtime.1),
+                    ..entry.clone()
+                };
+                for (what, changed) in [("grew", grew), ("shrank", shrank), ("rewritten", touched)]
+                {
+                    match read_one(backend, changed) {
+                        Err(ReadError::Changed(_)) => {}
+                        other => panic!("{backend:?} {len} {what}: {:?}", other.map(|_| ())),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_directory_swapped_in_for_a_file_is_not_read_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("was-a-file");
+        std::fs::write(&path, b"abc").unwrap();
+        let entry = walked(&path);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        for backend in BACKENDS {
+            assert!(read_one(backend, entry.clone()).is_err(), "{backend:?}");
+        }
+    }
+}
