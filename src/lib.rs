@@ -14,6 +14,7 @@ pub mod check;
 pub mod cli;
 pub mod hash;
 pub mod manifest;
+pub mod memory;
 pub mod output;
 pub mod pipeline;
 pub mod progress;

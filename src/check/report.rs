@@ -240,9 +240,10 @@ impl Reporter {
             line.push_str(&format!("; {} malformed line{s}", c.malformed));
         }
         line.push_str(&format!(
-            "; read {} in {secs:.2} s ({}/s)",
+            "; read {} in {secs:.2} s ({}/s){}",
             format_size(c.bytes, BINARY),
-            format_size(rate, BINARY)
+            format_size(rate, BINARY),
+            crate::memory::peak_rss_text()
         ));
         line
     }

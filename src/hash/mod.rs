@@ -104,12 +104,13 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     out.commit()?;
     if config.stats {
         eprintln!(
-            "spate: {}; backend {} ×{}, queue depth {}, buffer {}",
+            "spate: {}; backend {} ×{}, queue depth {}, buffer {}{}",
             summary.render(started),
             config.read.backend.name(),
             config.read.jobs,
             config.read.queue_depth,
             humansize::format_size(config.read.buffer_size as u64, humansize::BINARY),
+            crate::memory::peak_rss_text(),
         );
     }
     Ok(summary.errors == 0)
