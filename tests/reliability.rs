@@ -289,3 +289,32 @@ fn a_directory_deleted_mid_walk_is_reported_and_the_walk_goes_on() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_file_whose_size_lies_is_changed_while_reading_and_never_gets_a_digest() {
+    // /proc files say they are empty and then yield bytes: to spate that is a file
+    // that changed between the walk's stat and the end of the read.
+    let tmp = tempfile::tempdir().unwrap();
+    for backend in BACKENDS {
+        let out = run(tmp.path(), &["hash", "--io", backend, "/proc/self/status"]);
+        assert_eq!(out.status.code(), Some(1), "{backend}");
+        assert!(out.stdout.is_empty(), "no digest for it");
+        assert!(
+            stderr_of(&out).contains("/proc/self/status: changed while reading"),
+            "{}",
+            stderr_of(&out)
+        );
+        let out = run(
+            tmp.path(),
+            &["pack", "--io", backend, "-o", "p.tar", "/proc/self/status"],
+        );
+        assert_eq!(out.status.code(), Some(1), "{backend}");
+        assert!(stderr_of(&out).contains("changed while reading"));
+        let listing = std::process::Command::new("tar")
+            .args(["-tf", "p.tar"])
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(listing.stdout.is_empty(), "not archived");
+    }
+}
