@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::shard::Shard;
+
 /// A regular file found by the walk, on its way to a reader.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -56,6 +58,8 @@ pub struct WalkOptions {
     pub follow: bool,
     /// Do not cross file-system boundaries.
     pub one_file_system: bool,
+    /// Send only this shard's files (and notices about non-directories); see [`crate::shard`].
+    pub shard: Option<Shard>,
 }
 
 /// What the walker sends on.
@@ -125,8 +129,8 @@ pub fn walk(
         for item in walker {
             let found = match item {
                 Ok(entry) => match classify(entry) {
-                    Some(found) => found,
-                    None => continue,
+                    Some(found) if in_shard(&found, options.shard) => found,
+                    _ => continue,
                 },
                 Err(err) => {
                     let path = err
@@ -147,6 +151,22 @@ pub fn walk(
         }
     }
     Ok(())
+}
+
+/// Whether this worker reports `found`. Files and skipped entries go to their shard
+/// only; errors (an unreadable directory hides files of every shard) go to all.
+fn in_shard(found: &Found, shard: Option<Shard>) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(shard) = shard else { return true };
+    match found {
+        Found::File(entry) => shard.contains(entry.path.as_os_str().as_bytes()),
+        Found::Notice(Notice {
+            path,
+            kind: NoticeKind::Skipped(_),
+            ..
+        }) => shard.contains(path.as_os_str().as_bytes()),
+        Found::Notice(_) => true,
+    }
 }
 
 pub(crate) fn describe_walk_error(err: &walkdir::Error) -> String {
