@@ -129,8 +129,8 @@ pub fn walk(
         for item in walker {
             let found = match item {
                 Ok(entry) => match classify(entry) {
-                    Some(found) if in_shard(&found, options.shard) => found,
-                    _ => continue,
+                    Some(found) => found,
+                    None => continue,
                 },
                 Err(err) => {
                     let path = err
@@ -145,6 +145,9 @@ pub fn walk(
                     })
                 }
             };
+            if !in_shard(&found, options.shard) {
+                continue;
+            }
             if !send(found) {
                 return Ok(());
             }
@@ -153,8 +156,9 @@ pub fn walk(
     Ok(())
 }
 
-/// Whether this worker reports `found`. Files and skipped entries go to their shard
-/// only; errors (an unreadable directory hides files of every shard) go to all.
+/// Whether this worker reports `found`. Files, skipped entries and errors about a leaf
+/// (a dangling link) go to their shard only; other errors go to every worker, since an
+/// unreadable directory or a missing root may hide files of any shard.
 fn in_shard(found: &Found, shard: Option<Shard>) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Some(shard) = shard else { return true };
@@ -165,7 +169,18 @@ fn in_shard(found: &Found, shard: Option<Shard>) -> bool {
             kind: NoticeKind::Skipped(_),
             ..
         }) => shard.contains(path.as_os_str().as_bytes()),
-        Found::Notice(_) => true,
+        Found::Notice(Notice { path, .. }) => {
+            !is_leaf(path) || shard.contains(path.as_os_str().as_bytes())
+        }
+    }
+}
+
+/// True when `path` exists and is not a directory, even through a link (errors are rare,
+/// so the extra `stat` costs nothing).
+fn is_leaf(path: &Path) -> bool {
+    match std::fs::metadata(path) {
+        Ok(meta) => !meta.is_dir(),
+        Err(_) => std::fs::symlink_metadata(path).is_ok(),
     }
 }
 

@@ -331,3 +331,23 @@ fn no_escape_codes_off_a_terminal_with_no_color() {
         assert!(!out.stderr.contains(&0x1b), "{args:?}: {}", stderr_of(&out));
     }
 }
+
+#[test]
+fn a_dangling_link_is_one_shards_error_and_a_missing_root_everyones() {
+    let tmp = tree();
+    let dir = tmp.path();
+    std::os::unix::fs::symlink("nowhere", dir.join("tree/dangling")).unwrap();
+    let failed: Vec<u64> = (0..4)
+        .filter(|k| {
+            let shard = format!("{k}/4");
+            let out = run(dir, &["hash", "-L", "--shard", &shard, "tree"], &[]);
+            out.status.code() == Some(1)
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "shards failing: {failed:?}");
+    for k in 0..4 {
+        let shard = format!("{k}/4");
+        let out = run(dir, &["hash", "--shard", &shard, "tree", "missing"], &[]);
+        assert_eq!(out.status.code(), Some(1), "shard {k}");
+    }
+}
