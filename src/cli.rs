@@ -8,14 +8,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::archive::{self, Compression, ListConfig, PackConfig, UnpackConfig};
 use crate::check::{self, CheckConfig, Verbosity};
 use crate::hash::{self, HashConfig, digest::Algo};
 use crate::manifest::Format;
+use crate::merge::MergeConfig;
 use crate::output::{self, Cleanup};
 use crate::read::{self, IoMode};
+use crate::shard::Shard;
 use crate::walk::WalkOptions;
 
 /// Exit code: everything succeeded.
@@ -53,6 +55,15 @@ enum Command {
     /// List an archive's entries, like `tar -tv`.
     #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
+    /// Merge shard manifests into one, in walk order; refuse conflicting digests.
+    #[command(after_help = MERGE_EXAMPLES)]
+    Merge(MergeArgs),
+    /// Print a shell completion script.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one per subcommand into a directory.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man(ManArgs),
 }
 
 const PACK_EXAMPLES: &str = "\
@@ -224,6 +235,9 @@ struct CheckArgs {
     walk: WalkArgs,
 
     #[command(flatten)]
+    shard: ShardArgs,
+
+    #[command(flatten)]
     io: IoArgs,
 }
 
@@ -256,6 +270,9 @@ struct HashArgs {
 
     #[command(flatten)]
     walk: WalkArgs,
+
+    #[command(flatten)]
+    shard: ShardArgs,
 
     #[command(flatten)]
     io: IoArgs,
@@ -326,6 +343,7 @@ impl WalkArgs {
             exclude: self.exclude.clone(),
             follow: self.follow,
             one_file_system: self.one_file_system,
+            ..Default::default()
         }
     }
 }
@@ -385,7 +403,10 @@ impl HashArgs {
             algos,
             format,
             output: self.output.clone(),
-            walk: self.walk.options(),
+            walk: WalkOptions {
+                shard: self.shard.select_for_walk(&self.paths)?,
+                ..self.walk.options()
+            },
             read: self.io.options(self.quiet)?,
             progress: !self.quiet,
             notices: !self.quiet,
@@ -413,7 +434,10 @@ impl CheckArgs {
             audit: self.audit.clone(),
             verbosity,
             json: self.json,
-            walk: self.walk.options(),
+            walk: WalkOptions {
+                shard: self.shard.select()?,
+                ..self.walk.options()
+            },
             read: self.io.options(self.quiet || self.status)?,
             progress: !(self.quiet || self.status),
         })
@@ -537,5 +561,105 @@ fn run(cli: Cli, cleanup: &Arc<Cleanup>) -> Result<bool> {
             archive: args.archive.clone(),
             json: args.json,
         }),
+        Command::Merge(args) => crate::merge::run(&args.config(), cleanup),
+        Command::Completions(args) => {
+            crate::docs::completions(Cli::command(), args.shell).map(|()| true)
+        }
+        Command::Man(args) => crate::docs::man(Cli::command(), args.out.as_deref()).map(|()| true),
     }
+}
+
+/// `--shard K/N`, or `--shards N` with the index from the scheduler's environment.
+#[derive(Args, Debug)]
+struct ShardArgs {
+    /// Only shard K of N (0-based): files whose path (as written in the manifest) hashes
+    /// to K mod N. Every worker must be given the same paths.
+    #[arg(long, value_name = "K/N", conflicts_with = "shards")]
+    shard: Option<Shard>,
+
+    /// N shards, this worker's index taken from JOB_COMPLETION_INDEX (Kubernetes) or
+    /// SLURM_ARRAY_TASK_ID (Slurm: use --array=0-(N-1)).
+    #[arg(long, value_name = "N")]
+    shards: Option<u64>,
+}
+
+impl ShardArgs {
+    fn select(&self) -> Result<Option<Shard>> {
+        match (self.shard, self.shards) {
+            (Some(shard), _) => Ok(Some(shard)),
+            (None, Some(count)) => Shard::from_env(count, |var| std::env::var(var).ok()).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// [`ShardArgs::select`], refused for standard input: it has no path to shard by.
+    fn select_for_walk(&self, paths: &[OsString]) -> Result<Option<Shard>> {
+        let shard = self.select()?;
+        anyhow::ensure!(
+            shard.is_none() || !(paths.is_empty() || paths == ["-"]),
+            "--shard and --shards split a tree: give the files or directories to walk"
+        );
+        Ok(shard)
+    }
+}
+
+const MERGE_EXAMPLES: &str = "\
+Examples:
+  spate merge --shards 4 part-0.b3 part-1.b3 part-2.b3 part-3.b3 -o all.b3
+  spate merge -o all.json shards/*.json     # JSON Lines in, JSON Lines out
+  spate merge old.b3 new.b3 | b3sum -c      # refuses a path listed with two digests";
+
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// Manifests to merge, each in the order `spate hash` wrote it, all in one format.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+
+    /// Write the merged manifest to FILE atomically instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// The inputs are the N shards of one tree: report shards no input lists a file of.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    shards: Option<u64>,
+
+    /// No notices about paths listed twice with the same digest.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+impl MergeArgs {
+    fn config(&self) -> MergeConfig {
+        MergeConfig {
+            inputs: self.inputs.clone(),
+            output: self.output.clone(),
+            shards: self.shards,
+            quiet: self.quiet,
+        }
+    }
+}
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  spate completions bash > /etc/bash_completion.d/spate
+  spate completions zsh > \"${fpath[1]}/_spate\"
+  spate completions fish > ~/.config/fish/completions/spate.fish";
+
+#[derive(Args, Debug)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  spate man | man -l -                      # read it now
+  spate man --out /usr/local/share/man/man1 # spate.1, spate-hash.1, ...";
+
+#[derive(Args, Debug)]
+struct ManArgs {
+    /// Write spate.1 and one page per subcommand into DIR instead of printing spate.1.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }

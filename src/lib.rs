@@ -5,19 +5,23 @@
 //! - [`read`]: a backend (io_uring or a `pread` pool) reads each file in pooled chunks;
 //! - a job stage consumes the chunks: [`hash`] computes digests;
 //! - [`pipeline`] puts results back into walk order, and the job writes them with
-//!   [`manifest`] formatting to an [`output`].
+//!   [`manifest`] formatting to an [`output`];
+//! - [`shard`] splits a tree between workers, and [`merge`] joins their manifests.
 //!
 //! The binary is a thin wrapper around [`cli::main`].
 
 pub mod archive;
 pub mod check;
 pub mod cli;
+pub mod docs;
 pub mod hash;
 pub mod manifest;
 pub mod memory;
+pub mod merge;
 pub mod output;
 pub mod pipeline;
 pub mod progress;
 pub mod read;
+pub mod shard;
 pub mod walk;
 pub mod window;

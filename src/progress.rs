@@ -1,7 +1,9 @@
 //! Progress bar and end-of-run statistics.
 //!
-//! The bar is drawn on stderr only when stderr is a terminal and the user did not ask
-//! for quiet; piped or redirected runs print nothing extra. The total grows while the
+//! The bar is drawn on stderr only when stderr is a terminal that can redraw a line (not
+//! `TERM=dumb`) and the user did not ask for quiet; piped or redirected runs print
+//! nothing extra. The bar has no colors, so `NO_COLOR` needs nothing here (clap's help
+//! and error messages honour it themselves). The total grows while the
 //! walk discovers files, so the ETA firms up as the walk gets ahead of the readers.
 
 use std::io::{IsTerminal, Write};
@@ -29,7 +31,9 @@ struct Counts {
 impl Progress {
     /// A progress display; `show` is whether the user wants one at all.
     pub fn new(show: bool) -> Self {
-        let bar = (show && std::io::stderr().is_terminal()).then(|| {
+        let term = std::env::var_os("TERM");
+        let drawable = can_redraw(std::io::stderr().is_terminal(), term.as_deref());
+        let bar = (show && drawable).then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
                 "{spinner} {elapsed} {wide_bar} {binary_bytes}/{binary_total_bytes} \
@@ -99,6 +103,12 @@ impl Progress {
     }
 }
 
+/// A bar redraws its line with escape codes: only a real terminal shows that as a bar,
+/// and `TERM=dumb` says the terminal cannot.
+fn can_redraw(is_terminal: bool, term: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && term.is_none_or(|t| t != "dumb")
+}
+
 /// Counts for the `--stats` summary.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
@@ -127,5 +137,18 @@ impl Summary {
             self.skipped,
             self.errors
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_only_on_terminals_that_can_redraw() {
+        assert!(can_redraw(true, Some("xterm-256color".as_ref())));
+        assert!(can_redraw(true, None));
+        assert!(!can_redraw(true, Some("dumb".as_ref())));
+        assert!(!can_redraw(false, Some("xterm".as_ref())));
     }
 }

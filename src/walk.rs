@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::shard::Shard;
+
 /// A regular file found by the walk, on its way to a reader.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -56,6 +58,8 @@ pub struct WalkOptions {
     pub follow: bool,
     /// Do not cross file-system boundaries.
     pub one_file_system: bool,
+    /// Send only this shard's files (and notices about non-directories); see [`crate::shard`].
+    pub shard: Option<Shard>,
 }
 
 /// What the walker sends on.
@@ -141,12 +145,43 @@ pub fn walk(
                     })
                 }
             };
+            if !in_shard(&found, options.shard) {
+                continue;
+            }
             if !send(found) {
                 return Ok(());
             }
         }
     }
     Ok(())
+}
+
+/// Whether this worker reports `found`. Files, skipped entries and errors about a leaf
+/// (a dangling link) go to their shard only; other errors go to every worker, since an
+/// unreadable directory or a missing root may hide files of any shard.
+fn in_shard(found: &Found, shard: Option<Shard>) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(shard) = shard else { return true };
+    match found {
+        Found::File(entry) => shard.contains(entry.path.as_os_str().as_bytes()),
+        Found::Notice(Notice {
+            path,
+            kind: NoticeKind::Skipped(_),
+            ..
+        }) => shard.contains(path.as_os_str().as_bytes()),
+        Found::Notice(Notice { path, .. }) => {
+            !is_leaf(path) || shard.contains(path.as_os_str().as_bytes())
+        }
+    }
+}
+
+/// True when `path` exists and is not a directory, even through a link (errors are rare,
+/// so the extra `stat` costs nothing).
+fn is_leaf(path: &Path) -> bool {
+    match std::fs::metadata(path) {
+        Ok(meta) => !meta.is_dir(),
+        Err(_) => std::fs::symlink_metadata(path).is_ok(),
+    }
 }
 
 pub(crate) fn describe_walk_error(err: &walkdir::Error) -> String {

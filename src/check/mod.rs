@@ -53,7 +53,7 @@ pub struct CheckConfig {
     pub audit: Vec<PathBuf>,
     pub verbosity: Verbosity,
     pub json: bool,
-    /// How the `--audit` walk goes.
+    /// How the `--audit` walk goes; its `shard` also selects the manifest lines checked.
     pub walk: WalkOptions,
     pub read: ReadOptions,
     pub progress: bool,
@@ -192,6 +192,8 @@ fn list_files(
             };
             let record = match item {
                 Ok(None) => continue,
+                // `--shard`: the name as written decides, as it did for `hash --shard`.
+                Ok(Some(record)) if !in_shard(&record.name, config) => continue,
                 Ok(Some(record)) => record,
                 Err(why) => {
                     if !flush(&mut pending, &manifest, config, feed) {
@@ -306,6 +308,10 @@ fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option
         Resolved::Error(why) => Verdict::Error(why),
     };
     Some(Item::Note(Note::Judged(listed, verdict)))
+}
+
+fn in_shard(name: &[u8], config: &CheckConfig) -> bool {
+    config.walk.shard.is_none_or(|shard| shard.contains(name))
 }
 
 fn os(bytes: &[u8]) -> &std::ffi::OsStr {

@@ -1,0 +1,353 @@
+//! Sharding (`hash --shard`, `check --shard`, `merge`) and the finishing touches
+//! (completions, man page, examples in `--help`, no escape codes off a terminal).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+/// Runs spate in `dir` with `args` and extra environment variables.
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spate"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .envs(env.iter().copied())
+        .output()
+        .expect("running spate")
+}
+
+fn ok(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<u8> {
+    let out = run(dir, args, env);
+    assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    out.stdout
+}
+
+fn tree() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("tree"), true);
+    tmp
+}
+
+/// Hashes `tree` in 4 shards with `format` options, one manifest file per shard.
+fn hash_in_four(dir: &Path, format: &[&str], via_env: bool) -> Vec<String> {
+    (0..4)
+        .map(|k| {
+            let name = format!("part-{k}.out");
+            let shard = format!("{k}/4");
+            let index = k.to_string();
+            let mut args = vec!["hash", "-o", &name];
+            args.extend(format);
+            let env: Vec<(&str, &str)> = if via_env {
+                args.extend(["--shards", "4"]);
+                vec![("JOB_COMPLETION_INDEX", &index)]
+            } else {
+                args.extend(["--shard", &shard]);
+                vec![]
+            };
+            args.push("tree");
+            ok(dir, &args, &env);
+            name
+        })
+        .collect()
+}
+
+#[test]
+fn four_shards_merged_equal_hashing_whole_in_every_format() {
+    let tmp = tree();
+    let dir = tmp.path();
+    for format in [&[][..], &["-a", "sha256", "-a", "md5"][..], &["--json"][..]] {
+        let whole = ok(dir, &[&["hash"], format, &["tree"]].concat(), &[]);
+        let parts = hash_in_four(dir, format, false);
+        let mut args = vec!["merge", "--shards", "4", "-o", "all.out"];
+        args.extend(parts.iter().map(String::as_str));
+        ok(dir, &args, &[]);
+        let merged = std::fs::read(dir.join("all.out")).unwrap();
+        assert!(
+            merged == whole,
+            "{format:?}: merged shards differ from whole"
+        );
+    }
+}
+
+#[test]
+fn shards_from_job_completion_index_merge_to_whole() {
+    let tmp = tree();
+    let dir = tmp.path();
+    let whole = ok(dir, &["hash", "tree"], &[]);
+    let parts = hash_in_four(dir, &[], true);
+    let mut args = vec!["merge", "--shards", "4"];
+    args.extend(parts.iter().map(String::as_str));
+    assert!(ok(dir, &args, &[]) == whole);
+    // The same split as --shard K/4.
+    let explicit = ok(dir, &["hash", "--shard", "2/4", "tree"], &[]);
+    assert_eq!(std::fs::read(dir.join(&parts[2])).unwrap(), explicit);
+}
+
+#[test]
+fn every_file_lands_in_exactly_one_shard() {
+    let tmp = tree();
+    let dir = tmp.path();
+    let mut owner: HashMap<Vec<u8>, usize> = HashMap::new();
+    for (k, part) in hash_in_four(dir, &["--json"], false).iter().enumerate() {
+        let lines = sorted_lines(&std::fs::read(dir.join(part)).unwrap());
+        assert!(!lines.is_empty(), "shard {k} of 71 files is empty");
+        for line in lines {
+            if let Some(other) = owner.insert(line.clone(), k) {
+                panic!(
+                    "{} in shards {other} and {k}",
+                    String::from_utf8_lossy(&line)
+                );
+            }
+        }
+    }
+    assert_eq!(owner.len(), files_below(&dir.join("tree")).len());
+}
+
+#[test]
+fn slurm_index_out_of_range_is_a_usage_error() {
+    let tmp = tree();
+    let out = run(
+        tmp.path(),
+        &["hash", "--shards", "4", "tree"],
+        &[("SLURM_ARRAY_TASK_ID", "4")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("--array=0-3"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = run(tmp.path(), &["hash", "--shards", "4", "tree"], &[]);
+    assert_eq!(out.status.code(), Some(2), "no index anywhere");
+    let out = run(tmp.path(), &["hash", "--shard", "4/4", "tree"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn merge_refuses_a_conflicting_duplicate_and_writes_nothing() {
+    let tmp = tree();
+    let dir = tmp.path();
+    let parts = hash_in_four(dir, &[], false);
+    let original = std::fs::read(dir.join(&parts[1])).unwrap();
+    let first_line = original.split(|&b| b == b'\n').next().unwrap().to_vec();
+    // The same path with another digest, as a worker that saw other bytes would list it.
+    let mut changed = first_line.clone();
+    changed[0] = if changed[0] == b'0' { b'1' } else { b'0' };
+    changed.push(b'\n');
+    write(&dir.join("other.out"), &changed);
+    let out = run(
+        dir,
+        &["merge", "-o", "all.out", &parts[1], "other.out"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("different digests"), "{err}");
+    assert!(
+        err.contains(&parts[1]) && err.contains("other.out"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("all.out").exists(),
+        "refused merge left an output"
+    );
+}
+
+#[test]
+fn merge_keeps_an_overlap_once_and_reports_it() {
+    let tmp = tree();
+    let dir = tmp.path();
+    let whole = ok(dir, &["hash", "tree"], &[]);
+    let parts = hash_in_four(dir, &[], false);
+    write(&dir.join("whole.out"), &whole);
+    let mut args = vec!["merge", "whole.out"];
+    args.extend(parts.iter().map(String::as_str));
+    let out = run(dir, &args, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(out.stdout == whole);
+    assert!(stderr_of(&out).contains("same digest"));
+    args.insert(1, "-q");
+    assert!(run(dir, &args, &[]).stderr.is_empty());
+}
+
+#[test]
+fn merge_reports_a_missing_shard_as_a_gap() {
+    let tmp = tree();
+    let dir = tmp.path();
+    let parts = hash_in_four(dir, &[], false);
+    let out = run(
+        dir,
+        &["merge", "--shards", "4", &parts[0], &parts[1], &parts[3]],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("shard 2/4"), "{}", stderr_of(&out));
+    // An empty shard (small tree) is not a gap when its empty manifest is given.
+    write(&dir.join("empty.out"), b"");
+    let out = run(
+        dir,
+        &[
+            "merge",
+            "--shards",
+            "4",
+            &parts[0],
+            &parts[1],
+            &parts[3],
+            "empty.out",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+}
+
+#[test]
+fn merge_refuses_unsorted_input_and_mixed_formats() {
+    let tmp = tree();
+    let dir = tmp.path();
+    let whole = ok(dir, &["hash", "tree"], &[]);
+    let mut lines: Vec<&[u8]> = whole.split_inclusive(|&b| b == b'\n').collect();
+    lines.reverse();
+    write(&dir.join("reversed.out"), &lines.concat());
+    let out = run(dir, &["merge", "reversed.out"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("reversed.out:2:"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    let json = ok(dir, &["hash", "--json", "--shard", "0/2", "tree"], &[]);
+    write(&dir.join("half.json"), &json);
+    let gnu = ok(dir, &["hash", "--shard", "1/2", "tree"], &[]);
+    write(&dir.join("half.b3"), &gnu);
+    let out = run(dir, &["merge", "half.json", "half.b3"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_of(&out).contains("JSON"), "{}", stderr_of(&out));
+}
+
+#[test]
+fn check_shard_verifies_only_its_shard() {
+    let tmp = tree();
+    let dir = tmp.path();
+    write(&dir.join("all.b3"), &ok(dir, &["hash", "tree"], &[]));
+    let mine = ok(dir, &["hash", "--shard", "1/3", "tree"], &[]);
+    let mine_names: Vec<Vec<u8>> = ok(dir, &["check", "--shard", "1/3", "all.b3"], &[])
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert_eq!(mine_names.len(), sorted_lines(&mine).len());
+
+    // Damage one file of another shard: shard 1 still verifies, the whole does not.
+    let other = sorted_lines(&ok(dir, &["hash", "--shard", "0/3", "tree"], &[]))
+        .into_iter()
+        .find(|l| !l.starts_with(b"\\"))
+        .unwrap();
+    let name = std::str::from_utf8(&other[66..]).unwrap().to_string();
+    write(&dir.join(&name), b"changed");
+    ok(dir, &["check", "--shard", "1/3", "all.b3"], &[]);
+    let out = run(dir, &["check", "--shard", "0/3", "all.b3"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(
+        dir,
+        &["check", "--shards", "3", "all.b3"],
+        &[("JOB_COMPLETION_INDEX", "2")],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // --audit walks only the shard too: the other shards' files are not NEW.
+    ok(
+        dir,
+        &["check", "--shard", "2/3", "--audit", "tree", "all.b3"],
+        &[],
+    );
+}
+
+#[test]
+fn completions_generate_for_every_shell() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = String::from_utf8(ok(tmp.path(), &["completions", shell], &[])).unwrap();
+        for sub in ["hash", "check", "merge", "unpack"] {
+            assert!(script.contains(sub), "{shell} completion lacks {sub}");
+        }
+        assert!(script.contains("shard"), "{shell} completion lacks --shard");
+    }
+}
+
+#[test]
+fn man_pages_generate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let page = String::from_utf8(ok(tmp.path(), &["man"], &[])).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    assert!(page.contains("merge") && page.contains("hash"));
+    ok(tmp.path(), &["man", "--out", "man1"], &[]);
+    for name in ["spate.1", "spate-hash.1", "spate-merge.1", "spate-check.1"] {
+        let text = std::fs::read_to_string(tmp.path().join("man1").join(name)).unwrap();
+        assert!(text.contains(".TH"), "{name}");
+    }
+}
+
+#[test]
+fn every_subcommand_help_has_examples() {
+    let tmp = tempfile::tempdir().unwrap();
+    for sub in [
+        "hash",
+        "check",
+        "pack",
+        "unpack",
+        "list",
+        "merge",
+        "completions",
+        "man",
+    ] {
+        let help = String::from_utf8(ok(tmp.path(), &[sub, "--help"], &[])).unwrap();
+        let (_, examples) = help
+            .split_once("Examples:")
+            .unwrap_or_else(|| panic!("{sub} --help has no examples"));
+        let count = examples
+            .lines()
+            .filter(|l| l.trim_start().starts_with("spate ") || l.contains("| spate "))
+            .count();
+        assert!(count >= 2, "{sub} --help has {count} examples");
+    }
+}
+
+#[test]
+fn no_escape_codes_off_a_terminal_with_no_color() {
+    let tmp = tree();
+    let dir = tmp.path();
+    for args in [
+        &["hash", "--no-such-option"][..],
+        &["hash", "tree", "missing"][..],
+        &["merge", "missing.b3"][..],
+    ] {
+        let out = run(dir, args, &[("NO_COLOR", "1"), ("TERM", "xterm-256color")]);
+        assert!(!out.status.success());
+        assert!(!out.stderr.contains(&0x1b), "{args:?}: {}", stderr_of(&out));
+    }
+}
+
+#[test]
+fn a_dangling_link_is_one_shards_error_and_a_missing_root_everyones() {
+    let tmp = tree();
+    let dir = tmp.path();
+    std::os::unix::fs::symlink("nowhere", dir.join("tree/dangling")).unwrap();
+    let failed: Vec<u64> = (0..4)
+        .filter(|k| {
+            let shard = format!("{k}/4");
+            let out = run(dir, &["hash", "-L", "--shard", &shard, "tree"], &[]);
+            out.status.code() == Some(1)
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "shards failing: {failed:?}");
+    for k in 0..4 {
+        let shard = format!("{k}/4");
+        let out = run(dir, &["hash", "--shard", &shard, "tree", "missing"], &[]);
+        assert_eq!(out.status.code(), Some(1), "shard {k}");
+    }
+}
