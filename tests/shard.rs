@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -350,4 +351,28 @@ fn a_dangling_link_is_one_shards_error_and_a_missing_root_everyones() {
         let out = run(dir, &["hash", "--shard", &shard, "tree", "missing"], &[]);
         assert_eq!(out.status.code(), Some(1), "shard {k}");
     }
+}
+
+#[test]
+fn check_passes_on_a_shard_with_no_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("t/only"), b"one file");
+    let manifest = spate(tmp.path(), &[OsStr::new("hash"), OsStr::new("t")]);
+    std::fs::write(tmp.path().join("t.b3"), &manifest.stdout).unwrap();
+    let mut oks = 0;
+    for k in 0..8 {
+        let shard = format!("{k}/8");
+        let out = spate(
+            tmp.path(),
+            &[
+                OsStr::new("check"),
+                OsStr::new("--shard"),
+                OsStr::new(&shard),
+                OsStr::new("t.b3"),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{shard}: {}", stderr_of(&out));
+        oks += String::from_utf8_lossy(&out.stdout).matches(": OK").count();
+    }
+    assert_eq!(oks, 1, "the one line is checked by exactly one shard");
 }

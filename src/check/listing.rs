@@ -24,6 +24,8 @@ pub struct Listing {
     digests: HashMap<u128, (u64, u64)>,
     /// Every path listed, when auditing.
     paths: Option<HashSet<u128>>,
+    /// Lines skipped because they belong to another `--shard`.
+    pub other_shards: u64,
 }
 
 impl Listing {
@@ -32,6 +34,7 @@ impl Listing {
             seed: RandomState::new().hash_one(0x5ba7e_u64),
             digests: HashMap::new(),
             paths: audit.then(HashSet::new),
+            other_shards: 0,
         }
     }
 

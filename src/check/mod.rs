@@ -121,13 +121,16 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
     progress.finish();
     result?;
 
-    if !config.audit.is_empty() {
-        let listing = listing.lock().unwrap_or_else(|p| p.into_inner());
-        for dir in &config.audit {
-            audit(dir, &config.walk, &listing, &mut reporter)?;
-        }
+    let listing = listing.lock().unwrap_or_else(|p| p.into_inner());
+    for dir in &config.audit {
+        audit(dir, &config.walk, &listing, &mut reporter)?;
     }
-    reporter.finish(started, config.ignore_missing, config.strict)
+    reporter.finish(
+        started,
+        config.ignore_missing,
+        config.strict,
+        listing.other_shards,
+    )
 }
 
 fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {
@@ -193,7 +196,10 @@ fn list_files(
             let record = match item {
                 Ok(None) => continue,
                 // `--shard`: the name as written decides, as it did for `hash --shard`.
-                Ok(Some(record)) if !in_shard(&record.name, config) => continue,
+                Ok(Some(record)) if !in_shard(&record.name, config) => {
+                    listing.other_shards += 1;
+                    continue;
+                }
                 Ok(Some(record)) => record,
                 Err(why) => {
                     if !flush(&mut pending, &manifest, config, feed) {

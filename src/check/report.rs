@@ -189,7 +189,15 @@ impl Reporter {
     }
 
     /// Flushes the report, prints the summary and says whether the run passed.
-    pub fn finish(mut self, started: Instant, ignore_missing: bool, strict: bool) -> Result<bool> {
+    /// `other_shards`: lines left to other `--shard` workers; when every line was,
+    /// this worker's empty shard is not a failure.
+    pub fn finish(
+        mut self,
+        started: Instant,
+        ignore_missing: bool,
+        strict: bool,
+        other_shards: u64,
+    ) -> Result<bool> {
         self.out.flush().context("writing the report")?;
         let c = &self.counts;
         let verified = c.ok + c.failed + c.error;
@@ -199,7 +207,9 @@ impl Reporter {
             && c.new == 0
             && (!strict || c.malformed == 0);
         let mut problem = None;
-        if verified + c.missing == 0 {
+        if verified + c.missing == 0 && other_shards > 0 && c.malformed == 0 {
+            problem = Some("no lines in this shard (all belong to other shards)");
+        } else if verified + c.missing == 0 {
             problem = Some(if c.malformed > 0 {
                 "no properly formatted checksum lines found"
             } else if ignore_missing {
