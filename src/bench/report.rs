@@ -345,10 +345,13 @@ mod tests {
 
     #[test]
     fn table_aligns_columns() {
-        let rows = vec![
-            vec!["job".to_string(), "MB/s".to_string()],
-            vec!["SEQ1M".to_string(), "1234.5".to_string()],
-        ];
-        assert_eq!(table(&rows), "job       MB/s\nSEQ1M  1234.5\n");
+        let rows = [["job", "MB/s", ""], ["SEQ1M", "1234.5", "no fsync"]]
+            .map(|r| r.map(String::from).to_vec())
+            .to_vec();
+        assert_eq!(
+            table(&rows),
+            "job      MB/s\nSEQ1M  1234.5  no fsync\n",
+            "names and notes to the left, figures to the right"
+        );
     }
 }

@@ -33,7 +33,9 @@ impl TestFile {
             bail!("{}: not a directory", dir.display());
         }
         let free = free_space(dir).with_context(|| format!("{}: statvfs", dir.display()))?;
-        if size > free {
+        if let Some(free) = free
+            && size > free
+        {
             bail!(
                 "{}: not enough free space for a {} test file ({} available); \
                  give a smaller --size",
@@ -142,8 +144,9 @@ impl Drop for TestFile {
     }
 }
 
-/// Bytes an unprivileged user may still write below `dir`.
-pub fn free_space(dir: &Path) -> io::Result<u64> {
+/// Bytes an unprivileged user may still write below `dir`; `None` when the file system
+/// does not say (ramfs and some FUSE file systems report a size of zero).
+pub fn free_space(dir: &Path) -> io::Result<Option<u64>> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
@@ -155,7 +158,12 @@ pub fn free_space(dir: &Path) -> io::Result<u64> {
         }
         st.assume_init()
     };
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    if st.f_blocks == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        (st.f_bavail as u64).saturating_mul(st.f_frsize as u64),
+    ))
 }
 
 fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
