@@ -169,6 +169,7 @@ fn run_on_file(
         if drop_cache {
             test.drop_cache(&file)?;
         }
+        testfile::advise(&file, spec.rw.is_random())?;
         let report = run_job(&file, size, spec, config, drop_cache);
         if let Some(err) = &report.error {
             let _ = writeln!(

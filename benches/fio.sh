@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Compares `spate bench` with fio (--ioengine=io_uring) job by job, with the same rw,
+# bs, iodepth, size, runtime and direct settings, and prints both figures side by side
+# with their ratio (spate / fio: 1.00 = agreement). Also runs `spate bench --io threads`
+# to show what io_uring buys at queue depth 8 and 32.
+#
+#   bash benches/fio.sh [DIR] [SIZE] [RUNTIME]
+#
+# Defaults: /tmp/spate-fio, 2G, 10 (seconds; each job also ends after one pass over the
+# file, as fio does without time_based). ROUNDS=3 repeats the whole set, interleaved,
+# and prints medians (this VM's speed drifts over seconds; interleaving spreads it).
+# Both tools write their own test file in DIR (fio: DIR/fio-test, laid out once and
+# removed at the end; spate: a temporary file). Before every read job each drops the
+# file's pages from the page cache (fio's default invalidate=1).
+# Needs: fio, python3 (apt-get install fio). Smoke run: bash benches/fio.sh /tmp/x 64M 1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-/tmp/spate-fio}
+size=${2:-2G}
+runtime=${3:-10}
+rounds=${ROUNDS:-3}
+cargo build --release -q
+spate=$PWD/target/release/spate
+mkdir -p "$dir"
+out=$(mktemp -d)
+trap 'rm -rf "$out" "$dir/fio-test"' EXIT
+
+# name | fio --rw | bs | iodepth | direct (0/1) | end fsync (0/1)
+jobs=(
+  "seq read 1M Q8|read|1M|8|0|0"
+  "rand read 4k Q32 direct|randread|4k|32|1|0"
+  "seq write 1M Q8 +fsync|write|1M|8|0|1"
+)
+
+run_fio() { # rw bs depth direct fsync -> json file
+  fio --name=spate-cmp --filename="$dir/fio-test" --ioengine=io_uring --rw="$1" \
+    --bs="$2" --iodepth="$3" --direct="$4" --end_fsync="$5" --size="$size" \
+    --runtime="$runtime" --output-format=json > "$6"
+}
+
+run_spate() { # io rw bs depth direct fsync -> json file
+  local flags=()
+  [ "$5" = 1 ] && flags+=(--direct)
+  [ "$6" = 1 ] && flags+=(--fsync)
+  "$spate" bench -q --json --io "$1" --rw "$2" --bs "$3" --iodepth "$4" --size "$size" \
+    --runtime "$runtime" "${flags[@]}" "$dir" > "$7"
+}
+
+echo "machine: $(nproc) cores, $(uname -r), $(df -T "$dir" | awk 'NR==2 {print $2, $1}')"
+echo "$(fio --version), spate $($spate --version | cut -d' ' -f2); size $size, runtime ${runtime}s, $rounds rounds"
+# Lay fio's file out once, outside the timed runs.
+fio --name=layout --filename="$dir/fio-test" --rw=write --bs=1M --size="$size" \
+  --end_fsync=1 --output-format=terse > /dev/null
+for round in $(seq "$rounds"); do
+  for i in "${!jobs[@]}"; do
+    IFS='|' read -r name rw bs depth direct fsync <<< "${jobs[$i]}"
+    run_fio "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/fio.$i.$round.json"
+    run_spate uring "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/uring.$i.$round.json"
+    run_spate threads "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/threads.$i.$round.json"
+  done
+done
+
+python3 - "$out" "$rounds" "${jobs[@]}" <<'PY'
+import json, statistics, sys
+out, rounds, jobs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+
+def fio(path, d):
+    j = json.load(open(path))["jobs"][0][d]
+    return j["bw_bytes"] / 1e6, j["iops"], j["clat_ns"]["mean"] / 1e3
+
+def spate(path, d):
+    j = json.load(open(path))["jobs"][0][d]
+    return j["mb_s"], j["iops"], j["lat_ns"]["mean"] / 1e3
+
+def median(f, tool, i, d):
+    runs = [f(f"{out}/{tool}.{i}.{r}.json", d) for r in range(1, rounds + 1)]
+    return [statistics.median(x) for x in zip(*runs)]
+
+print()
+print(f"| job | fio MB/s | spate uring MB/s | uring/fio | fio IOPS | spate uring IOPS | uring/fio "
+      f"| fio clat mean | spate lat mean | spate threads MB/s | uring/threads |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for i, spec in enumerate(jobs):
+    name, rw = spec.split("|")[:2]
+    d = "write" if "write" in rw else "read"
+    f, u, t = median(fio, "fio", i, d), median(spate, "uring", i, d), median(spate, "threads", i, d)
+    print(f"| {name} | {f[0]:.1f} | {u[0]:.1f} | {u[0]/f[0]:.2f} | {f[1]:.0f} | {u[1]:.0f} | "
+          f"{u[1]/f[1]:.2f} | {f[2]:.0f} µs | {u[2]:.0f} µs | {t[0]:.1f} | {u[0]/t[0]:.2f} |")
+PY
