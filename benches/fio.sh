@@ -9,9 +9,11 @@
 # Defaults: /tmp/spate-fio, 2G, 10 (seconds; each job also ends after one pass over the
 # file, as fio does without time_based). ROUNDS=3 repeats the whole set, interleaved,
 # and prints medians (this VM's speed drifts over seconds; interleaving spreads it).
-# Both tools write their own test file in DIR (fio: DIR/fio-test, laid out once and
-# removed at the end; spate: a temporary file). Before every read job each drops the
+# Both tools use their own test file in DIR, of the same size on the same file system
+# (fio: DIR/fio-test laid out once for the reads and a new DIR/fio-write for each write
+# run; spate: a new temporary file per run, laid out before read jobs). Before every read job each drops the
 # file's pages from the page cache (fio's default invalidate=1).
+# SETTLE=3: seconds to pause before every run (see settle below).
 # Needs: fio, python3 (apt-get install fio). Smoke run: bash benches/fio.sh /tmp/x 64M 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ cargo build --release -q
 spate=$PWD/target/release/spate
 mkdir -p "$dir"
 out=$(mktemp -d)
-trap 'rm -rf "$out" "$dir/fio-test"' EXIT
+trap 'rm -rf "$out" "$dir/fio-test" "$dir/fio-write"' EXIT
 
 # name | fio --rw | bs | iodepth | direct (0/1) | end fsync (0/1)
 jobs=(
@@ -32,16 +34,32 @@ jobs=(
   "seq write 1M Q8 +fsync|write|1M|8|0|1"
 )
 
+# Between runs: write back, then let the file system finish with the blocks the last
+# run freed. On this VM's ext4 (mounted with discard), writing right after a large
+# file was deleted ran 0.4x-4x the settled speed depending on the journal's timing;
+# after a pause fio and spate both land on the same, steady figure.
+settle() {
+  sync
+  sleep "${SETTLE:-3}"
+}
+
 run_fio() { # rw bs depth direct fsync -> json file
-  fio --name=spate-cmp --filename="$dir/fio-test" --ioengine=io_uring --rw="$1" \
+  # Reads use the file laid out once; writes a new file each time, as spate's own test
+  # file is new (writing into fresh blocks costs more than overwriting old ones).
+  local file=$dir/fio-test
+  case $1 in *write*) file=$dir/fio-write; rm -f "$file";; esac
+  settle
+  fio --name=spate-cmp --filename="$file" --ioengine=io_uring --rw="$1" \
     --bs="$2" --iodepth="$3" --direct="$4" --end_fsync="$5" --size="$size" \
     --runtime="$runtime" --output-format=json > "$6"
+  rm -f "$dir/fio-write"
 }
 
 run_spate() { # io rw bs depth direct fsync -> json file
   local flags=()
   [ "$5" = 1 ] && flags+=(--direct)
   [ "$6" = 1 ] && flags+=(--fsync)
+  settle
   "$spate" bench -q --json --io "$1" --rw "$2" --bs "$3" --iodepth "$4" --size "$size" \
     --runtime "$runtime" "${flags[@]}" "$dir" > "$7"
 }
