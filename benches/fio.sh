@@ -9,10 +9,9 @@
 # Defaults: /tmp/spate-fio, 2G, 10 (seconds; each job also ends after one pass over the
 # file, as fio does without time_based). ROUNDS=3 repeats the whole set, interleaved,
 # and prints medians (this VM's speed drifts over seconds; interleaving spreads it).
-# Both tools use their own test file in DIR, of the same size on the same file system
-# (fio: DIR/fio-test laid out once for the reads and a new DIR/fio-write for each write
-# run; spate: a new temporary file per run, laid out before read jobs). Before every read job each drops the
-# file's pages from the page cache (fio's default invalidate=1).
+# Both tools use a new test file of the same size in DIR for every run (fio:
+# DIR/fio-test, spate: a temporary file), laid out with data before read jobs, and
+# drop its pages from the page cache before reading (fio's default invalidate=1).
 # SETTLE=3: seconds to pause before every run (see settle below).
 # Needs: fio, python3 (apt-get install fio). Smoke run: bash benches/fio.sh /tmp/x 64M 1
 set -euo pipefail
@@ -25,7 +24,7 @@ cargo build --release -q
 spate=$PWD/target/release/spate
 mkdir -p "$dir"
 out=$(mktemp -d)
-trap 'rm -rf "$out" "$dir/fio-test" "$dir/fio-write"' EXIT
+trap 'rm -rf "$out" "$dir/fio-test"' EXIT
 
 # name | fio --rw | bs | iodepth | direct (0/1) | end fsync (0/1)
 jobs=(
@@ -44,15 +43,17 @@ settle() {
 }
 
 run_fio() { # rw bs depth direct fsync -> json file
-  # Reads use the file laid out once; writes a new file each time, as spate's own test
-  # file is new (writing into fresh blocks costs more than overwriting old ones).
+  # A new file every run, as spate's: fio lays it out (and fsyncs it) before a read
+  # job, allocates it for a write job. Reusing one file made fio's reads 2.5x slower
+  # than spate's here: the VM's host had long evicted that file from its cache while
+  # spate's was freshly written.
   local file=$dir/fio-test
-  case $1 in *write*) file=$dir/fio-write; rm -f "$file";; esac
+  rm -f "$file"
   settle
   fio --name=spate-cmp --filename="$file" --ioengine=io_uring --rw="$1" \
     --bs="$2" --iodepth="$3" --direct="$4" --end_fsync="$5" --size="$size" \
     --runtime="$runtime" --output-format=json > "$6"
-  rm -f "$dir/fio-write"
+  rm -f "$file"
 }
 
 run_spate() { # io rw bs depth direct fsync -> json file
@@ -66,9 +67,6 @@ run_spate() { # io rw bs depth direct fsync -> json file
 
 echo "machine: $(nproc) cores, $(uname -r), $(df -T "$dir" | awk 'NR==2 {print $2, $1}')"
 echo "$(fio --version), spate $($spate --version | cut -d' ' -f2); size $size, runtime ${runtime}s, $rounds rounds"
-# Lay fio's file out once, outside the timed runs.
-fio --name=layout --filename="$dir/fio-test" --rw=write --bs=1M --size="$size" \
-  --end_fsync=1 --output-format=terse > /dev/null
 for round in $(seq "$rounds"); do
   for i in "${!jobs[@]}"; do
     IFS='|' read -r name rw bs depth direct fsync <<< "${jobs[$i]}"

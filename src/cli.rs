@@ -570,6 +570,10 @@ impl BenchArgs {
                 read: options,
             }
         } else {
+            anyhow::ensure!(
+                self.rw.is_some() || self.jobs.is_none(),
+                "--jobs needs --rw (the preset runs one worker per test, as T1 says) or --tree"
+            );
             let jobs = match self.rw {
                 None => bench::preset(runtime),
                 Some(rw) => {
@@ -583,6 +587,13 @@ impl BenchArgs {
                     );
                     let depth = self.iodepth;
                     let jobs = self.jobs.unwrap_or(1);
+                    // Every operation in flight owns a buffer: that is the run's memory.
+                    let memory = bs * u64::from(depth) * u64::from(jobs);
+                    anyhow::ensure!(
+                        memory <= 4 << 30,
+                        "--bs × --iodepth × --jobs would hold {memory} bytes of buffers; \
+                         at most 4 GiB"
+                    );
                     vec![JobSpec {
                         name: format!("{} {} Q{depth}T{jobs}", rw.name(), size_label(bs)),
                         rw,
@@ -595,13 +606,13 @@ impl BenchArgs {
                     }]
                 }
             };
-            bench::Work::File {
+            bench::Work::File(bench::FileWork {
                 dir: self.dir.clone(),
                 size: self.size,
                 direct: self.direct,
                 cached: self.cached,
                 jobs,
-            }
+            })
         };
         Ok(BenchConfig {
             work,

@@ -312,6 +312,8 @@ fn bad_arguments_are_usage_errors() {
         &["--rw", "read", "--runtime", "-1"],
         &["--rw", "read", "--direct", "--bs", "1000"],
         &["--rw", "read", "--size", "64k", "--bs", "1M"],
+        &["--jobs", "2"],
+        &["--rw", "read", "--bs", "1G", "--iodepth", "8"],
     ] {
         let out = bench(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));

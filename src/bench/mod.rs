@@ -48,17 +48,22 @@ pub struct BenchConfig {
 /// What to measure.
 #[derive(Debug, Clone)]
 pub enum Work {
-    /// Jobs on a temporary test file of `size` bytes in `dir`.
-    File {
-        dir: PathBuf,
-        size: u64,
-        direct: bool,
-        /// Keep the file's pages cached before read jobs.
-        cached: bool,
-        jobs: Vec<JobSpec>,
-    },
+    /// Jobs on a temporary test file.
+    File(FileWork),
     /// Read every file below `root`.
     Tree { root: PathBuf, read: ReadOptions },
+}
+
+/// Jobs on a temporary test file of `size` bytes in `dir`.
+#[derive(Debug, Clone)]
+pub struct FileWork {
+    pub dir: PathBuf,
+    pub size: u64,
+    /// Open the file with O_DIRECT.
+    pub direct: bool,
+    /// Keep the file's pages cached before read jobs.
+    pub cached: bool,
+    pub jobs: Vec<JobSpec>,
 }
 
 /// Default test file size, as CrystalDiskMark's.
@@ -109,14 +114,8 @@ pub fn run(config: &BenchConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             print(config.json, &report, || report.render())?;
             Ok(report.errors == 0)
         }
-        Work::File {
-            dir,
-            size,
-            direct,
-            cached,
-            jobs,
-        } => {
-            let report = run_on_file(config, dir, *size, *direct, *cached, jobs, cleanup)?;
+        Work::File(work) => {
+            let report = run_on_file(config, work, cleanup)?;
             print(config.json, &report, || report.render())?;
             Ok(report.jobs.iter().all(|j| j.errors == 0))
         }
@@ -136,16 +135,20 @@ fn print<T: serde::Serialize>(json: bool, data: &T, text: impl FnOnce() -> Strin
         .context("writing to standard output")
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Creates the test file, runs every job on it, and removes it.
 fn run_on_file(
     config: &BenchConfig,
-    dir: &std::path::Path,
-    size: u64,
-    direct: bool,
-    cached: bool,
-    jobs: &[JobSpec],
+    work: &FileWork,
     cleanup: &Arc<Cleanup>,
 ) -> Result<FileReport> {
+    let FileWork {
+        dir,
+        size,
+        direct,
+        cached,
+        jobs,
+    } = work;
+    let (size, direct, cached) = (*size, *direct, *cached);
     for spec in jobs {
         if spec.bs * spec.jobs as u64 > size {
             bail!(
