@@ -69,9 +69,9 @@ Examples:
 
 #[derive(Args, Debug)]
 struct BenchArgs {
-    /// Directory for the test file (created there, removed at the end).
-    #[arg(default_value = ".", value_name = "DIR")]
-    dir: PathBuf,
+    /// Directory for the test file (created there, removed at the end) [default: .].
+    #[arg(value_name = "DIR", conflicts_with = "tree")]
+    dir: Option<PathBuf>,
 
     /// One job instead of the preset: read, write, randread, randwrite or randrw.
     #[arg(long, value_enum)]
@@ -607,7 +607,7 @@ impl BenchArgs {
                 }
             };
             bench::Work::File(bench::FileWork {
-                dir: self.dir.clone(),
+                dir: self.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
                 size: self.size,
                 direct: self.direct,
                 cached: self.cached,

@@ -313,6 +313,7 @@ fn bad_arguments_are_usage_errors() {
         &["--rw", "read", "--direct", "--bs", "1000"],
         &["--rw", "read", "--size", "64k", "--bs", "1M"],
         &["--jobs", "2"],
+        &["--tree", ".", "."],
         &["--rw", "read", "--bs", "1G", "--iodepth", "8"],
     ] {
         let out = bench(dir.path(), args);

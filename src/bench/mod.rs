@@ -175,9 +175,15 @@ fn run_on_file(
         testfile::advise(&file, spec.rw.is_random())?;
         let report = run_job(&file, size, spec, config, drop_cache);
         if let Some(err) = &report.error {
+            // EINVAL on an O_DIRECT operation is nearly always alignment.
+            let hint = if direct && err.contains("os error 22") {
+                " (O_DIRECT needs --bs to be a multiple of the device's logical block size)"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 std::io::stderr(),
-                "spate: {}: {}: {err}{}",
+                "spate: {}: {}: {err}{hint}{}",
                 test.path().display(),
                 spec.name,
                 match report.errors {
