@@ -90,27 +90,33 @@ import json, statistics, sys
 out, rounds, jobs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 
 def fio(path, d):
-    j = json.load(open(path))["jobs"][0][d]
-    return j["bw_bytes"] / 1e6, j["iops"], j["clat_ns"]["mean"] / 1e3
+    j = json.load(open(path))["jobs"][0]
+    r = j[d]
+    # fio's lat (slat + clat): spate times an operation from before it is queued, so
+    # its figure includes the submission, as fio's lat does.
+    return r["bw_bytes"] / 1e6, r["iops"], r["lat_ns"]["mean"] / 1e3, \
+        (j["usr_cpu"] + j["sys_cpu"]) / 100 * j["job_runtime"] / 1e3
 
 def spate(path, d):
-    j = json.load(open(path))["jobs"][0][d]
-    return j["mb_s"], j["iops"], j["lat_ns"]["mean"] / 1e3
+    j = json.load(open(path))["jobs"][0]
+    r = j[d]
+    return r["mb_s"], r["iops"], r["lat_ns"]["mean"] / 1e3, j["cpu"]["user_s"] + j["cpu"]["system_s"]
 
 def median(f, tool, i, d):
     runs = [f(f"{out}/{tool}.{i}.{r}.json", d) for r in range(1, rounds + 1)]
     return [statistics.median(x) for x in zip(*runs)]
 
 print()
-print(f"| job | fio MB/s | spate uring MB/s | uring/fio | fio IOPS | spate uring IOPS | uring/fio "
-      f"| fio clat mean | spate lat mean | spate threads MB/s | uring/threads |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| job | fio MB/s | spate uring MB/s | uring/fio | fio IOPS | spate uring IOPS | uring/fio "
+      "| fio lat mean | spate lat mean | spate threads MB/s | uring/threads | CPU s fio / uring / threads |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for i, spec in enumerate(jobs):
     name, rw = spec.split("|")[:2]
     d = "write" if "write" in rw else "read"
     f, u, t = median(fio, "fio", i, d), median(spate, "uring", i, d), median(spate, "threads", i, d)
     print(f"| {name} | {f[0]:.1f} | {u[0]:.1f} | {u[0]/f[0]:.2f} | {f[1]:.0f} | {u[1]:.0f} | "
-          f"{u[1]/f[1]:.2f} | {f[2]:.0f} µs | {u[2]:.0f} µs | {t[0]:.1f} | {u[0]/t[0]:.2f} |")
+          f"{u[1]/f[1]:.2f} | {f[2]:.0f} µs | {u[2]:.0f} µs | {t[0]:.1f} | {u[0]/t[0]:.2f} | "
+          f"{f[3]:.2f} / {u[3]:.2f} / {t[3]:.2f} |")
 
 print()
 print("MB/s of every round (fio / spate uring / spate threads):")

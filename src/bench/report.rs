@@ -99,7 +99,8 @@ pub struct DirReport {
     /// 2^20 bytes per second.
     pub mib_s: f64,
     pub iops: f64,
-    /// Completion latency per operation (submission to completion), nanoseconds.
+    /// Latency per operation, nanoseconds: from handing it to the engine to its
+    /// completion, i.e. fio's clat plus the submission (fio's `lat`).
     pub lat_ns: Latency,
 }
 
