@@ -4,6 +4,7 @@
 //! - [`walk`]: a walker thread lists the tree into a bounded channel;
 //! - [`read`]: a backend (io_uring or a `pread` pool) reads each file in pooled chunks;
 //! - a job stage consumes the chunks: [`hash`] computes digests;
+//! - [`bench`] measures disk throughput on a test file of its own, like fio;
 //! - [`pipeline`] puts results back into walk order, and the job writes them with
 //!   [`manifest`] formatting to an [`output`];
 //! - [`shard`] splits a tree between workers, and [`merge`] joins their manifests.
@@ -11,6 +12,7 @@
 //! The binary is a thin wrapper around [`cli::main`].
 
 pub mod archive;
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod docs;

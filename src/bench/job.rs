@@ -1,0 +1,323 @@
+//! What one benchmark job does, independent of the engine that does it: which offsets
+//! to read or write ([`OpSource`]), and what happened ([`Recorder`]).
+//!
+//! Like fio's job/ioengine split, an engine only knows how to keep `iodepth` operations
+//! in flight. It asks an [`OpSource`] for the next operation, times it from submission to
+//! completion (fio's clat) and hands the result to a [`Recorder`].
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::data::XorShift;
+use crate::read::buffer::AlignedBuf;
+
+/// The access pattern of a job, as fio's `--rw` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rw {
+    /// Sequential reads.
+    Read,
+    /// Sequential writes.
+    Write,
+    /// Random reads at offsets aligned to the block size.
+    Randread,
+    /// Random writes at offsets aligned to the block size.
+    Randwrite,
+    /// Random reads and writes, `--rwmixread` percent of them reads.
+    Randrw,
+}
+
+impl Rw {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rw::Read => "read",
+            Rw::Write => "write",
+            Rw::Randread => "randread",
+            Rw::Randwrite => "randwrite",
+            Rw::Randrw => "randrw",
+        }
+    }
+
+    pub fn is_random(self) -> bool {
+        matches!(self, Rw::Randread | Rw::Randwrite | Rw::Randrw)
+    }
+
+    /// Whether the job reads (so the file must hold data first).
+    pub fn reads(self) -> bool {
+        matches!(self, Rw::Read | Rw::Randread | Rw::Randrw)
+    }
+
+    /// Whether the job writes.
+    pub fn writes(self) -> bool {
+        matches!(self, Rw::Write | Rw::Randwrite | Rw::Randrw)
+    }
+}
+
+/// One job's settings.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// Label in the report, e.g. `SEQ1M Q8T1 read`.
+    pub name: String,
+    pub rw: Rw,
+    /// Percentage of reads in a `randrw` job.
+    pub rwmixread: u8,
+    /// Bytes per operation.
+    pub bs: u64,
+    /// Operations in flight per worker.
+    pub iodepth: usize,
+    /// Workers, each on its own slice of the file.
+    pub jobs: usize,
+    /// Longest the job runs; it ends earlier after one pass over the file.
+    pub runtime: Duration,
+    /// Write jobs: fsync at the end, inside the timed part.
+    pub fsync: bool,
+}
+
+/// Direction of one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    Read,
+    Write,
+}
+
+/// One operation for an engine to perform.
+#[derive(Debug, Clone, Copy)]
+pub struct Op {
+    pub offset: u64,
+    pub len: usize,
+    pub dir: Dir,
+}
+
+/// Hands out one worker's operations: `ops` of them over its slice of the file,
+/// sequential or at random block-aligned offsets, until the deadline.
+pub struct OpSource {
+    rw: Rw,
+    rwmixread: u8,
+    bs: u64,
+    /// First byte of this worker's slice, and its length in whole blocks.
+    base: u64,
+    blocks: u64,
+    next_block: u64,
+    left: u64,
+    deadline: Instant,
+    rng: XorShift,
+}
+
+impl OpSource {
+    /// The source for worker `index` of `spec`, on a file of `file_size` bytes.
+    pub fn new(spec: &JobSpec, file_size: u64, index: usize, deadline: Instant) -> Self {
+        let blocks_total = file_size / spec.bs;
+        let blocks = (blocks_total / spec.jobs as u64).max(1);
+        OpSource {
+            rw: spec.rw,
+            rwmixread: spec.rwmixread,
+            bs: spec.bs,
+            base: blocks * index as u64 * spec.bs,
+            blocks,
+            next_block: 0,
+            left: blocks,
+            deadline,
+            rng: XorShift::new(0x5EED ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        }
+    }
+
+    /// The next operation, or `None` when the pass is complete or time is up.
+    pub fn next_op(&mut self) -> Option<Op> {
+        if self.left == 0 || Instant::now() >= self.deadline {
+            return None;
+        }
+        self.left -= 1;
+        let block = if self.rw.is_random() {
+            // With replacement, like fio's norandommap: a random map costs memory and
+            // CPU, and the disk cannot tell the difference.
+            self.rng.below(self.blocks)
+        } else {
+            let b = self.next_block;
+            self.next_block += 1;
+            b
+        };
+        let dir = match self.rw {
+            Rw::Read | Rw::Randread => Dir::Read,
+            Rw::Write | Rw::Randwrite => Dir::Write,
+            Rw::Randrw if self.rng.below(100) < u64::from(self.rwmixread) => Dir::Read,
+            Rw::Randrw => Dir::Write,
+        };
+        Some(Op {
+            offset: self.base + block * self.bs,
+            len: self.bs as usize,
+            dir,
+        })
+    }
+}
+
+/// Counts, bytes and completion latencies of one direction.
+pub struct DirStats {
+    pub ios: u64,
+    pub bytes: u64,
+    /// Nanoseconds, 3 significant digits, up to an hour.
+    pub latency: Histogram<u64>,
+}
+
+impl DirStats {
+    fn new() -> Self {
+        DirStats {
+            ios: 0,
+            bytes: 0,
+            latency: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                .expect("constant histogram bounds are valid"),
+        }
+    }
+
+    fn merge(&mut self, other: &DirStats) {
+        self.ios += other.ios;
+        self.bytes += other.bytes;
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+    }
+}
+
+/// What one worker (or thread) saw; merged into the job's figures at the end.
+pub struct Recorder {
+    pub read: DirStats,
+    pub write: DirStats,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Bytes moved so far over all workers, for the progress line.
+    progress: Arc<AtomicU64>,
+}
+
+impl Recorder {
+    pub fn new(progress: Arc<AtomicU64>) -> Self {
+        Recorder {
+            read: DirStats::new(),
+            write: DirStats::new(),
+            errors: 0,
+            first_error: None,
+            progress,
+        }
+    }
+
+    /// Records one finished operation started at `started`.
+    pub fn done(&mut self, op: Op, started: Instant, result: io::Result<usize>) {
+        let elapsed = started.elapsed();
+        match result {
+            Ok(n) => {
+                let stats = match op.dir {
+                    Dir::Read => &mut self.read,
+                    Dir::Write => &mut self.write,
+                };
+                stats.ios += 1;
+                stats.bytes += n as u64;
+                stats
+                    .latency
+                    .saturating_record(elapsed.as_nanos().max(1) as u64);
+                self.progress.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(err) => self.error(format!(
+                "{} of {} bytes at offset {}: {err}",
+                match op.dir {
+                    Dir::Read => "reading",
+                    Dir::Write => "writing",
+                },
+                op.len,
+                op.offset
+            )),
+        }
+    }
+
+    /// Records a failure that is not one operation's (e.g. the final fsync).
+    pub fn error(&mut self, what: String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(what);
+        }
+    }
+
+    pub fn merge(&mut self, other: &Recorder) {
+        self.read.merge(&other.read);
+        self.write.merge(&other.write);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+    }
+}
+
+/// What an engine needs to run one job: per worker, its operations and one buffer per
+/// operation in flight (`iodepth × bs` bytes per worker is all the memory a job uses;
+/// they are made, and filled with random data, before the clock starts).
+pub struct EngineJob {
+    pub workers: Vec<Worker>,
+    /// Bytes moved so far over all workers, for the progress line.
+    pub progress: Arc<AtomicU64>,
+}
+
+/// One worker's share of a job.
+pub struct Worker {
+    pub source: OpSource,
+    pub buffers: Vec<AlignedBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(rw: Rw, jobs: usize) -> JobSpec {
+        JobSpec {
+            name: "t".into(),
+            rw,
+            rwmixread: 50,
+            bs: 4096,
+            iodepth: 1,
+            jobs,
+            runtime: Duration::from_secs(60),
+            fsync: false,
+        }
+    }
+
+    fn all_ops(mut source: OpSource) -> Vec<Op> {
+        std::iter::from_fn(|| source.next_op()).collect()
+    }
+
+    #[test]
+    fn sequential_covers_each_block_once_in_order() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ops = all_ops(OpSource::new(&spec(Rw::Read, 1), 40960, 0, deadline));
+        let offsets: Vec<u64> = ops.iter().map(|o| o.offset).collect();
+        assert_eq!(offsets, (0..10).map(|b| b * 4096).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn workers_get_disjoint_slices() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let a = all_ops(OpSource::new(&spec(Rw::Randread, 2), 40960, 0, deadline));
+        let b = all_ops(OpSource::new(&spec(Rw::Randread, 2), 40960, 1, deadline));
+        assert_eq!((a.len(), b.len()), (5, 5));
+        assert!(a.iter().all(|o| o.offset < 20480 && o.offset % 4096 == 0));
+        assert!(b.iter().all(|o| (20480..40960).contains(&o.offset)));
+    }
+
+    #[test]
+    fn randrw_mixes_about_as_asked() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut s = spec(Rw::Randrw, 1);
+        s.rwmixread = 70;
+        let ops = all_ops(OpSource::new(&s, 4096 * 10_000, 0, deadline));
+        let reads = ops.iter().filter(|o| o.dir == Dir::Read).count();
+        assert!((6500..7500).contains(&reads), "{reads} reads of 10000");
+    }
+
+    #[test]
+    fn stops_at_the_deadline() {
+        let past = Instant::now();
+        assert!(
+            OpSource::new(&spec(Rw::Read, 1), 40960, 0, past)
+                .next_op()
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! The benchmark's report: data first (`--json` prints it as is), and a table that
+//! renders the same data for people.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use humansize::{BINARY, format_size};
+use serde::Serialize;
+
+use super::job::{DirStats, JobSpec, Rw};
+
+/// A run on a test file: its settings and one entry per job.
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub dir: String,
+    pub file_size: u64,
+    pub backend: &'static str,
+    pub direct: bool,
+    /// Whether the test file's pages stayed in the page cache before read jobs.
+    pub cached: bool,
+    pub jobs: Vec<JobReport>,
+}
+
+/// One job's figures.
+#[derive(Debug, Serialize)]
+pub struct JobReport {
+    pub name: String,
+    pub rw: Rw,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rwmixread: Option<u8>,
+    pub bs: u64,
+    pub iodepth: usize,
+    pub numjobs: usize,
+    /// Write jobs: the final fsync is inside the timed part.
+    pub fsync: bool,
+    /// Read jobs: the file's pages were dropped from the page cache first.
+    pub cache_dropped: bool,
+    pub elapsed_s: f64,
+    pub cpu: Cpu,
+    pub read: Option<DirReport>,
+    pub write: Option<DirReport>,
+    pub errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// CPU time the process used during a job (getrusage), in seconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Cpu {
+    pub user_s: f64,
+    pub system_s: f64,
+}
+
+impl Cpu {
+    /// CPU time of the whole process so far.
+    pub fn now() -> Cpu {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+        // SAFETY: getrusage fills the struct on success; we read it only then.
+        let usage = unsafe {
+            if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+                return Cpu::default();
+            }
+            usage.assume_init()
+        };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Cpu {
+            user_s: secs(usage.ru_utime),
+            system_s: secs(usage.ru_stime),
+        }
+    }
+
+    /// CPU time between `earlier` and `self`.
+    pub fn since(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            user_s: (self.user_s - earlier.user_s).max(0.0),
+            system_s: (self.system_s - earlier.system_s).max(0.0),
+        }
+    }
+
+    /// CPU time as a percentage of one core over `elapsed`.
+    fn percent(self, elapsed: f64) -> f64 {
+        if elapsed > 0.0 {
+            100.0 * (self.user_s + self.system_s) / elapsed
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Figures of one direction of a job.
+#[derive(Debug, Serialize)]
+pub struct DirReport {
+    pub bytes: u64,
+    pub ios: u64,
+    pub bw_bytes_per_s: f64,
+    /// 10^6 bytes per second.
+    pub mb_s: f64,
+    /// 2^20 bytes per second.
+    pub mib_s: f64,
+    pub iops: f64,
+    /// Latency per operation, nanoseconds: from handing it to the engine to its
+    /// completion, i.e. fio's clat plus the submission (fio's `lat`).
+    pub lat_ns: Latency,
+}
+
+/// Latency summary from an HdrHistogram, nanoseconds.
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub mean: f64,
+    pub min: u64,
+    pub max: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    #[serde(rename = "p99.9")]
+    pub p99_9: u64,
+}
+
+impl Latency {
+    pub fn from_histogram(h: &Histogram<u64>) -> Latency {
+        Latency {
+            mean: h.mean(),
+            min: h.min(),
+            max: h.max(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p99_9: h.value_at_quantile(0.999),
+        }
+    }
+}
+
+impl DirReport {
+    /// The figures of `stats` over `elapsed`; `None` when nothing moved that way.
+    pub fn new(stats: &DirStats, elapsed: Duration) -> Option<DirReport> {
+        if stats.ios == 0 {
+            return None;
+        }
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let bw = stats.bytes as f64 / secs;
+        Some(DirReport {
+            bytes: stats.bytes,
+            ios: stats.ios,
+            bw_bytes_per_s: bw,
+            mb_s: bw / 1e6,
+            mib_s: bw / (1 << 20) as f64,
+            iops: stats.ios as f64 / secs,
+            lat_ns: Latency::from_histogram(&stats.latency),
+        })
+    }
+}
+
+impl JobReport {
+    /// The report skeleton for `spec`; figures are filled in by the caller.
+    pub fn for_spec(spec: &JobSpec, cache_dropped: bool) -> JobReport {
+        JobReport {
+            name: spec.name.clone(),
+            rw: spec.rw,
+            rwmixread: (spec.rw == Rw::Randrw).then_some(spec.rwmixread),
+            bs: spec.bs,
+            iodepth: spec.iodepth,
+            numjobs: spec.jobs,
+            fsync: spec.rw.writes() && spec.fsync,
+            cache_dropped: spec.rw.reads() && cache_dropped,
+            elapsed_s: 0.0,
+            cpu: Cpu::default(),
+            read: None,
+            write: None,
+            errors: 0,
+            error: None,
+        }
+    }
+}
+
+/// Column headings of the job table.
+const HEADINGS: [&str; 12] = [
+    "job", "MB/s", "MiB/s", "IOPS", "mean", "p50", "p90", "p99", "p99.9", "CPU", "moved", "",
+];
+
+impl FileReport {
+    /// The human-readable table.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} test file in {}, --io {}, {}{}",
+            format_size(self.file_size, BINARY),
+            self.dir,
+            self.backend,
+            if self.direct { "O_DIRECT" } else { "buffered" },
+            if self.cached {
+                ", page cache kept (--cached)"
+            } else {
+                ", page cache dropped before reads"
+            }
+        );
+        let mut rows = vec![HEADINGS.map(String::from).to_vec()];
+        for job in &self.jobs {
+            let both = job.read.is_some() && job.write.is_some();
+            for (dir, figures) in [("read", &job.read), ("write", &job.write)] {
+                let Some(f) = figures else { continue };
+                let name = if both {
+                    format!("{} ({dir})", job.name)
+                } else {
+                    job.name.clone()
+                };
+                let note = if dir == "write" {
+                    if job.fsync { "incl. fsync" } else { "no fsync" }
+                } else {
+                    ""
+                };
+                rows.push(vec![
+                    name,
+                    format!("{:.1}", f.mb_s),
+                    format!("{:.1}", f.mib_s),
+                    format!("{:.0}", f.iops),
+                    duration(f.lat_ns.mean),
+                    duration(f.lat_ns.p50 as f64),
+                    duration(f.lat_ns.p90 as f64),
+                    duration(f.lat_ns.p99 as f64),
+                    duration(f.lat_ns.p99_9 as f64),
+                    format!("{:.0}%", job.cpu.percent(job.elapsed_s)),
+                    format_size(f.bytes, BINARY),
+                    note.to_string(),
+                ]);
+            }
+            if job.read.is_none() && job.write.is_none() {
+                let mut row = vec![job.name.clone(), "failed".to_string()];
+                row.resize(HEADINGS.len(), String::new());
+                rows.push(row);
+            }
+        }
+        out.push_str(&table(&rows));
+        out
+    }
+}
+
+/// What `spate bench --tree` reports.
+#[derive(Debug, Serialize)]
+pub struct TreeReport {
+    pub tree: String,
+    pub backend: &'static str,
+    pub files: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    pub elapsed_s: f64,
+    pub files_per_s: f64,
+    pub mb_s: f64,
+    pub mib_s: f64,
+    /// Per file, from the open returning to the last byte read.
+    pub lat_ns: Option<Latency>,
+    pub cpu: Cpu,
+}
+
+impl TreeReport {
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{} files, {} in {:.2} s, --io {}: {:.0} files/s, {:.1} MB/s ({:.1} MiB/s), \
+             CPU {:.0}%{}\n",
+            self.files,
+            format_size(self.bytes, BINARY),
+            self.elapsed_s,
+            self.backend,
+            self.files_per_s,
+            self.mb_s,
+            self.mib_s,
+            self.cpu.percent(self.elapsed_s),
+            match self.errors {
+                0 => String::new(),
+                n => format!(", {n} errors"),
+            }
+        );
+        if let Some(l) = &self.lat_ns {
+            let _ = writeln!(
+                out,
+                "per-file latency: mean {}, p50 {}, p90 {}, p99 {}, p99.9 {}, max {}",
+                duration(l.mean),
+                duration(l.p50 as f64),
+                duration(l.p90 as f64),
+                duration(l.p99 as f64),
+                duration(l.p99_9 as f64),
+                duration(l.max as f64)
+            );
+        }
+        out
+    }
+}
+
+/// Nanoseconds as a short human duration: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
+fn duration(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0}ns")
+    } else if ns < 1e6 {
+        format!("{:.1}µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2}ms", ns / 1e6)
+    } else {
+        format!("{:.2}s", ns / 1e9)
+    }
+}
+
+/// Left-aligned first column, right-aligned figures, two spaces between columns.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c].saturating_sub(cell.chars().count());
+            if c == 0 || c + 1 == columns {
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            } else {
+                line.extend(std::iter::repeat_n(' ', pad));
+                line.push_str(cell);
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_pick_a_readable_unit() {
+        assert_eq!(duration(850.0), "850ns");
+        assert_eq!(duration(12_345.0), "12.3µs");
+        assert_eq!(duration(4_560_000.0), "4.56ms");
+        assert_eq!(duration(1_200_000_000.0), "1.20s");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let rows = [["job", "MB/s", ""], ["SEQ1M", "1234.5", "no fsync"]]
+            .map(|r| r.map(String::from).to_vec())
+            .to_vec();
+        assert_eq!(
+            table(&rows),
+            "job      MB/s\nSEQ1M  1234.5  no fsync\n",
+            "names and notes to the left, figures to the right"
+        );
+    }
+}

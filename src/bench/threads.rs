@@ -1,0 +1,104 @@
+//! The threads engine: `iodepth` blocking `pread`/`pwrite` threads per worker, which is
+//! how a thread pool keeps that many operations in flight (fio's `psync` with
+//! `numjobs = iodepth`).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::data::stamp;
+use super::job::{Dir, EngineJob, OpSource, Recorder};
+use crate::read::buffer::AlignedBuf;
+
+/// Runs the job's operations on `file`; returns one recorder per thread.
+pub fn run(file: &File, job: EngineJob) -> Vec<Recorder> {
+    let EngineJob { workers, progress } = job;
+    let (sources, buffers): (Vec<_>, Vec<_>) = workers
+        .into_iter()
+        .map(|w| (Mutex::new(w.source), w.buffers))
+        .unzip();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = sources
+            .iter()
+            .zip(buffers)
+            .flat_map(|(source, buffers)| buffers.into_iter().map(move |buf| (source, buf)))
+            .map(|(source, mut buf)| {
+                let progress = Arc::clone(&progress);
+                scope.spawn(move || {
+                    let mut recorder = Recorder::new(progress);
+                    serve(file, source, &mut buf, &mut recorder);
+                    recorder
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    })
+}
+
+/// One thread: takes operations until the source runs dry.
+fn serve(file: &File, source: &Mutex<OpSource>, buf: &mut AlignedBuf, recorder: &mut Recorder) {
+    let mut counter = 0u64;
+    loop {
+        let op = match source.lock() {
+            Ok(mut s) => s.next_op(),
+            Err(_) => None,
+        };
+        let Some(op) = op else { break };
+        let started = Instant::now();
+        let result = match op.dir {
+            Dir::Read => pread(file, buf, op.len, op.offset),
+            Dir::Write => {
+                counter += 1;
+                stamp(buf, op.len, op.offset, counter);
+                pwrite(file, buf, op.len, op.offset)
+            }
+        };
+        recorder.done(op, started, result);
+    }
+}
+
+fn pread(file: &File, buf: &mut AlignedBuf, len: usize, offset: u64) -> io::Result<usize> {
+    debug_assert!(len <= buf.capacity());
+    retry(|| {
+        // SAFETY: the buffer is valid for `capacity() >= len` writable bytes.
+        unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                len,
+                offset as libc::off_t,
+            )
+        }
+    })
+}
+
+fn pwrite(file: &File, buf: &AlignedBuf, len: usize, offset: u64) -> io::Result<usize> {
+    debug_assert!(len <= buf.len());
+    retry(|| {
+        // SAFETY: the buffer holds at least `len` initialised bytes.
+        unsafe {
+            libc::pwrite(
+                file.as_raw_fd(),
+                buf.as_ptr().cast(),
+                len,
+                offset as libc::off_t,
+            )
+        }
+    })
+}
+
+/// Runs a syscall returning a byte count, retrying on EINTR.
+fn retry(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
