@@ -72,3 +72,76 @@ pub struct ListConfig {
     /// One JSON object per entry instead of `tar -tv` lines.
     pub json: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::codec::Decoder;
+    use super::unpack::header::Meta;
+    use super::unpack::names::{self, Placement};
+
+    /// What `unpack` and `list` do with an archive, short of writing files: decompress,
+    /// read every header and name, drain the data.
+    fn read_archive(bytes: Vec<u8>) {
+        let Ok(decoder) = Decoder::start(Box::new(std::io::Cursor::new(bytes))) else {
+            return;
+        };
+        let mut archive = tar::Archive::new(decoder);
+        let Ok(entries) = archive.entries() else {
+            return;
+        };
+        for entry in entries.take(1000) {
+            let Ok(mut entry) = entry else { break };
+            if let Ok(meta) = Meta::read(&mut entry)
+                && let Ok(Placement::At(path)) = names::place(&meta.name, 0)
+            {
+                for c in path.components() {
+                    assert!(!c.is_empty() && c.as_slice() != b".." && !c.contains(&b'/'));
+                }
+            }
+            if std::io::copy(&mut entry, &mut std::io::sink()).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// A small valid archive to mutate.
+    fn sample() -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in [("a/b.txt", &b"hello"[..]), ("c", &[0u8; 700][..])] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            builder.append_data(&mut h, name, data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            read_archive(bytes);
+        }
+
+        #[test]
+        fn damaged_archives_never_panic(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..20),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = sample();
+            for (at, value) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= value;
+            }
+            let keep = cut.index(bytes.len() + 1);
+            bytes.truncate(keep.max(1));
+            read_archive(bytes);
+        }
+    }
+}
