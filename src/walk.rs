@@ -118,6 +118,27 @@ pub fn walk(
     options: &WalkOptions,
     mut send: impl FnMut(Found) -> bool,
 ) -> Result<()> {
+    entries(roots, options, |item| {
+        let found = match item {
+            Ok(entry) => match classify(entry) {
+                Some(found) => found,
+                None => return true,
+            },
+            Err(notice) => Found::Notice(notice),
+        };
+        !in_shard(&found, options.shard) || send(found)
+    })
+}
+
+/// Every entry below `roots` (directories and links included), with the walk settings
+/// every job shares: sorted by file name, excluded names pruned, links followed and file
+/// systems crossed as asked. An entry that cannot be read comes as an error notice.
+/// Stops early when `visit` returns false.
+pub(crate) fn entries(
+    roots: &[OsString],
+    options: &WalkOptions,
+    mut visit: impl FnMut(Result<walkdir::DirEntry, Notice>) -> bool,
+) -> Result<()> {
     let excludes = compile_excludes(&options.exclude)?;
     for root in roots {
         let walker = walkdir::WalkDir::new(root)
@@ -127,28 +148,15 @@ pub fn walk(
             .into_iter()
             .filter_entry(|e| e.depth() == 0 || !is_excluded(&excludes, e.path()));
         for item in walker {
-            let found = match item {
-                Ok(entry) => match classify(entry) {
-                    Some(found) => found,
-                    None => continue,
-                },
-                Err(err) => {
-                    let path = err
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| PathBuf::from(root));
-                    let cause = describe_walk_error(&err);
-                    Found::Notice(Notice {
-                        seq: 0,
-                        path,
-                        kind: NoticeKind::Error(cause),
-                    })
-                }
-            };
-            if !in_shard(&found, options.shard) {
-                continue;
-            }
-            if !send(found) {
+            let item = item.map_err(|err| Notice {
+                seq: 0,
+                path: err
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from(root)),
+                kind: NoticeKind::Error(describe_walk_error(&err)),
+            });
+            if !visit(item) {
                 return Ok(());
             }
         }

@@ -154,37 +154,14 @@ fn list_members(
     archive_path: Option<PathBuf>,
     feed: &mut Feed<Member>,
 ) -> Result<()> {
-    let excludes = walk::compile_excludes(&options.exclude)?;
     let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    for root in roots {
-        let walker = walkdir::WalkDir::new(root)
-            .follow_links(options.follow)
-            .same_file_system(options.one_file_system)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| e.depth() == 0 || !walk::is_excluded(&excludes, e.path()));
-        for item in walker {
-            let item = match item {
-                Ok(entry) => member_item(entry, archive_path.as_deref(), &mut inodes),
-                Err(err) => {
-                    let path = err
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| PathBuf::from(root));
-                    Some(notice(
-                        path,
-                        NoticeKind::Error(walk::describe_walk_error(&err)),
-                    ))
-                }
-            };
-            if let Some(item) = item
-                && !feed.push(item)
-            {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
+    walk::entries(roots, options, |item| {
+        let item = match item {
+            Ok(entry) => member_item(entry, archive_path.as_deref(), &mut inodes),
+            Err(notice) => Some(Item::Notice(notice)),
+        };
+        item.is_none_or(|item| feed.push(item))
+    })
 }
 
 fn notice(path: PathBuf, kind: NoticeKind) -> Item<Member> {
