@@ -11,7 +11,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::stderr_of;
+use common::{set_mtime, stderr_of};
 
 // ---------------------------------------------------------------------------------
 // Helpers
@@ -38,31 +38,6 @@ fn gnu_tar<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// Sets the mtime of `path` itself (links not followed).
-fn set_mtime(path: &Path, secs: i64, nanos: i64) {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let times = [
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: nanos,
-        },
-        libc::timespec {
-            tv_sec: secs,
-            tv_nsec: nanos,
-        },
-    ];
-    // SAFETY: NUL-terminated path and a two-element timespec array.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    assert_eq!(rc, 0, "utimensat {}", path.display());
 }
 
 fn chmod(path: &Path, mode: u32) {
