@@ -178,6 +178,11 @@ pub struct Feed<T> {
 }
 
 impl<T> Feed<T> {
+    /// Counts a file the job reads itself, outside the readers, in the progress totals.
+    pub fn found_elsewhere(&self, size: u64) {
+        self.progress.found(size);
+    }
+
     /// Takes the next item; false when the run is being torn down and the source
     /// should stop.
     pub fn push(&mut self, item: Item<T>) -> bool {

@@ -63,7 +63,16 @@ impl Progress {
         }
     }
 
-    /// A file of `len` bytes was fully processed.
+    /// `len` more bytes of a file still being processed (a file streamed in pieces).
+    pub fn advance(&self, len: u64) {
+        self.counts.done_bytes.fetch_add(len, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(len);
+        }
+    }
+
+    /// A file of `len` bytes (besides those already counted by [`Progress::advance`])
+    /// was fully processed.
     pub fn done(&self, len: u64) {
         let files = self.counts.done_files.fetch_add(1, Ordering::Relaxed) + 1;
         self.counts.done_bytes.fetch_add(len, Ordering::Relaxed);
@@ -150,5 +159,17 @@ mod tests {
         assert!(can_redraw(true, None));
         assert!(!can_redraw(true, Some("dumb".as_ref())));
         assert!(!can_redraw(false, Some("xterm".as_ref())));
+    }
+
+    #[test]
+    fn a_file_streamed_in_pieces_counts_once() {
+        let progress = Progress::hidden();
+        progress.found(3 << 20);
+        for _ in 0..3 {
+            progress.advance(1 << 20);
+        }
+        progress.done(0);
+        progress.done(10);
+        assert_eq!(progress.totals(), (2, (3 << 20) + 10));
     }
 }

@@ -160,6 +160,14 @@ fn list_members(
             Ok(entry) => member_item(entry, archive_path.as_deref(), &mut inodes),
             Err(notice) => Some(Item::Notice(notice)),
         };
+        if let Some(Item::Note(Member {
+            kind: Kind::LargeFile,
+            size,
+            ..
+        })) = &item
+        {
+            feed.found_elsewhere(*size);
+        }
         item.is_none_or(|item| feed.push(item))
     })
 }
@@ -374,7 +382,10 @@ impl Writer<'_> {
                 }
             }
             Kind::LargeFile => match self.stream_large(&member, progress) {
-                Ok(digest) => self.record_digest(&member, digest),
+                Ok(digest) => {
+                    progress.done(0);
+                    self.record_digest(&member, digest);
+                }
                 Err(Stream::Skipped(why)) => self.report(progress, &member.path, &why),
                 Err(Stream::Fatal(e)) => return Err(e),
             },
@@ -537,7 +548,7 @@ impl Read for Tracked {
             n
         };
         self.left -= n as u64;
-        self.progress.done(n as u64);
+        self.progress.advance(n as u64);
         Ok(n)
     }
 }
