@@ -2,7 +2,8 @@
 # Compares `spate bench` with fio (--ioengine=io_uring) job by job, with the same rw,
 # bs, iodepth, size, runtime and direct settings, and prints both figures side by side
 # with their ratio (spate / fio: 1.00 = agreement). Also runs `spate bench --io threads`
-# to show what io_uring buys at queue depth 8 and 32.
+# to show what io_uring buys at queue depth 8 and 32, and fio with `depth` psync threads
+# (--ioengine=psync --numjobs=depth) to show the same comparison in fio's own terms.
 #
 #   bash benches/fio.sh [DIR] [SIZE] [RUNTIME]
 #
@@ -56,6 +57,21 @@ run_fio() { # rw bs depth direct fsync -> json file
   rm -f "$file"
 }
 
+run_fio_psync() { # rw bs depth direct fsync -> json file
+  # fio's counterpart of `spate bench --io threads`: `depth` psync threads, each on its
+  # own slice of the file (fio cannot share one sequential cursor between jobs as
+  # spate's threads do), reported as one group. Shows what a thread pool gets from
+  # this machine next to what fio's io_uring engine gets.
+  local file=$dir/fio-test
+  rm -f "$file"
+  settle
+  local slice=$(( $(numfmt --from=iec "$size") / $3 ))
+  fio --name=spate-cmp --filename="$file" --ioengine=psync --rw="$1" --bs="$2" \
+    --numjobs="$3" --size="$slice" --offset_increment="$slice" --group_reporting \
+    --direct="$4" --end_fsync="$5" --runtime="$runtime" --output-format=json > "$6"
+  rm -f "$file"
+}
+
 run_spate() { # io rw bs depth direct fsync -> json file
   local flags=()
   [ "$5" = 1 ] && flags+=(--direct)
@@ -82,6 +98,7 @@ for round in $(seq "$rounds"); do
     run_fio "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/fio.$i.$round.json"
     run_spate uring "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/uring.$i.$round.json"
     run_spate threads "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/threads.$i.$round.json"
+    run_fio_psync "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/psync.$i.$round.json"
   done
 done
 
@@ -108,22 +125,24 @@ def median(f, tool, i, d):
 
 print()
 print("| job | fio MB/s | spate uring MB/s | uring/fio | fio IOPS | spate uring IOPS | uring/fio "
-      "| fio lat mean | spate lat mean | spate threads MB/s | uring/threads | CPU s fio / uring / threads |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "| fio lat mean | spate lat mean | spate threads MB/s | uring/threads "
+      "| fio psync×depth MB/s | fio io_uring/psync | CPU s fio / uring / threads |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for i, spec in enumerate(jobs):
     name, rw = spec.split("|")[:2]
     d = "write" if "write" in rw else "read"
     f, u, t = median(fio, "fio", i, d), median(spate, "uring", i, d), median(spate, "threads", i, d)
+    p = median(fio, "psync", i, d)
     print(f"| {name} | {f[0]:.1f} | {u[0]:.1f} | {u[0]/f[0]:.2f} | {f[1]:.0f} | {u[1]:.0f} | "
           f"{u[1]/f[1]:.2f} | {f[2]:.0f} µs | {u[2]:.0f} µs | {t[0]:.1f} | {u[0]/t[0]:.2f} | "
-          f"{f[3]:.2f} / {u[3]:.2f} / {t[3]:.2f} |")
+          f"{p[0]:.1f} | {f[0]/p[0]:.2f} | {f[3]:.2f} / {u[3]:.2f} / {t[3]:.2f} |")
 
 print()
-print("MB/s of every round (fio / spate uring / spate threads):")
+print("MB/s of every round (fio / spate uring / spate threads / fio psync):")
 for i, spec in enumerate(jobs):
     name, rw = spec.split("|")[:2]
     d = "write" if "write" in rw else "read"
     rows = [[f(f"{out}/{tool}.{i}.{r}.json", d)[0] for r in range(1, rounds + 1)]
-            for f, tool in [(fio, "fio"), (spate, "uring"), (spate, "threads")]]
+            for f, tool in [(fio, "fio"), (spate, "uring"), (spate, "threads"), (fio, "psync")]]
     print(f"  {name}: " + "  ".join(" / ".join(f"{x:.0f}" for x in run) for run in zip(*rows)))
 PY
