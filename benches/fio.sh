@@ -110,7 +110,10 @@ def fio(path, d):
     j = json.load(open(path))["jobs"][0]
     r = j[d]
     # fio's lat (slat + clat): spate times an operation from before it is queued, so
-    # its figure includes the submission, as fio's lat does.
+    # its figure includes the submission, as fio's lat does. fio's CPU is its job
+    # thread's own (RUSAGE_THREAD): work the kernel hands to io_uring's io-wq threads,
+    # such as buffered writes on ext4, is not in it, while spate's (RUSAGE_SELF) counts
+    # every thread of the process; compare CPU across tools with that in mind.
     return r["bw_bytes"] / 1e6, r["iops"], r["lat_ns"]["mean"] / 1e3, \
         (j["usr_cpu"] + j["sys_cpu"]) / 100 * j["job_runtime"] / 1e3
 
