@@ -155,8 +155,18 @@ async fn read_file<F: SinkFactory>(
             .map_err(|e| ReadError::io("hashing", io::Error::other(e)))?;
             (sink, len?)
         } else if entry.size < cap {
-            // One chunk expected: a single awaited read, fed inline.
-            let (res, buf) = read_at(Rc::clone(&file), pool.get().await, 0).await;
+            // One chunk expected, fed inline. A file already in the page cache is read
+            // right here without waiting (RWF_NOWAIT), so its bytes are hashed while
+            // still in this core's cache; otherwise a single awaited read. (A batch of
+            // ring reads copies every file of the batch before any is hashed: measured
+            // 5-25% slower than a thread pool on cached small files, depending on how
+            // busy the machine's caches were.)
+            let mut buf = pool.get().await;
+            let cached = read_if_cached(file.as_raw_fd(), &mut buf, entry.size);
+            let (res, buf) = match cached {
+                Some(n) => (Ok(n), buf),
+                None => read_at(Rc::clone(&file), buf, 0).await,
+            };
             let n = res.map_err(|e| ReadError::io("reading", e))? as u64;
             sink.update(&buf);
             if n == cap {
@@ -238,6 +248,26 @@ async fn feed<S: Sink>(mut sink: S, buf: PooledBuf) -> Result<S, ReadError> {
     })
     .await
     .map_err(|e| ReadError::io("hashing", io::Error::other(e)))
+}
+
+/// Reads the start of the file into `buf` if every byte up to `size` is in the page
+/// cache, without blocking; `None` when any of it would have to come from the device
+/// (or the kernel cannot tell), leaving the read to the ring.
+fn read_if_cached(fd: std::os::unix::io::RawFd, buf: &mut PooledBuf, size: u64) -> Option<usize> {
+    let inner = buf.inner_mut();
+    inner.clear();
+    let iov = libc::iovec {
+        iov_base: inner.as_mut_ptr().cast(),
+        iov_len: inner.capacity(),
+    };
+    // SAFETY: one iovec over the buffer's own `capacity()` writable bytes.
+    let n = unsafe { libc::preadv2(fd, &iov, 1, 0, libc::RWF_NOWAIT) };
+    // A short read may mean the rest is not cached: only a read reaching the listed
+    // size counts (a longer one means the file grew, which the caller notices).
+    let n = usize::try_from(n).ok().filter(|&n| n as u64 >= size)?;
+    // SAFETY: the kernel wrote `n <= capacity()` bytes.
+    unsafe { inner.set_len(n) };
+    Some(n)
 }
 
 /// One read of a whole buffer at `offset`.
