@@ -50,6 +50,11 @@ impl Progress {
         }
     }
 
+    /// Whether a bar is drawn (the user wants one and stderr can show it).
+    pub fn draws(&self) -> bool {
+        self.bar.is_some()
+    }
+
     /// A display that never draws (library use, tests).
     pub fn hidden() -> Self {
         Progress::new(false)

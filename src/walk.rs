@@ -27,6 +27,9 @@ pub struct Entry {
     pub size: u64,
     /// Modification time (seconds, nanoseconds) seen by the walk.
     pub mtime: (i64, i64),
+    /// Whether `size` and `mtime` were filled in before reading. When false (the walk
+    /// skipped the `stat`), the reader takes both from the file it opened.
+    pub listed: bool,
     /// Which outputs the job wants for this file, for its sink factory to read; the walk
     /// leaves it 0. (`check` puts the digest algorithms of the manifest line here.)
     pub select: u32,
@@ -60,6 +63,13 @@ pub struct WalkOptions {
     pub one_file_system: bool,
     /// Send only this shard's files (and notices about non-directories); see [`crate::shard`].
     pub shard: Option<Shard>,
+    /// `stat` every file during the walk, so sizes are known before reading (a progress
+    /// bar's byte total needs them). Otherwise readers take size and mtime from the
+    /// opened file: one path lookup and `stat` fewer per file. On the benchmark's 30,000
+    /// cached files that was 2-7% faster; on the same tree cold, 3-7% slower (the walk's
+    /// `stat` had been loading inodes ahead of the readers). Warm trees are the common
+    /// case for repeated checksumming, so the walk skips it when no bar is drawn.
+    pub sizes_upfront: bool,
 }
 
 /// What the walker sends on.
@@ -120,7 +130,7 @@ pub fn walk(
 ) -> Result<()> {
     entries(roots, options, |item| {
         let found = match item {
-            Ok(entry) => match classify(entry) {
+            Ok(entry) => match classify(entry, options.sizes_upfront) {
                 Some(found) => found,
                 None => return true,
             },
@@ -204,7 +214,7 @@ pub(crate) fn describe_walk_error(err: &walkdir::Error) -> String {
 
 /// Decides what one directory entry becomes: a file to read, a notice, or nothing
 /// (directories themselves produce no output).
-fn classify(entry: walkdir::DirEntry) -> Option<Found> {
+fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
     let ft = entry.file_type();
     if ft.is_dir() {
         return None;
@@ -225,11 +235,22 @@ fn classify(entry: walkdir::DirEntry) -> Option<Found> {
             kind: NoticeKind::Skipped(what),
         }));
     }
+    if !stat {
+        return Some(Found::File(Entry {
+            seq: 0,
+            size: 0,
+            mtime: (0, 0),
+            listed: false,
+            select: 0,
+            path: entry.into_path(),
+        }));
+    }
     match entry.metadata() {
         Ok(meta) => Some(Found::File(Entry {
             seq: 0,
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
+            listed: true,
             select: 0,
             path: entry.into_path(),
         })),

@@ -250,6 +250,7 @@ fn member_item(
             path,
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
+            listed: true,
             select: 0,
         };
         return Some(Item::File(entry, member));

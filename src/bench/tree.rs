@@ -61,7 +61,10 @@ pub fn run(root: &Path, read: &ReadOptions, progress: bool) -> Result<TreeReport
     let started = Instant::now();
     let result = pipeline::run(
         &[OsString::from(root)],
-        &WalkOptions::default(),
+        &WalkOptions {
+            sizes_upfront: bar.draws(),
+            ..WalkOptions::default()
+        },
         &read,
         Arc::new(Timers),
         &bar,

@@ -304,6 +304,7 @@ fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option
                     path,
                     size,
                     mtime,
+                    listed: true,
                     select: select.bits(),
                 };
                 return Some(Item::File(entry, Note::Listed(listed)));

@@ -56,9 +56,13 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     } else {
         let progress = Progress::new(config.progress);
         let factory = Arc::new(HasherFactory::Fixed(config.algos.clone()));
+        let walk = WalkOptions {
+            sizes_upfront: progress.draws(),
+            ..config.walk.clone()
+        };
         let result = pipeline::run(
             &config.paths,
-            &config.walk,
+            &walk,
             &config.read,
             factory,
             &progress,

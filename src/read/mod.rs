@@ -223,6 +223,28 @@ pub fn start<F: SinkFactory>(
 
 /// Checks an open file after end-of-file: still a regular file, and its size and
 /// modification time as the walk saw them, with every byte read.
+/// The entry to read by: `entry` itself when the walk listed its size and mtime, else
+/// a copy with both taken from the opened file (which must still be a regular file).
+pub(crate) fn listed_entry<'a>(
+    entry: &'a Entry,
+    fd: std::os::unix::io::RawFd,
+    copy: &'a mut Option<Entry>,
+) -> Result<&'a Entry, ReadError> {
+    if entry.listed {
+        return Ok(entry);
+    }
+    let (size, mtime, regular) = fstat(fd).map_err(|e| ReadError::io("stat", e))?;
+    if !regular {
+        return Err(ReadError::NotRegular);
+    }
+    Ok(copy.insert(Entry {
+        size,
+        mtime,
+        listed: true,
+        ..entry.clone()
+    }))
+}
+
 pub(crate) fn check_after_reading(
     entry: &Entry,
     fd: std::os::unix::io::RawFd,
@@ -332,6 +354,7 @@ mod tests {
             path: path.to_path_buf(),
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
+            listed: true,
             select: 0,
         }
     }
@@ -402,6 +425,29 @@ mod tests {
         std::fs::create_dir(&path).unwrap();
         for backend in BACKENDS {
             assert!(read_one(backend, entry.clone()).is_err(), "{backend:?}");
+        }
+    }
+
+    #[test]
+    fn an_entry_listed_without_stat_takes_size_from_the_opened_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, vec![5u8; 200 << 10]).unwrap();
+        let sub = dir.path().join("now-a-dir");
+        std::fs::create_dir(&sub).unwrap();
+        let unlisted = |path: &std::path::Path| Entry {
+            seq: 0,
+            path: path.to_path_buf(),
+            size: 0,
+            mtime: (0, 0),
+            listed: false,
+            select: 0,
+        };
+        for backend in BACKENDS {
+            let (fed, len) = read_one(backend, unlisted(&file)).unwrap();
+            assert_eq!((fed, len), (200 << 10, 200 << 10), "{backend:?}");
+            let err = read_one(backend, unlisted(&sub)).unwrap_err();
+            assert!(matches!(err, ReadError::NotRegular), "{backend:?}: {err}");
         }
     }
 }

@@ -72,6 +72,8 @@ fn read_file<F: SinkFactory>(
     factory: &F,
 ) -> Result<(SinkOutput<F>, u64), ReadError> {
     let file = open_nonblocking(&entry.path).map_err(|e| ReadError::io("opening", e))?;
+    let mut copy = None;
+    let entry = super::listed_entry(entry, file.as_raw_fd(), &mut copy)?;
     let mut sink = factory.make(entry);
     let offset = if options.maps(entry.size) && mapped::mostly_cached(file.as_raw_fd(), entry.size)
     {

@@ -139,6 +139,8 @@ async fn read_file<F: SinkFactory>(
         .await
         .map_err(|e| ReadError::io("opening", e))?;
     let file = Rc::new(file);
+    let mut copy = None;
+    let entry = super::listed_entry(entry, file.as_raw_fd(), &mut copy)?;
     let mut sink = factory.make(entry);
     let cap = pool.buffer_size() as u64;
 
