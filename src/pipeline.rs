@@ -86,7 +86,12 @@ pub fn run<F: SinkFactory>(
 ) -> Result<()> {
     // Fail on bad patterns before any thread starts.
     walk::compile_excludes(&walk_options.exclude)?;
-    let (roots, options) = (roots.to_vec(), walk_options.clone());
+    // A drawn bar needs byte totals before reading; without one the walk skips the stat.
+    let options = WalkOptions {
+        sizes_upfront: progress.draws(),
+        ..walk_options.clone()
+    };
+    let roots = roots.to_vec();
     let source = move |feed: &mut Feed<()>| {
         walk::walk(&roots, &options, |found| match found {
             Found::File(entry) => feed.push(Item::File(entry, ())),

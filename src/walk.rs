@@ -68,7 +68,8 @@ pub struct WalkOptions {
     /// opened file: one path lookup and `stat` fewer per file. On the benchmark's 30,000
     /// cached files that was 2-7% faster; on the same tree cold, 3-7% slower (the walk's
     /// `stat` had been loading inodes ahead of the readers). Warm trees are the common
-    /// case for repeated checksumming, so the walk skips it when no bar is drawn.
+    /// case for repeated checksumming, so `pipeline::run` asks for it only when a bar
+    /// is drawn.
     pub sizes_upfront: bool,
 }
 

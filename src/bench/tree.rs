@@ -61,10 +61,7 @@ pub fn run(root: &Path, read: &ReadOptions, progress: bool) -> Result<TreeReport
     let started = Instant::now();
     let result = pipeline::run(
         &[OsString::from(root)],
-        &WalkOptions {
-            sizes_upfront: bar.draws(),
-            ..WalkOptions::default()
-        },
+        &WalkOptions::default(),
         &read,
         Arc::new(Timers),
         &bar,

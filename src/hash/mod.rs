@@ -56,13 +56,9 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     } else {
         let progress = Progress::new(config.progress);
         let factory = Arc::new(HasherFactory::Fixed(config.algos.clone()));
-        let walk = WalkOptions {
-            sizes_upfront: progress.draws(),
-            ..config.walk.clone()
-        };
         let result = pipeline::run(
             &config.paths,
-            &walk,
+            &config.walk,
             &config.read,
             factory,
             &progress,
