@@ -8,6 +8,9 @@
 use std::alloc::{self, Layout};
 use std::ops::Deref;
 use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
+
+use event_listener::{Event, EventListener, IntoNotification, Listener};
 
 /// Alignment of every read buffer: one page.
 pub const ALIGN: usize = 4096;
@@ -90,67 +93,102 @@ impl Drop for AlignedBuf {
 ///
 /// Taking a buffer waits while all are in use; dropping a [`PooledBuf`] gives it back.
 /// The pool holds `count × size` bytes at most, whatever the tree looks like.
+///
+/// Free buffers are a stack: the buffer given back last is lent out first. A reader
+/// working through small files so keeps reusing the one buffer whose lines are still in
+/// its core's cache, and the kernel's copy from the page cache writes into cached lines
+/// instead of fetching cold ones from memory first (a queue cycled through every buffer
+/// of the pool, 32 MiB and more, which no cache holds).
 #[derive(Clone)]
 pub struct BufferPool {
-    tx: async_channel::Sender<AlignedBuf>,
-    rx: async_channel::Receiver<AlignedBuf>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    free: Mutex<Vec<AlignedBuf>>,
+    /// Notified once per buffer given back, for a reader waiting for one.
+    returned: Event,
     size: usize,
+}
+
+impl Shared {
+    fn pop(&self) -> Option<AlignedBuf> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
 }
 
 impl BufferPool {
     /// A pool of `count` buffers of `size` bytes each (size rounded up to a page).
     pub fn new(count: usize, size: usize) -> Self {
-        let count = count.max(1);
-        let (tx, rx) = async_channel::bounded(count);
-        for _ in 0..count {
-            // Cannot fail: the channel has room for exactly `count` buffers.
-            let _ = tx.try_send(AlignedBuf::new(size));
-        }
         let size = size.max(1).div_ceil(ALIGN) * ALIGN;
-        BufferPool { tx, rx, size }
+        let free = (0..count.max(1)).map(|_| AlignedBuf::new(size)).collect();
+        BufferPool {
+            shared: Arc::new(Shared {
+                free: Mutex::new(free),
+                returned: Event::new(),
+                size,
+            }),
+        }
     }
 
     /// Size of each buffer in bytes.
     pub fn buffer_size(&self) -> usize {
-        self.size
+        self.shared.size
     }
 
     fn wrap(&self, mut buf: AlignedBuf) -> PooledBuf {
         buf.clear();
         PooledBuf {
             buf: Some(buf),
-            home: self.tx.clone(),
+            home: Arc::clone(&self.shared),
         }
     }
 
     /// Waits for a free buffer.
     pub async fn get(&self) -> PooledBuf {
-        match self.rx.recv().await {
-            Ok(buf) => self.wrap(buf),
-            // The pool holds both ends, so the channel never closes while `self` lives.
-            Err(_) => self.wrap(AlignedBuf::new(self.size)),
+        loop {
+            match self.take_or_listen() {
+                Ok(buf) => return buf,
+                Err(listener) => listener.await,
+            }
         }
     }
 
     /// Blocks the thread until a buffer is free.
     pub fn get_blocking(&self) -> PooledBuf {
-        match self.rx.recv_blocking() {
-            Ok(buf) => self.wrap(buf),
-            Err(_) => self.wrap(AlignedBuf::new(self.size)),
+        loop {
+            match self.take_or_listen() {
+                Ok(buf) => return buf,
+                Err(listener) => listener.wait(),
+            }
+        }
+    }
+
+    /// A free buffer, or a listener to wait on for the next one given back. It listens
+    /// before looking a second time, so a buffer given back in between is seen either by
+    /// that look or by the notification.
+    fn take_or_listen(&self) -> Result<PooledBuf, EventListener> {
+        if let Some(buf) = self.shared.pop() {
+            return Ok(self.wrap(buf));
+        }
+        let listener = self.shared.returned.listen();
+        match self.shared.pop() {
+            Some(buf) => Ok(self.wrap(buf)),
+            None => Err(listener),
         }
     }
 
     /// A free buffer if there is one now. Read-ahead uses this, so that a task already
     /// holding a buffer never waits for a second one (which could deadlock the pool).
     pub fn try_get(&self) -> Option<PooledBuf> {
-        self.rx.try_recv().ok().map(|buf| self.wrap(buf))
+        self.shared.pop().map(|buf| self.wrap(buf))
     }
 }
 
 /// A buffer on loan from a [`BufferPool`]; it goes back when dropped.
 pub struct PooledBuf {
     buf: Option<AlignedBuf>,
-    home: async_channel::Sender<AlignedBuf>,
+    home: Arc<Shared>,
 }
 
 impl PooledBuf {
@@ -175,7 +213,12 @@ impl Deref for PooledBuf {
 impl Drop for PooledBuf {
     fn drop(&mut self) {
         if let Some(buf) = self.buf.take() {
-            let _ = self.home.try_send(buf);
+            self.home
+                .free
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(buf);
+            self.home.returned.notify(1.additional());
         }
     }
 }
@@ -205,5 +248,47 @@ mod tests {
             pool.try_get().is_some(),
             "a dropped buffer returns to the pool"
         );
+    }
+
+    #[test]
+    fn the_buffer_given_back_last_is_lent_first() {
+        let pool = BufferPool::new(4, 4096);
+        let a = pool.get_blocking();
+        let b = pool.get_blocking();
+        let b_ptr = b.inner().as_ptr();
+        drop(a);
+        drop(b);
+        assert_eq!(pool.get_blocking().inner().as_ptr(), b_ptr);
+    }
+
+    #[test]
+    fn waiting_readers_wake_when_buffers_come_back() {
+        let pool = BufferPool::new(2, 4096);
+        let held: Vec<_> = (0..2).map(|_| pool.get_blocking()).collect();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let pool = pool.clone();
+                std::thread::spawn(move || drop(pool.get_blocking()))
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(held);
+        for w in waiters {
+            w.join().unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let a = pool.get_blocking();
+        let b = pool.get_blocking();
+        let waiter = {
+            let pool = pool.clone();
+            std::thread::spawn(move || runtime.block_on(async { drop(pool.get().await) }))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(a);
+        waiter.join().unwrap();
+        drop(b);
+        assert!(pool.try_get().is_some());
     }
 }
