@@ -119,8 +119,6 @@ impl Window {
             slot.start.store(0, Ordering::Release);
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: advice on our own mapping; failure only loses read-ahead.
-        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
         slot.len.store(len, Ordering::Release);
         slot.faulted.store(false, Ordering::Release);
         slot.start.store(ptr as usize, Ordering::Release);
