@@ -221,8 +221,6 @@ pub fn start<F: SinkFactory>(
     }
 }
 
-/// Checks an open file after end-of-file: still a regular file, and its size and
-/// modification time as the walk saw them, with every byte read.
 /// The entry to read by: `entry` itself when the walk listed its size and mtime, else
 /// a copy with both taken from the opened file (which must still be a regular file).
 pub(crate) fn listed_entry<'a>(
@@ -245,6 +243,9 @@ pub(crate) fn listed_entry<'a>(
     }))
 }
 
+/// Checks an open file after end-of-file: still a regular file, and its size and
+/// modification time as the walk saw them (or as `listed_entry` took them from the open
+/// file), with every byte read.
 pub(crate) fn check_after_reading(
     entry: &Entry,
     fd: std::os::unix::io::RawFd,
