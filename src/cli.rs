@@ -395,7 +395,8 @@ struct IoArgs {
     #[arg(short = 'j', long)]
     jobs: Option<usize>,
 
-    /// Files in flight at once over all readers.
+    /// Files in flight at once over all readers [default: 32; with io_uring, up to 128
+    /// while reads miss the page cache].
     #[arg(long, value_name = "N")]
     queue_depth: Option<usize>,
 
@@ -444,7 +445,9 @@ impl IoArgs {
         }
         if let Some(depth) = self.queue_depth {
             anyhow::ensure!(depth >= 1, "--queue-depth must be at least 1");
+            // A depth the user chose is kept, cold cache or not.
             options.queue_depth = depth;
+            options.max_queue_depth = depth;
         }
         if self.no_mmap {
             options.mmap_threshold = None;

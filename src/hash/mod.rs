@@ -108,12 +108,22 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             summary.render(started),
             config.read.backend.name(),
             config.read.jobs,
-            config.read.queue_depth,
+            depth_text(&config.read),
             humansize::format_size(config.read.buffer_size as u64, humansize::BINARY),
             crate::memory::peak_rss_text(),
         );
     }
     Ok(summary.errors == 0)
+}
+
+/// The queue depth as `--stats` shows it: the uring backend's range when it adapts.
+fn depth_text(read: &ReadOptions) -> String {
+    if read.backend == crate::read::BackendKind::Uring && read.max_queue_depth > read.queue_depth
+    {
+        format!("{}-{}", read.queue_depth, read.max_queue_depth)
+    } else {
+        read.queue_depth.to_string()
+    }
 }
 
 fn is_stdin(paths: &[OsString]) -> bool {
@@ -167,6 +177,7 @@ pub fn default_read_options(backend: crate::read::BackendKind) -> ReadOptions {
             crate::read::BackendKind::Threads => cores * 2,
         },
         queue_depth: 32,
+        max_queue_depth: 128,
         buffer_size: 1 << 20,
         readahead: 3,
         mmap_threshold: Some(MMAP_THRESHOLD),

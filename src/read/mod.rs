@@ -125,6 +125,9 @@ pub struct ReadOptions {
     pub jobs: usize,
     /// Files in flight at once, over all rings or workers.
     pub queue_depth: usize,
+    /// How far the uring backend may raise the files in flight while reads keep
+    /// missing the page cache (taken as `queue_depth` when lower).
+    pub max_queue_depth: usize,
     /// Size of each read (and each pooled buffer).
     pub buffer_size: usize,
     /// Chunks of one large file in flight at once (uring).
@@ -325,11 +328,20 @@ mod tests {
 
     /// Reads one entry on `backend` with small buffers, so 200 KiB is several chunks.
     fn read_one(backend: BackendKind, entry: Entry) -> Result<(u64, u64), ReadError> {
+        read_with_buffers(backend, entry, 64 << 10)
+    }
+
+    fn read_with_buffers(
+        backend: BackendKind,
+        entry: Entry,
+        buffer_size: usize,
+    ) -> Result<(u64, u64), ReadError> {
         let options = ReadOptions {
             backend,
             jobs: 1,
             queue_depth: 4,
-            buffer_size: 64 << 10,
+            max_queue_depth: 16,
+            buffer_size,
             readahead: 2,
             mmap_threshold: None,
         };
@@ -449,6 +461,42 @@ mod tests {
             assert_eq!((fed, len), (200 << 10, 200 << 10), "{backend:?}");
             let err = read_one(backend, unlisted(&sub)).unwrap_err();
             assert!(matches!(err, ReadError::NotRegular), "{backend:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn files_around_the_small_buffer_size_are_read_whole_and_growth_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [
+            0usize,
+            1,
+            (64 << 10) - 1,
+            64 << 10,
+            (64 << 10) + 1,
+            300 << 10,
+        ] {
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, vec![9u8; len]).unwrap();
+            let entry = walked(&path);
+            for backend in BACKENDS {
+                let read = read_with_buffers(backend, entry.clone(), 1 << 20);
+                assert_eq!(
+                    read.ok(),
+                    Some((len as u64, len as u64)),
+                    "{backend:?} {len}"
+                );
+                // Listed smaller than it is: the read must not stop at the listed size.
+                if len > 0 {
+                    let grew = Entry {
+                        size: (len as u64).min(60 << 10) - 1,
+                        ..entry.clone()
+                    };
+                    match read_with_buffers(backend, grew, 1 << 20) {
+                        Err(ReadError::Changed(_)) => {}
+                        other => panic!("{backend:?} {len}: {:?}", other.map(|_| ())),
+                    }
+                }
+            }
         }
     }
 }
