@@ -391,7 +391,8 @@ struct IoArgs {
     #[arg(long = "io", value_enum, default_value = "auto")]
     io: IoMode,
 
-    /// Rings (uring) or reader threads (threads) [default: cores, or 2 × cores for threads].
+    /// Rings (uring) or reader threads (threads) [default: cores; for threads 2 × cores,
+    /// at least 16].
     #[arg(short = 'j', long)]
     jobs: Option<usize>,
 
