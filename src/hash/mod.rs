@@ -118,8 +118,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
 
 /// The queue depth as `--stats` shows it: the uring backend's range when it adapts.
 fn depth_text(read: &ReadOptions) -> String {
-    if read.backend == crate::read::BackendKind::Uring && read.max_queue_depth > read.queue_depth
-    {
+    if read.backend == crate::read::BackendKind::Uring && read.max_queue_depth > read.queue_depth {
         format!("{}-{}", read.queue_depth, read.max_queue_depth)
     } else {
         read.queue_depth.to_string()
