@@ -224,26 +224,21 @@ pub fn start<F: SinkFactory>(
     }
 }
 
-/// The entry to read by: `entry` itself when the walk listed its size and mtime, else
-/// a copy with both taken from the opened file (which must still be a regular file).
-pub(crate) fn listed_entry<'a>(
-    entry: &'a Entry,
+/// Fills in the size and mtime of an entry the walk listed without them, from the
+/// opened file (which must still be a regular file).
+pub(crate) fn complete_entry(
+    entry: &mut Entry,
     fd: std::os::unix::io::RawFd,
-    copy: &'a mut Option<Entry>,
-) -> Result<&'a Entry, ReadError> {
+) -> Result<(), ReadError> {
     if entry.listed {
-        return Ok(entry);
+        return Ok(());
     }
     let (size, mtime, regular) = fstat(fd).map_err(|e| ReadError::io("stat", e))?;
     if !regular {
         return Err(ReadError::NotRegular);
     }
-    Ok(copy.insert(Entry {
-        size,
-        mtime,
-        listed: true,
-        ..entry.clone()
-    }))
+    (entry.size, entry.mtime, entry.listed) = (size, mtime, true);
+    Ok(())
 }
 
 /// Checks an open file after end-of-file: still a regular file, and its size and

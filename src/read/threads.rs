@@ -43,8 +43,8 @@ pub(super) fn serve<F: SinkFactory>(readers: &Readers<F>) {
     while let Ok(batch) = entries.recv_blocking() {
         let done = batch
             .into_iter()
-            .map(|entry| FileResult {
-                result: read_file(&entry, options, pool, factory.as_ref()),
+            .map(|mut entry| FileResult {
+                result: read_file(&mut entry, options, pool, factory.as_ref()),
                 seq: entry.seq,
                 path: entry.path,
             })
@@ -66,14 +66,14 @@ pub(crate) fn open_nonblocking(path: &std::path::Path) -> std::io::Result<File> 
 }
 
 fn read_file<F: SinkFactory>(
-    entry: &Entry,
+    entry: &mut Entry,
     options: &ReadOptions,
     pool: &BufferPool,
     factory: &F,
 ) -> Result<(SinkOutput<F>, u64), ReadError> {
     let file = open_nonblocking(&entry.path).map_err(|e| ReadError::io("opening", e))?;
-    let mut copy = None;
-    let entry = super::listed_entry(entry, file.as_raw_fd(), &mut copy)?;
+    super::complete_entry(entry, file.as_raw_fd())?;
+    let entry = &*entry;
     let mut sink = factory.make(entry);
     let offset = if options.maps(entry.size) && mapped::mostly_cached(file.as_raw_fd(), entry.size)
     {

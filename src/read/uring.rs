@@ -121,9 +121,10 @@ fn run_ring<F: SinkFactory>(readers: Readers<F>, base: usize, workers: usize) {
                             break;
                         };
                         let mut done = Vec::with_capacity(batch.len());
-                        for entry in batch {
+                        for mut entry in batch {
                             let result =
-                                read_file(&entry, &options, &pools, &gate, factory.as_ref()).await;
+                                read_file(&mut entry, &options, &pools, &gate, factory.as_ref())
+                                    .await;
                             done.push(FileResult {
                                 seq: entry.seq,
                                 path: entry.path,
@@ -217,7 +218,7 @@ struct Pools {
 }
 
 async fn read_file<F: SinkFactory>(
-    entry: &Entry,
+    entry: &mut Entry,
     options: &ReadOptions,
     pools: &Pools,
     gate: &Gate,
@@ -230,8 +231,8 @@ async fn read_file<F: SinkFactory>(
         .await
         .map_err(|e| ReadError::io("opening", e))?;
     let file = Rc::new(file);
-    let mut copy = None;
-    let entry = super::listed_entry(entry, file.as_raw_fd(), &mut copy)?;
+    super::complete_entry(entry, file.as_raw_fd())?;
+    let entry = &*entry;
     let mut sink = factory.make(entry);
     let pool = if entry.size < pools.small.buffer_size() as u64 {
         &pools.small
