@@ -445,3 +445,86 @@ fn closed_stdout_ends_the_run_quietly() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
     assert_eq!(stderr_of(&out), "", "no panic, no error message");
 }
+
+/// Drops `path`'s pages from the page cache, so the next read must come from the device.
+fn evict(path: &Path) {
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: advice on a file we just opened.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "fadvise {}", path.display());
+}
+
+/// Pages of `path` in the page cache, per mincore.
+fn cached_pages(path: &Path) -> usize {
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: a read-only mapping that is only queried and unmapped.
+    unsafe {
+        let ptr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(ptr, libc::MAP_FAILED);
+        let mut vec = vec![0u8; len.div_ceil(4096)];
+        assert_eq!(libc::mincore(ptr, len, vec.as_mut_ptr()), 0);
+        libc::munmap(ptr, len);
+        vec.iter().filter(|&&r| r & 1 == 1).count()
+    }
+}
+
+#[test]
+fn files_read_from_the_device_hash_as_cached_ones_do() {
+    // On the target directory's file system: a tmpfs /tmp cannot drop its pages.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let tree = tmp.path().join("tree");
+    // Enough small files to raise the uring backend's files in flight, sizes around
+    // its small and full read buffers, and one past the map threshold (not mapped
+    // while not cached).
+    let mut sizes: Vec<usize> = (0..300).map(|i| (i * 1531) % (150 << 10)).collect();
+    sizes.extend([
+        65_535,
+        65_536,
+        65_537,
+        (1 << 20) - 1,
+        1 << 20,
+        (1 << 20) + 1,
+        9 << 20,
+    ]);
+    for (i, &len) in sizes.iter().enumerate() {
+        write(
+            &tree.join(format!("d{}/f{i:03}", i % 7)),
+            &bytes(len, i as u64),
+        );
+    }
+    let files: Vec<_> = files_below(&tree)
+        .into_iter()
+        .map(|p| p.strip_prefix(tmp.path()).unwrap().to_path_buf())
+        .collect();
+    let expected = sorted_lines(&peer(tmp.path(), "b3sum", &[], &files).stdout);
+    assert_eq!(expected.len(), sizes.len());
+    for backend in BACKENDS {
+        for file in &files {
+            evict(&tmp.path().join(file));
+        }
+        let last = sizes.len() - 1;
+        let big = tree.join(format!("d{}/f{last:03}", last % 7));
+        assert!(
+            cached_pages(&big) < 100,
+            "the page cache kept {} (is the target directory on tmpfs?)",
+            big.display()
+        );
+        let out = hash(tmp.path(), backend, &[], &["tree"]);
+        assert!(out.status.success(), "{backend}: {}", stderr_of(&out));
+        assert_eq!(sorted_lines(&out.stdout), expected, "{backend} cold");
+    }
+}
