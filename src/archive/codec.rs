@@ -6,9 +6,10 @@
 //! except when the channel is full, and memory stays at a few chunks. zstd goes through
 //! the zstd crate's multithreaded encoder (libzstd's own worker threads): measured on
 //! this project's 2-core machine it keeps up with `zstd -T0`, which async-compression's
-//! `ZstdEncoder` does not (its work runs inside `poll`, on one thread). gzip, xz and
-//! bzip2 go through async-compression on a single-threaded tokio runtime owned by the
-//! stage's thread.
+//! `ZstdEncoder` does not (its work runs inside `poll`, on one thread). gzip with worker
+//! threads goes through [`super::parallel_gzip`] (pigz's scheme); xz, bzip2 and gzip
+//! without workers go through async-compression on a single-threaded tokio runtime
+//! owned by the stage's thread.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::pin::Pin;
@@ -138,7 +139,7 @@ pub struct EncodeOptions {
     pub compression: Compression,
     /// `None`: the default setting (the tool's level; for zstd, [`ZSTD_DEFAULT`]).
     pub level: Option<i32>,
-    /// Worker threads for zstd (0: compress on the stage's own thread).
+    /// Worker threads for zstd and gzip (0: compress on the stage's own thread).
     pub threads: u32,
 }
 
@@ -324,6 +325,19 @@ fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> Result<Outpu
                 .each(|chunk| Write::write_all(&mut enc, chunk))
                 .with_context(context)?;
             enc.finish().with_context(context)
+        }
+        Compression::Gzip if options.threads > 0 => {
+            let mut out = out;
+            let level = options.level.unwrap_or(Compression::Gzip.default_level());
+            super::parallel_gzip::compress(
+                chunks.rx,
+                &chunks.spent,
+                &mut out,
+                u32::try_from(level).unwrap_or(6),
+                options.threads as usize,
+            )
+            .with_context(context)?;
+            Ok(out)
         }
         other => {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -653,19 +667,23 @@ mod tests {
     fn every_format_round_trips_and_is_detected_by_magic() {
         let data: Vec<u8> = (0..3 * CHUNK + 123).map(|i| (i % 251) as u8).collect();
         let dir = tempfile::tempdir().unwrap();
-        for compression in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Zstd,
-            Compression::Xz,
-            Compression::Bzip2,
+        for (compression, threads) in [
+            (Compression::None, 2),
+            (Compression::Gzip, 2),
+            (Compression::Gzip, 0),
+            (Compression::Zstd, 2),
+            (Compression::Zstd, 0),
+            (Compression::Xz, 2),
+            (Compression::Bzip2, 2),
         ] {
-            let path = dir.path().join(format!("x.{}", compression.name()));
+            let path = dir
+                .path()
+                .join(format!("x{threads}.{}", compression.name()));
             let out = Output::open(Some(&path), &Arc::new(Cleanup::default())).unwrap();
             let options = EncodeOptions {
                 compression,
                 level: None,
-                threads: 2,
+                threads,
             };
             let mut enc = Encoder::start(options, out).unwrap();
             Write::write_all(&mut enc, &data).unwrap();

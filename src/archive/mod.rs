@@ -8,6 +8,7 @@ pub mod codec;
 pub mod list;
 mod owners;
 pub mod pack;
+mod parallel_gzip;
 pub mod unpack;
 
 use std::ffi::OsString;
