@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares `spate pack` with `tar -cf - DIR | zstd -T0 -3` (and gzip) on a tree of
+# Compares `spate pack` with `tar -cf - DIR | zstd -T0 -3` (and gzip, and pigz when installed) on a tree of
 # compressible text, warm cache, and prints times, ratios and archive sizes.
 # Commands run in interleaved rounds (benches/compare.py; ROUNDS and RUNS set them).
 #
@@ -31,10 +31,17 @@ echo "sizes: spate $(size $out/spate.tar.zst), spate --level 3 $(size $out/spate
   "tar|zstd -3 $(size $out/peer.tar.zst) bytes"
 python3 -c "import sys; a,b,c=map(int,sys.argv[1:]); print(f'  spate/peer size: {a/c:.4f} (--level 3: {b/c:.4f})')" \
   "$(size $out/spate.tar.zst)" "$(size $out/spate3.tar.zst)" "$(size $out/peer.tar.zst)"
-compare "pack, gzip, warm cache" --rounds 1 --runs 2 \
+# pigz (apt-get install pigz) is the parallel peer, when installed.
+pigz_cmd=()
+if command -v pigz >/dev/null; then
+  pigz_cmd=("bash -c 'tar -cf - text | pigz -6 > $out/pigz.tar.gz'")
+fi
+compare "pack, gzip, warm cache" --runs 2 \
   "$spate pack -q -o $out/spate.tar.gz text" \
-  "bash -c 'tar -cf - text | gzip -6 > $out/peer.tar.gz'"
-echo "sizes: spate $(size $out/spate.tar.gz), tar|gzip $(size $out/peer.tar.gz) bytes"
+  "bash -c 'tar -cf - text | gzip -6 > $out/peer.tar.gz'" \
+  "${pigz_cmd[@]}"
+echo "sizes: spate $(size $out/spate.tar.gz), tar|gzip $(size $out/peer.tar.gz)${pigz_cmd:+,\
+ tar|pigz $(size $out/pigz.tar.gz)} bytes"
 
 if "$spate" unpack --help >/dev/null 2>&1; then
   rm -rf "$out/u1" "$out/u2"; mkdir -p "$out/u1" "$out/u2"
