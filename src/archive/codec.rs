@@ -7,9 +7,10 @@
 //! the zstd crate's multithreaded encoder (libzstd's own worker threads): measured on
 //! this project's 2-core machine it keeps up with `zstd -T0`, which async-compression's
 //! `ZstdEncoder` does not (its work runs inside `poll`, on one thread). gzip with worker
-//! threads goes through [`super::parallel_gzip`] (pigz's scheme); xz, bzip2 and gzip
-//! without workers go through async-compression on a single-threaded tokio runtime
-//! owned by the stage's thread.
+//! threads goes through [`super::parallel_gzip`] (pigz's scheme), xz with worker threads
+//! through liblzma's multithreaded encoder; bzip2, and gzip and xz without workers, go
+//! through async-compression on a single-threaded tokio runtime owned by the stage's
+//! thread.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::pin::Pin;
@@ -139,7 +140,7 @@ pub struct EncodeOptions {
     pub compression: Compression,
     /// `None`: the default setting (the tool's level; for zstd, [`ZSTD_DEFAULT`]).
     pub level: Option<i32>,
-    /// Worker threads for zstd and gzip (0: compress on the stage's own thread).
+    /// Worker threads for zstd, gzip and xz (0: compress on the stage's own thread).
     pub threads: u32,
 }
 
@@ -321,6 +322,23 @@ fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> Result<Outpu
         }
         Compression::Zstd => {
             let mut enc = zstd_encoder(options, out).with_context(context)?;
+            chunks
+                .each(|chunk| Write::write_all(&mut enc, chunk))
+                .with_context(context)?;
+            enc.finish().with_context(context)
+        }
+        Compression::Xz if options.threads > 0 => {
+            // liblzma's own multithreaded encoder, as `xz -T`: the stream is cut into
+            // independent blocks (three dictionaries long) compressed on its threads.
+            let level = options.level.unwrap_or(Compression::Xz.default_level());
+            let stream = liblzma::stream::MtStreamBuilder::new()
+                .threads(options.threads)
+                .preset(u32::try_from(level).unwrap_or(6))
+                .check(liblzma::stream::Check::Crc64)
+                .encoder()
+                .map_err(io::Error::other)
+                .with_context(context)?;
+            let mut enc = liblzma::write::XzEncoder::new_stream(out, stream);
             chunks
                 .each(|chunk| Write::write_all(&mut enc, chunk))
                 .with_context(context)?;
@@ -674,6 +692,7 @@ mod tests {
             (Compression::Zstd, 2),
             (Compression::Zstd, 0),
             (Compression::Xz, 2),
+            (Compression::Xz, 0),
             (Compression::Bzip2, 2),
         ] {
             let path = dir
