@@ -185,8 +185,8 @@ struct PackArgs {
     #[arg(long)]
     level: Option<i32>,
 
-    /// Compression worker threads for zstd, gzip and xz; 0 compresses on the stage's
-    /// own thread [default: all cores].
+    /// Compression worker threads; 0 compresses on one thread of its own [default: all
+    /// cores].
     #[arg(long)]
     threads: Option<u32>,
 

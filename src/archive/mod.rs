@@ -4,6 +4,7 @@
 //! Headers are read and written with the `tar` crate; extraction safety is spate's own
 //! code (never the crate's `unpack`).
 
+mod chunk_pool;
 pub mod codec;
 pub mod list;
 mod owners;

@@ -9,9 +9,8 @@
 //! `tar -xz` read it as they read gzip's own, and readers that stop after the first
 //! member of a multi-member file (several libraries do) see all of it.
 
-use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
@@ -21,14 +20,6 @@ const WINDOW: usize = 32 << 10;
 /// The gzip header: magic, deflate, no flags, no mtime (the archive's own mtimes are in
 /// the tar headers; a fixed header keeps the output reproducible), no extra flags, Unix.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
-
-/// What a pool thread hands back for one chunk.
-struct Done {
-    deflated: io::Result<Vec<u8>>,
-    crc: u32,
-    /// The input, returned for reuse.
-    chunk: Vec<u8>,
-}
 
 /// Compresses every chunk from `chunks` at `level` on `threads` pool threads, in
 /// order, into `out`. Chunks go back through `spent` once compressed.
@@ -40,77 +31,31 @@ pub fn compress<W: Write>(
     threads: usize,
 ) -> io::Result<()> {
     out.write_all(&HEADER)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .thread_name(|i| format!("spate-gzip-{i}"))
-        .build()
-        .map_err(io::Error::other)?;
-    // Two chunks per thread in flight: one being compressed, one ready to start.
-    let most = 2 * threads.max(1);
-    let mut in_flight: VecDeque<Receiver<Done>> = VecDeque::new();
-    let mut crc = Crc {
-        hasher: crc32fast::Hasher::new(),
-        len: 0,
-    };
-    let mut dictionary: Vec<u8> = Vec::with_capacity(WINDOW);
-    for chunk in chunks {
-        if in_flight.len() >= most {
-            write_next(&mut in_flight, out, &mut crc, spent)?;
-        }
-        let primed = std::mem::replace(&mut dictionary, tail(&chunk));
-        let (tx, rx) = sync_channel(1);
-        pool.spawn(move || {
-            let deflated = deflate(&chunk, &primed, level);
-            let crc = crc32fast::hash(&chunk);
-            let _ = tx.send(Done {
-                deflated,
-                crc,
-                chunk,
-            });
-        });
-        in_flight.push_back(rx);
-    }
-    while !in_flight.is_empty() {
-        write_next(&mut in_flight, out, &mut crc, spent)?;
-    }
+    let mut crc = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    super::chunk_pool::in_order(
+        chunks,
+        spent,
+        out,
+        super::chunk_pool::Pool {
+            threads,
+            name: "spate-gzip",
+            prime: WINDOW,
+        },
+        move |chunk, primed| Ok((deflate(chunk, primed, level)?, crc32fast::hash(chunk))),
+        |chunk_len, chunk_crc| {
+            let chunk_len = chunk_len as u64;
+            crc.combine(&crc32fast::Hasher::new_with_initial_len(
+                chunk_crc, chunk_len,
+            ));
+            len += chunk_len;
+        },
+    )?;
     out.write_all(&final_block()?)?;
-    out.write_all(&crc.hasher.finalize().to_le_bytes())?;
+    out.write_all(&crc.finalize().to_le_bytes())?;
     // ISIZE: the length modulo 2^32, as gzip defines it.
-    out.write_all(&(crc.len as u32).to_le_bytes())?;
+    out.write_all(&(len as u32).to_le_bytes())?;
     Ok(())
-}
-
-/// The CRC-32 and length of everything written so far.
-struct Crc {
-    hasher: crc32fast::Hasher,
-    len: u64,
-}
-
-/// Waits for the oldest chunk in flight and writes it.
-fn write_next<W: Write>(
-    in_flight: &mut VecDeque<Receiver<Done>>,
-    out: &mut W,
-    crc: &mut Crc,
-    spent: &SyncSender<Vec<u8>>,
-) -> io::Result<()> {
-    let Some(rx) = in_flight.pop_front() else {
-        return Ok(());
-    };
-    let done = rx
-        .recv()
-        .map_err(|_| io::Error::other("a gzip thread stopped"))?;
-    out.write_all(&done.deflated?)?;
-    let len = done.chunk.len() as u64;
-    crc.hasher
-        .combine(&crc32fast::Hasher::new_with_initial_len(done.crc, len));
-    crc.len += len;
-    let _ = spent.try_send(done.chunk);
-    Ok(())
-}
-
-/// The last [`WINDOW`] bytes of `chunk`: the next chunk's priming.
-fn tail(chunk: &[u8]) -> Vec<u8> {
-    chunk[chunk.len().saturating_sub(WINDOW)..].to_vec()
 }
 
 /// `chunk` as raw deflate blocks, primed with `dictionary`, ending in a sync flush.
@@ -152,6 +97,7 @@ fn final_block() -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use std::io::Read;
+    use std::sync::mpsc::sync_channel;
 
     /// Compresses `data` cut into chunks of `chunk` bytes on `threads` threads.
     fn gzip(data: &[u8], chunk: usize, threads: usize) -> Vec<u8> {
