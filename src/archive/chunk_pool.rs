@@ -30,10 +30,10 @@ pub struct Pool {
 /// Compresses every chunk from `chunks` with `job` on the pool's threads, writing the
 /// results to `out` in order. `job` gets the chunk and the last `pool.prime` bytes of
 /// the chunk before it; `written` sees each chunk's length and the job's side result
-/// once its bytes are out.
+/// once its bytes are out. Chunks go back through `spent`, when given, for reuse.
 pub fn in_order<W, T, F>(
-    chunks: Receiver<Vec<u8>>,
-    spent: &SyncSender<Vec<u8>>,
+    chunks: impl IntoIterator<Item = Vec<u8>>,
+    spent: Option<&SyncSender<Vec<u8>>>,
     out: &mut W,
     pool: Pool,
     job: F,
@@ -85,7 +85,7 @@ where
 fn write_next<W: Write, T>(
     in_flight: &mut VecDeque<Receiver<Done<T>>>,
     out: &mut W,
-    spent: &SyncSender<Vec<u8>>,
+    spent: Option<&SyncSender<Vec<u8>>>,
     written: &mut impl FnMut(usize, T),
 ) -> io::Result<()> {
     let Some(rx) = in_flight.pop_front() else {
@@ -97,6 +97,8 @@ fn write_next<W: Write, T>(
     let (bytes, side) = done.compressed?;
     out.write_all(&bytes)?;
     written(done.chunk.len(), side);
-    let _ = spent.try_send(done.chunk);
+    if let Some(spent) = spent {
+        let _ = spent.try_send(done.chunk);
+    }
     Ok(())
 }

@@ -411,7 +411,7 @@ fn bzip2_streams(chunks: Chunks, out: &mut Output, level: u32, threads: usize) -
     // Streams of whole blocks: a 1 MiB chunk would end in a 150 kB block, and such
     // short blocks made the archive 2.4% larger than one stream; four full blocks per
     // stream keep it within a few hundredths of a percent.
-    let pieces = rechunk(chunks, 4 * level.clamp(1, 9) as usize * 100_000);
+    let pieces = pieces(chunks, 4 * level.clamp(1, 9) as usize * 100_000);
     let one = move |data: &[u8]| -> io::Result<Vec<u8>> {
         let mut enc = bzip2::write::BzEncoder::new(
             Vec::with_capacity(data.len() / 3),
@@ -422,8 +422,8 @@ fn bzip2_streams(chunks: Chunks, out: &mut Output, level: u32, threads: usize) -
     };
     let mut any = false;
     super::chunk_pool::in_order(
-        pieces.rx,
-        &pieces.spent,
+        pieces,
+        None,
         out,
         super::chunk_pool::Pool {
             threads,
@@ -441,32 +441,29 @@ fn bzip2_streams(chunks: Chunks, out: &mut Output, level: u32, threads: usize) -
 }
 
 /// The same bytes as `chunks`, cut into pieces of `size` bytes (the last may be
-/// shorter), by a thread of its own; `chunks` go back to their sender as they are copied.
-fn rechunk(chunks: Chunks, size: usize) -> Chunks {
-    let (tx, rx) = sync_channel::<Vec<u8>>(2);
-    let (spent, _unused) = sync_channel::<Vec<u8>>(1);
-    std::thread::spawn(move || {
+/// shorter); each chunk goes back to its sender once copied.
+fn pieces(chunks: Chunks, size: usize) -> impl Iterator<Item = Vec<u8>> {
+    let Chunks { rx, spent } = chunks;
+    let mut rx = rx.into_iter();
+    let (mut chunk, mut at) = (Vec::new(), 0);
+    std::iter::from_fn(move || {
         let mut piece = Vec::with_capacity(size);
-        for chunk in chunks.rx {
-            let mut rest = &chunk[..];
-            while !rest.is_empty() {
-                let n = rest.len().min(size - piece.len());
-                piece.extend_from_slice(&rest[..n]);
-                rest = &rest[n..];
-                if piece.len() == size {
-                    let full = std::mem::replace(&mut piece, Vec::with_capacity(size));
-                    if tx.send(full).is_err() {
-                        return;
-                    }
+        while piece.len() < size {
+            if at == chunk.len() {
+                let Some(next) = rx.next() else { break };
+                let used = std::mem::replace(&mut chunk, next);
+                if used.capacity() > 0 {
+                    let _ = spent.try_send(used);
                 }
+                at = 0;
+                continue;
             }
-            let _ = chunks.spent.try_send(chunk);
+            let n = (chunk.len() - at).min(size - piece.len());
+            piece.extend_from_slice(&chunk[at..at + n]);
+            at += n;
         }
-        if !piece.is_empty() {
-            let _ = tx.send(piece);
-        }
-    });
-    Chunks { rx, spent }
+        (!piece.is_empty()).then_some(piece)
+    })
 }
 
 /// A zstd encoder with spate's settings: [`ZSTD_DEFAULT`] without a level, and

@@ -35,7 +35,7 @@ pub fn compress<W: Write>(
     let mut len = 0u64;
     super::chunk_pool::in_order(
         chunks,
-        spent,
+        Some(spent),
         out,
         super::chunk_pool::Pool {
             threads,

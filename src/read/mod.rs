@@ -242,7 +242,7 @@ pub(crate) fn complete_entry(
 }
 
 /// Checks an open file after end-of-file: still a regular file, and its size and
-/// modification time as the walk saw them (or as `listed_entry` took them from the open
+/// modification time as the walk saw them (or as `complete_entry` took them from the open
 /// file), with every byte read.
 pub(crate) fn check_after_reading(
     entry: &Entry,
