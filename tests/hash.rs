@@ -460,26 +460,10 @@ fn evict(path: &Path) {
 fn cached_pages(path: &Path) -> usize {
     use std::os::unix::io::AsRawFd;
     let file = std::fs::File::open(path).unwrap();
-    let len = file.metadata().unwrap().len() as usize;
-    if len == 0 {
-        return 0;
-    }
-    // SAFETY: a read-only mapping that is only queried and unmapped.
-    unsafe {
-        let ptr = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        );
-        assert_ne!(ptr, libc::MAP_FAILED);
-        let mut vec = vec![0u8; len.div_ceil(4096)];
-        assert_eq!(libc::mincore(ptr, len, vec.as_mut_ptr()), 0);
-        libc::munmap(ptr, len);
-        vec.iter().filter(|&&r| r & 1 == 1).count()
-    }
+    let len = file.metadata().unwrap().len();
+    let (_, resident) =
+        spate::read::mapped::residency(file.as_raw_fd(), len, [(0, len)]).expect("mincore");
+    resident
 }
 
 #[test]

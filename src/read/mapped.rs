@@ -192,12 +192,21 @@ const PROBE_LEN: u64 = 64 << 10;
 /// first 256 MiB instead took 4.2 ms a cached 1 GiB file before hashing could start;
 /// this takes 0.12 ms.)
 pub fn mostly_cached(fd: RawFd, size: u64) -> bool {
-    let Ok(len) = usize::try_from(size) else {
-        return false;
-    };
-    if len == 0 {
+    if size == 0 {
         return true;
     }
+    residency(fd, size, probes(size, page_size() as u64))
+        .is_some_and(|(pages, resident)| resident * 10 >= pages * 9)
+}
+
+/// Pages in the given (offset, length) pieces of the first `size` bytes of `fd`, and
+/// how many of them are in the page cache; `None` when the kernel cannot tell.
+pub fn residency(
+    fd: RawFd,
+    size: u64,
+    pieces: impl IntoIterator<Item = (u64, u64)>,
+) -> Option<(usize, usize)> {
+    let len = usize::try_from(size).ok().filter(|&len| len > 0)?;
     // SAFETY: a read-only mapping that is never touched, only queried and unmapped.
     unsafe {
         let ptr = libc::mmap(
@@ -209,27 +218,27 @@ pub fn mostly_cached(fd: RawFd, size: u64) -> bool {
             0,
         );
         if ptr == libc::MAP_FAILED {
-            return false;
+            return None;
         }
         let (mut pages, mut resident) = (0usize, 0usize);
         let mut vec = [0u8; (PROBE_LEN / 4096) as usize];
         let mut ok = true;
-        for (start, probe) in probes(size, page_size() as u64) {
-            let n = (probe as usize).div_ceil(page_size());
-            if libc::mincore(
-                ptr.byte_add(start as usize),
-                probe as usize,
-                vec.as_mut_ptr(),
-            ) != 0
-            {
-                ok = false;
-                break;
+        'pieces: for (start, len) in pieces {
+            // mincore answers for PROBE_LEN bytes at a time into `vec`.
+            let end = (start + len).min(size);
+            for at in (start..end).step_by(PROBE_LEN as usize) {
+                let probe = (end - at).min(PROBE_LEN) as usize;
+                let n = probe.div_ceil(page_size());
+                if libc::mincore(ptr.byte_add(at as usize), probe, vec.as_mut_ptr()) != 0 {
+                    ok = false;
+                    break 'pieces;
+                }
+                pages += n;
+                resident += vec[..n].iter().filter(|&&r| r & 1 == 1).count();
             }
-            pages += n;
-            resident += vec[..n].iter().filter(|&&r| r & 1 == 1).count();
         }
         libc::munmap(ptr, len);
-        ok && resident * 10 >= pages * 9
+        ok.then_some((pages, resident))
     }
 }
 
