@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::read::confined::Beneath;
 use crate::shard::Shard;
 
 /// A regular file found by the walk, on its way to a reader.
@@ -33,6 +34,9 @@ pub struct Entry {
     /// Which outputs the job wants for this file, for its sink factory to read; the walk
     /// leaves it 0. (`check` puts the digest algorithms of the manifest line here.)
     pub select: u32,
+    /// Set when the file must be opened beneath a directory the job holds open, in one
+    /// confined lookup, instead of by `path` (`check`: names from a manifest).
+    pub beneath: Option<Beneath>,
 }
 
 /// Something the walk reports instead of a file to read.
@@ -247,6 +251,7 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
             mtime: (0, 0),
             listed: false,
             select: 0,
+            beneath: None,
             path: entry.into_path(),
         }));
     }
@@ -257,6 +262,7 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
             mtime: (meta.mtime(), meta.mtime_nsec()),
             listed: true,
             select: 0,
+            beneath: None,
             path: entry.into_path(),
         })),
         Err(err) => {

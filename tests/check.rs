@@ -448,3 +448,177 @@ fn a_file_replaced_by_a_fifo_is_an_error_not_a_hang() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout_of(&out).starts_with("a: ERROR not a regular file"));
 }
+
+/// A tree where `root/a` is a decoy with the size and mtime of `outside/secret` (only
+/// root may read it), and a manifest in `root` claiming `a` has the secret's digest: if
+/// spate ever reads the secret through `a`, it reports `a: OK`.
+fn decoy_for_a_secret(tmp: &Path) -> PathBuf {
+    let (root, outside) = (tmp.join("root"), tmp.join("outside"));
+    write(&outside.join("secret"), b"SECRT\n");
+    write(&root.join("a"), b"hello\n");
+    let secret_meta = std::fs::metadata(outside.join("secret")).unwrap();
+    let (secs, nanos) = {
+        use std::os::unix::fs::MetadataExt;
+        (secret_meta.mtime(), secret_meta.mtime_nsec())
+    };
+    set_mtime(&root.join("a"), secs, nanos);
+    let line = format!("{}  a\n", blake3::hash(b"SECRT\n").to_hex());
+    std::fs::write(root.join("m.b3"), line).unwrap();
+    root
+}
+
+/// Replaces `root/a` with a symbolic link to `../outside/secret`, atomically.
+fn swap_a_for_a_link_out(root: &Path) {
+    let tmp_link = root.join("a.swap");
+    std::os::unix::fs::symlink("../outside/secret", &tmp_link).unwrap();
+    std::fs::rename(&tmp_link, root.join("a")).unwrap();
+}
+
+#[test]
+fn a_name_swapped_for_a_link_out_after_the_lookup_is_never_read() {
+    // The deterministic form of the race: strace holds the reader's open of `root/a`
+    // for a few seconds (threads backend: its opens are system calls strace sees), and
+    // the name becomes a link out of the tree meanwhile. A reader that opens the name
+    // again by path follows the link and confirms the secret's digest; one that reads
+    // the descriptor of a confined lookup cannot.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = decoy_for_a_secret(tmp.path());
+    let child = Command::new("strace")
+        .current_dir(tmp.path())
+        .args(["-f", "-qq", "-o", "/dev/null", "-P", "root/a"])
+        .args(["-e", "trace=openat,openat2"])
+        .args(["-e", "inject=openat,openat2:delay_enter=4000000"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .args(["check", "--io", "threads", "root/m.b3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace runs spate (.ci/run installs strace)");
+    // Well after the manifest line was looked up, well before the held open returns.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    swap_a_for_a_link_out(&root);
+    let out = child.wait_with_output().unwrap();
+    let stdout = stdout_of(&out);
+    assert!(!stdout.contains("a: OK"), "read the secret: {stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", stderr_of(&out));
+}
+
+#[test]
+fn a_name_swapped_back_and_forth_during_checks_never_reads_outside() {
+    // The race as an attacker runs it, on both backends: a thread exchanges `a` and a
+    // link out as fast as it can while spate checks the tree again and again. Bounded
+    // in count; on a reader that opens the name twice about one run in ten read the
+    // secret.
+    // A directory on the way (`sub/a`) is swapped the same way, for a link to the
+    // directory holding the secret.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = decoy_for_a_secret(tmp.path());
+    std::fs::create_dir(root.join("sub")).unwrap();
+    std::fs::copy(root.join("a"), root.join("sub/a")).unwrap();
+    std::fs::copy(
+        tmp.path().join("outside/secret"),
+        tmp.path().join("outside/a"),
+    )
+    .unwrap();
+    let secret = std::fs::metadata(tmp.path().join("outside/secret")).unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        set_mtime(&root.join("sub/a"), secret.mtime(), secret.mtime_nsec());
+        set_mtime(
+            &tmp.path().join("outside/a"),
+            secret.mtime(),
+            secret.mtime_nsec(),
+        );
+    }
+    let mut manifest = std::fs::read_to_string(root.join("m.b3")).unwrap();
+    manifest += &manifest.replace("  a", "  sub/a");
+    std::fs::write(root.join("m.b3"), manifest).unwrap();
+    std::os::unix::fs::symlink("../outside/secret", root.join("b")).unwrap();
+    std::os::unix::fs::symlink("../outside", root.join("sub-out")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let c_path = |name: &str| std::ffi::CString::new(root.join(name).as_os_str().as_bytes());
+    let pairs = [
+        (c_path("a").unwrap(), c_path("b").unwrap()),
+        (c_path("sub").unwrap(), c_path("sub-out").unwrap()),
+    ];
+    let swapper = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (a, b) in &pairs {
+                    // SAFETY: two valid NUL-terminated paths.
+                    unsafe {
+                        libc::renameat2(
+                            libc::AT_FDCWD,
+                            a.as_ptr(),
+                            libc::AT_FDCWD,
+                            b.as_ptr(),
+                            libc::RENAME_EXCHANGE,
+                        )
+                    };
+                }
+            }
+        })
+    };
+    let mut read_secret = Vec::new();
+    for round in 0..45 {
+        // Every third run without openat2 (as on Linux before 5.6): the fallback opens
+        // one component at a time and must be as safe.
+        let (backend, out) = match round % 3 {
+            2 => (
+                "threads, no openat2",
+                without_openat2(tmp.path(), &["root/m.b3"]),
+            ),
+            i => (BACKENDS[i], check(tmp.path(), BACKENDS[i], &["root/m.b3"])),
+        };
+        let stdout = stdout_of(&out);
+        for name in ["a", "sub/a"] {
+            if stdout.lines().any(|l| l == format!("{name}: OK")) {
+                read_secret.push((backend, name));
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(read_secret.is_empty(), "read the secret on {read_secret:?}");
+}
+
+/// Runs `spate check --io threads ARGS` with every `openat2` failing as on a kernel
+/// without it (strace injects ENOSYS).
+fn without_openat2(dir: &Path, args: &[&str]) -> Output {
+    Command::new("strace")
+        .current_dir(dir)
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=openat2"])
+        .args(["-e", "inject=openat2:error=ENOSYS"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .args(["check", "--io", "threads"])
+        .args(args)
+        .output()
+        .expect("strace runs spate (.ci/run installs strace)")
+}
+
+#[test]
+fn without_openat2_links_inside_are_followed_and_links_out_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("secret"), b"secret");
+    let t = tmp.path().join("t");
+    write(&t.join("ok"), b"ok");
+    std::os::unix::fs::symlink("../secret", t.join("link-out")).unwrap();
+    std::os::unix::fs::symlink("ok", t.join("link-in")).unwrap();
+    std::os::unix::fs::symlink("../ok", t.join("sub-link-in")).unwrap();
+    let digest = |data: &[u8]| blake3::hash(data).to_hex().to_string();
+    let (s, ok) = (digest(b"secret"), digest(b"ok"));
+    let manifest = format!("{ok}  ok\n{ok}  link-in\n{s}  link-out\n{ok}  sub/../ok\n");
+    std::fs::create_dir(t.join("sub")).unwrap();
+    std::fs::write(t.join("m.b3"), manifest).unwrap();
+    let out = without_openat2(&t, &["m.b3"]);
+    let stdout = stdout_of(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[..2], ["ok: OK", "link-in: OK"], "{stdout}");
+    assert!(
+        lines[2].starts_with("link-out: ERROR resolves outside"),
+        "{stdout}"
+    );
+    assert_eq!(lines[3], "sub/../ok: OK", "{stdout}");
+    assert_eq!(out.status.code(), Some(1));
+}

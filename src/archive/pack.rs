@@ -252,6 +252,7 @@ fn member_item(
             mtime: (meta.mtime(), meta.mtime_nsec()),
             listed: true,
             select: 0,
+            beneath: None,
         };
         return Some(Item::File(entry, member));
     }

@@ -290,7 +290,11 @@ fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option
         (manifest.root.join(name), manifest.root.resolve(name))
     };
     let verdict = match resolved {
-        Resolved::File { size, mtime } => {
+        Resolved::File {
+            size,
+            mtime,
+            beneath,
+        } => {
             if listed.size.is_some_and(|listed| listed != size) {
                 // Different sizes cannot have equal digests: no need to read.
                 Verdict::Failed
@@ -306,6 +310,7 @@ fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option
                     mtime,
                     listed: true,
                     select: select.bits(),
+                    beneath,
                 };
                 return Some(Item::File(entry, Note::Listed(listed)));
             }

@@ -7,24 +7,37 @@
 //! leave the root directory, including through `..` and symbolic links. Where
 //! `openat2` is missing (Linux before 5.6, or filtered by seccomp), the same rule is
 //! applied to the canonical path, which costs a few more system calls per file.
+//!
+//! The lookup here only decides what to report without reading (MISSING, not a regular
+//! file, outside the root) and gives the readers the size to compare. It is not what
+//! makes reading safe: the name may change after it. The readers open the file again
+//! beneath the root's descriptor in one confined lookup ([`Beneath`],
+//! [`crate::read::confined`]) and read the descriptor that lookup returned.
 
 use std::cell::RefCell;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+
+use crate::read::confined::{self, Beneath, OUTSIDE};
 
 /// What a manifest path turned out to be.
 #[derive(Debug)]
 pub enum Resolved {
-    /// A regular file: its size and modification time for the readers to compare.
-    File { size: u64, mtime: (i64, i64) },
+    /// A regular file: its size and modification time for the readers to compare, and
+    /// how they open it (`None`: by its path, for an absolute name).
+    File {
+        size: u64,
+        mtime: (i64, i64),
+        beneath: Option<Beneath>,
+    },
     /// Nothing there (or a parent is not a directory).
     Missing,
     /// Something was there but cannot be verified; the cause, for the report.
@@ -36,15 +49,13 @@ pub struct Root {
     /// As the user gave it (or the manifest's directory): joined with manifest paths to
     /// make the paths the readers open.
     path: PathBuf,
-    dir: File,
+    /// Every lookup starts here and may not leave it; shared with the readers.
+    dir: Arc<OwnedFd>,
     canonical: PathBuf,
     /// The directory of the last file looked up, kept open: manifests list files
     /// directory by directory, so most lookups reuse it and cost one `fstatat`.
     last_dir: RefCell<Option<(PathBuf, OwnedFd)>>,
 }
-
-/// Set once `openat2` has been found unusable, so it is not tried for every file.
-static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 impl Root {
     /// Opens `path` as the root.
@@ -60,7 +71,7 @@ impl Root {
         );
         Ok(Root {
             path: path.to_path_buf(),
-            dir,
+            dir: Arc::new(OwnedFd::from(dir)),
             canonical,
             last_dir: RefCell::new(None),
         })
@@ -79,7 +90,33 @@ impl Root {
     /// Looks up the relative path `name` beneath the root, following symbolic links
     /// only while they stay beneath it.
     pub fn resolve(&self, name: &Path) -> Resolved {
-        if !NO_OPENAT2.load(Ordering::Relaxed) {
+        let resolved = self.look_up(name);
+        match resolved {
+            Resolved::File { size, mtime, .. } if confined::openat2_usable() => {
+                match self.beneath(name) {
+                    Ok(beneath) => Resolved::File {
+                        size,
+                        mtime,
+                        beneath: Some(beneath),
+                    },
+                    Err(e) => from_open_error(&e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// What the readers open for `name`: the root's descriptor and the name as written,
+    /// looked up again by `openat2` beneath the root.
+    fn beneath(&self, name: &Path) -> io::Result<Beneath> {
+        Ok(Beneath {
+            dir: Arc::clone(&self.dir),
+            name: c_string(name.as_os_str())?,
+        })
+    }
+
+    fn look_up(&self, name: &Path) -> Resolved {
+        if confined::openat2_usable() {
             let quick = self.resolve_in_parent(name);
             let full = match quick {
                 Ok(Some(resolved)) => return resolved,
@@ -87,8 +124,8 @@ impl Root {
                 Err(e) => Err(e),
             };
             match full {
-                Ok(fd) => return describe(File::from(fd).metadata()),
-                Err(e) if openat2_unusable(&e) => NO_OPENAT2.store(true, Ordering::Relaxed),
+                Ok(fd) => return describe(File::from(fd).metadata(), None),
+                Err(e) if confined::note_if_unusable(&e) => {}
                 Err(e) => return from_open_error(&e),
             }
         }
@@ -114,7 +151,7 @@ impl Root {
                 None => {
                     let fd = match self.open_beneath(parent, libc::O_PATH | libc::O_DIRECTORY) {
                         Ok(fd) => fd,
-                        Err(e) if openat2_unusable(&e) => return Err(e),
+                        Err(e) if confined::note_if_unusable(&e) => return Err(e),
                         Err(e) => return Ok(Some(from_open_error(&e))),
                     };
                     let raw = fd.as_raw_fd();
@@ -131,54 +168,35 @@ impl Root {
     }
 
     fn open_beneath(&self, name: &Path, flags: i32) -> io::Result<OwnedFd> {
-        let c_name = CString::new(name.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: open_how is plain data; zero is a valid value for every field.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (flags | libc::O_CLOEXEC) as u64;
-        how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-        // SAFETY: valid directory fd, NUL-terminated path and a properly sized open_how.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                self.dir.as_raw_fd(),
-                c_name.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: openat2 returned a new descriptor that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        confined::openat2_beneath(self.dir.as_raw_fd(), &c_string(name.as_os_str())?, flags)
     }
 
-    /// The fallback: canonicalize and compare prefixes.
+    /// The fallback: canonicalize and compare prefixes. The readers then open the
+    /// canonical name (links already resolved) one component at a time without
+    /// following any link, so one swapped in after this lookup is refused.
     fn resolve_canonical(&self, name: &Path) -> Resolved {
         let full = match std::fs::canonicalize(self.path.join(name)) {
             Ok(full) => full,
             Err(e) => return from_open_error(&e),
         };
-        if !full.starts_with(&self.canonical) {
+        let Ok(inside) = full.strip_prefix(&self.canonical) else {
             return Resolved::Error(OUTSIDE.into());
-        }
-        describe(std::fs::metadata(&full))
+        };
+        let beneath = match self.beneath(inside) {
+            Ok(beneath) => beneath,
+            Err(e) => return from_open_error(&e),
+        };
+        describe(std::fs::metadata(&full), Some(beneath))
     }
 }
 
-const OUTSIDE: &str = "resolves outside the root directory (through '..' or a symbolic link)";
+fn c_string(name: &std::ffi::OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
 
 /// Looks up an absolute path named by a manifest (only with `--allow-absolute`).
 pub fn resolve_absolute(path: &Path) -> Resolved {
-    describe(std::fs::metadata(path))
-}
-
-fn openat2_unusable(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ENOSYS | libc::EPERM | libc::E2BIG)
-    )
+    describe(std::fs::metadata(path), None)
 }
 
 fn from_open_error(e: &io::Error) -> Resolved {
@@ -216,6 +234,7 @@ fn describe_stat(st: &libc::stat) -> Resolved {
         libc::S_IFREG => Resolved::File {
             size: st.st_size as u64,
             mtime: (st.st_mtime, st.st_mtime_nsec),
+            beneath: None,
         },
         libc::S_IFDIR => Resolved::Error(IS_DIR.into()),
         _ => Resolved::Error(NOT_REGULAR.into()),
@@ -225,11 +244,12 @@ fn describe_stat(st: &libc::stat) -> Resolved {
 const IS_DIR: &str = "is a directory";
 const NOT_REGULAR: &str = "not a regular file; not opened";
 
-fn describe(meta: io::Result<std::fs::Metadata>) -> Resolved {
+fn describe(meta: io::Result<std::fs::Metadata>, beneath: Option<Beneath>) -> Resolved {
     match meta {
         Ok(m) if m.is_file() => Resolved::File {
             size: m.len(),
             mtime: (m.mtime(), m.mtime_nsec()),
+            beneath,
         },
         Ok(m) if m.is_dir() => Resolved::Error(IS_DIR.into()),
         Ok(_) => Resolved::Error(NOT_REGULAR.into()),

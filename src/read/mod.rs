@@ -11,6 +11,7 @@
 //! - [`threads`]: a pool of blocking `pread` workers.
 
 pub mod buffer;
+pub mod confined;
 pub mod mapped;
 pub mod probe;
 pub mod threads;
@@ -224,6 +225,17 @@ pub fn start<F: SinkFactory>(
     }
 }
 
+/// Opens the file an entry names, for reading: in one confined lookup beneath its
+/// directory when the job asked for one (the descriptor read is the one that lookup
+/// produced, so a name swapped for a link out of the tree is refused, never followed),
+/// else by its path.
+pub(crate) fn open_entry(entry: &Entry) -> io::Result<std::fs::File> {
+    match &entry.beneath {
+        Some(beneath) => confined::open_for_reading(beneath),
+        None => threads::open_nonblocking(&entry.path),
+    }
+}
+
 /// Fills in the size and mtime of an entry the walk listed without them, from the
 /// opened file (which must still be a regular file).
 pub(crate) fn complete_entry(
@@ -364,6 +376,7 @@ mod tests {
             mtime: (meta.mtime(), meta.mtime_nsec()),
             listed: true,
             select: 0,
+            beneath: None,
         }
     }
 
@@ -450,6 +463,7 @@ mod tests {
             mtime: (0, 0),
             listed: false,
             select: 0,
+            beneath: None,
         };
         for backend in BACKENDS {
             let (fed, len) = read_one(backend, unlisted(&file)).unwrap();

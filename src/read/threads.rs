@@ -71,7 +71,7 @@ fn read_file<F: SinkFactory>(
     pool: &BufferPool,
     factory: &F,
 ) -> Result<(SinkOutput<F>, u64), ReadError> {
-    let file = open_nonblocking(&entry.path).map_err(|e| ReadError::io("opening", e))?;
+    let file = super::open_entry(entry).map_err(|e| ReadError::io("opening", e))?;
     super::complete_entry(entry, file.as_raw_fd())?;
     let entry = &*entry;
     let mut sink = factory.make(entry);

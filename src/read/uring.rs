@@ -224,12 +224,19 @@ async fn read_file<F: SinkFactory>(
     gate: &Gate,
     factory: &F,
 ) -> Result<(SinkOutput<F>, u64), ReadError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(&entry.path)
-        .await
-        .map_err(|e| ReadError::io("opening", e))?;
+    let file = match entry.beneath {
+        // tokio-uring has no confined open (openat2 with RESOLVE_BENEATH): it is one
+        // system call on this thread, and the ring reads the descriptor it produced.
+        Some(_) => super::open_entry(entry).map(File::from_std),
+        None => {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(&entry.path)
+                .await
+        }
+    }
+    .map_err(|e| ReadError::io("opening", e))?;
     let file = Rc::new(file);
     super::complete_entry(entry, file.as_raw_fd())?;
     let entry = &*entry;
