@@ -1,9 +1,9 @@
 //! What one benchmark job does, independent of the engine that does it: which offsets
-//! to read or write ([`OpSource`]), and what happened ([`Recorder`]).
+//! to read or write and what to write ([`JobOps`]), and what happened ([`Recorder`]).
 //!
-//! Like fio's job/ioengine split, an engine only knows how to keep `iodepth` operations
-//! in flight. It asks an [`OpSource`] for the next operation, times it from submission to
-//! completion (fio's clat) and hands the result to a [`Recorder`].
+//! Like fio's job/ioengine split, an engine (`read::ops`) only knows how to keep
+//! `iodepth` operations in flight. It asks a [`JobOps`] for the next operation, times it
+//! from submission to completion (fio's clat) and hands the result to a [`Recorder`].
 
 use std::io;
 use std::sync::Arc;
@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::data::XorShift;
+use super::data::{XorShift, stamp};
 use crate::read::buffer::AlignedBuf;
+use crate::read::ops::{Dir, Op, OpRecorder, OpSource};
 
 /// The access pattern of a job, as fio's `--rw` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -77,24 +78,9 @@ pub struct JobSpec {
     pub fsync: bool,
 }
 
-/// Direction of one operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
-    Read,
-    Write,
-}
-
-/// One operation for an engine to perform.
-#[derive(Debug, Clone, Copy)]
-pub struct Op {
-    pub offset: u64,
-    pub len: usize,
-    pub dir: Dir,
-}
-
-/// Hands out one worker's operations: `ops` of them over its slice of the file,
-/// sequential or at random block-aligned offsets, until the deadline.
-pub struct OpSource {
+/// Hands out one worker's operations: one pass over its slice of the file, sequential
+/// or at random block-aligned offsets, until the deadline.
+pub struct JobOps {
     rw: Rw,
     rwmixread: u8,
     bs: u64,
@@ -105,14 +91,16 @@ pub struct OpSource {
     left: u64,
     deadline: Instant,
     rng: XorShift,
+    /// Writes so far, stamped into each written block.
+    writes: u64,
 }
 
-impl OpSource {
+impl JobOps {
     /// The source for worker `index` of `spec`, on a file of `file_size` bytes.
     pub fn new(spec: &JobSpec, file_size: u64, index: usize, deadline: Instant) -> Self {
         let blocks_total = file_size / spec.bs;
         let blocks = (blocks_total / spec.jobs as u64).max(1);
-        OpSource {
+        JobOps {
             rw: spec.rw,
             rwmixread: spec.rwmixread,
             bs: spec.bs,
@@ -122,11 +110,14 @@ impl OpSource {
             left: blocks,
             deadline,
             rng: XorShift::new(0x5EED ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            writes: 0,
         }
     }
+}
 
+impl OpSource for JobOps {
     /// The next operation, or `None` when the pass is complete or time is up.
-    pub fn next_op(&mut self) -> Option<Op> {
+    fn next_op(&mut self) -> Option<Op> {
         if self.left == 0 || Instant::now() >= self.deadline {
             return None;
         }
@@ -151,6 +142,13 @@ impl OpSource {
             len: self.bs as usize,
             dir,
         })
+    }
+
+    /// Makes every written block differ from every earlier write, so no layer below
+    /// (compression, deduplication) can write less than asked.
+    fn prepare_write(&mut self, op: &Op, buf: &mut AlignedBuf) {
+        self.writes += 1;
+        stamp(buf, op.len, op.offset, self.writes);
     }
 }
 
@@ -201,8 +199,27 @@ impl Recorder {
         }
     }
 
+    /// Records a failure that is not one operation's (e.g. the final fsync).
+    pub fn error(&mut self, what: String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(what);
+        }
+    }
+
+    pub fn merge(&mut self, other: &Recorder) {
+        self.read.merge(&other.read);
+        self.write.merge(&other.write);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
+    }
+}
+
+impl OpRecorder for Recorder {
     /// Records one finished operation started at `started`.
-    pub fn done(&mut self, op: Op, started: Instant, result: io::Result<usize>) {
+    fn done(&mut self, op: Op, started: Instant, result: io::Result<usize>) {
         let elapsed = started.elapsed();
         match result {
             Ok(n) => {
@@ -228,38 +245,6 @@ impl Recorder {
             )),
         }
     }
-
-    /// Records a failure that is not one operation's (e.g. the final fsync).
-    pub fn error(&mut self, what: String) {
-        self.errors += 1;
-        if self.first_error.is_none() {
-            self.first_error = Some(what);
-        }
-    }
-
-    pub fn merge(&mut self, other: &Recorder) {
-        self.read.merge(&other.read);
-        self.write.merge(&other.write);
-        self.errors += other.errors;
-        if self.first_error.is_none() {
-            self.first_error.clone_from(&other.first_error);
-        }
-    }
-}
-
-/// What an engine needs to run one job: per worker, its operations and one buffer per
-/// operation in flight (`iodepth × bs` bytes per worker is all the memory a job uses;
-/// they are made, and filled with random data, before the clock starts).
-pub struct EngineJob {
-    pub workers: Vec<Worker>,
-    /// Bytes moved so far over all workers, for the progress line.
-    pub progress: Arc<AtomicU64>,
-}
-
-/// One worker's share of a job.
-pub struct Worker {
-    pub source: OpSource,
-    pub buffers: Vec<AlignedBuf>,
 }
 
 #[cfg(test)]
@@ -279,14 +264,14 @@ mod tests {
         }
     }
 
-    fn all_ops(mut source: OpSource) -> Vec<Op> {
+    fn all_ops(mut source: JobOps) -> Vec<Op> {
         std::iter::from_fn(|| source.next_op()).collect()
     }
 
     #[test]
     fn sequential_covers_each_block_once_in_order() {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let ops = all_ops(OpSource::new(&spec(Rw::Read, 1), 40960, 0, deadline));
+        let ops = all_ops(JobOps::new(&spec(Rw::Read, 1), 40960, 0, deadline));
         let offsets: Vec<u64> = ops.iter().map(|o| o.offset).collect();
         assert_eq!(offsets, (0..10).map(|b| b * 4096).collect::<Vec<_>>());
     }
@@ -294,8 +279,8 @@ mod tests {
     #[test]
     fn workers_get_disjoint_slices() {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let a = all_ops(OpSource::new(&spec(Rw::Randread, 2), 40960, 0, deadline));
-        let b = all_ops(OpSource::new(&spec(Rw::Randread, 2), 40960, 1, deadline));
+        let a = all_ops(JobOps::new(&spec(Rw::Randread, 2), 40960, 0, deadline));
+        let b = all_ops(JobOps::new(&spec(Rw::Randread, 2), 40960, 1, deadline));
         assert_eq!((a.len(), b.len()), (5, 5));
         assert!(a.iter().all(|o| o.offset < 20480 && o.offset % 4096 == 0));
         assert!(b.iter().all(|o| (20480..40960).contains(&o.offset)));
@@ -306,7 +291,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut s = spec(Rw::Randrw, 1);
         s.rwmixread = 70;
-        let ops = all_ops(OpSource::new(&s, 4096 * 10_000, 0, deadline));
+        let ops = all_ops(JobOps::new(&s, 4096 * 10_000, 0, deadline));
         let reads = ops.iter().filter(|o| o.dir == Dir::Read).count();
         assert!((6500..7500).contains(&reads), "{reads} reads of 10000");
     }
@@ -315,7 +300,7 @@ mod tests {
     fn stops_at_the_deadline() {
         let past = Instant::now();
         assert!(
-            OpSource::new(&spec(Rw::Read, 1), 40960, 0, past)
+            JobOps::new(&spec(Rw::Read, 1), 40960, 0, past)
                 .next_op()
                 .is_none()
         );

@@ -1,12 +1,12 @@
 //! `spate bench`: disk throughput measured the way fio measures it, on a test file of
 //! our own, or a read-only pass over an existing tree.
 //!
-//! The job logic (what to read or write where, timing, histograms) is here; engines only
-//! keep operations in flight: [`threads`] with blocking `pread`/`pwrite`, and
-//! `read::uring::bench_engine` with tokio-uring (the one file that may use it).
+//! The job logic (what to read or write where, timing, histograms) is here; the engines
+//! that keep operations in flight are the read backends' second half, [`crate::read::ops`]
+//! (blocking `pread`/`pwrite` threads, or tokio-uring rings).
 //!
 //! ```text
-//! test file (testfile) ─▶ per job: drop cache ─▶ engine(OpSource → I/O → Recorder) ─▶ report
+//! test file (testfile) ─▶ per job: drop cache ─▶ engine(JobOps → I/O → Recorder) ─▶ report
 //! ```
 
 pub mod data;
@@ -14,7 +14,6 @@ pub mod job;
 pub mod live;
 pub mod report;
 pub mod testfile;
-pub mod threads;
 pub mod tree;
 
 use std::fs::File;
@@ -27,9 +26,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::output::Cleanup;
+use crate::read::ops::{self, OpsWorker};
 use crate::read::{BackendKind, ReadOptions};
 use data::random_buffer;
-use job::{EngineJob, JobSpec, OpSource, Recorder, Rw, Worker};
+use job::{JobOps, JobSpec, Recorder, Rw};
 use live::Live;
 use report::{Cpu, DirReport, FileReport, JobReport};
 use testfile::TestFile;
@@ -227,24 +227,19 @@ fn run_job(
     let cpu = Cpu::now();
     let started = Instant::now();
     let deadline = started + spec.runtime;
-    let job = EngineJob {
-        workers: buffers
-            .into_iter()
-            .enumerate()
-            .map(|(w, buffers)| Worker {
-                source: OpSource::new(spec, file_size, w, deadline),
-                buffers,
-            })
-            .collect(),
-        progress: moved,
-    };
+    let workers = buffers
+        .into_iter()
+        .enumerate()
+        .map(|(w, buffers)| OpsWorker {
+            source: JobOps::new(spec, file_size, w, deadline),
+            buffers,
+        })
+        .collect();
+    let new_recorder = || Recorder::new(Arc::clone(&moved));
     let mut total = Recorder::new(Arc::new(AtomicU64::new(0)));
-    match config.backend {
-        BackendKind::Uring => match crate::read::uring::bench_engine::run(file, job) {
-            Ok(recorders) => recorders.iter().for_each(|r| total.merge(r)),
-            Err(err) => total.error(format!("setting up io_uring: {err}")),
-        },
-        BackendKind::Threads => threads::run(file, job).iter().for_each(|r| total.merge(r)),
+    match ops::run(config.backend, file, workers, &new_recorder) {
+        Ok(recorders) => recorders.iter().for_each(|r| total.merge(r)),
+        Err(err) => total.error(format!("the {} engine: {err}", config.backend.name())),
     }
     if report.fsync
         && let Err(err) = file.sync_all()

@@ -5,14 +5,17 @@
 //! It knows nothing about hashing or tar. Chunks of [`OFFLOAD_THRESHOLD`] bytes or more
 //! are fed to the sink off the I/O thread, so heavy CPU work never stalls reads.
 //!
-//! Two implementations, chosen once at start ([`select`]):
+//! Two implementations, chosen once at start ([`select`]), each in a folder of its own
+//! with both halves of the engine: whole-file reads ([`Backend`], for hash, check and
+//! pack) and reads and writes at offsets ([`ops`], for bench):
 //! - [`uring`]: tokio-uring, one runtime per thread, many files and chunks in flight.
-//!   Every use of tokio-uring lives in that one file.
-//! - [`threads`]: a pool of blocking `pread` workers.
+//!   Every use of tokio-uring lives in that folder.
+//! - [`threads`]: a pool of blocking `pread`/`pwrite` workers.
 
 pub mod buffer;
 pub mod confined;
 pub mod mapped;
+pub mod ops;
 pub mod probe;
 pub mod threads;
 pub mod uring;

@@ -1,5 +1,4 @@
-//! The io_uring backend, on tokio-uring. Every use of tokio-uring in spate is in this
-//! file, so the backend can be swapped (compio, raw `io-uring`) without touching a stage.
+//! The uring backend's file reads: whole files, in order, for hash, check and pack.
 //!
 //! Thread-per-core: each reader thread runs its own tokio-uring runtime with
 //! `queue_depth / jobs` worker tasks, all pulling entries from the shared bounded walk
@@ -19,45 +18,15 @@ use std::os::unix::io::AsRawFd;
 use std::rc::Rc;
 use std::thread::JoinHandle;
 
-use tokio_uring::buf::{IoBuf, IoBufMut};
 use tokio_uring::fs::{File, OpenOptions};
 
-use super::buffer::{BufferPool, PooledBuf};
-use super::mapped;
-use super::{
+use crate::read::buffer::{BufferPool, PooledBuf};
+use crate::read::mapped;
+use crate::read::{
     Backend, FileResult, OFFLOAD_THRESHOLD, ReadError, ReadOptions, Readers, Sink, SinkFactory,
     SinkOutput,
 };
 use crate::walk::Entry;
-
-// SAFETY: the pointer stays valid and fixed while the buffer is owned by an operation
-// (the allocation never moves), and `bytes_total` is the allocation's size.
-unsafe impl IoBuf for PooledBuf {
-    fn stable_ptr(&self) -> *const u8 {
-        self.inner().as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.inner().len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.inner().capacity()
-    }
-}
-
-// SAFETY: the kernel writes at most `bytes_total` bytes at `stable_mut_ptr`, and
-// tokio-uring calls `set_init` with the count it reports written.
-unsafe impl IoBufMut for PooledBuf {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.inner_mut().as_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, pos: usize) {
-        let inner = self.inner_mut();
-        if pos > inner.len() {
-            // SAFETY: forwarded from the caller's contract.
-            unsafe { inner.set_len(pos) };
-        }
-    }
-}
 
 /// The uring backend: tokio-uring runtimes, one per job thread.
 pub struct Uring;
@@ -95,7 +64,7 @@ fn run_ring<F: SinkFactory>(readers: Readers<F>, base: usize, workers: usize) {
             // The start-up probe passed, so this is a late refusal (e.g. out of locked
             // memory). Serve this thread's share with blocking reads instead of failing.
             eprintln!("spate: setting up an io_uring ring failed ({err}); this reader uses pread");
-            super::threads::serve(&readers);
+            crate::read::threads::files::serve(&readers);
             return;
         }
     };
@@ -227,7 +196,7 @@ async fn read_file<F: SinkFactory>(
     let file = match entry.beneath {
         // tokio-uring has no confined open (openat2 with RESOLVE_BENEATH): it is one
         // system call on this thread, and the ring reads the descriptor it produced.
-        Some(_) => super::open_entry(entry).map(File::from_std),
+        Some(_) => crate::read::open_entry(entry).map(File::from_std),
         None => {
             OpenOptions::new()
                 .read(true)
@@ -238,7 +207,7 @@ async fn read_file<F: SinkFactory>(
     }
     .map_err(|e| ReadError::io("opening", e))?;
     let file = Rc::new(file);
-    super::complete_entry(entry, file.as_raw_fd())?;
+    crate::read::complete_entry(entry, file.as_raw_fd())?;
     let entry = &*entry;
     let mut sink = factory.make(entry);
     let pool = if entry.size < pools.small.buffer_size() as u64 {
@@ -286,7 +255,7 @@ async fn read_file<F: SinkFactory>(
 
     // A plain fstat, not io_uring's statx: the kernel always hands statx to an io-wq
     // worker thread, and that round trip costs more than the syscall it replaces.
-    super::check_after_reading(entry, file.as_raw_fd(), len)?;
+    crate::read::check_after_reading(entry, file.as_raw_fd(), len)?;
     Ok((sink.finish(len), len))
 }
 
@@ -432,170 +401,5 @@ mod gate_tests {
             gate.leave();
         }
         assert!(enters_now(&gate));
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The bench engine: `spate bench --io uring`. It lives here because this is the one file
-// that uses tokio-uring; what to read or write where, the timing and the histogram are
-// `crate::bench`'s, which hands it an `EngineJob`.
-// ---------------------------------------------------------------------------------------
-
-/// Runs `spate bench` jobs on tokio-uring: one ring per worker, `iodepth` tasks per ring,
-/// each owning one buffer and keeping one operation in flight.
-pub mod bench_engine {
-    use std::cell::RefCell;
-    use std::io;
-    use std::rc::Rc;
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
-    use std::time::Instant;
-
-    use tokio_uring::buf::{BoundedBuf, IoBuf, IoBufMut};
-    use tokio_uring::fs::File;
-
-    use crate::bench::data::stamp;
-    use crate::bench::job::{Dir, EngineJob, OpSource, Recorder, Worker};
-    use crate::read::buffer::AlignedBuf;
-
-    // SAFETY: the allocation never moves while an operation owns the buffer, and
-    // `bytes_total` is its size.
-    unsafe impl IoBuf for AlignedBuf {
-        fn stable_ptr(&self) -> *const u8 {
-            self.as_ptr()
-        }
-        fn bytes_init(&self) -> usize {
-            self.len()
-        }
-        fn bytes_total(&self) -> usize {
-            self.capacity()
-        }
-    }
-
-    // SAFETY: the kernel writes at most `bytes_total` bytes at `stable_mut_ptr`, and
-    // tokio-uring calls `set_init` with the count it reports written.
-    unsafe impl IoBufMut for AlignedBuf {
-        fn stable_mut_ptr(&mut self) -> *mut u8 {
-            self.as_mut_ptr()
-        }
-        unsafe fn set_init(&mut self, pos: usize) {
-            if pos > self.len() {
-                // SAFETY: forwarded from the caller's contract.
-                unsafe { self.set_len(pos) };
-            }
-        }
-    }
-
-    /// Runs the job's operations on `file`; returns one recorder per worker, or why a
-    /// ring could not be set up.
-    pub fn run(file: &std::fs::File, job: EngineJob) -> io::Result<Vec<Recorder>> {
-        let EngineJob { workers, progress } = job;
-        let files = workers
-            .iter()
-            .map(|_| file.try_clone())
-            .collect::<io::Result<Vec<_>>>()?;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = workers
-                .into_iter()
-                .zip(files)
-                .map(|(worker, file)| {
-                    let progress = Arc::clone(&progress);
-                    scope.spawn(move || run_ring(file, worker, progress))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(io::Error::other("a ring thread panicked")))
-                })
-                .collect()
-        })
-    }
-
-    fn run_ring(
-        file: std::fs::File,
-        worker: Worker,
-        progress: Arc<AtomicU64>,
-    ) -> io::Result<Recorder> {
-        let Worker { source, buffers } = worker;
-        let runtime = bench_ring(buffers.len())?;
-        runtime.block_on(async move {
-            let file = Rc::new(File::from_std(file));
-            let source = Rc::new(RefCell::new(source));
-            let recorder = Rc::new(RefCell::new(Recorder::new(progress)));
-            let slots: Vec<_> = buffers
-                .into_iter()
-                .map(|buf| {
-                    tokio_uring::spawn(slot(
-                        Rc::clone(&file),
-                        Rc::clone(&source),
-                        Rc::clone(&recorder),
-                        buf,
-                    ))
-                })
-                .collect();
-            for slot in slots {
-                slot.await.map_err(io::Error::other)?;
-            }
-            Rc::try_unwrap(recorder)
-                .map(RefCell::into_inner)
-                .map_err(|_| io::Error::other("a slot outlived its ring"))
-        })
-    }
-
-    /// Submission entries per ring. tokio-uring hands its queued entries to the kernel
-    /// when it parks or when the submission queue is full; the kernel plugs a batch of
-    /// more than two and the device sees none of it until the whole batch is issued. A
-    /// short queue makes the ring submit every few entries while the rest are prepared,
-    /// which keeps the device as busy as fio does submitting one by one
-    /// (`iodepth_batch_submit=1`); measured 10-15% more 4 KiB IOPS at depth 32 than
-    /// one batch of 32.
-    const SUBMIT_BATCH: u32 = 4;
-
-    /// A runtime whose completion queue holds every operation in flight, with
-    /// COOP_TASKRUN as fio sets it (completions wait for our next syscall instead of
-    /// interrupting us); without it on kernels older than 5.19.
-    fn bench_ring(in_flight: usize) -> io::Result<tokio_uring::Runtime> {
-        let cq = (in_flight as u32 * 2).next_power_of_two().clamp(8, 8192);
-        let runtime = |coop: bool| {
-            let mut ring = tokio_uring::uring_builder();
-            ring.setup_cqsize(cq);
-            if coop {
-                ring.setup_coop_taskrun();
-            }
-            tokio_uring::Runtime::new(
-                tokio_uring::builder()
-                    .entries(SUBMIT_BATCH)
-                    .uring_builder(&ring),
-            )
-        };
-        runtime(true).or_else(|_| runtime(false))
-    }
-
-    /// One in-flight operation at a time, over and over, until the source runs dry.
-    async fn slot(
-        file: Rc<File>,
-        source: Rc<RefCell<OpSource>>,
-        recorder: Rc<RefCell<Recorder>>,
-        mut buf: AlignedBuf,
-    ) {
-        let mut counter = 0u64;
-        loop {
-            let Some(op) = source.borrow_mut().next_op() else {
-                break;
-            };
-            if op.dir == Dir::Write {
-                counter += 1;
-                stamp(&mut buf, op.len, op.offset, counter);
-            }
-            let started = Instant::now();
-            let (result, slice) = match op.dir {
-                Dir::Read => file.read_at(buf.slice(..op.len), op.offset).await,
-                Dir::Write => file.write_at(buf.slice(..op.len), op.offset).submit().await,
-            };
-            buf = slice.into_inner();
-            recorder.borrow_mut().done(op, started, result);
-        }
     }
 }

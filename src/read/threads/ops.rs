@@ -1,20 +1,22 @@
-//! The threads engine: `iodepth` blocking `pread`/`pwrite` threads per worker, which is
-//! how a thread pool keeps that many operations in flight (fio's `psync` with
-//! `numjobs = iodepth`).
+//! The threads backend's offset operations (`spate bench --io threads`): one blocking
+//! `pread`/`pwrite` thread per buffer, which is how a thread pool keeps that many
+//! operations in flight (fio's `psync` with `numjobs = iodepth`).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::io::AsRawFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use super::data::stamp;
-use super::job::{Dir, EngineJob, OpSource, Recorder};
 use crate::read::buffer::AlignedBuf;
+use crate::read::ops::{Dir, OpRecorder, OpSource, OpsWorker};
 
-/// Runs the job's operations on `file`; returns one recorder per thread.
-pub fn run(file: &File, job: EngineJob) -> Vec<Recorder> {
-    let EngineJob { workers, progress } = job;
+/// Runs the workers' operations on `file`; returns one recorder per thread.
+pub fn run<S: OpSource, R: OpRecorder>(
+    file: &File,
+    workers: Vec<OpsWorker<S>>,
+    new_recorder: &(dyn Fn() -> R + Sync),
+) -> io::Result<Vec<R>> {
     let (sources, buffers): (Vec<_>, Vec<_>) = workers
         .into_iter()
         .map(|w| (Mutex::new(w.source), w.buffers))
@@ -25,35 +27,44 @@ pub fn run(file: &File, job: EngineJob) -> Vec<Recorder> {
             .zip(buffers)
             .flat_map(|(source, buffers)| buffers.into_iter().map(move |buf| (source, buf)))
             .map(|(source, mut buf)| {
-                let progress = Arc::clone(&progress);
                 scope.spawn(move || {
-                    let mut recorder = Recorder::new(progress);
+                    let mut recorder = new_recorder();
                     serve(file, source, &mut buf, &mut recorder);
                     recorder
                 })
             })
             .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| io::Error::other("an I/O thread panicked"))
+            })
+            .collect()
     })
 }
 
 /// One thread: takes operations until the source runs dry.
-fn serve(file: &File, source: &Mutex<OpSource>, buf: &mut AlignedBuf, recorder: &mut Recorder) {
-    let mut counter = 0u64;
+fn serve<S: OpSource, R: OpRecorder>(
+    file: &File,
+    source: &Mutex<S>,
+    buf: &mut AlignedBuf,
+    recorder: &mut R,
+) {
     loop {
         let op = match source.lock() {
-            Ok(mut s) => s.next_op(),
+            Ok(mut source) => source.next_op().inspect(|op| {
+                if op.dir == Dir::Write {
+                    source.prepare_write(op, buf);
+                }
+            }),
             Err(_) => None,
         };
         let Some(op) = op else { break };
         let started = Instant::now();
         let result = match op.dir {
             Dir::Read => pread(file, buf, op.len, op.offset),
-            Dir::Write => {
-                counter += 1;
-                stamp(buf, op.len, op.offset, counter);
-                pwrite(file, buf, op.len, op.offset)
-            }
+            Dir::Write => pwrite(file, buf, op.len, op.offset),
         };
         recorder.done(op, started, result);
     }

@@ -1,17 +1,16 @@
-//! The thread-pool backend: blocking `pread` workers.
-//!
-//! Used where io_uring is unavailable, and as the reference the uring backend must
-//! match byte for byte. Each worker reads one file at a time, chunk by chunk, feeding
-//! the sink on its own thread.
+//! The threads backend's file reads: each worker reads one file at a time, chunk by
+//! chunk, feeding the sink on its own thread.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::thread::JoinHandle;
 
-use super::buffer::{BufferPool, PooledBuf};
-use super::mapped;
-use super::{Backend, FileResult, ReadError, ReadOptions, Readers, Sink, SinkFactory, SinkOutput};
+use crate::read::buffer::{BufferPool, PooledBuf};
+use crate::read::mapped;
+use crate::read::{
+    Backend, FileResult, ReadError, ReadOptions, Readers, Sink, SinkFactory, SinkOutput,
+};
 use crate::walk::Entry;
 
 /// The threads backend: blocking `pread` worker threads.
@@ -32,7 +31,7 @@ impl Backend for Threads {
 }
 
 /// Reads entries until the channel closes (or the results' receiver is gone).
-pub(super) fn serve<F: SinkFactory>(readers: &Readers<F>) {
+pub(crate) fn serve<F: SinkFactory>(readers: &Readers<F>) {
     let Readers {
         options,
         pool,
@@ -71,8 +70,8 @@ fn read_file<F: SinkFactory>(
     pool: &BufferPool,
     factory: &F,
 ) -> Result<(SinkOutput<F>, u64), ReadError> {
-    let file = super::open_entry(entry).map_err(|e| ReadError::io("opening", e))?;
-    super::complete_entry(entry, file.as_raw_fd())?;
+    let file = crate::read::open_entry(entry).map_err(|e| ReadError::io("opening", e))?;
+    crate::read::complete_entry(entry, file.as_raw_fd())?;
     let entry = &*entry;
     let mut sink = factory.make(entry);
     let offset = if options.maps(entry.size) && mapped::mostly_cached(file.as_raw_fd(), entry.size)
@@ -81,7 +80,7 @@ fn read_file<F: SinkFactory>(
     } else {
         read_buffered(&file, entry, pool, &mut sink)?
     };
-    super::check_after_reading(entry, file.as_raw_fd(), offset)?;
+    crate::read::check_after_reading(entry, file.as_raw_fd(), offset)?;
     Ok((sink.finish(offset), offset))
 }
 
