@@ -7,10 +7,12 @@
 //! - [`bench`] measures disk throughput on a test file of its own, like fio;
 //! - [`pipeline`] puts results back into walk order, and the job writes them with
 //!   [`manifest`] formatting to an [`output`];
+//! - [`algo`] is the table of checksum algorithms that digests and manifests share;
 //! - [`shard`] splits a tree between workers, and [`merge`] joins their manifests.
 //!
 //! The binary is a thin wrapper around [`cli::main`].
 
+pub mod algo;
 pub mod archive;
 pub mod bench;
 pub mod check;

@@ -1,128 +1,11 @@
 //! The digest algorithms and a sink that computes several of them from one read.
 
-use std::fmt;
-
 use sha2::Digest as _;
+
+pub use crate::algo::{ALL, Algo, AlgoSet, Digests};
 
 use crate::read::{OFFLOAD_THRESHOLD, Sink, SinkFactory};
 use crate::walk::Entry;
-
-/// A checksum algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
-pub enum Algo {
-    Blake3,
-    Sha256,
-    Sha512,
-    Sha1,
-    Md5,
-    Xxh3,
-}
-
-impl Algo {
-    /// Name used in `--tag` lines and JSON fields: `BLAKE3`, `SHA256`, ...
-    pub fn tag(self) -> &'static str {
-        match self {
-            Algo::Blake3 => "BLAKE3",
-            Algo::Sha256 => "SHA256",
-            Algo::Sha512 => "SHA512",
-            Algo::Sha1 => "SHA1",
-            Algo::Md5 => "MD5",
-            Algo::Xxh3 => "XXH3",
-        }
-    }
-
-    /// Lower-case name, as on the command line and in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Algo::Blake3 => "blake3",
-            Algo::Sha256 => "sha256",
-            Algo::Sha512 => "sha512",
-            Algo::Sha1 => "sha1",
-            Algo::Md5 => "md5",
-            Algo::Xxh3 => "xxh3",
-        }
-    }
-
-    /// Length of the digest in hex characters.
-    pub fn hex_len(self) -> usize {
-        match self {
-            Algo::Blake3 | Algo::Sha256 => 64,
-            Algo::Sha512 => 128,
-            Algo::Sha1 => 40,
-            Algo::Md5 => 32,
-            Algo::Xxh3 => 16,
-        }
-    }
-
-    /// Parses a `--tag` name (case-insensitive).
-    pub fn from_tag(tag: &str) -> Option<Algo> {
-        ALL.iter()
-            .copied()
-            .find(|a| a.tag().eq_ignore_ascii_case(tag))
-    }
-}
-
-/// Every algorithm, in the order they are listed.
-pub const ALL: [Algo; 6] = [
-    Algo::Blake3,
-    Algo::Sha256,
-    Algo::Sha512,
-    Algo::Sha1,
-    Algo::Md5,
-    Algo::Xxh3,
-];
-
-/// A set of algorithms, small enough to travel in an [`Entry`]'s `select` field.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct AlgoSet(u32);
-
-impl AlgoSet {
-    pub fn one(algo: Algo) -> Self {
-        AlgoSet(1 << algo as u32)
-    }
-
-    pub fn from_bits(bits: u32) -> Self {
-        AlgoSet(bits)
-    }
-
-    pub fn bits(self) -> u32 {
-        self.0
-    }
-
-    pub fn insert(&mut self, algo: Algo) {
-        self.0 |= 1 << algo as u32;
-    }
-
-    pub fn union(self, other: AlgoSet) -> Self {
-        AlgoSet(self.0 | other.0)
-    }
-
-    pub fn contains(self, algo: Algo) -> bool {
-        self.0 & (1 << algo as u32) != 0
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The algorithms in the set, in [`ALL`] order.
-    pub fn iter(self) -> impl Iterator<Item = Algo> {
-        ALL.into_iter().filter(move |&a| self.contains(a))
-    }
-}
-
-impl fmt::Display for AlgoSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.iter().map(Algo::name).collect();
-        f.write_str(&names.join(" or "))
-    }
-}
-
-impl fmt::Display for Algo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One running digest.
 enum State {
@@ -185,9 +68,6 @@ fn hex(bytes: &[u8]) -> String {
     }
     out
 }
-
-/// Hex digests of one file, in the order the algorithms were asked for.
-pub type Digests = Vec<(Algo, String)>;
 
 /// Computes every requested digest from the same bytes.
 pub struct MultiHasher {

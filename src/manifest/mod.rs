@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::hash::digest::Digests;
+use crate::algo::Digests;
 
 /// How results are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ pub fn push_json_path(obj: &mut Map<String, Value>, name: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::digest::Algo;
+    use crate::algo::Algo;
     use std::ffi::OsStr;
 
     fn line(format: Format, name: &[u8]) -> Vec<u8> {

@@ -13,7 +13,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::hash::digest::{Algo, AlgoSet};
+use crate::algo::{Algo, AlgoSet};
 
 /// Longest line read; anything longer is malformed. A real line is a digest and a path
 /// of at most 4096 bytes, twice that when escaped.
@@ -228,7 +228,7 @@ fn parse_json(line: &[u8], hints: &Hints) -> Result<Record, String> {
         Some(v) => Some(v.as_u64().ok_or("\"size\" is not a whole number")?),
     };
     let mut expected = Vec::new();
-    for algo in crate::hash::digest::ALL {
+    for algo in crate::algo::ALL {
         if hints.forced.is_some_and(|f| f != algo) {
             continue;
         }
