@@ -377,3 +377,55 @@ fn spate_unpack_restores_what_spate_packs() {
         assert_eq!(snapshot(&dest.join("src")), expected, "{name}");
     }
 }
+
+/// Names `tar -tf` lists in an archive.
+fn tar_names(archive: &Path) -> Vec<String> {
+    let out = Command::new("tar")
+        .arg("-tf")
+        .arg(archive)
+        .output()
+        .expect("GNU tar (installed by .ci/run)");
+    assert!(out.status.success(), "tar -tf: {}", stderr_of(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn pack_never_stores_its_own_output_files() {
+    // The archive and the manifest are written inside the tree being packed. Their
+    // temporary files (`.x.tar.XXXXXX.spate-tmp`) sort before `a`, and the archive's
+    // grows while it is read; on the second run the final names hold the first run's
+    // output, about to be replaced. None of these may be stored.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("a"), b"a\n");
+    write(&src.join("big"), &bytes(3 << 20, 7));
+    for run in ["first", "second"] {
+        let out = pack(
+            tmp.path(),
+            &["-o", "src/x.tar", "--manifest", "src/x.b3", "src"],
+        );
+        assert!(out.status.success(), "{run} run: {}", stderr_of(&out));
+        assert_eq!(
+            tar_names(&src.join("x.tar")),
+            ["src/", "src/a", "src/big"],
+            "{run} run"
+        );
+        let manifest = std::fs::read_to_string(src.join("x.b3")).unwrap();
+        assert_eq!(manifest.lines().count(), 2, "{run} run: {manifest}");
+        assert!(
+            stderr_of(&out).contains("the archive being written; not packed"),
+            "{run} run: {}",
+            stderr_of(&out)
+        );
+    }
+    // Another path to the same file is the same file.
+    let out = pack(tmp.path(), &["-q", "-o", "src/../src/x.tar", "src"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        tar_names(&src.join("x.tar")),
+        ["src/", "src/a", "src/big", "src/x.b3"]
+    );
+}
