@@ -429,3 +429,61 @@ fn pack_never_stores_its_own_output_files() {
         ["src/", "src/a", "src/big", "src/x.b3"]
     );
 }
+
+/// Runs `spate pack ARGS` under a 1 MiB file-size limit (spate ignores SIGXFSZ, so a
+/// write past the limit fails with EFBIG instead of killing it).
+fn pack_with_fsize_limit(dir: &Path, args: &[&str], stdout: Stdio) -> Output {
+    Command::new("prlimit")
+        .args(["--fsize=1048576", "--"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .arg("pack")
+        .args(args)
+        .current_dir(dir)
+        .stdout(stdout)
+        .output()
+        .expect("prlimit (util-linux)")
+}
+
+#[test]
+fn pack_reports_the_os_error_that_stopped_the_output_for_every_compression() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("random"), &bytes(5 << 20, 3));
+    for name in ["x.tar", "x.tar.gz", "x.tar.bz2", "x.tar.xz", "x.tar.zst"] {
+        for threads in ["2", "0"] {
+            let mut args = vec!["-q", "--threads", threads, "-o", name, "src"];
+            if name != "x.tar" {
+                args.extend(["--level", "1"]);
+            }
+            let out = pack_with_fsize_limit(tmp.path(), &args, Stdio::null());
+            let err = stderr_of(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{name} --threads {threads}: {err}"
+            );
+            assert!(
+                err.contains(&format!("writing {name}: File too large (os error 27)")),
+                "{name} --threads {threads}: {err}"
+            );
+            let left: Vec<PathBuf> = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            assert_eq!(left, vec![src.clone()], "{name}: temporary file removed");
+        }
+    }
+    // Standard output has one name in messages.
+    let file = std::fs::File::create(tmp.path().join("stdout.tar")).unwrap();
+    let out = pack_with_fsize_limit(
+        tmp.path(),
+        &["-q", "--compress", "none", "-o", "-", "src"],
+        Stdio::from(file),
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("writing standard output: File too large (os error 27)"),
+        "{err}"
+    );
+}

@@ -86,6 +86,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     if let Some(m) = &manifest {
         own.add_open(m, MANIFEST_ITSELF)?;
     }
+    let output_name = out.describe();
     let encoder = Encoder::start(
         EncodeOptions {
             compression: config.compression,
@@ -101,6 +102,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         links: HashMap::new(),
         manifest_buf: Vec::new(),
         failed: 0,
+        output_name,
     };
 
     let progress = Progress::new(config.progress);
@@ -134,10 +136,11 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
 
     let failed = writer.failed;
     let manifest_buf = std::mem::take(&mut writer.manifest_buf);
+    let output_name = std::mem::take(&mut writer.output_name);
     let encoder = writer
         .tar
         .into_inner()
-        .context("finishing the tar stream")?;
+        .with_context(|| format!("writing {output_name}"))?;
     let out = encoder.finish()?;
     out.commit()?;
     if let Some(mut m) = manifest {
@@ -380,6 +383,8 @@ struct Writer<'a> {
     links: HashMap<(u64, u64), String>,
     manifest_buf: Vec<u8>,
     failed: u64,
+    /// The archive as messages name it ("standard output" for `-`).
+    output_name: String,
 }
 
 impl Writer<'_> {
@@ -543,8 +548,11 @@ impl Writer<'_> {
         progress.println(&format!("spate: {}: {cause}", path.display()));
     }
 
+    /// A failed write into the tar stream. The compressor stage hands back the error
+    /// that stopped it (the output's OS error, or a compressor thread that died), so
+    /// this names the real cause.
     fn stream_error(&self, e: io::Error) -> anyhow::Error {
-        anyhow::Error::new(e).context(format!("writing {}", self.config.output.display()))
+        anyhow::Error::new(e).context(format!("writing {}", self.output_name))
     }
 }
 
