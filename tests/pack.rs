@@ -487,3 +487,36 @@ fn pack_reports_the_os_error_that_stopped_the_output_for_every_compression() {
         "{err}"
     );
 }
+
+#[test]
+fn pack_reports_a_large_file_whose_mtime_moves_by_nanoseconds_while_streamed() {
+    // Large files are streamed by the writer itself. With the archive going to a pipe
+    // nobody reads yet, the writer stops inside the file once the pipe and the
+    // compressor's queue are full (a few MiB of 32): reading the entry's header from
+    // the pipe proves the walk has seen the file and the writer has opened it, and it
+    // cannot reach the end before the rest is drained. The mtime moves within the
+    // same second, as a rewrite within one second does.
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("src/big");
+    write(&big, &bytes(32 << 20, 11));
+    set_mtime(&big, 1_600_000_000, 100);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["pack", "-q", "--compress", "none", "-o", "-", "src"])
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    use std::io::Read;
+    // The directory's header, then the file's.
+    let mut headers = [0u8; 1024];
+    stdout.read_exact(&mut headers).unwrap();
+    assert_eq!(&headers[512..512 + 7], b"src/big");
+    set_mtime(&big, 1_600_000_000, 200);
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("src/big: changed while reading"), "{err}");
+}

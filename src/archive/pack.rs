@@ -51,7 +51,9 @@ struct Member {
     mode: u32,
     uid: u32,
     gid: u32,
-    mtime: i64,
+    /// Modification time as the walk saw it (seconds, nanoseconds): the header stores
+    /// the seconds, the change check after streaming compares both.
+    mtime: (i64, i64),
     size: u64,
     /// (device, inode) of a regular file with more than one link.
     inode: Option<(u64, u64)>,
@@ -296,7 +298,7 @@ fn member_item(
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
         gid: meta.gid(),
-        mtime: meta.mtime(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
         size: if is_file { meta.len() } else { 0 },
         inode,
         path: path.clone(),
@@ -489,7 +491,10 @@ impl Writer<'_> {
             .file
             .metadata()
             .map_err(|e| Stream::Skipped(format!("stat: {e}")))?;
-        if meta.len() != member.size || meta.mtime() != member.mtime {
+        // The read backends' rule: size, and modification time to the nanosecond, as
+        // the walk saw them (a rewrite within the same second moves only the
+        // nanoseconds).
+        if meta.len() != member.size || (meta.mtime(), meta.mtime_nsec()) != member.mtime {
             self.failed += 1;
             let line = format!(
                 "spate: {}: changed while reading (archived {} bytes of it)",
@@ -506,7 +511,7 @@ impl Writer<'_> {
         let mut header = Header::new_gnu();
         header.set_entry_type(kind);
         header.set_mode(member.mode);
-        let mut mtime = member.mtime.max(0) as u64;
+        let mut mtime = member.mtime.0.max(0) as u64;
         if let Some(clamp) = self.config.clamp_mtime {
             mtime = mtime.min(clamp);
         }
