@@ -520,3 +520,25 @@ fn pack_reports_a_large_file_whose_mtime_moves_by_nanoseconds_while_streamed() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("src/big: changed while reading"), "{err}");
 }
+
+#[test]
+fn pack_then_unpack_keeps_absolute_symlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("a"), b"a\n");
+    std::os::unix::fs::symlink("/usr/bin/env", src.join("abs")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/dangling", src.join("dangling")).unwrap();
+    let out = pack(tmp.path(), &["-q", "-o", "t.tar.zst", "src"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let args = [
+        OsStr::new("unpack"),
+        OsStr::new("t.tar.zst"),
+        OsStr::new("-C"),
+        OsStr::new("out"),
+    ];
+    let out = run_spate(tmp.path(), &args);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(snapshot(&tmp.path().join("out/src")), snapshot(&src));
+    let link = std::fs::read_link(tmp.path().join("out/src/abs")).unwrap();
+    assert_eq!(link, Path::new("/usr/bin/env"));
+}
