@@ -157,7 +157,10 @@ the cores busy, and one reader with many files in flight keeps up with it.";
 const UNPACK_EXAMPLES: &str = "\
 Examples:
   spate unpack photos.tar.zst -C restore/        # refuses names that leave restore/
-  curl -s URL | spate unpack - -C src --strip-components 1";
+  curl -s URL | spate unpack - -C src --strip-components 1
+
+Symbolic links are created as stored, absolute targets too (as GNU tar does); no entry
+is ever written through a symbolic link, whether the archive made it or it was there.";
 
 const LIST_EXAMPLES: &str = "\
 Examples:

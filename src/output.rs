@@ -103,6 +103,19 @@ impl Output {
         }
     }
 
+    /// (device, inode) of the file the bytes go into: the temporary file, or the
+    /// regular file standard output is redirected to. `None` when standard output is
+    /// a pipe, a terminal or anything else that is not a regular file.
+    pub fn identity(&self) -> io::Result<Option<(u64, u64)>> {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let meta = match self {
+            Output::Stdout(out) => File::from(out.as_fd().try_clone_to_owned()?).metadata()?,
+            Output::File(file) => file.file.metadata()?,
+        };
+        Ok(meta.is_file().then(|| (meta.dev(), meta.ino())))
+    }
+
     /// Finishes the output: for a file, flush, sync and rename into place.
     pub fn commit(self) -> Result<()> {
         match self {

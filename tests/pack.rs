@@ -377,3 +377,168 @@ fn spate_unpack_restores_what_spate_packs() {
         assert_eq!(snapshot(&dest.join("src")), expected, "{name}");
     }
 }
+
+/// Names `tar -tf` lists in an archive.
+fn tar_names(archive: &Path) -> Vec<String> {
+    let out = Command::new("tar")
+        .arg("-tf")
+        .arg(archive)
+        .output()
+        .expect("GNU tar (installed by .ci/run)");
+    assert!(out.status.success(), "tar -tf: {}", stderr_of(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn pack_never_stores_its_own_output_files() {
+    // The archive and the manifest are written inside the tree being packed. Their
+    // temporary files (`.x.tar.XXXXXX.spate-tmp`) sort before `a`, and the archive's
+    // grows while it is read; on the second run the final names hold the first run's
+    // output, about to be replaced. None of these may be stored.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("a"), b"a\n");
+    write(&src.join("big"), &bytes(3 << 20, 7));
+    for run in ["first", "second"] {
+        let out = pack(
+            tmp.path(),
+            &["-o", "src/x.tar", "--manifest", "src/x.b3", "src"],
+        );
+        assert!(out.status.success(), "{run} run: {}", stderr_of(&out));
+        assert_eq!(
+            tar_names(&src.join("x.tar")),
+            ["src/", "src/a", "src/big"],
+            "{run} run"
+        );
+        let manifest = std::fs::read_to_string(src.join("x.b3")).unwrap();
+        assert_eq!(manifest.lines().count(), 2, "{run} run: {manifest}");
+        assert!(
+            stderr_of(&out).contains("the archive being written; not packed"),
+            "{run} run: {}",
+            stderr_of(&out)
+        );
+    }
+    // Another path to the same file is the same file.
+    let out = pack(tmp.path(), &["-q", "-o", "src/../src/x.tar", "src"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        tar_names(&src.join("x.tar")),
+        ["src/", "src/a", "src/big", "src/x.b3"]
+    );
+}
+
+/// Runs `spate pack ARGS` under a 1 MiB file-size limit (spate ignores SIGXFSZ, so a
+/// write past the limit fails with EFBIG instead of killing it).
+fn pack_with_fsize_limit(dir: &Path, args: &[&str], stdout: Stdio) -> Output {
+    Command::new("prlimit")
+        .args(["--fsize=1048576", "--"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .arg("pack")
+        .args(args)
+        .current_dir(dir)
+        .stdout(stdout)
+        .output()
+        .expect("prlimit (util-linux)")
+}
+
+#[test]
+fn pack_reports_the_os_error_that_stopped_the_output_for_every_compression() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("random"), &bytes(5 << 20, 3));
+    for name in ["x.tar", "x.tar.gz", "x.tar.bz2", "x.tar.xz", "x.tar.zst"] {
+        for threads in ["2", "0"] {
+            let mut args = vec!["-q", "--threads", threads, "-o", name, "src"];
+            if name != "x.tar" {
+                args.extend(["--level", "1"]);
+            }
+            let out = pack_with_fsize_limit(tmp.path(), &args, Stdio::null());
+            let err = stderr_of(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{name} --threads {threads}: {err}"
+            );
+            assert!(
+                err.contains(&format!("writing {name}: File too large (os error 27)")),
+                "{name} --threads {threads}: {err}"
+            );
+            let left: Vec<PathBuf> = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            assert_eq!(left, vec![src.clone()], "{name}: temporary file removed");
+        }
+    }
+    // Standard output has one name in messages.
+    let file = std::fs::File::create(tmp.path().join("stdout.tar")).unwrap();
+    let out = pack_with_fsize_limit(
+        tmp.path(),
+        &["-q", "--compress", "none", "-o", "-", "src"],
+        Stdio::from(file),
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("writing standard output: File too large (os error 27)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pack_reports_a_large_file_whose_mtime_moves_by_nanoseconds_while_streamed() {
+    // Large files are streamed by the writer itself. With the archive going to a pipe
+    // nobody reads yet, the writer stops inside the file once the pipe and the
+    // compressor's queue are full (a few MiB of 32): reading the entry's header from
+    // the pipe proves the walk has seen the file and the writer has opened it, and it
+    // cannot reach the end before the rest is drained. The mtime moves within the
+    // same second, as a rewrite within one second does.
+    let tmp = tempfile::tempdir().unwrap();
+    let big = tmp.path().join("src/big");
+    write(&big, &bytes(32 << 20, 11));
+    set_mtime(&big, 1_600_000_000, 100);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .args(["pack", "-q", "--compress", "none", "-o", "-", "src"])
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    use std::io::Read;
+    // The directory's header, then the file's.
+    let mut headers = [0u8; 1024];
+    stdout.read_exact(&mut headers).unwrap();
+    assert_eq!(&headers[512..512 + 7], b"src/big");
+    set_mtime(&big, 1_600_000_000, 200);
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("src/big: changed while reading"), "{err}");
+}
+
+#[test]
+fn pack_then_unpack_keeps_absolute_symlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("a"), b"a\n");
+    std::os::unix::fs::symlink("/usr/bin/env", src.join("abs")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/dangling", src.join("dangling")).unwrap();
+    let out = pack(tmp.path(), &["-q", "-o", "t.tar.zst", "src"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let args = [
+        OsStr::new("unpack"),
+        OsStr::new("t.tar.zst"),
+        OsStr::new("-C"),
+        OsStr::new("out"),
+    ];
+    let out = run_spate(tmp.path(), &args);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(snapshot(&tmp.path().join("out/src")), snapshot(&src));
+    let link = std::fs::read_link(tmp.path().join("out/src/abs")).unwrap();
+    assert_eq!(link, Path::new("/usr/bin/env"));
+}

@@ -52,6 +52,10 @@ where
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(move |i| format!("{name}-{i}"))
+        // Without a handler rayon aborts the process on a panic, leaving the
+        // temporary output behind. The panic hook has already printed the message;
+        // the job's result channel closes unsent, and `write_next` fails the stream.
+        .panic_handler(|_| {})
         .build()
         .map_err(io::Error::other)?;
     let job = Arc::new(job);
@@ -91,9 +95,10 @@ fn write_next<W: Write, T>(
     let Some(rx) = in_flight.pop_front() else {
         return Ok(());
     };
+    // A job always sends its result: a closed channel means it panicked.
     let done = rx
         .recv()
-        .map_err(|_| io::Error::other("a compression thread stopped"))?;
+        .map_err(|_| io::Error::other("a compression thread panicked"))?;
     let (bytes, side) = done.compressed?;
     out.write_all(&bytes)?;
     written(done.chunk.len(), side);
@@ -101,4 +106,38 @@ fn write_next<W: Write, T>(
         let _ = spent.try_send(done.chunk);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_job_fails_the_stream_instead_of_aborting() {
+        let chunks = (0..8u8).map(|i| vec![i; 1000]);
+        let mut out = Vec::new();
+        let pool = Pool {
+            threads: 2,
+            name: "test-pool",
+            prime: 0,
+        };
+        let result = in_order(
+            chunks,
+            None,
+            &mut out,
+            pool,
+            |chunk, _| {
+                assert!(chunk[0] != 3, "a job that panics");
+                Ok((chunk.to_vec(), ()))
+            },
+            |_, ()| {},
+        );
+        let err = result.expect_err("the stream fails");
+        assert!(err.to_string().contains("panicked"), "{err}");
+        assert_eq!(
+            out.len(),
+            3 * 1000,
+            "the chunks before it were written in order"
+        );
+    }
 }

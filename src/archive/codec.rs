@@ -157,25 +157,28 @@ pub enum Encoder {
 }
 
 impl Encoder {
-    /// Starts the compressor writing to `out`.
+    /// Starts the compressor writing to `out`. Write errors are the output's own
+    /// (`File too large (os error 27)`), whichever thread met them; [`Encoder::finish`]
+    /// names the output.
     pub fn start(options: EncodeOptions, out: Output) -> Result<Encoder> {
+        let what = out.describe();
         if options.compression == Compression::Zstd && options.threads > 0 {
-            let what = out.describe();
             let enc = zstd_encoder(options, out).with_context(|| format!("writing {what}"))?;
             return Ok(Encoder::Zstd(Box::new(enc)));
         }
-        ThreadEncoder::start(options, out).map(Encoder::Thread)
+        let body = move |chunks| compress(options, chunks, out);
+        ThreadEncoder::spawn(what.clone(), body)
+            .map(Encoder::Thread)
+            .with_context(|| format!("writing {what}"))
     }
 
     /// Flushes what is left and returns the finished output.
     pub fn finish(self) -> Result<Output> {
-        match self {
-            Encoder::Zstd(enc) => {
-                let what = enc.get_ref().describe();
-                enc.finish().with_context(|| format!("writing {what}"))
-            }
-            Encoder::Thread(enc) => enc.finish(),
-        }
+        let (what, result) = match self {
+            Encoder::Zstd(enc) => (enc.get_ref().describe(), enc.finish()),
+            Encoder::Thread(enc) => (enc.what.clone(), enc.finish()),
+        };
+        result.with_context(|| format!("writing {what}"))
     }
 }
 
@@ -199,32 +202,35 @@ pub struct ThreadEncoder {
     /// Chunks the compressor is done with, to fill again: fresh 1 MiB allocations
     /// would cost a page fault and a page clear every 4 KiB.
     spent: Receiver<Vec<u8>>,
-    thread: Option<JoinHandle<Result<Output>>>,
+    thread: Option<JoinHandle<io::Result<Output>>>,
+    /// The output, as messages name it.
+    what: String,
 }
 
 impl ThreadEncoder {
-    /// Starts the compressor thread writing to `out`.
-    fn start(options: EncodeOptions, out: Output) -> Result<ThreadEncoder> {
+    /// Starts a compressor thread running `body` on the chunks written. `body` owns
+    /// the output: when it fails or panics, the output (and a temporary file) is
+    /// dropped with it.
+    fn spawn(
+        what: String,
+        body: impl FnOnce(Chunks) -> io::Result<Output> + Send + 'static,
+    ) -> io::Result<ThreadEncoder> {
         let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
         let (spent_tx, spent) = sync_channel::<Vec<u8>>(QUEUE + 2);
+        let chunks = Chunks {
+            rx,
+            spent: spent_tx,
+        };
         let thread = std::thread::Builder::new()
             .name("spate-compress".into())
-            .spawn(move || {
-                compress(
-                    options,
-                    Chunks {
-                        rx,
-                        spent: spent_tx,
-                    },
-                    out,
-                )
-            })
-            .context("starting the compressor thread")?;
+            .spawn(move || body(chunks))
+            .map_err(|e| io::Error::new(e.kind(), format!("starting the compressor: {e}")))?;
         Ok(ThreadEncoder {
             buf: Vec::with_capacity(CHUNK),
             tx: Some(tx),
             spent,
             thread: Some(thread),
+            what,
         })
     }
 
@@ -241,25 +247,33 @@ impl ThreadEncoder {
         let sent = self.tx.as_ref().map(|tx| tx.send(chunk));
         match sent {
             Some(Ok(())) => Ok(()),
-            // The compressor stopped: its own error is reported by `finish`.
-            _ => Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the compressor stopped",
-            )),
+            _ => Err(self.stopped()),
+        }
+    }
+
+    /// The compressor thread ended before its input did: the error that stopped it
+    /// (the output's own, as `File too large (os error 27)`), which is the real
+    /// cause of the failed write.
+    fn stopped(&mut self) -> io::Error {
+        self.tx = None;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => e,
+            Some(Ok(Ok(_))) => io::Error::other("the compressor ended before its input"),
+            Some(Err(_)) => io::Error::other("the compressor thread panicked"),
+            // Already joined: its error was returned by an earlier write.
+            None => io::Error::other("the compressor had stopped"),
         }
     }
 
     /// Sends what is left, waits for the compressor and returns the finished output.
-    fn finish(mut self) -> Result<Output> {
-        let sent = self.send();
+    fn finish(mut self) -> io::Result<Output> {
+        self.send()?;
         self.tx = None;
-        let thread = self.thread.take().context("compressor already finished")?;
-        let out = match thread.join() {
-            Ok(result) => result?,
-            Err(_) => anyhow::bail!("the compressor thread panicked"),
-        };
-        sent.context("handing data to the compressor")?;
-        Ok(out)
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the compressor thread panicked")),
+            None => Err(io::Error::other("the compressor had stopped")),
+        }
     }
 }
 
@@ -308,24 +322,19 @@ impl Chunks {
     }
 }
 
-/// The compressor thread: every chunk, compressed, into `out`.
-fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> Result<Output> {
-    let what = out.describe();
-    let context = || format!("writing {what}");
+/// The compressor thread: every chunk, compressed, into `out`. Errors are returned
+/// as they came (the output's own OS error, unwrapped), for the writer to report.
+fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> io::Result<Output> {
     match options.compression {
         Compression::None => {
             let mut out = out;
-            chunks
-                .each(|chunk| Write::write_all(&mut out, chunk))
-                .with_context(context)?;
+            chunks.each(|chunk| Write::write_all(&mut out, chunk))?;
             Ok(out)
         }
         Compression::Zstd => {
-            let mut enc = zstd_encoder(options, out).with_context(context)?;
-            chunks
-                .each(|chunk| Write::write_all(&mut enc, chunk))
-                .with_context(context)?;
-            enc.finish().with_context(context)
+            let mut enc = zstd_encoder(options, out)?;
+            chunks.each(|chunk| Write::write_all(&mut enc, chunk))?;
+            enc.finish()
         }
         Compression::Xz if options.threads > 0 => {
             // liblzma's own multithreaded encoder, as `xz -T`: the stream is cut into
@@ -336,13 +345,10 @@ fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> Result<Outpu
                 .preset(u32::try_from(level).unwrap_or(6))
                 .check(liblzma::stream::Check::Crc64)
                 .encoder()
-                .map_err(io::Error::other)
-                .with_context(context)?;
+                .map_err(io::Error::other)?;
             let mut enc = liblzma::write::XzEncoder::new_stream(out, stream);
-            chunks
-                .each(|chunk| Write::write_all(&mut enc, chunk))
-                .with_context(context)?;
-            enc.finish().with_context(context)
+            chunks.each(|chunk| Write::write_all(&mut enc, chunk))?;
+            enc.finish()
         }
         Compression::Bzip2 if options.threads > 0 => {
             let mut out = out;
@@ -352,8 +358,7 @@ fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> Result<Outpu
                 &mut out,
                 u32::try_from(level).unwrap_or(9),
                 options.threads as usize,
-            )
-            .with_context(context)?;
+            )?;
             Ok(out)
         }
         Compression::Gzip if options.threads > 0 => {
@@ -365,40 +370,36 @@ fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> Result<Outpu
                 &mut out,
                 u32::try_from(level).unwrap_or(6),
                 options.threads as usize,
-            )
-            .with_context(context)?;
+            )?;
             Ok(out)
         }
         other => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()
-                .context("starting the compressor's runtime")?;
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("starting the compressor's runtime: {e}"))
+                })?;
             let level = Level::Precise(options.level.unwrap_or(other.default_level()));
-            runtime
-                .block_on(async move {
-                    let out = SyncOut(out);
-                    match other {
-                        Compression::Gzip => {
-                            let enc = async_compression::tokio::write::GzipEncoder::with_quality(
-                                out, level,
-                            );
-                            encode_async(enc, chunks).await
-                        }
-                        Compression::Xz => {
-                            let enc = async_compression::tokio::write::XzEncoder::with_quality(
-                                out, level,
-                            );
-                            encode_async(enc, chunks).await
-                        }
-                        _ => {
-                            let enc = async_compression::tokio::write::BzEncoder::with_quality(
-                                out, level,
-                            );
-                            encode_async(enc, chunks).await
-                        }
+            runtime.block_on(async move {
+                let out = SyncOut(out);
+                match other {
+                    Compression::Gzip => {
+                        let enc =
+                            async_compression::tokio::write::GzipEncoder::with_quality(out, level);
+                        encode_async(enc, chunks).await
                     }
-                })
-                .with_context(context)
+                    Compression::Xz => {
+                        let enc =
+                            async_compression::tokio::write::XzEncoder::with_quality(out, level);
+                        encode_async(enc, chunks).await
+                    }
+                    _ => {
+                        let enc =
+                            async_compression::tokio::write::BzEncoder::with_quality(out, level);
+                        encode_async(enc, chunks).await
+                    }
+                }
+            })
         }
     }
 }
@@ -553,6 +554,9 @@ pub struct Decoder {
     pos: usize,
     done: bool,
     compression: Compression,
+    /// Joined when the channel closes: a thread that panicked closes it too, and that
+    /// must not read as the end of the archive.
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Decoder {
@@ -570,7 +574,7 @@ impl Decoder {
         };
         let compression = Compression::from_magic(head);
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("spate-decompress".into())
             .spawn(move || decompress(compression, input, tx))
             .context("starting the decompressor thread")?;
@@ -580,7 +584,20 @@ impl Decoder {
             pos: 0,
             done: false,
             compression,
+            thread: Some(thread),
         })
+    }
+
+    /// The channel closed: a clean end of the stream only if the thread returned.
+    fn ended(&mut self) -> io::Result<usize> {
+        self.done = true;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Err(_)) => Err(io::Error::other(format!(
+                "{} stream: the decompressor thread panicked",
+                self.compression.name()
+            ))),
+            _ => Ok(0),
+        }
     }
 
     /// The compression found in the stream's magic bytes.
@@ -604,10 +621,7 @@ impl Read for Decoder {
                     self.done = true;
                     return Err(e);
                 }
-                Err(_) => {
-                    self.done = true;
-                    return Ok(0);
-                }
+                Err(_) => return self.ended(),
             }
         }
         let n = buf.len().min(self.chunk.len() - self.pos);
@@ -850,6 +864,51 @@ mod tests {
         let mut dec = Decoder::start(Box::new(io::Cursor::new(bytes))).unwrap();
         let err = dec.read_to_end(&mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("gzip"), "{err}");
+    }
+
+    /// Yields `first`, then panics: a decompressor thread that dies mid-stream.
+    struct PanicsAfter(Option<Vec<u8>>);
+
+    impl Read for PanicsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let first = self.0.take().expect("a reader that fails this way");
+            buf[..first.len()].copy_from_slice(&first);
+            Ok(first.len())
+        }
+    }
+
+    #[test]
+    fn a_decompressor_thread_that_panics_is_an_error_not_the_end() {
+        let mut dec = Decoder::start(Box::new(PanicsAfter(Some(vec![b'x'; 600])))).unwrap();
+        let mut back = Vec::new();
+        let err = dec.read_to_end(&mut back).unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+    }
+
+    #[test]
+    fn a_compressor_thread_that_panics_fails_the_write_and_finish() {
+        let panicking = || ThreadEncoder::spawn("out".into(), |_| panic!("compressor")).unwrap();
+        let mut enc = panicking();
+        // More chunks than the queue holds: a send either fails or waits for the panic.
+        let err = Write::write_all(&mut enc, &vec![0u8; (QUEUE + 2) * CHUNK]).unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        let mut enc = panicking();
+        Write::write_all(&mut enc, b"less than a chunk").unwrap();
+        let err = enc.finish().err().expect("finish fails");
+        assert!(err.to_string().contains("panicked"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_output_write_is_reported_as_the_os_error() {
+        // What the compressor thread met, not "the compressor stopped".
+        let efbig = || io::Error::from_raw_os_error(libc::EFBIG);
+        let mut enc = ThreadEncoder::spawn("out".into(), move |chunks| {
+            chunks.each(|_| Err(efbig()))?;
+            unreachable!("the first chunk fails")
+        })
+        .unwrap();
+        let err = Write::write_all(&mut enc, &vec![0u8; (QUEUE + 2) * CHUNK]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EFBIG), "{err}");
     }
 
     #[test]

@@ -1,26 +1,19 @@
 //! `spate list`: one line per entry in the format of GNU `tar -tv`, or one JSON object
 //! per entry with `--json`.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
 use super::ListConfig;
-use super::codec::Decoder;
-use super::unpack::header::{Kind, Meta, Mtime, quote};
+use super::input::{self, Input};
+use super::unpack::header::{Kind, Meta, Mtime, quote, short_cause};
 
 /// Lists the archive's entries; `Ok(false)` when the archive is corrupt or truncated.
 pub fn run(config: &ListConfig) -> Result<bool> {
-    let (input, label): (Box<dyn Read + Send>, String) = if config.archive.as_os_str() == "-" {
-        (Box::new(std::io::stdin()), "standard input".into())
-    } else {
-        let file = std::fs::File::open(&config.archive)
-            .with_context(|| format!("opening {}", config.archive.display()))?;
-        (Box::new(file), config.archive.display().to_string())
-    };
-    let decoder = Decoder::start(input).with_context(|| format!("reading {label}"))?;
-    let mut archive = tar::Archive::new(decoder);
+    let Input { stream, label } = input::open(&config.archive)?;
+    let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
@@ -33,8 +26,7 @@ pub fn run(config: &ListConfig) -> Result<bool> {
             Ok(entry) => entry,
             Err(e) => {
                 out.flush().context("writing to standard output")?;
-                // Errors of the `tar` crate may quote raw header bytes.
-                let cause = quote(e.to_string().as_bytes());
+                let cause = short_cause(&e);
                 match &last {
                     Some(name) => eprintln!(
                         "spate: {label}: truncated or corrupt after entry \"{}\": {cause}",
@@ -63,7 +55,11 @@ pub fn run(config: &ListConfig) -> Result<bool> {
             }
             Err(e) => {
                 out.flush().context("writing to standard output")?;
-                eprintln!("spate: {}: unreadable header: {e}", quote(&name));
+                eprintln!(
+                    "spate: {}: unreadable header: {}",
+                    quote(&name),
+                    short_cause(&e)
+                );
                 ok = false;
             }
         }

@@ -6,6 +6,7 @@
 
 mod chunk_pool;
 pub mod codec;
+mod input;
 pub mod list;
 mod owners;
 pub mod pack;

@@ -51,7 +51,9 @@ struct Member {
     mode: u32,
     uid: u32,
     gid: u32,
-    mtime: i64,
+    /// Modification time as the walk saw it (seconds, nanoseconds): the header stores
+    /// the seconds, the change check after streaming compares both.
+    mtime: (i64, i64),
     size: u64,
     /// (device, inode) of a regular file with more than one link.
     inode: Option<(u64, u64)>,
@@ -72,12 +74,21 @@ enum Kind {
 pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     walk::compile_excludes(&config.walk.exclude)?;
     let out_path = (config.output.as_os_str() != "-").then_some(config.output.as_path());
-    let archive_path = out_path.map(absolute).transpose()?;
+    // The files under the final names are looked at before the temporary files exist:
+    // an earlier run's archive there is about to be replaced, not packed.
+    let mut own = OwnFiles::default();
+    own.add_final(out_path, ARCHIVE_ITSELF)?;
+    own.add_final(config.manifest.as_deref(), MANIFEST_ITSELF)?;
     let out = Output::open(out_path, cleanup)?;
+    own.add_open(&out, ARCHIVE_ITSELF)?;
     let mut manifest = match &config.manifest {
         Some(path) => Some(Output::open(Some(path), cleanup)?),
         None => None,
     };
+    if let Some(m) = &manifest {
+        own.add_open(m, MANIFEST_ITSELF)?;
+    }
+    let output_name = out.describe();
     let encoder = Encoder::start(
         EncodeOptions {
             compression: config.compression,
@@ -93,16 +104,13 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         links: HashMap::new(),
         manifest_buf: Vec::new(),
         failed: 0,
+        output_name,
     };
 
     let progress = Progress::new(config.progress);
     let source = {
-        let (paths, walk_options, archive_path) = (
-            config.paths.clone(),
-            config.walk.clone(),
-            archive_path.clone(),
-        );
-        move |feed: &mut Feed<Member>| list_members(&paths, &walk_options, archive_path, feed)
+        let (paths, walk_options) = (config.paths.clone(), config.walk.clone());
+        move |feed: &mut Feed<Member>| list_members(&paths, &walk_options, &own, feed)
     };
     let factory = Arc::new(CollectFactory {
         digest: config.manifest.is_some(),
@@ -130,10 +138,11 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
 
     let failed = writer.failed;
     let manifest_buf = std::mem::take(&mut writer.manifest_buf);
+    let output_name = std::mem::take(&mut writer.output_name);
     let encoder = writer
         .tar
         .into_inner()
-        .context("finishing the tar stream")?;
+        .with_context(|| format!("writing {output_name}"))?;
     let out = encoder.finish()?;
     out.commit()?;
     if let Some(mut m) = manifest {
@@ -147,17 +156,72 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
 
+const ARCHIVE_ITSELF: &str = "the archive being written; not packed";
+const MANIFEST_ITSELF: &str = "the manifest being written; not packed";
+
+/// The files this run writes, which the walk must never store (GNU tar's "file is the
+/// archive; not dumped"): the archive and the manifest, both under their temporary
+/// names, which sort early (`.x.tar.XXXXXX.spate-tmp`) and grow while the walk goes on,
+/// and under their final names, where an earlier run's output may lie. Files are
+/// known by device and inode, so another path to the same file (`dir/../dir/x.tar`, a
+/// hard link, a followed symbolic link) is left out too, and by path as named.
+#[derive(Default)]
+struct OwnFiles {
+    ids: HashMap<(u64, u64), &'static str>,
+    paths: Vec<(PathBuf, &'static str)>,
+}
+
+impl OwnFiles {
+    /// A final name (`None`: standard output, which has none), and the file now under
+    /// it, if any.
+    fn add_final(&mut self, path: Option<&Path>, why: &'static str) -> Result<()> {
+        let Some(path) = path else { return Ok(()) };
+        self.paths.push((absolute(path)?, why));
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            self.ids.insert((meta.dev(), meta.ino()), why);
+        }
+        Ok(())
+    }
+
+    /// The file an output is writing into: its temporary file, or whatever standard
+    /// output is redirected to.
+    fn add_open(&mut self, out: &Output, why: &'static str) -> Result<()> {
+        let id = out
+            .identity()
+            .with_context(|| format!("examining {}", out.describe()))?;
+        if let Some(id) = id {
+            self.ids.insert(id, why);
+        }
+        Ok(())
+    }
+
+    /// Why the walked entry at `path` must not be packed, if it is one of ours.
+    fn find(&self, path: &Path, meta: &std::fs::Metadata) -> Option<&'static str> {
+        if let Some(why) = self.ids.get(&(meta.dev(), meta.ino())) {
+            return Some(why);
+        }
+        if meta.is_dir() || self.paths.is_empty() {
+            return None;
+        }
+        let path = absolute(path).ok()?;
+        self.paths
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, why)| *why)
+    }
+}
+
 /// The source: walks every root and pushes one item per entry.
 fn list_members(
     roots: &[OsString],
     options: &walk::WalkOptions,
-    archive_path: Option<PathBuf>,
+    own: &OwnFiles,
     feed: &mut Feed<Member>,
 ) -> Result<()> {
     let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     walk::entries(roots, options, |item| {
         let item = match item {
-            Ok(entry) => member_item(entry, archive_path.as_deref(), &mut inodes),
+            Ok(entry) => member_item(entry, own, &mut inodes),
             Err(notice) => Some(Item::Notice(notice)),
         };
         if let Some(Item::Note(Member {
@@ -179,7 +243,7 @@ fn notice(path: PathBuf, kind: NoticeKind) -> Item<Member> {
 /// Decides what one walked entry becomes.
 fn member_item(
     entry: walkdir::DirEntry,
-    archive_path: Option<&Path>,
+    own: &OwnFiles,
     inodes: &mut HashMap<(u64, u64), Vec<u8>>,
 ) -> Option<Item<Member>> {
     let ft = entry.file_type();
@@ -194,13 +258,8 @@ fn member_item(
         }
     };
     let path = entry.into_path();
-    if ft.is_file() && archive_path.is_some_and(|a| absolute(&path).is_ok_and(|p| p == a)) {
-        // Never pack the archive being written into itself (GNU tar's "file is the
-        // archive; not dumped").
-        return Some(notice(
-            path,
-            NoticeKind::Skipped("the archive itself; not packed"),
-        ));
+    if let Some(why) = own.find(&path, &meta) {
+        return Some(notice(path, NoticeKind::Skipped(why)));
     }
     let Some(mut name) = member_name(&path) else {
         return None; // the root `/` or `..` itself: nothing to store
@@ -239,7 +298,7 @@ fn member_item(
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
         gid: meta.gid(),
-        mtime: meta.mtime(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
         size: if is_file { meta.len() } else { 0 },
         inode,
         path: path.clone(),
@@ -327,6 +386,8 @@ struct Writer<'a> {
     links: HashMap<(u64, u64), String>,
     manifest_buf: Vec<u8>,
     failed: u64,
+    /// The archive as messages name it ("standard output" for `-`).
+    output_name: String,
 }
 
 impl Writer<'_> {
@@ -431,7 +492,10 @@ impl Writer<'_> {
             .file
             .metadata()
             .map_err(|e| Stream::Skipped(format!("stat: {e}")))?;
-        if meta.len() != member.size || meta.mtime() != member.mtime {
+        // The read backends' rule: size, and modification time to the nanosecond, as
+        // the walk saw them (a rewrite within the same second moves only the
+        // nanoseconds).
+        if meta.len() != member.size || (meta.mtime(), meta.mtime_nsec()) != member.mtime {
             self.failed += 1;
             let line = format!(
                 "spate: {}: changed while reading (archived {} bytes of it)",
@@ -448,7 +512,7 @@ impl Writer<'_> {
         let mut header = Header::new_gnu();
         header.set_entry_type(kind);
         header.set_mode(member.mode);
-        let mut mtime = member.mtime.max(0) as u64;
+        let mut mtime = member.mtime.0.max(0) as u64;
         if let Some(clamp) = self.config.clamp_mtime {
             mtime = mtime.min(clamp);
         }
@@ -490,8 +554,11 @@ impl Writer<'_> {
         progress.println(&format!("spate: {}: {cause}", path.display()));
     }
 
+    /// A failed write into the tar stream. The compressor stage hands back the error
+    /// that stopped it (the output's OS error, or a compressor thread that died), so
+    /// this names the real cause.
     fn stream_error(&self, e: io::Error) -> anyhow::Error {
-        anyhow::Error::new(e).context(format!("writing {}", self.config.output.display()))
+        anyhow::Error::new(e).context(format!("writing {}", self.output_name))
     }
 }
 

@@ -229,6 +229,30 @@ fn parse_pax_time(value: &[u8]) -> io::Result<Mtime> {
     })
 }
 
+/// Longest cause [`short_cause`] prints, in characters.
+const CAUSE_MAX: usize = 160;
+
+/// An error met reading an archive, in one short line. The `tar` crate's messages
+/// about a header field it cannot read quote the field's raw bytes and the entry's
+/// name ("numeric field did not have utf-8 text: … when getting cksum for …"): in a
+/// damaged archive that is binary noise, hundreds of bytes of it, and says less than
+/// the field's name. Any other message is quoted and cut to [`CAUSE_MAX`].
+pub fn short_cause(e: &io::Error) -> String {
+    let text = e.to_string();
+    if let Some((_, rest)) = text.split_once(" when getting ") {
+        let field: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        return format!("corrupt header (unreadable {field} field)");
+    }
+    let quoted = quote(text.as_bytes());
+    match quoted.char_indices().nth(CAUSE_MAX) {
+        Some((cut, _)) => format!("{}…", &quoted[..cut]),
+        None => quoted,
+    }
+}
+
 /// A name for messages and listings, quoted as GNU tar's default `escape` style does:
 /// backslash and control characters escaped, bytes that are not UTF-8 in octal, so a
 /// name can never forge a line of output.

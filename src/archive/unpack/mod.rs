@@ -30,19 +30,19 @@ use anyhow::{Context, Result};
 use humansize::{BINARY, format_size};
 
 use super::UnpackConfig;
-use super::codec::Decoder;
+use super::input::{self, Input};
 use crate::output::Cleanup;
 use confine::{Root, WalkError};
-use header::{Kind, Meta, Mtime, quote};
+use header::{Kind, Meta, Mtime, quote, short_cause};
 use names::{Placement, RelPath};
 use write::{Copier, DataError};
 
 /// Extracts the archive; `Ok(false)` when some entries failed or were refused.
 pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
-    let (input, label) = open_archive(&config.archive)?;
+    // Before the destination is created: input that is not an archive creates nothing.
+    let Input { stream, label } = input::open(&config.archive)?;
     let root = Root::open(&config.dest)?;
-    let decoder = Decoder::start(input).with_context(|| format!("reading {label}"))?;
-    let mut archive = tar::Archive::new(decoder);
+    let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
@@ -52,8 +52,7 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         let mut entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                // Errors of the `tar` crate may quote raw header bytes.
-                let cause = quote(e.to_string().as_bytes());
+                let cause = short_cause(&e);
                 eprintln!("spate: {label}: {}: {cause}", after(last.as_deref()));
                 extractor.failures += 1;
                 break;
@@ -63,7 +62,11 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             Ok(meta) => meta,
             Err(e) => {
                 let name = entry.path_bytes().into_owned();
-                eprintln!("spate: {}: refused: unreadable header: {e}", quote(&name));
+                let cause = short_cause(&e);
+                eprintln!(
+                    "spate: {}: refused: unreadable header: {cause}",
+                    quote(&name)
+                );
                 extractor.failures += 1;
                 last = Some(name);
                 continue;
@@ -106,15 +109,6 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     Ok(extractor.failures == 0)
 }
 
-/// The archive's reader and the name to use for it in messages.
-fn open_archive(path: &std::path::Path) -> Result<(Box<dyn Read + Send>, String)> {
-    if path.as_os_str() == "-" {
-        return Ok((Box::new(io::stdin()), "standard input".into()));
-    }
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok((Box::new(file), path.display().to_string()))
-}
-
 /// Where a header could not be read, for the message.
 fn after(last: Option<&[u8]>) -> String {
     match last {
@@ -150,7 +144,7 @@ impl From<DataError> for Problem {
         match e {
             DataError::Stream(e) => Problem::Stream {
                 what: "truncated or corrupt",
-                cause: quote(e.to_string().as_bytes()),
+                cause: short_cause(&e),
             },
             DataError::Truncated { missing } => Problem::Stream {
                 what: "truncated",

@@ -1,0 +1,119 @@
+//! Opening an archive for `unpack` and `list`: the file or standard input, the
+//! decompressor thread, and a check of the first header.
+//!
+//! The check comes before anything else happens, so that a file that is not a tar
+//! archive at all (a PNG, a zip, a text file) is one short fatal error and `unpack`
+//! creates nothing, not even its `-C` directory; damage found after a good entry is
+//! reported by the entry loop instead, naming the entry it follows.
+
+use std::io::{self, Chain, Cursor, Read};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::codec::{Compression, Decoder};
+
+/// Bytes of a tar header block.
+const BLOCK: usize = 512;
+/// Bytes shown from a stream that is not a tar archive.
+const SHOWN: usize = 16;
+
+/// The decompressed tar stream, its first block already read and put back in front.
+pub type TarStream = Chain<Cursor<Vec<u8>>, Decoder>;
+
+/// An archive whose first header looked right.
+pub struct Input {
+    pub stream: TarStream,
+    /// The archive as messages name it ("standard input" for `-`).
+    pub label: String,
+}
+
+/// Opens `path` (`-`: standard input), starts the decompressor and checks the first
+/// header. A stream that starts with a zero block is an empty archive; an empty
+/// stream is no archive (GNU tar: "This does not look like a tar archive"), since
+/// even an empty archive has its end blocks: whatever should have written it failed.
+pub fn open(path: &Path) -> Result<Input> {
+    let (reader, label) = open_reader(path)?;
+    let mut decoder = Decoder::start(reader).with_context(|| format!("reading {label}"))?;
+    let first = read_block(&mut decoder).with_context(|| format!("reading {label}"))?;
+    if !is_tar_block(&first) {
+        let inside = match decoder.compression() {
+            Compression::None => String::new(),
+            c => format!("{} data, but ", c.name()),
+        };
+        let shown = hex(&first[..first.len().min(SHOWN)]);
+        if first.is_empty() {
+            bail!("{label}: {inside}not a tar archive (empty)");
+        }
+        if first.len() < BLOCK {
+            bail!(
+                "{label}: {inside}not a tar archive ({} bytes, less than one header: {shown})",
+                first.len()
+            );
+        }
+        bail!("{label}: {inside}not a tar archive (first bytes: {shown})");
+    }
+    Ok(Input {
+        stream: Cursor::new(first).chain(decoder),
+        label,
+    })
+}
+
+fn open_reader(path: &Path) -> Result<(Box<dyn Read + Send>, String)> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(io::stdin()), "standard input".into()));
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok((Box::new(file), path.display().to_string()))
+}
+
+/// The first block of the stream, or less when the stream is shorter.
+fn read_block(reader: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut block = Vec::with_capacity(BLOCK);
+    reader.take(BLOCK as u64).read_to_end(&mut block)?;
+    Ok(block)
+}
+
+/// Whether `block` is a whole tar header block the tar reader accepts: all zeros
+/// (the end of an empty archive), or a header whose checksum matches, by the rule the
+/// `tar` crate reads with.
+fn is_tar_block(block: &[u8]) -> bool {
+    if block.len() < BLOCK {
+        return false;
+    }
+    if block.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let sum: u32 = block[..148]
+        .iter()
+        .chain(&block[156..])
+        .map(|&b| u32::from(b))
+        .sum::<u32>()
+        + 8 * u32::from(b' ');
+    tar::Header::from_byte_slice(block).cksum().ok() == Some(sum)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let words: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tar_headers_and_zero_blocks_pass_and_anything_else_does_not() {
+        let mut header = tar::Header::new_gnu();
+        header.set_path("a").unwrap();
+        header.set_size(0);
+        header.set_cksum();
+        assert!(is_tar_block(header.as_bytes()));
+        assert!(is_tar_block(&[0; BLOCK]));
+        let mut bad = header.as_bytes().to_vec();
+        bad[0] = b'b';
+        assert!(!is_tar_block(&bad));
+        assert!(!is_tar_block(&header.as_bytes()[..300]));
+        assert!(!is_tar_block(&[b'x'; BLOCK]));
+    }
+}
