@@ -5,8 +5,10 @@
 //! when it is dropped, and on SIGINT/SIGTERM the signal thread removes it before exiting.
 //! Either way no half-written file is ever left under the name the user gave.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -235,4 +237,78 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"all of it");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
+}
+
+/// The files a run writes, which its walk must never read or store (GNU tar's "file is
+/// the archive; not dumped"): an archive or manifest under its temporary name, which
+/// sorts early (`.x.tar.XXXXXX.spate-tmp`) and grows while the walk goes on, and under
+/// its final name, where an earlier run's output lies, about to be replaced. Files are
+/// known by device and inode, so another path to the same file (`dir/../dir/x.tar`, a
+/// hard link, a followed symbolic link) is left out too, and by path as named.
+#[derive(Debug, Clone, Default)]
+pub struct OwnFiles {
+    ids: HashMap<(u64, u64), &'static str>,
+    paths: Vec<(PathBuf, &'static str)>,
+}
+
+impl OwnFiles {
+    /// A final name (`None`: standard output, which has none), and the file now under
+    /// it, if any.
+    pub fn add_final(&mut self, path: Option<&Path>, why: &'static str) -> Result<()> {
+        let Some(path) = path else { return Ok(()) };
+        self.paths.push((absolute(path)?, why));
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            self.ids.insert((meta.dev(), meta.ino()), why);
+        }
+        Ok(())
+    }
+
+    /// The file an output is writing into: its temporary file, or whatever standard
+    /// output is redirected to.
+    pub fn add_open(&mut self, out: &Output, why: &'static str) -> Result<()> {
+        let id = out
+            .identity()
+            .with_context(|| format!("examining {}", out.describe()))?;
+        if let Some(id) = id {
+            self.ids.insert(id, why);
+        }
+        Ok(())
+    }
+
+    /// Why the walked entry at `path` must not be packed, if it is one of ours.
+    pub fn find(&self, path: &Path, meta: &std::fs::Metadata) -> Option<&'static str> {
+        if let Some(why) = self.ids.get(&(meta.dev(), meta.ino())) {
+            return Some(why);
+        }
+        if meta.is_dir() || self.paths.is_empty() {
+            return None;
+        }
+        let path = absolute(path).ok()?;
+        self.paths
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, why)| *why)
+    }
+
+    /// [`OwnFiles::find`] for an entry of a walk that has not `stat`ed it: the inode
+    /// from the directory listing, or the file name, says when a `stat` is needed, so
+    /// a run with no output file of its own (or a tree without it) costs nothing.
+    pub fn find_walked(&self, entry: &walkdir::DirEntry) -> Option<&'static str> {
+        use walkdir::DirEntryExt;
+        let ino = entry.ino();
+        let maybe = self.ids.keys().any(|&(_, i)| i == ino)
+            || self
+                .paths
+                .iter()
+                .any(|(p, _)| p.file_name() == Some(entry.file_name()));
+        if !maybe {
+            return None;
+        }
+        let meta = entry.metadata().ok()?;
+        self.find(entry.path(), &meta)
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }

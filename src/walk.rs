@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::output::OwnFiles;
 use crate::read::confined::Beneath;
 use crate::shard::Shard;
 
@@ -75,6 +76,9 @@ pub struct WalkOptions {
     /// case for repeated checksumming, so `pipeline::run` asks for it only when a bar
     /// is drawn.
     pub sizes_upfront: bool,
+    /// The files the run itself writes (its output's temporary file, and the file under
+    /// the output's final name that it replaces): reported as skipped, never read.
+    pub own_outputs: OwnFiles,
 }
 
 /// What the walker sends on.
@@ -135,9 +139,16 @@ pub fn walk(
 ) -> Result<()> {
     entries(roots, options, |item| {
         let found = match item {
-            Ok(entry) => match classify(entry, options.sizes_upfront) {
-                Some(found) => found,
-                None => return true,
+            Ok(entry) => match options.own_outputs.find_walked(&entry) {
+                Some(why) => Found::Notice(Notice {
+                    seq: 0,
+                    path: entry.into_path(),
+                    kind: NoticeKind::Skipped(why),
+                }),
+                None => match classify(entry, options.sizes_upfront) {
+                    Some(found) => found,
+                    None => return true,
+                },
             },
             Err(notice) => Found::Notice(notice),
         };

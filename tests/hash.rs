@@ -512,3 +512,34 @@ fn files_read_from_the_device_hash_as_cached_ones_do() {
         assert_eq!(sorted_lines(&out.stdout), expected, "{backend} cold");
     }
 }
+
+#[test]
+fn hash_never_reads_the_manifest_it_writes() {
+    // `-o` inside the hashed tree: the temporary file (which sorts first and grows while
+    // the walk goes on) and the earlier manifest under the final name are left out, and
+    // so is a file standard output is redirected to.
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("t");
+    write(&t.join("a"), b"a");
+    write(&t.join("m.b3"), b"an earlier run's manifest");
+    for backend in ["uring", "threads"] {
+        let out = hash(tmp.path(), backend, &["-o", "t/m.b3"], &["t"]);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let manifest = std::fs::read_to_string(t.join("m.b3")).unwrap();
+        let names: Vec<&str> = manifest.lines().map(|l| &l[66..]).collect();
+        assert_eq!(names, ["t/a"], "{backend}: {manifest}");
+        assert!(stderr_of(&out).contains("t/m.b3: the manifest being written; not hashed"));
+
+        let redirected = std::fs::File::create(t.join("out.b3")).unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_spate"))
+            .current_dir(tmp.path())
+            .args(["hash", "-q", "--io", backend, "t"])
+            .stdout(redirected)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let manifest = std::fs::read_to_string(t.join("out.b3")).unwrap();
+        assert!(!manifest.contains("t/out.b3"), "{backend}: {manifest}");
+        std::fs::remove_file(t.join("out.b3")).unwrap();
+    }
+}

@@ -29,7 +29,7 @@ use super::codec::{CHUNK, EncodeOptions, Encoder};
 use super::owners::Owners;
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
-use crate::output::{Cleanup, Output};
+use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::Progress;
 use crate::read::{Sink, SinkFactory};
@@ -152,64 +152,8 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     Ok(failed == 0)
 }
 
-fn absolute(path: &Path) -> Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
-}
-
 const ARCHIVE_ITSELF: &str = "the archive being written; not packed";
 const MANIFEST_ITSELF: &str = "the manifest being written; not packed";
-
-/// The files this run writes, which the walk must never store (GNU tar's "file is the
-/// archive; not dumped"): the archive and the manifest, both under their temporary
-/// names, which sort early (`.x.tar.XXXXXX.spate-tmp`) and grow while the walk goes on,
-/// and under their final names, where an earlier run's output may lie. Files are
-/// known by device and inode, so another path to the same file (`dir/../dir/x.tar`, a
-/// hard link, a followed symbolic link) is left out too, and by path as named.
-#[derive(Default)]
-struct OwnFiles {
-    ids: HashMap<(u64, u64), &'static str>,
-    paths: Vec<(PathBuf, &'static str)>,
-}
-
-impl OwnFiles {
-    /// A final name (`None`: standard output, which has none), and the file now under
-    /// it, if any.
-    fn add_final(&mut self, path: Option<&Path>, why: &'static str) -> Result<()> {
-        let Some(path) = path else { return Ok(()) };
-        self.paths.push((absolute(path)?, why));
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            self.ids.insert((meta.dev(), meta.ino()), why);
-        }
-        Ok(())
-    }
-
-    /// The file an output is writing into: its temporary file, or whatever standard
-    /// output is redirected to.
-    fn add_open(&mut self, out: &Output, why: &'static str) -> Result<()> {
-        let id = out
-            .identity()
-            .with_context(|| format!("examining {}", out.describe()))?;
-        if let Some(id) = id {
-            self.ids.insert(id, why);
-        }
-        Ok(())
-    }
-
-    /// Why the walked entry at `path` must not be packed, if it is one of ours.
-    fn find(&self, path: &Path, meta: &std::fs::Metadata) -> Option<&'static str> {
-        if let Some(why) = self.ids.get(&(meta.dev(), meta.ino())) {
-            return Some(why);
-        }
-        if meta.is_dir() || self.paths.is_empty() {
-            return None;
-        }
-        let path = absolute(path).ok()?;
-        self.paths
-            .iter()
-            .find(|(p, _)| *p == path)
-            .map(|(_, why)| *why)
-    }
-}
 
 /// The source: walks every root and pushes one item per entry.
 fn list_members(

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::manifest::{self, Format};
-use crate::output::{Cleanup, Output};
+use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Outcome};
 use crate::progress::{Progress, Summary};
 use crate::read::{ReadOptions, Sink};
@@ -37,6 +37,8 @@ pub struct HashConfig {
     pub stats: bool,
 }
 
+const MANIFEST_ITSELF: &str = "the manifest being written; not hashed";
+
 /// Output is written in batches of about this many bytes.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -44,7 +46,16 @@ const FLUSH_AT: usize = 64 * 1024;
 /// (each already reported on stderr), `Err` for a fatal error.
 pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let started = Instant::now();
+    // The file under the final name is looked at before the temporary file exists: an
+    // earlier run's manifest there is about to be replaced, not hashed.
+    let mut own = OwnFiles::default();
+    own.add_final(config.output.as_deref(), MANIFEST_ITSELF)?;
     let mut out = Output::open(config.output.as_deref(), cleanup)?;
+    own.add_open(&out, MANIFEST_ITSELF)?;
+    let walk = WalkOptions {
+        own_outputs: own,
+        ..config.walk.clone()
+    };
     let mut summary = Summary::default();
     let mut buf = Vec::with_capacity(FLUSH_AT * 2);
 
@@ -58,7 +69,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         let factory = Arc::new(HasherFactory::Fixed(config.algos.clone()));
         let result = pipeline::run(
             &config.paths,
-            &config.walk,
+            &walk,
             &config.read,
             factory,
             &progress,
