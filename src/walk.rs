@@ -31,7 +31,7 @@ pub struct Entry {
     pub mtime: (i64, i64),
     /// Whether `size` and `mtime` were filled in before reading. When false (the walk
     /// skipped the `stat`), the reader takes both from the file it opened.
-    pub listed: bool,
+    pub stat_known: bool,
     /// Which outputs the job wants for this file, for its sink factory to read; the walk
     /// leaves it 0. (`check` puts the digest algorithms of the manifest line here.)
     pub select: u32,
@@ -260,7 +260,7 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
             seq: 0,
             size: 0,
             mtime: (0, 0),
-            listed: false,
+            stat_known: false,
             select: 0,
             beneath: None,
             path: entry.into_path(),
@@ -271,7 +271,7 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
             seq: 0,
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
-            listed: true,
+            stat_known: true,
             select: 0,
             beneath: None,
             path: entry.into_path(),

@@ -253,7 +253,7 @@ fn member_item(
             path,
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
-            listed: true,
+            stat_known: true,
             select: 0,
             beneath: None,
         };

@@ -308,7 +308,7 @@ fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option
                     path,
                     size,
                     mtime,
-                    listed: true,
+                    stat_known: true,
                     select: select.bits(),
                     beneath,
                 };

@@ -245,14 +245,14 @@ pub(crate) fn complete_entry(
     entry: &mut Entry,
     fd: std::os::unix::io::RawFd,
 ) -> Result<(), ReadError> {
-    if entry.listed {
+    if entry.stat_known {
         return Ok(());
     }
     let (size, mtime, regular) = fstat(fd).map_err(|e| ReadError::io("stat", e))?;
     if !regular {
         return Err(ReadError::NotRegular);
     }
-    (entry.size, entry.mtime, entry.listed) = (size, mtime, true);
+    (entry.size, entry.mtime, entry.stat_known) = (size, mtime, true);
     Ok(())
 }
 
@@ -377,7 +377,7 @@ mod tests {
             path: path.to_path_buf(),
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
-            listed: true,
+            stat_known: true,
             select: 0,
             beneath: None,
         }
@@ -464,7 +464,7 @@ mod tests {
             path: path.to_path_buf(),
             size: 0,
             mtime: (0, 0),
-            listed: false,
+            stat_known: false,
             select: 0,
             beneath: None,
         };
