@@ -395,23 +395,58 @@ struct IoArgs {
     #[arg(long = "io", value_enum, default_value = "auto")]
     io: IoMode,
 
-    /// Rings (uring) or reader threads (threads) [default: cores; for threads 2 × cores,
-    /// at least 16].
-    #[arg(short = 'j', long)]
+    /// Rings (uring) or reader threads (threads), 1 to 1024 [default: cores; for
+    /// threads 2 × cores, at least 16].
+    #[arg(short = 'j', long, value_parser = parse_jobs)]
     jobs: Option<usize>,
 
-    /// Files in flight at once over all readers [default: 32; with io_uring, up to 128
-    /// while reads miss the page cache].
-    #[arg(long, value_name = "N")]
+    /// Files in flight at once over all readers, 1 to 65536 [default: 32; with
+    /// io_uring, up to 128 while reads miss the page cache].
+    #[arg(long, value_name = "N", value_parser = parse_queue_depth)]
     queue_depth: Option<usize>,
 
-    /// Size of each read, e.g. 256k, 1MiB.
+    /// Size of each read, e.g. 256k, 1MiB (at most 1 GiB; all read buffers together at
+    /// most 16 GiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     buffer_size: Option<u64>,
 
     /// Read large files into buffers instead of memory-mapping them.
     #[arg(long)]
     no_mmap: bool,
+}
+
+/// Most rings or reader threads: the threads default (2 × cores) of a 512-core
+/// machine. Past a few readers per core each only waits for a core; a larger number is
+/// a typo, and `-j 100000000` spent its first minute starting readers.
+const MAX_JOBS: usize = 1024;
+
+/// Most files in flight. The deepest device queue there is (NVMe: 65536 commands)
+/// cannot take more; a larger number only sizes channels and pools, and a huge one
+/// overflowed their allocations (a panic) or exhausted memory.
+const MAX_QUEUE_DEPTH: usize = 65536;
+
+/// Most bytes the read buffer pool may hold (it is the run's memory bound: one buffer
+/// per file in flight plus read-ahead per job). The defaults hold tens of MiB; 16 GiB
+/// leaves room for deliberate large-memory runs, yet refuses products that can only be
+/// typos before they end in an allocation failure or the OOM killer (`--queue-depth
+/// 100000000` was killed) instead of a message. A fixed bound rather than a share of
+/// RAM, so one command line is accepted or refused alike on every machine.
+const MAX_READ_BUFFERS: u64 = 16 << 30;
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    parse_count(s, MAX_JOBS)
+}
+
+fn parse_queue_depth(s: &str) -> Result<usize, String> {
+    parse_count(s, MAX_QUEUE_DEPTH)
+}
+
+/// A whole number from 1 to `max`; clap names the option in front of the error.
+fn parse_count(s: &str, max: usize) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("must be a whole number from 1 to {max}"))
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
@@ -445,11 +480,9 @@ impl IoArgs {
         }
         let mut options = hash::default_read_options(backend);
         if let Some(jobs) = self.jobs {
-            anyhow::ensure!(jobs >= 1, "--jobs must be at least 1");
             options.jobs = jobs;
         }
         if let Some(depth) = self.queue_depth {
-            anyhow::ensure!(depth >= 1, "--queue-depth must be at least 1");
             // A depth the user chose is kept, cold cache or not.
             options.queue_depth = depth;
             options.max_queue_depth = depth;
@@ -464,8 +497,23 @@ impl IoArgs {
             );
             options.buffer_size = size as usize;
         }
+        check_read_buffers(&options)?;
         Ok(options)
     }
+}
+
+/// Refuses settings whose buffer pool would hold more than [`MAX_READ_BUFFERS`].
+fn check_read_buffers(options: &read::ReadOptions) -> Result<()> {
+    let buffers = options.pool_buffers();
+    let bytes = (buffers as u64).saturating_mul(options.buffer_size as u64);
+    anyhow::ensure!(
+        bytes <= MAX_READ_BUFFERS,
+        "--queue-depth, --jobs and --buffer-size would hold {bytes} bytes of read buffers \
+         ({buffers} of {} bytes); at most {} GiB",
+        options.buffer_size,
+        MAX_READ_BUFFERS >> 30
+    );
+    Ok(())
 }
 
 impl HashArgs {
@@ -848,4 +896,21 @@ struct ManArgs {
     /// Write spate.1 and one page per subcommand into DIR instead of printing spate.1.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_pool_too_large_to_count_is_refused_not_wrapped_around() {
+        let mut options = hash::default_read_options(read::BackendKind::Threads);
+        check_read_buffers(&options).expect("the defaults fit");
+        // Counted without saturation, the read-ahead room wraps this around to a pool
+        // of three buffers.
+        options.queue_depth = usize::MAX;
+        options.jobs = 1;
+        let err = check_read_buffers(&options).expect_err("no such pool fits");
+        assert!(err.to_string().contains("at most 16 GiB"), "{err}");
+    }
 }

@@ -6,13 +6,17 @@
 //! callback that receives every outcome in walk order, on the calling thread, which is
 //! therefore the only place that writes output.
 
+use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 
 use crate::progress::Progress;
 use crate::read::{self, FileResult, ReadError, ReadOptions, SinkFactory, SinkOutput};
@@ -65,7 +69,8 @@ enum FromSource<T> {
 }
 
 enum Msg<O, T> {
-    Read(Vec<FileResult<O>>),
+    /// Results of one batch, from the job's sinks behind [`CatchPanics`].
+    Read(Vec<FileResult<Result<O, SinkPanicked>>>),
     Source(FromSource<T>),
 }
 
@@ -112,6 +117,11 @@ pub fn run<F: SinkFactory>(
 /// its own), calling `deliver` for every outcome in the order the items were pushed.
 /// At most `window` items are in flight or waiting for an earlier one, which bounds
 /// memory when outputs are large (whole files, for `pack`).
+///
+/// A panic in the source, in a reader or in the job's sink is an internal error that
+/// fails the run, even after everything else was delivered: what the panicking code
+/// had yet to hand over is missing, and a manifest or archive without it must not
+/// pass for a whole one.
 pub fn run_source<F, T, S>(
     source: S,
     window: u64,
@@ -154,23 +164,131 @@ where
     };
 
     let report_tx = msg_tx.clone();
-    let report: read::Report<SinkOutput<F>> =
+    let report: read::Report<Result<SinkOutput<F>, SinkPanicked>> =
         Arc::new(move |results| report_tx.send(Msg::Read(results)).is_ok());
+    let factory = Arc::new(CatchPanics(factory));
     let readers = read::start(read_options, entry_rx.clone(), factory, report);
     drop(msg_tx);
 
-    let delivered = deliver_in_order(&msg_rx, &window, progress, &mut deliver);
+    let readers_alive = || readers_still_serve(&readers, &entry_rx);
+    let delivered = deliver_in_order(&msg_rx, &window, progress, readers_alive, &mut deliver);
     if delivered.is_err() {
         // Tear down: the source stops at its next push, readers at their next receive.
         window.close();
         entry_rx.close();
     }
     drop(msg_rx);
-    let _ = source_thread.join();
+    let threads = join_all(source_thread, readers);
+    // A thread that panicked explains whatever else went wrong (results that never
+    // came, readers gone), so its error is the one reported.
+    threads.and(delivered)
+}
+
+/// Joins the source thread and every reader; a thread that panicked is a fatal error
+/// even when everything it sent arrived, because what it had yet to send did not (the
+/// rest of a walk, the tail of a manifest).
+fn join_all(source: JoinHandle<()>, readers: Vec<JoinHandle<()>>) -> Result<()> {
+    let mut first_panic = join(source, "the walk thread");
     for reader in readers {
-        let _ = reader.join();
+        let joined = join(reader, "a reader thread");
+        first_panic = first_panic.and(joined);
     }
-    delivered
+    first_panic
+}
+
+fn join(thread: JoinHandle<()>, what: &str) -> Result<()> {
+    thread
+        .join()
+        .map_err(|payload| anyhow!("internal error: {what} panicked: {}", panic_text(&*payload)))
+}
+
+/// The message a panic was raised with, when it is text (as `panic!` and `assert!`
+/// make it).
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// False when a reader thread has ended while the source can still send work: it
+/// died (readers end only once the work channel is closed and drained), and whatever
+/// it held will never be reported, so waiting for it would wait forever.
+fn readers_still_serve(
+    readers: &[JoinHandle<()>],
+    work: &async_channel::Receiver<read::Batch>,
+) -> bool {
+    // Finished first, open second: a reader that ended normally saw the channel closed
+    // before it ended, so this order cannot mistake it for a dead one.
+    let ended = readers.iter().any(JoinHandle::is_finished);
+    !ended || work.is_closed()
+}
+
+/// A panic in the job's sink, caught on whichever thread fed it: the message.
+struct SinkPanicked(String);
+
+/// Wraps the job's [`SinkFactory`] so that a panic in a sink comes back as a result
+/// instead of unwinding through the backend. Unwinding there loses the file's whole
+/// batch: the uring backend swallows a panicked task (its printer then waits for the
+/// batch forever) or reports a panicked blocking thread as a read error (the run ends
+/// with exit 1, as if the disk had failed), and a reader thread that dies leaves the
+/// walk blocked on a full channel. Caught here, every backend reports it the same way.
+struct CatchPanics<F>(Arc<F>);
+
+enum Guarded<S> {
+    Working(S),
+    Panicked(String),
+}
+
+impl<F: SinkFactory> SinkFactory for CatchPanics<F> {
+    type Sink = Guarded<F::Sink>;
+    fn make(&self, entry: &Entry) -> Self::Sink {
+        match catch_unwind(AssertUnwindSafe(|| self.0.make(entry))) {
+            Ok(sink) => Guarded::Working(sink),
+            Err(payload) => Guarded::Panicked(panic_text(&*payload)),
+        }
+    }
+}
+
+impl<S: read::Sink> read::Sink for Guarded<S> {
+    type Output = Result<S::Output, SinkPanicked>;
+
+    fn update(&mut self, data: &[u8]) {
+        // A sink that panicked is never touched again: its state is whatever the
+        // panic left half-done.
+        if let Guarded::Working(sink) = self
+            && let Err(payload) = catch_unwind(AssertUnwindSafe(|| sink.update(data)))
+        {
+            *self = Guarded::Panicked(panic_text(&*payload));
+        }
+    }
+
+    fn finish(self, len: u64) -> Self::Output {
+        match self {
+            Guarded::Working(sink) => catch_unwind(AssertUnwindSafe(|| sink.finish(len)))
+                .map_err(|payload| SinkPanicked(panic_text(&*payload))),
+            Guarded::Panicked(text) => Err(SinkPanicked(text)),
+        }
+    }
+}
+
+/// A file's result with the sink's panic turned into the run's fatal error.
+fn unless_panicked<O>(read: FileResult<Result<O, SinkPanicked>>) -> Result<FileResult<O>> {
+    let FileResult { seq, path, result } = read;
+    let result = match result {
+        Ok((Ok(output), len)) => Ok((output, len)),
+        Ok((Err(SinkPanicked(text)), _)) => {
+            return Err(anyhow!(
+                "internal error: processing {} panicked: {text}",
+                path.display()
+            ));
+        }
+        Err(error) => Err(error),
+    };
+    Ok(FileResult { seq, path, result })
 }
 
 /// Where a source pushes its items. Numbers them, keeps the source from running more
@@ -257,11 +375,18 @@ impl<T> Batcher<T> {
     }
 }
 
-/// Receives results in any order and delivers them in sequence order.
+/// How long the printer waits for a message before it looks whether the readers are
+/// still there.
+const READERS_CHECKED_EVERY: Duration = Duration::from_millis(200);
+
+/// Receives results in any order and delivers them in sequence order. Fails when
+/// `readers_alive` says the readers died with work left, instead of waiting for
+/// results that will never come.
 fn deliver_in_order<O, T>(
     rx: &mpsc::Receiver<Msg<O, T>>,
     window: &Window,
     progress: &Progress,
+    readers_alive: impl Fn() -> bool,
     deliver: &mut impl FnMut(Outcome<O, T>) -> Result<()>,
 ) -> Result<()> {
     // Files read (or not), waiting for their turn; and the tags of files handed to the
@@ -271,10 +396,22 @@ fn deliver_in_order<O, T>(
     let mut tags: VecDeque<(u64, T)> = VecDeque::new();
     let mut next = 0u64;
     let mut source_result = Ok(());
-    for msg in rx {
+    loop {
+        let msg = match rx.recv_timeout(READERS_CHECKED_EVERY) {
+            Ok(msg) => msg,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                anyhow::ensure!(
+                    readers_alive(),
+                    "internal error: a reader thread stopped before the end of the run"
+                );
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         match msg {
             Msg::Read(results) => {
                 for result in results {
+                    let result = unless_panicked(result)?;
                     waiting.insert(result.seq, result);
                 }
             }
@@ -326,4 +463,214 @@ fn deliver_in_order<O, T>(
         window.issued()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::{BackendKind, Sink};
+
+    /// Counts bytes, and panics on the first chunk of a file named `boom`: a job's bug
+    /// that strikes in the middle of a run.
+    struct Fragile {
+        fed: u64,
+        doomed: bool,
+    }
+
+    impl Sink for Fragile {
+        type Output = u64;
+        fn update(&mut self, data: &[u8]) {
+            assert!(!self.doomed, "boom");
+            self.fed += data.len() as u64;
+        }
+        fn finish(self, _len: u64) -> u64 {
+            self.fed
+        }
+    }
+
+    struct FragileFactory;
+
+    impl SinkFactory for FragileFactory {
+        type Sink = Fragile;
+        fn make(&self, entry: &Entry) -> Fragile {
+            Fragile {
+                fed: 0,
+                doomed: entry.path.ends_with("boom"),
+            }
+        }
+    }
+
+    /// One reader with two files in flight, so a reader that dies is noticed only if the
+    /// pipeline looks for it.
+    fn one_reader(backend: BackendKind, mmap_threshold: Option<u64>) -> ReadOptions {
+        ReadOptions {
+            backend,
+            jobs: 1,
+            queue_depth: 2,
+            max_queue_depth: 2,
+            buffer_size: 1 << 20,
+            readahead: 2,
+            mmap_threshold,
+        }
+    }
+
+    /// An entry the reader stats itself, as `check` hands them over.
+    fn unlisted(path: PathBuf) -> Entry {
+        Entry {
+            seq: 0,
+            path,
+            size: 0,
+            mtime: (0, 0),
+            stat_known: false,
+            select: 0,
+            beneath: None,
+        }
+    }
+
+    /// Runs [`run_source`] with a small reorder window on a thread of its own and waits
+    /// at most a minute for it: a run that hangs fails the test instead of hanging it.
+    fn run_within_a_minute<S>(source: S, options: ReadOptions) -> Result<u64>
+    where
+        S: FnOnce(&mut Feed<()>) -> Result<()> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut delivered = 0u64;
+            let result = run_source(
+                source,
+                8,
+                &options,
+                Arc::new(FragileFactory),
+                &Progress::new(false),
+                |_| {
+                    delivered += 1;
+                    Ok(())
+                },
+            );
+            let _ = tx.send(result.map(|()| delivered));
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("run_source hung instead of returning")
+    }
+
+    /// A tree of 40 small files with one `boom` of `boom_len` bytes second in line.
+    fn tree_with_boom(boom_len: usize) -> (tempfile::TempDir, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        for i in 0..40 {
+            let (name, len) = if i == 1 {
+                ("boom".to_string(), boom_len)
+            } else {
+                (format!("f{i:02}"), 100)
+            };
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![b'x'; len]).unwrap();
+            paths.push(path);
+        }
+        (dir, paths)
+    }
+
+    #[test]
+    fn a_walk_that_panics_after_its_last_item_fails_the_run() {
+        // Items decided without reading (as `check` decides a missing file) reach the
+        // printer at once: everything pushed is delivered before the panic is known.
+        for backend in [BackendKind::Uring, BackendKind::Threads] {
+            let source = |feed: &mut Feed<()>| -> Result<()> {
+                for _ in 0..3 {
+                    feed.push(Item::Note(()));
+                }
+                panic!("the walk tripped");
+            };
+            let err = run_within_a_minute(source, one_reader(backend, None))
+                .expect_err("a run whose walk panicked must not succeed");
+            let err = format!("{err:#}");
+            assert!(
+                err.contains("walk thread panicked: the walk tripped"),
+                "{backend:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_walk_that_panics_with_files_in_flight_names_the_panic() {
+        let (_dir, paths) = tree_with_boom(100);
+        let files: Vec<PathBuf> = paths.into_iter().filter(|p| !p.ends_with("boom")).collect();
+        for backend in [BackendKind::Uring, BackendKind::Threads] {
+            let files = files.clone();
+            let source = move |feed: &mut Feed<()>| -> Result<()> {
+                for path in files {
+                    feed.push(Item::File(unlisted(path), ()));
+                }
+                panic!("the walk tripped");
+            };
+            let err = run_within_a_minute(source, one_reader(backend, None))
+                .expect_err("a run whose walk panicked must not succeed");
+            let err = format!("{err:#}");
+            assert!(
+                err.contains("walk thread panicked: the walk tripped"),
+                "{backend:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sink_that_panics_fails_the_run_on_either_backend() {
+        // A small file is fed on the reader's own thread; a 2 MiB one in 1 MiB chunks,
+        // which the uring backend hands to a blocking thread; a mapped one on the
+        // blocking thread (uring) or the reader (threads).
+        let shapes = [("small", 100, None), ("chunked", 2 << 20, None)];
+        let shapes = shapes
+            .into_iter()
+            .chain([("mapped", 2 << 20, Some(1 << 20))]);
+        for (shape, boom_len, mmap_threshold) in shapes {
+            let (_dir, paths) = tree_with_boom(boom_len);
+            for backend in [BackendKind::Uring, BackendKind::Threads] {
+                let paths = paths.clone();
+                let source = move |feed: &mut Feed<()>| -> Result<()> {
+                    for path in paths {
+                        feed.push(Item::File(unlisted(path), ()));
+                    }
+                    Ok(())
+                };
+                let result = run_within_a_minute(source, one_reader(backend, mmap_threshold));
+                let err = format!(
+                    "{:#}",
+                    result.expect_err("a panicked sink must fail the run")
+                );
+                assert!(
+                    err.contains("panicked") && err.contains("boom"),
+                    "{shape} {backend:?}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_reader_thread_that_ends_with_work_left_stops_the_printer() {
+        let (work_tx, work_rx) = async_channel::bounded::<read::Batch>(1);
+        let gone = std::thread::spawn(|| {});
+        while !gone.is_finished() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let readers = [gone];
+        assert!(!readers_still_serve(&readers, &work_rx));
+
+        // Nothing ever arrives, and nothing ever disconnects: without the check the
+        // printer would wait forever.
+        let (_msg_tx, msg_rx) = mpsc::channel::<Msg<u64, ()>>();
+        let window = Window::new(8);
+        let err = deliver_in_order(
+            &msg_rx,
+            &window,
+            &Progress::new(false),
+            || readers_still_serve(&readers, &work_rx),
+            &mut |_| Ok(()),
+        )
+        .expect_err("the printer must give up on dead readers");
+        assert!(err.to_string().contains("reader thread stopped"), "{err}");
+
+        // Once the work channel is closed, a finished reader is simply done.
+        drop(work_tx);
+        assert!(readers_still_serve(&readers, &work_rx));
+    }
 }

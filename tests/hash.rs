@@ -543,3 +543,44 @@ fn hash_never_reads_the_manifest_it_writes() {
         std::fs::remove_file(t.join("out.b3")).unwrap();
     }
 }
+
+/// `(path, digest)` pairs from XXH3 lines as xxhsum writes them: `XXH3 (PATH) = HEX`
+/// (xxhsum 0.8.1, and spate's `--tag`) or `XXH3_HEX  PATH` (xxhsum 0.8.2 and later).
+fn xxh3_digests(out: &[u8]) -> Vec<(String, String)> {
+    let mut digests: Vec<(String, String)> = String::from_utf8_lossy(out)
+        .lines()
+        .map(|line| {
+            if let Some(rest) = line.strip_prefix("XXH3 (") {
+                let (path, hex) = rest.rsplit_once(") = ").expect("a BSD-style line");
+                (path.to_string(), hex.to_string())
+            } else {
+                let rest = line.strip_prefix("XXH3_").expect("an XXH3 line");
+                let (hex, path) = rest.split_once("  ").expect("a GNU-style line");
+                (path.to_string(), hex.to_string())
+            }
+        })
+        .collect();
+    digests.sort();
+    digests
+}
+
+#[test]
+fn xxh3_digests_match_xxhsum_on_both_backends() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("tree"), false);
+    let files: Vec<_> = files_below(&tmp.path().join("tree"))
+        .into_iter()
+        .map(|p| p.strip_prefix(tmp.path()).unwrap().to_path_buf())
+        .collect();
+    let expected = xxh3_digests(&peer(tmp.path(), "xxhsum", &["-H3"], &files).stdout);
+    assert_eq!(expected.len(), files.len());
+    for backend in BACKENDS {
+        let out = hash(tmp.path(), backend, &["-a", "xxh3", "--tag"], &["tree"]);
+        assert!(out.status.success(), "{backend}: {}", stderr_of(&out));
+        assert_eq!(
+            xxh3_digests(&out.stdout),
+            expected,
+            "{backend} differs from xxhsum -H3"
+        );
+    }
+}

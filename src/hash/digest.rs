@@ -149,7 +149,60 @@ mod tests {
             digest_of(Algo::Blake3, b"abc"),
             "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
         );
-        assert_eq!(digest_of(Algo::Xxh3, b"abc").len(), 16);
+        // As `xxhsum -H3` prints it: the 64-bit value in hex, most significant first.
+        assert_eq!(digest_of(Algo::Xxh3, b"abc"), "78af5f94892f3950");
+    }
+
+    /// The input of xxHash's own sanity check (`XSUM_fillTestBuffer` in the reference
+    /// `cli/xsum_sanity_check.c`): every byte is the top byte of a 64-bit state that
+    /// starts at PRIME32 and is multiplied by PRIME64 after each byte.
+    fn xxhash_sanity_buffer(len: usize) -> Vec<u8> {
+        const PRIME32: u64 = 2_654_435_761;
+        const PRIME64: u64 = 11_400_714_785_074_694_797;
+        let mut state = PRIME32;
+        (0..len)
+            .map(|_| {
+                let byte = (state >> 56) as u8;
+                state = state.wrapping_mul(PRIME64);
+                byte
+            })
+            .collect()
+    }
+
+    #[test]
+    fn xxh3_matches_the_reference_vectors_whole_and_streamed() {
+        // XXH3_64bits, seed 0, from the reference's sanity check: one length for each
+        // of the algorithm's paths (empty, 1-3, 4-8, 9-16, 17-128 in three steps,
+        // 129-240, one 1 KiB block with an overlapping last stripe, one block ending on a
+        // stripe, and two and three blocks).
+        let vectors: [(usize, u64); 13] = [
+            (0, 0x2D06_8005_38D3_94C2),
+            (1, 0xC44B_DFF4_074E_ECDB),
+            (6, 0x27B5_6A84_CD2D_7325),
+            (12, 0xA713_DAF0_DFBB_77E7),
+            (24, 0xA3FE_70BF_9D35_10EB),
+            (48, 0x397D_A259_ECBA_1F11),
+            (80, 0xBCDE_FBBB_2C47_C90A),
+            (195, 0xCD94_217E_E362_EC3A),
+            (403, 0xCDEB_804D_65C6_DEA4),
+            (512, 0x617E_4959_9013_CB6B),
+            (2048, 0xDD59_E2C3_A5F0_38E0),
+            (2240, 0x6E73_A905_39CF_2948),
+            (2367, 0xCB37_AEB9_E5D3_61ED),
+        ];
+        let buffer = xxhash_sanity_buffer(2367);
+        for (len, expected) in vectors {
+            let data = &buffer[..len];
+            let expected = format!("{expected:016x}");
+            assert_eq!(digest_of(Algo::Xxh3, data), expected, "{len} bytes whole");
+            // Readers feed a file in chunks; odd-sized pieces cross every stripe.
+            let mut streamed = MultiHasher::new(&[Algo::Xxh3]);
+            for piece in data.chunks(7) {
+                streamed.update(piece);
+            }
+            let streamed = streamed.finish(len as u64).remove(0).1;
+            assert_eq!(streamed, expected, "{len} bytes in pieces of 7");
+        }
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! looks the faulting address up among the windows being read; if it is one of ours it
 //! maps zero pages over the rest of the window, flags the window and returns, so the
 //! read finishes and the caller reports the file as changed instead of printing a digest.
-//! A SIGBUS anywhere else restores the default action and re-faults, crashing as usual.
+//! A SIGBUS anywhere else restores the default action and re-faults, crashing as usual;
+//! so does one the kernel will not let us paper over, after a line on stderr (returning
+//! would only fault again, forever).
 
 use std::io;
 use std::os::unix::io::RawFd;
@@ -40,48 +42,136 @@ const EMPTY: Slot = Slot {
     faulted: AtomicBool::new(false),
 };
 
-/// The windows being read. A signal handler can only reach global state, so this is
-/// the one global in spate; it holds addresses, nothing else.
+/// The windows being read. A signal handler can only reach global state, so this and
+/// [`PAGE_SIZE`] are spate's only globals; they hold addresses and a size, nothing else.
 static SLOTS_TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
 static INSTALL: Once = Once::new();
 
 extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    for slot in &SLOTS_TABLE {
-        let start = slot.start.load(Ordering::Acquire);
-        let len = slot.len.load(Ordering::Acquire);
-        if start != 0 && start != usize::MAX && addr >= start && addr - start < len {
-            let page = addr & !(page_size() - 1);
-            // SAFETY: replaces pages inside a mapping this process owns and is reading;
-            // mmap is a plain system call, safe to make from a signal handler.
-            unsafe {
-                libc::mmap(
-                    page as *mut libc::c_void,
-                    start + len - page,
-                    libc::PROT_READ,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                    -1,
-                    0,
-                );
-            }
-            slot.faulted.store(true, Ordering::Release);
-            return;
+    match handle_fault(addr, &SLOTS_TABLE, page_size(), map_zeros) {
+        Fault::Replaced => {}
+        Fault::Unrecoverable => {
+            // Returning would touch the same missing page again, and again, forever.
+            const WHY: &[u8] = b"spate: a mapped file shrank while it was read and its \
+                pages could not be replaced; stopping\n";
+            // SAFETY: write(2) to stderr is async-signal-safe.
+            unsafe { libc::write(libc::STDERR_FILENO, WHY.as_ptr().cast(), WHY.len()) };
+            fall_back_to_the_default_action();
         }
+        Fault::NotOurs => fall_back_to_the_default_action(),
     }
-    // Not ours: let the default action happen when the access repeats.
+}
+
+/// Restores SIGBUS's default action, so the access that faulted ends the process
+/// when it repeats, as it would have without our handler.
+fn fall_back_to_the_default_action() {
     // SAFETY: resetting a disposition is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGBUS, libc::SIG_DFL);
     }
 }
 
+/// What the SIGBUS handler made of a fault.
+#[derive(Debug, PartialEq, Eq)]
+enum Fault {
+    /// In one of our windows: zero pages now stand where the file's were missing, and
+    /// the window is flagged so the file is reported as changed.
+    Replaced,
+    /// In one of our windows, but the kernel refused every replacement.
+    Unrecoverable,
+    /// Not in any window: a real crash.
+    NotOurs,
+}
+
+/// Looks the faulting address up among `slots` and maps zero pages over the rest of
+/// its window with `map_zeros` (which only a signal-safe system call may implement).
+fn handle_fault(
+    addr: usize,
+    slots: &[Slot],
+    page: usize,
+    map_zeros: impl Fn(usize, usize) -> bool,
+) -> Fault {
+    for slot in slots {
+        let start = slot.start.load(Ordering::Acquire);
+        let len = slot.len.load(Ordering::Acquire);
+        if start == 0 || start == usize::MAX {
+            continue;
+        }
+        let Some((from, zeros)) = zero_fill_range(addr, start, len, page) else {
+            continue;
+        };
+        // From the faulting page on, as little as covers what is missing; failing that
+        // (a split mapping needs one more map entry, which vm.max_map_count may
+        // refuse), the whole window, which replaces the mapping without splitting it.
+        // Either way the file's digest is thrown away.
+        if map_zeros(from, zeros) || map_zeros(start, len) {
+            slot.faulted.store(true, Ordering::Release);
+            return Fault::Replaced;
+        }
+        return Fault::Unrecoverable;
+    }
+    Fault::NotOurs
+}
+
+/// The range to fill with zero pages after a fault at `addr` in the window of `len`
+/// bytes mapped at `start` (page-aligned, as mmap returns it): from the start of the
+/// faulting page to the end of the window. `None` when `addr` is outside the window.
+fn zero_fill_range(addr: usize, start: usize, len: usize, page: usize) -> Option<(usize, usize)> {
+    if addr < start || addr - start >= len {
+        return None;
+    }
+    let from = addr & !(page - 1);
+    Some((from, start + len - from))
+}
+
+/// Maps read-only zero pages over `len` bytes at `at`, in place of whatever was
+/// mapped there; false when the kernel refuses (e.g. `at` is not page-aligned).
+fn map_zeros(at: usize, len: usize) -> bool {
+    // SAFETY: MAP_FIXED replaces only pages of a window this process mapped and is
+    // reading (the handler passes nothing else); mmap is a plain system call, safe to
+    // make from a signal handler.
+    let ptr = unsafe {
+        libc::mmap(
+            at as *mut libc::c_void,
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    ptr != libc::MAP_FAILED
+}
+
+/// The system's page size, asked once. `install_handler` asks before the handler can
+/// run, so the handler only ever loads it.
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes per page: 4 KiB on x86-64, but 16 KiB or 64 KiB on some arm64 and POWER
+/// kernels, where an address rounded to 4 KiB is not page-aligned: mmap refuses it,
+/// and the guard would never replace the missing pages.
 fn page_size() -> usize {
-    4096
+    let known = PAGE_SIZE.load(Ordering::Relaxed);
+    if known != 0 {
+        return known;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let asked = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    // Linux always answers; should it not, the smallest page there is keeps the
+    // residency probes aligned, and a remap that then fails is caught, not repeated.
+    let page = usize::try_from(asked)
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096);
+    PAGE_SIZE.store(page, Ordering::Relaxed);
+    page
 }
 
 fn install_handler() {
     INSTALL.call_once(|| {
+        page_size();
         // SAFETY: a zeroed sigaction with our handler and SA_SIGINFO is a valid setup.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
@@ -336,5 +426,75 @@ mod tests {
         let mut sink = Collect(Vec::new());
         let err = feed_mapped(f.as_raw_fd(), 64 * 4096, &mut sink).unwrap_err();
         assert!(matches!(err, ReadError::Changed(_)), "{err}");
+    }
+
+    /// A window of 8 pages of `page` bytes at a page-aligned address, in a slot table
+    /// of its own.
+    fn one_window(page: usize) -> ([Slot; 2], usize, usize) {
+        let (start, len) = (0x7f00_0000_0000 + 3 * 65536, 8 * page);
+        let slots = [EMPTY, EMPTY];
+        slots[1].start.store(start, Ordering::Release);
+        slots[1].len.store(len, Ordering::Release);
+        (slots, start, len)
+    }
+
+    #[test]
+    fn the_zeroed_range_covers_the_fault_to_the_window_end_for_every_page_size() {
+        for page in [4096, 16384, 65536] {
+            let (_, start, len) = one_window(page);
+            for addr in [start, start + 1, start + page + 100, start + len - 1] {
+                let (from, zeros) = zero_fill_range(addr, start, len, page).unwrap();
+                assert_eq!(from % page, 0, "page {page}, fault at +{}", addr - start);
+                assert!(
+                    from >= start && from <= addr && addr < from + page,
+                    "{page}"
+                );
+                assert_eq!(from + zeros, start + len, "to the window's end ({page})");
+            }
+            assert_eq!(zero_fill_range(start - 1, start, len, page), None);
+            assert_eq!(zero_fill_range(start + len, start, len, page), None);
+        }
+    }
+
+    #[test]
+    fn a_fault_in_a_window_is_replaced_and_flagged() {
+        let (slots, start, len) = one_window(16384);
+        let calls = std::cell::RefCell::new(Vec::new());
+        let fault = handle_fault(start + 40_000, &slots, 16384, |at, n| {
+            calls.borrow_mut().push((at, n));
+            true
+        });
+        assert_eq!(fault, Fault::Replaced);
+        assert_eq!(*calls.borrow(), [(start + 32768, len - 32768)]);
+        assert!(slots[1].faulted.load(Ordering::Acquire));
+        assert_eq!(
+            handle_fault(start + len, &slots, 16384, |_, _| true),
+            Fault::NotOurs
+        );
+    }
+
+    #[test]
+    fn a_refused_remap_falls_back_to_the_whole_window_then_gives_up() {
+        let (slots, start, len) = one_window(65536);
+        let whole_only = |at: usize, n: usize| (at, n) == (start, len);
+        assert_eq!(
+            handle_fault(start + 3 * 65536, &slots, 65536, whole_only),
+            Fault::Replaced
+        );
+        let (slots, start, _) = one_window(65536);
+        assert_eq!(
+            handle_fault(start + 3 * 65536, &slots, 65536, |_, _| false),
+            Fault::Unrecoverable
+        );
+        assert!(!slots[1].faulted.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn the_kernel_refusing_a_remap_is_seen() {
+        let page = page_size();
+        assert!(page.is_power_of_two() && page >= 4096, "{page}");
+        // An address off a page boundary, as rounding to 4 KiB gives on a kernel with
+        // larger pages: mmap refuses it without mapping anything.
+        assert!(!map_zeros(0x7f00_0000_0000 + 4096 + 1, page));
     }
 }

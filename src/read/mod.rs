@@ -150,8 +150,12 @@ impl ReadOptions {
 
 impl ReadOptions {
     /// Buffers the pool needs: one per file in flight plus read-ahead room per job.
+    /// Saturates instead of overflowing, so settings too large to hold are refused by
+    /// the caller's bound rather than wrapping around to a small pool.
     pub fn pool_buffers(&self) -> usize {
-        self.queue_depth + self.jobs * self.readahead.saturating_sub(1).max(1) * 2
+        let per_job = self.readahead.saturating_sub(1).max(1).saturating_mul(2);
+        self.queue_depth
+            .saturating_add(self.jobs.saturating_mul(per_job))
     }
 }
 
