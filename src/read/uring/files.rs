@@ -71,8 +71,9 @@ fn run_ring<F: SinkFactory>(readers: Readers<F>, base: usize, workers: usize) {
     let gate = Rc::new(Gate::new(base, workers));
     let small = BufferPool::new(workers, SMALL_BUFFER.min(options.buffer_size));
     runtime.block_on(async move {
-        let tasks: Vec<_> = (0..workers)
-            .map(|_| {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            {
                 let Readers {
                     options,
                     pool,
@@ -82,7 +83,7 @@ fn run_ring<F: SinkFactory>(readers: Readers<F>, base: usize, workers: usize) {
                 } = readers.clone();
                 let (gate, small) = (Rc::clone(&gate), small.clone());
                 let pools = Pools { small, pool };
-                tokio_uring::spawn(async move {
+                tasks.spawn_local(async move {
                     loop {
                         gate.enter().await;
                         let Ok(batch) = entries.recv().await else {
@@ -105,11 +106,17 @@ fn run_ring<F: SinkFactory>(readers: Readers<F>, base: usize, workers: usize) {
                             break;
                         }
                     }
-                })
-            })
-            .collect();
-        for task in tasks {
-            let _ = task.await;
+                });
+            }
+        }
+        // A worker that panicked takes the ring thread down with it at once, so the
+        // pipeline's join sees the panic instead of waiting for results that never come.
+        while let Some(done) = tasks.join_next().await {
+            if let Err(err) = done
+                && err.is_panic()
+            {
+                std::panic::resume_unwind(err.into_panic());
+            }
         }
     });
 }
