@@ -68,17 +68,13 @@ pub const ALL: [Algo; 6] = [
     Algo::Xxh3,
 ];
 
-/// A set of algorithms, small enough to travel in a walk entry's `select` field.
+/// A set of algorithms, as a bit set (what one manifest line's digest may be in).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct AlgoSet(u32);
 
 impl AlgoSet {
     pub fn one(algo: Algo) -> Self {
         AlgoSet(1 << algo as u32)
-    }
-
-    pub fn from_bits(bits: u32) -> Self {
-        AlgoSet(bits)
     }
 
     pub fn bits(self) -> u32 {

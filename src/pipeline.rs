@@ -7,7 +7,7 @@
 //! therefore the only place that writes output.
 
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -29,8 +29,9 @@ pub const REORDER_WINDOW: u64 = 16 * 1024;
 
 /// What a source hands the pipeline, in output order.
 pub enum Item<T> {
-    /// A file to read; `tag` travels beside it to the outcome (what the job needs to
-    /// judge the result, e.g. the expected digest in `check`).
+    /// A file to read; `tag` travels with it through the reader (whose sink factory sees
+    /// it) to the outcome: what the job needs to read and judge the file, e.g. the
+    /// expected digests in `check`.
     File(Entry, T),
     /// Something the walk skipped or could not enter.
     Notice(Notice),
@@ -62,15 +63,13 @@ pub enum Outcome<O, T = ()> {
 /// What the source thread tells the printer.
 enum FromSource<T> {
     Notice(Notice),
-    /// Tags of files about to be handed to the readers, in sequence order.
-    Tags(Vec<(u64, T)>),
     Note(u64, T),
     Ended(Result<()>),
 }
 
 enum Msg<O, T> {
     /// Results of one batch, from the job's sinks behind [`CatchPanics`].
-    Read(Vec<FileResult<Result<O, SinkPanicked>>>),
+    Read(Vec<FileResult<Result<O, SinkPanicked>, T>>),
     Source(FromSource<T>),
 }
 
@@ -81,7 +80,7 @@ type ToPrinter<T> = Box<dyn Fn(FromSource<T>) -> bool + Send>;
 /// Runs the pipeline over the trees below `roots`, calling `deliver` for every outcome
 /// in walk order. A `deliver` error stops the run (walker and readers are told to quit)
 /// and is returned; per-file problems are outcomes, not errors.
-pub fn run<F: SinkFactory>(
+pub fn run<F: SinkFactory<Tag = ()>>(
     roots: &[OsString],
     walk_options: &WalkOptions,
     read_options: &ReadOptions,
@@ -122,22 +121,21 @@ pub fn run<F: SinkFactory>(
 /// fails the run, even after everything else was delivered: what the panicking code
 /// had yet to hand over is missing, and a manifest or archive without it must not
 /// pass for a whole one.
-pub fn run_source<F, T, S>(
+pub fn run_source<F, S>(
     source: S,
     window: u64,
     read_options: &ReadOptions,
     factory: Arc<F>,
     progress: &Progress,
-    mut deliver: impl FnMut(Outcome<SinkOutput<F>, T>) -> Result<()>,
+    mut deliver: impl FnMut(Outcome<SinkOutput<F>, F::Tag>) -> Result<()>,
 ) -> Result<()>
 where
     F: SinkFactory,
-    T: Send + 'static,
-    S: FnOnce(&mut Feed<T>) -> Result<()> + Send + 'static,
+    S: FnOnce(&mut Feed<F::Tag>) -> Result<()> + Send + 'static,
 {
     let window = Arc::new(Window::new(window));
     let (entry_tx, entry_rx) = async_channel::bounded(read_options.queue_depth.max(1));
-    let (msg_tx, msg_rx) = mpsc::channel::<Msg<SinkOutput<F>, T>>();
+    let (msg_tx, msg_rx) = mpsc::channel::<Msg<SinkOutput<F>, F::Tag>>();
 
     let source_thread = {
         let tx = msg_tx.clone();
@@ -156,7 +154,7 @@ where
                     to_printer,
                     ..
                 } = feed;
-                batcher.flush(&to_printer);
+                batcher.flush();
                 drop(batcher);
                 to_printer(FromSource::Ended(result));
             })
@@ -164,7 +162,7 @@ where
     };
 
     let report_tx = msg_tx.clone();
-    let report: read::Report<Result<SinkOutput<F>, SinkPanicked>> =
+    let report: read::Report<Result<SinkOutput<F>, SinkPanicked>, F::Tag> =
         Arc::new(move |results| report_tx.send(Msg::Read(results)).is_ok());
     let factory = Arc::new(CatchPanics(factory));
     let readers = read::start(read_options, entry_rx.clone(), factory, report);
@@ -217,9 +215,9 @@ fn panic_text(payload: &(dyn Any + Send)) -> String {
 /// False when a reader thread has ended while the source can still send work: it
 /// died (readers end only once the work channel is closed and drained), and whatever
 /// it held will never be reported, so waiting for it would wait forever.
-fn readers_still_serve(
+fn readers_still_serve<T>(
     readers: &[JoinHandle<()>],
-    work: &async_channel::Receiver<read::Batch>,
+    work: &async_channel::Receiver<read::Batch<T>>,
 ) -> bool {
     // Finished first, open second: a reader that ended normally saw the channel closed
     // before it ended, so this order cannot mistake it for a dead one.
@@ -244,9 +242,10 @@ enum Guarded<S> {
 }
 
 impl<F: SinkFactory> SinkFactory for CatchPanics<F> {
+    type Tag = F::Tag;
     type Sink = Guarded<F::Sink>;
-    fn make(&self, entry: &Entry) -> Self::Sink {
-        match catch_unwind(AssertUnwindSafe(|| self.0.make(entry))) {
+    fn make(&self, entry: &Entry, tag: &F::Tag) -> Self::Sink {
+        match catch_unwind(AssertUnwindSafe(|| self.0.make(entry, tag))) {
             Ok(sink) => Guarded::Working(sink),
             Err(payload) => Guarded::Panicked(panic_text(&*payload)),
         }
@@ -276,8 +275,13 @@ impl<S: read::Sink> read::Sink for Guarded<S> {
 }
 
 /// A file's result with the sink's panic turned into the run's fatal error.
-fn unless_panicked<O>(read: FileResult<Result<O, SinkPanicked>>) -> Result<FileResult<O>> {
-    let FileResult { seq, path, result } = read;
+fn unless_panicked<O, T>(read: FileResult<Result<O, SinkPanicked>, T>) -> Result<FileResult<O, T>> {
+    let FileResult {
+        seq,
+        path,
+        tag,
+        result,
+    } = read;
     let result = match result {
         Ok((Ok(output), len)) => Ok((output, len)),
         Ok((Err(SinkPanicked(text)), _)) => {
@@ -288,7 +292,12 @@ fn unless_panicked<O>(read: FileResult<Result<O, SinkPanicked>>) -> Result<FileR
         }
         Err(error) => Err(error),
     };
-    Ok(FileResult { seq, path, result })
+    Ok(FileResult {
+        seq,
+        path,
+        tag,
+        result,
+    })
 }
 
 /// Where a source pushes its items. Numbers them, keeps the source from running more
@@ -311,7 +320,7 @@ impl<T> Feed<T> {
     pub fn push(&mut self, item: Item<T>) -> bool {
         // The printer may be waiting for an entry still in our batch: hand the batch
         // over before waiting for the window to open.
-        if self.window.would_block() && !self.batcher.flush(&self.to_printer) {
+        if self.window.would_block() && !self.batcher.flush() {
             return false;
         }
         let seq = self.window.admit();
@@ -319,7 +328,7 @@ impl<T> Feed<T> {
             Item::File(mut entry, tag) => {
                 entry.seq = seq;
                 self.progress.found(entry.size);
-                self.batcher.push(entry, seq, tag, &self.to_printer)
+                self.batcher.push(entry, tag)
             }
             Item::Notice(mut notice) => {
                 notice.seq = seq;
@@ -332,43 +341,35 @@ impl<T> Feed<T> {
 /// Most entries per batch sent to the readers.
 const BATCH: usize = 16;
 
-/// Groups entries into batches for the readers. A batch goes out when it is full, or
-/// at once when the readers have nothing queued, so they never idle waiting for a
-/// batch to fill. The batch's tags go to the printer just before the batch goes to
-/// the readers, so a tag always arrives before its file's result.
+/// Groups entries, with their tags, into batches for the readers. A batch goes out
+/// when it is full, or at once when the readers have nothing queued, so they never
+/// idle waiting for a batch to fill.
 struct Batcher<T> {
-    tx: async_channel::Sender<read::Batch>,
-    batch: read::Batch,
-    tags: Vec<(u64, T)>,
+    tx: async_channel::Sender<read::Batch<T>>,
+    batch: read::Batch<T>,
 }
 
 impl<T> Batcher<T> {
-    fn new(tx: async_channel::Sender<read::Batch>) -> Self {
+    fn new(tx: async_channel::Sender<read::Batch<T>>) -> Self {
         Batcher {
             tx,
             batch: Vec::with_capacity(BATCH),
-            tags: Vec::with_capacity(BATCH),
         }
     }
 
-    /// Adds an entry; false when the readers or the printer are gone.
-    fn push(&mut self, entry: Entry, seq: u64, tag: T, to_printer: &ToPrinter<T>) -> bool {
-        self.batch.push(entry);
-        self.tags.push((seq, tag));
+    /// Adds an entry; false when the readers are gone.
+    fn push(&mut self, entry: Entry, tag: T) -> bool {
+        self.batch.push((entry, tag));
         if self.batch.len() >= BATCH || self.tx.is_empty() {
-            return self.flush(to_printer);
+            return self.flush();
         }
         true
     }
 
-    /// Sends what is batched; false when the readers or the printer are gone.
-    fn flush(&mut self, to_printer: &ToPrinter<T>) -> bool {
+    /// Sends what is batched; false when the readers are gone.
+    fn flush(&mut self) -> bool {
         if self.batch.is_empty() {
             return true;
-        }
-        let tags = std::mem::replace(&mut self.tags, Vec::with_capacity(BATCH));
-        if !to_printer(FromSource::Tags(tags)) {
-            return false;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         self.tx.send_blocking(batch).is_ok()
@@ -389,11 +390,9 @@ fn deliver_in_order<O, T>(
     readers_alive: impl Fn() -> bool,
     deliver: &mut impl FnMut(Outcome<O, T>) -> Result<()>,
 ) -> Result<()> {
-    // Files read (or not), waiting for their turn; and the tags of files handed to the
-    // readers, oldest first (the source sends them in sequence order).
-    let mut waiting: BTreeMap<u64, FileResult<O>> = BTreeMap::new();
+    // Files read (or not), and outcomes decided without reading, waiting for their turn.
+    let mut waiting: BTreeMap<u64, FileResult<O, T>> = BTreeMap::new();
     let mut decided: BTreeMap<u64, Outcome<O, T>> = BTreeMap::new();
-    let mut tags: VecDeque<(u64, T)> = VecDeque::new();
     let mut next = 0u64;
     let mut source_result = Ok(());
     loop {
@@ -421,7 +420,6 @@ fn deliver_in_order<O, T>(
             Msg::Source(FromSource::Note(seq, tag)) => {
                 decided.insert(seq, Outcome::Note(tag));
             }
-            Msg::Source(FromSource::Tags(batch)) => tags.extend(batch),
             Msg::Source(FromSource::Ended(result)) => {
                 source_result = result;
                 continue;
@@ -430,11 +428,10 @@ fn deliver_in_order<O, T>(
         loop {
             let outcome = if let Some(outcome) = decided.remove(&next) {
                 outcome
-            } else if waiting.contains_key(&next) && tags.front().is_some_and(|t| t.0 == next) {
-                let (Some(read), Some((_, tag))) = (waiting.remove(&next), tags.pop_front()) else {
-                    break;
-                };
-                let FileResult { path, result, .. } = read;
+            } else if let Some(read) = waiting.remove(&next) {
+                let FileResult {
+                    path, result, tag, ..
+                } = read;
                 match result {
                     Ok((output, len)) => {
                         progress.done(len);
@@ -491,8 +488,9 @@ mod tests {
     struct FragileFactory;
 
     impl SinkFactory for FragileFactory {
+        type Tag = ();
         type Sink = Fragile;
-        fn make(&self, entry: &Entry) -> Fragile {
+        fn make(&self, entry: &Entry, _tag: &()) -> Fragile {
             Fragile {
                 fed: 0,
                 doomed: entry.path.ends_with("boom"),
@@ -522,7 +520,6 @@ mod tests {
             size: 0,
             mtime: (0, 0),
             stat_known: false,
-            select: 0,
             beneath: None,
         }
     }
@@ -647,7 +644,7 @@ mod tests {
 
     #[test]
     fn a_reader_thread_that_ends_with_work_left_stops_the_printer() {
-        let (work_tx, work_rx) = async_channel::bounded::<read::Batch>(1);
+        let (work_tx, work_rx) = async_channel::bounded::<read::Batch<()>>(1);
         let gone = std::thread::spawn(|| {});
         while !gone.is_finished() {
             std::thread::sleep(Duration::from_millis(1));

@@ -32,9 +32,6 @@ pub struct Entry {
     /// Whether `size` and `mtime` were filled in before reading. When false (the walk
     /// skipped the `stat`), the reader takes both from the file it opened.
     pub stat_known: bool,
-    /// Which outputs the job wants for this file, for its sink factory to read; the walk
-    /// leaves it 0. (`check` puts the digest algorithms of the manifest line here.)
-    pub select: u32,
     /// Set when the file must be opened beneath a directory the job holds open, in one
     /// confined lookup, instead of by `path` (`check`: names from a manifest).
     pub beneath: Option<Beneath>,
@@ -261,7 +258,6 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
             size: 0,
             mtime: (0, 0),
             stat_known: false,
-            select: 0,
             beneath: None,
             path: entry.into_path(),
         }));
@@ -272,7 +268,6 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             stat_known: true,
-            select: 0,
             beneath: None,
             path: entry.into_path(),
         })),

@@ -254,7 +254,6 @@ fn member_item(
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             stat_known: true,
-            select: 0,
             beneath: None,
         };
         return Some(Item::File(entry, member));
@@ -306,14 +305,15 @@ impl Sink for Collector {
     }
 }
 
-pub struct CollectFactory {
+struct CollectFactory {
     digest: bool,
 }
 
 impl SinkFactory for CollectFactory {
+    type Tag = Member;
     type Sink = Collector;
 
-    fn make(&self, entry: &Entry) -> Collector {
+    fn make(&self, entry: &Entry, _member: &Member) -> Collector {
         Collector {
             data: Vec::with_capacity(entry.size as usize),
             hasher: self.digest.then(blake3::Hasher::new),

@@ -35,8 +35,9 @@ impl Sink for FileTimer {
 struct Timers;
 
 impl SinkFactory for Timers {
+    type Tag = ();
     type Sink = FileTimer;
-    fn make(&self, _entry: &Entry) -> FileTimer {
+    fn make(&self, _entry: &Entry, _tag: &()) -> FileTimer {
         FileTimer {
             opened: Instant::now(),
         }

@@ -25,11 +25,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::hash::digest::{Algo, AlgoSet, Digests, HasherFactory};
+use crate::hash::digest::{Algo, AlgoSet, Digests, MultiHasher};
 use crate::manifest::parse::{self, Expected, Hints, MAX_LINE, Record};
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::Progress;
-use crate::read::{ReadError, ReadOptions};
+use crate::read::{ReadError, ReadOptions, SinkFactory};
 use crate::walk::{self, Entry, Found, NoticeKind, WalkOptions};
 use listing::Listing;
 pub use report::Verbosity;
@@ -78,6 +78,32 @@ pub(crate) struct Listed {
     size: Option<u64>,
 }
 
+impl Listed {
+    /// Every algorithm the line's digests may be in.
+    fn algos(&self) -> AlgoSet {
+        self.expected
+            .iter()
+            .fold(AlgoSet::default(), |set, e| set.union(e.algos))
+    }
+}
+
+/// Makes the hashers for each listed file: the algorithms its own line's digests may be
+/// in, since every line of a manifest may name another.
+struct LineHashers;
+
+impl SinkFactory for LineHashers {
+    type Tag = Note;
+    type Sink = MultiHasher;
+    fn make(&self, _entry: &Entry, note: &Note) -> MultiHasher {
+        let algos: Vec<Algo> = match note {
+            Note::Listed(listed) => listed.algos().iter().collect(),
+            // Only listed files are handed to the readers.
+            Note::Judged(..) | Note::Malformed { .. } => Vec::new(),
+        };
+        MultiHasher::new(&algos)
+    }
+}
+
 /// The tag items carry through the pipeline.
 pub(crate) enum Note {
     /// A file handed to the readers; judged when its digests arrive.
@@ -114,7 +140,7 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
         source,
         pipeline::REORDER_WINDOW,
         &config.read,
-        Arc::new(HasherFactory::PerEntry),
+        Arc::new(LineHashers),
         &progress,
         |outcome| deliver(outcome, config, &mut reporter),
     );
@@ -299,17 +325,12 @@ fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option
                 // Different sizes cannot have equal digests: no need to read.
                 Verdict::Failed
             } else {
-                let select = listed
-                    .expected
-                    .iter()
-                    .fold(AlgoSet::default(), |set, e| set.union(e.algos));
                 let entry = Entry {
                     seq: 0,
                     path,
                     size,
                     mtime,
                     stat_known: true,
-                    select: select.bits(),
                     beneath,
                 };
                 return Some(Item::File(entry, Note::Listed(listed)));

@@ -99,25 +99,14 @@ impl Sink for MultiHasher {
     }
 }
 
-/// Makes a [`MultiHasher`] per file.
-pub enum HasherFactory {
-    /// The same algorithms for every file (`spate hash`).
-    Fixed(Vec<Algo>),
-    /// The algorithms in each entry's `select` field, an [`AlgoSet`] (`spate check`,
-    /// where every manifest line may name another algorithm).
-    PerEntry,
-}
+/// Makes a [`MultiHasher`] with the same algorithms for every file (`spate hash`).
+pub struct HasherFactory(pub Vec<Algo>);
 
 impl SinkFactory for HasherFactory {
+    type Tag = ();
     type Sink = MultiHasher;
-    fn make(&self, entry: &Entry) -> MultiHasher {
-        match self {
-            HasherFactory::Fixed(algos) => MultiHasher::new(algos),
-            HasherFactory::PerEntry => {
-                let algos: Vec<Algo> = AlgoSet::from_bits(entry.select).iter().collect();
-                MultiHasher::new(&algos)
-            }
-        }
+    fn make(&self, _entry: &Entry, _tag: &()) -> MultiHasher {
+        MultiHasher::new(&self.0)
     }
 }
 

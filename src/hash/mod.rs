@@ -66,7 +66,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         summary.bytes = len;
     } else {
         let progress = Progress::new(config.progress);
-        let factory = Arc::new(HasherFactory::Fixed(config.algos.clone()));
+        let factory = Arc::new(HasherFactory(config.algos.clone()));
         let result = pipeline::run(
             &config.paths,
             &walk,

@@ -43,8 +43,12 @@ pub trait Sink: Send + 'static {
 
 /// Makes a [`Sink`] for every file a backend reads.
 pub trait SinkFactory: Send + Sync + 'static {
+    /// What the job attaches to each file (the digests `check` expects, the archive
+    /// member `pack` writes): it travels with the entry to the reader, where `make` sees
+    /// it, and back with the file's result.
+    type Tag: Send + 'static;
     type Sink: Sink;
-    fn make(&self, entry: &Entry) -> Self::Sink;
+    fn make(&self, entry: &Entry, tag: &Self::Tag) -> Self::Sink;
 }
 
 /// Output type of the sinks a factory makes.
@@ -79,20 +83,26 @@ impl fmt::Display for ReadError {
 }
 
 /// What a reader reports for one file.
-pub struct FileResult<O> {
+pub struct FileResult<O, T> {
     pub seq: u64,
     pub path: PathBuf,
+    /// The job's tag, as it came with the entry.
+    pub tag: T,
     pub result: Result<(O, u64), ReadError>,
 }
 
-/// Entries travel from the walker to the readers in small batches, and results back in
-/// the same batches: one wake-up of a sleeping thread per batch instead of per file
-/// (per-file wake-ups cost a fifth of the run on trees of small files).
-pub type Batch = Vec<Entry>;
+/// Entries travel from the walker to the readers in small batches, each with its job's
+/// tag, and results back in the same batches: one wake-up of a sleeping thread per batch
+/// instead of per file (per-file wake-ups cost a fifth of the run on trees of small
+/// files).
+pub type Batch<T> = Vec<(Entry, T)>;
 
 /// Where readers deliver the results of one batch; returns false when nobody listens any
 /// more (the run is being torn down), which makes the reader stop.
-pub type Report<O> = Arc<dyn Fn(Vec<FileResult<O>>) -> bool + Send + Sync>;
+pub type Report<O, T> = Arc<dyn Fn(Vec<FileResult<O, T>>) -> bool + Send + Sync>;
+
+/// A file's result as a job's readers report it.
+pub type ResultOf<F> = FileResult<SinkOutput<F>, <F as SinkFactory>::Tag>;
 
 /// Which backend a user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -185,9 +195,9 @@ pub fn select(mode: IoMode) -> anyhow::Result<(BackendKind, Option<String>)> {
 pub struct Readers<F: SinkFactory> {
     pub options: ReadOptions,
     pub pool: BufferPool,
-    pub entries: async_channel::Receiver<Batch>,
+    pub entries: async_channel::Receiver<Batch<F::Tag>>,
     pub factory: Arc<F>,
-    pub results: Report<SinkOutput<F>>,
+    pub results: Report<SinkOutput<F>, F::Tag>,
 }
 
 impl<F: SinkFactory> Clone for Readers<F> {
@@ -215,9 +225,9 @@ pub trait Backend {
 /// Starts the backend chosen in `options` with a buffer pool sized from them.
 pub fn start<F: SinkFactory>(
     options: &ReadOptions,
-    entries: async_channel::Receiver<Batch>,
+    entries: async_channel::Receiver<Batch<F::Tag>>,
     factory: Arc<F>,
-    results: Report<SinkOutput<F>>,
+    results: Report<SinkOutput<F>, F::Tag>,
 ) -> Vec<std::thread::JoinHandle<()>> {
     let readers = Readers {
         options: options.clone(),
@@ -334,8 +344,9 @@ mod tests {
     struct CountFactory;
 
     impl SinkFactory for CountFactory {
+        type Tag = ();
         type Sink = Count;
-        fn make(&self, _entry: &Entry) -> Count {
+        fn make(&self, _entry: &Entry, _tag: &()) -> Count {
             Count(0)
         }
     }
@@ -361,9 +372,9 @@ mod tests {
         };
         let (tx, rx) = async_channel::bounded(4);
         let (results_tx, results_rx) = std::sync::mpsc::channel();
-        let report: Report<u64> = Arc::new(move |r| results_tx.send(r).is_ok());
+        let report: Report<u64, ()> = Arc::new(move |r| results_tx.send(r).is_ok());
         let handles = start(&options, rx, Arc::new(CountFactory), report);
-        tx.send_blocking(vec![entry]).expect("readers listen");
+        tx.send_blocking(vec![(entry, ())]).expect("readers listen");
         drop(tx);
         let mut results = results_rx.recv().expect("one batch of results");
         for handle in handles {
@@ -382,7 +393,6 @@ mod tests {
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             stat_known: true,
-            select: 0,
             beneath: None,
         }
     }
@@ -469,7 +479,6 @@ mod tests {
             size: 0,
             mtime: (0, 0),
             stat_known: false,
-            select: 0,
             beneath: None,
         };
         for backend in BACKENDS {

@@ -42,10 +42,11 @@ pub(crate) fn serve<F: SinkFactory>(readers: &Readers<F>) {
     while let Ok(batch) = entries.recv_blocking() {
         let done = batch
             .into_iter()
-            .map(|mut entry| FileResult {
-                result: read_file(&mut entry, options, pool, factory.as_ref()),
+            .map(|(mut entry, tag)| FileResult {
+                result: read_file(&mut entry, &tag, options, pool, factory.as_ref()),
                 seq: entry.seq,
                 path: entry.path,
+                tag,
             })
             .collect();
         if !results(done) {
@@ -66,6 +67,7 @@ pub(crate) fn open_nonblocking(path: &std::path::Path) -> std::io::Result<File> 
 
 fn read_file<F: SinkFactory>(
     entry: &mut Entry,
+    tag: &F::Tag,
     options: &ReadOptions,
     pool: &BufferPool,
     factory: &F,
@@ -73,7 +75,7 @@ fn read_file<F: SinkFactory>(
     let file = crate::read::open_entry(entry).map_err(|e| ReadError::io("opening", e))?;
     crate::read::complete_entry(entry, file.as_raw_fd())?;
     let entry = &*entry;
-    let mut sink = factory.make(entry);
+    let mut sink = factory.make(entry, tag);
     let offset = if options.maps(entry.size) && mapped::mostly_cached(file.as_raw_fd(), entry.size)
     {
         mapped::feed_mapped(file.as_raw_fd(), entry.size, &mut sink)?

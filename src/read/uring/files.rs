@@ -91,13 +91,20 @@ fn run_ring<F: SinkFactory>(readers: Readers<F>, base: usize, workers: usize) {
                             break;
                         };
                         let mut done = Vec::with_capacity(batch.len());
-                        for mut entry in batch {
-                            let result =
-                                read_file(&mut entry, &options, &pools, &gate, factory.as_ref())
-                                    .await;
+                        for (mut entry, tag) in batch {
+                            let result = read_file(
+                                &mut entry,
+                                &tag,
+                                &options,
+                                &pools,
+                                &gate,
+                                factory.as_ref(),
+                            )
+                            .await;
                             done.push(FileResult {
                                 seq: entry.seq,
                                 path: entry.path,
+                                tag,
                                 result,
                             });
                         }
@@ -195,6 +202,7 @@ struct Pools {
 
 async fn read_file<F: SinkFactory>(
     entry: &mut Entry,
+    tag: &F::Tag,
     options: &ReadOptions,
     pools: &Pools,
     gate: &Gate,
@@ -216,7 +224,7 @@ async fn read_file<F: SinkFactory>(
     let file = Rc::new(file);
     crate::read::complete_entry(entry, file.as_raw_fd())?;
     let entry = &*entry;
-    let mut sink = factory.make(entry);
+    let mut sink = factory.make(entry, tag);
     let pool = if entry.size < pools.small.buffer_size() as u64 {
         &pools.small
     } else {
