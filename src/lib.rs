@@ -26,6 +26,6 @@ pub mod output;
 pub mod pipeline;
 pub mod progress;
 pub mod read;
+pub mod reorder;
 pub mod shard;
 pub mod walk;
-pub mod window;

@@ -20,12 +20,12 @@ use anyhow::{Context, Result, anyhow};
 
 use crate::progress::Progress;
 use crate::read::{self, FileResult, ReadError, ReadOptions, SinkFactory, SinkOutput};
+use crate::reorder::ReorderLimit;
 use crate::walk::{self, Entry, Found, Notice, WalkOptions};
-use crate::window::Window;
 
 /// How many finished results may wait for a slow file ahead of them before the walk
 /// pauses. Each waiting result is a path and a digest: a few hundred bytes.
-pub const REORDER_WINDOW: u64 = 16 * 1024;
+pub const REORDER_LIMIT: u64 = 16 * 1024;
 
 /// What a source hands the pipeline, in output order.
 pub enum Item<T> {
@@ -104,7 +104,7 @@ pub fn run<F: SinkFactory<Tag = ()>>(
     };
     run_source(
         source,
-        REORDER_WINDOW,
+        REORDER_LIMIT,
         read_options,
         factory,
         progress,
@@ -114,7 +114,7 @@ pub fn run<F: SinkFactory<Tag = ()>>(
 
 /// Runs the pipeline over whatever `source` pushes into its [`Feed`] (on a thread of
 /// its own), calling `deliver` for every outcome in the order the items were pushed.
-/// At most `window` items are in flight or waiting for an earlier one, which bounds
+/// At most `limit` items are in flight or waiting for an earlier one, which bounds
 /// memory when outputs are large (whole files, for `pack`).
 ///
 /// A panic in the source, in a reader or in the job's sink is an internal error that
@@ -123,7 +123,7 @@ pub fn run<F: SinkFactory<Tag = ()>>(
 /// pass for a whole one.
 pub fn run_source<F, S>(
     source: S,
-    window: u64,
+    limit: u64,
     read_options: &ReadOptions,
     factory: Arc<F>,
     progress: &Progress,
@@ -133,14 +133,14 @@ where
     F: SinkFactory,
     S: FnOnce(&mut Feed<F::Tag>) -> Result<()> + Send + 'static,
 {
-    let window = Arc::new(Window::new(window));
+    let limit = Arc::new(ReorderLimit::new(limit));
     let (entry_tx, entry_rx) = async_channel::bounded(read_options.queue_depth.max(1));
     let (msg_tx, msg_rx) = mpsc::channel::<Msg<SinkOutput<F>, F::Tag>>();
 
     let source_thread = {
         let tx = msg_tx.clone();
         let mut feed = Feed {
-            window: Arc::clone(&window),
+            limit: Arc::clone(&limit),
             batcher: Batcher::new(entry_tx),
             to_printer: Box::new(move |msg| tx.send(Msg::Source(msg)).is_ok()),
             progress: progress.clone(),
@@ -169,10 +169,10 @@ where
     drop(msg_tx);
 
     let readers_alive = || readers_still_serve(&readers, &entry_rx);
-    let delivered = deliver_in_order(&msg_rx, &window, progress, readers_alive, &mut deliver);
+    let delivered = deliver_in_order(&msg_rx, &limit, progress, readers_alive, &mut deliver);
     if delivered.is_err() {
         // Tear down: the source stops at its next push, readers at their next receive.
-        window.close();
+        limit.close();
         entry_rx.close();
     }
     drop(msg_rx);
@@ -301,9 +301,9 @@ fn unless_panicked<O, T>(read: FileResult<Result<O, SinkPanicked>, T>) -> Result
 }
 
 /// Where a source pushes its items. Numbers them, keeps the source from running more
-/// than the reorder window ahead of the printer, and batches files for the readers.
+/// than the reorder limit ahead of the printer, and batches files for the readers.
 pub struct Feed<T> {
-    window: Arc<Window>,
+    limit: Arc<ReorderLimit>,
     batcher: Batcher<T>,
     to_printer: ToPrinter<T>,
     progress: Progress,
@@ -319,11 +319,11 @@ impl<T> Feed<T> {
     /// should stop.
     pub fn push(&mut self, item: Item<T>) -> bool {
         // The printer may be waiting for an entry still in our batch: hand the batch
-        // over before waiting for the window to open.
-        if self.window.would_block() && !self.batcher.flush() {
+        // over before waiting for room under the limit.
+        if self.limit.would_block() && !self.batcher.flush() {
             return false;
         }
-        let seq = self.window.admit();
+        let seq = self.limit.admit();
         match item {
             Item::File(mut entry, tag) => {
                 entry.seq = seq;
@@ -385,7 +385,7 @@ const READERS_CHECKED_EVERY: Duration = Duration::from_millis(200);
 /// results that will never come.
 fn deliver_in_order<O, T>(
     rx: &mpsc::Receiver<Msg<O, T>>,
-    window: &Window,
+    limit: &ReorderLimit,
     progress: &Progress,
     readers_alive: impl Fn() -> bool,
     deliver: &mut impl FnMut(Outcome<O, T>) -> Result<()>,
@@ -450,14 +450,14 @@ fn deliver_in_order<O, T>(
             deliver(outcome)?;
             next += 1;
         }
-        window.printed_up_to(next);
+        limit.printed_up_to(next);
     }
     source_result?;
     anyhow::ensure!(
-        waiting.is_empty() && decided.is_empty() && next == window.issued(),
+        waiting.is_empty() && decided.is_empty() && next == limit.issued(),
         "internal error: {} of {} results were never delivered",
-        window.issued() - next,
-        window.issued()
+        limit.issued() - next,
+        limit.issued()
     );
     Ok(())
 }
@@ -524,7 +524,7 @@ mod tests {
         }
     }
 
-    /// Runs [`run_source`] with a small reorder window on a thread of its own and waits
+    /// Runs [`run_source`] with a small reorder limit on a thread of its own and waits
     /// at most a minute for it: a run that hangs fails the test instead of hanging it.
     fn run_within_a_minute<S>(source: S, options: ReadOptions) -> Result<u64>
     where
@@ -655,10 +655,10 @@ mod tests {
         // Nothing ever arrives, and nothing ever disconnects: without the check the
         // printer would wait forever.
         let (_msg_tx, msg_rx) = mpsc::channel::<Msg<u64, ()>>();
-        let window = Window::new(8);
+        let limit = ReorderLimit::new(8);
         let err = deliver_in_order(
             &msg_rx,
-            &window,
+            &limit,
             &Progress::new(false),
             || readers_still_serve(&readers, &work_rx),
             &mut |_| Ok(()),

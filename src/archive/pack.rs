@@ -8,7 +8,7 @@
 //! compressor stage turns into the archive on threads of its own.
 //!
 //! Larger files are not held in memory: the writer streams them from disk itself in
-//! 1 MiB pieces. That keeps memory bounded by the reorder window × [`INLINE_MAX`]
+//! 1 MiB pieces. That keeps memory bounded by [`IN_FLIGHT`] × [`INLINE_MAX`]
 //! whatever the tree, at the price of reading large files one at a time — which costs
 //! little, since compressing is far slower than reading.
 
@@ -39,7 +39,7 @@ use crate::walk::{self, Entry, Notice, NoticeKind};
 pub const INLINE_MAX: u64 = 1 << 20;
 /// Entries in flight or waiting to be written: with [`INLINE_MAX`], at most 64 MiB of
 /// file data is held at once.
-const WINDOW: u64 = 64;
+const IN_FLIGHT: u64 = 64;
 
 /// One archive member, as the walk saw it.
 struct Member {
@@ -117,7 +117,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     });
     let result = pipeline::run_source(
         source,
-        WINDOW,
+        IN_FLIGHT,
         &config.read,
         factory,
         &progress,

@@ -138,7 +138,7 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
     };
     let result = pipeline::run_source(
         source,
-        pipeline::REORDER_WINDOW,
+        pipeline::REORDER_LIMIT,
         &config.read,
         Arc::new(LineHashers),
         &progress,

@@ -3,7 +3,7 @@
 //! For a large file already in the page cache, copying it into buffers costs about a
 //! third of the time BLAKE3 needs to hash it on two cores; mapping it costs almost
 //! nothing, and is how b3sum reaches its speed. The file is mapped in windows of
-//! [`WINDOW`] bytes, each unmapped once fed to the sink, so resident memory stays bounded
+//! [`MAPPING_LEN`] bytes, each unmapped once fed to the sink, so resident memory stays bounded
 //! whatever the file size.
 //!
 //! The danger of a map is a file truncated while mapped: touching a page past the new
@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use super::{ReadError, Sink};
 
 /// Bytes mapped at a time.
-pub const WINDOW: usize = 32 << 20;
+pub const MAPPING_LEN: usize = 32 << 20;
 
 /// Windows that may be mapped at once over all threads; more readers than this simply
 /// wait for a free slot.
@@ -184,14 +184,14 @@ fn install_handler() {
 }
 
 /// A mapped window, registered with the SIGBUS handler while it lives.
-struct Window {
+struct Mapping {
     ptr: *mut libc::c_void,
     len: usize,
     slot: &'static Slot,
 }
 
-impl Window {
-    fn map(fd: RawFd, offset: u64, len: usize) -> io::Result<Window> {
+impl Mapping {
+    fn map(fd: RawFd, offset: u64, len: usize) -> io::Result<Mapping> {
         let slot = claim_slot();
         // SAFETY: a fresh read-only shared mapping of an open file; the kernel checks
         // the arguments.
@@ -212,7 +212,7 @@ impl Window {
         slot.len.store(len, Ordering::Release);
         slot.faulted.store(false, Ordering::Release);
         slot.start.store(ptr as usize, Ordering::Release);
-        Ok(Window { ptr, len, slot })
+        Ok(Mapping { ptr, len, slot })
     }
 
     fn bytes(&self) -> &[u8] {
@@ -226,7 +226,7 @@ impl Window {
     }
 }
 
-impl Drop for Window {
+impl Drop for Mapping {
     fn drop(&mut self) {
         self.slot.start.store(0, Ordering::Release);
         // SAFETY: unmapping exactly what `map` mapped.
@@ -258,8 +258,8 @@ pub fn feed_mapped<S: Sink>(fd: RawFd, size: u64, sink: &mut S) -> Result<u64, R
     install_handler();
     let mut offset = 0u64;
     while offset < size {
-        let len = (size - offset).min(WINDOW as u64) as usize;
-        let window = Window::map(fd, offset, len).map_err(|e| ReadError::io("mapping", e))?;
+        let len = (size - offset).min(MAPPING_LEN as u64) as usize;
+        let window = Mapping::map(fd, offset, len).map_err(|e| ReadError::io("mapping", e))?;
         sink.update(window.bytes());
         if window.faulted() {
             return Err(ReadError::Changed("truncated while it was read".into()));
@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn mapped_windows_deliver_the_whole_file() {
         let mut f = tempfile::tempfile().unwrap();
-        let data: Vec<u8> = (0..WINDOW + 5000).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..MAPPING_LEN + 5000).map(|i| (i % 251) as u8).collect();
         f.write_all(&data).unwrap();
         let mut sink = Collect(Vec::new());
         let n = feed_mapped(f.as_raw_fd(), data.len() as u64, &mut sink).unwrap();

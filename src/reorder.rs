@@ -1,14 +1,14 @@
-//! The reorder window: how far the walk may run ahead of the printer.
+//! The reorder limit: how far the walk may run ahead of the printer.
 //!
 //! Results are printed in walk order, so a slow file holds back every result after it.
-//! Those results wait in the printer's reorder buffer; the window caps how many can
+//! Those results wait in the printer's reorder buffer; the limit caps how many can
 //! wait, which keeps memory bounded even when one huge file sits in front of a million
 //! small ones.
 
 use std::sync::{Condvar, Mutex};
 
 /// Hands out sequence numbers, at most `size` ahead of the last one printed.
-pub struct Window {
+pub struct ReorderLimit {
     state: Mutex<State>,
     moved: Condvar,
     size: u64,
@@ -20,10 +20,10 @@ struct State {
     closed: bool,
 }
 
-impl Window {
-    /// A window that lets `size` entries be in flight or waiting to print.
+impl ReorderLimit {
+    /// A limit that lets `size` entries be in flight or waiting to print.
     pub fn new(size: u64) -> Self {
-        Window {
+        ReorderLimit {
             state: Mutex::new(State {
                 next: 0,
                 printed: 0,
@@ -34,10 +34,10 @@ impl Window {
         }
     }
 
-    /// The next sequence number; blocks while the window is full. After [`close`]
+    /// The next sequence number; blocks while the limit is reached. After [`close`]
     /// it no longer blocks, so a walker being torn down can finish.
     ///
-    /// [`close`]: Window::close
+    /// [`close`]: ReorderLimit::close
     pub fn admit(&self) -> u64 {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         while !s.closed && s.next >= s.printed + self.size {
@@ -48,7 +48,7 @@ impl Window {
         seq
     }
 
-    /// True when [`admit`](Window::admit) would wait now. Only the walker admits and
+    /// True when [`admit`](ReorderLimit::admit) would wait now. Only the walker admits and
     /// the printed mark only rises, so for the walker a `false` stays true until it admits.
     pub fn would_block(&self) -> bool {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn walk_waits_for_printer_when_window_is_full() {
-        let w = Arc::new(Window::new(2));
+        let w = Arc::new(ReorderLimit::new(2));
         assert_eq!(w.admit(), 0);
         assert_eq!(w.admit(), 1);
         let w2 = Arc::clone(&w);
