@@ -18,6 +18,7 @@ pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod docs;
+pub mod error;
 pub mod hash;
 pub mod manifest;
 pub mod memory;

@@ -224,7 +224,7 @@ pub(crate) fn describe_walk_error(err: &walkdir::Error) -> String {
         return format!("symbolic link loop (points back to {})", ancestor.display());
     }
     match err.io_error() {
-        Some(io) => io.to_string(),
+        Some(io) => crate::error::describe_io(io),
         None => err.to_string(),
     }
 }

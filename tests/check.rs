@@ -622,3 +622,49 @@ fn without_openat2_links_inside_are_followed_and_links_out_refused() {
     assert_eq!(lines[3], "sub/../ok: OK", "{stdout}");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn json_errors_carry_a_stable_kind_and_text_has_no_os_error_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("t");
+    write(&tmp.path().join("secret"), b"secret");
+    write(&t.join("ok"), b"ok");
+    std::fs::create_dir(t.join("dir")).unwrap();
+    std::os::unix::fs::symlink("../secret", t.join("link-out")).unwrap();
+    let d = blake3::hash(b"ok").to_hex().to_string();
+    let manifest = format!("{d}  link-out\n{d}  dir\n{d}  /abs\nnot a line\n{d}  ok\n");
+    std::fs::write(t.join("m.b3"), manifest).unwrap();
+    for backend in BACKENDS {
+        let out = check(&t, backend, &["--json", "m.b3"]);
+        let kinds: Vec<String> = stdout_of(&out)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| v["error_kind"].as_str().unwrap_or("-").to_string())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "outside_root",
+                "is_a_directory",
+                "outside_root",
+                "malformed_line",
+                "-"
+            ],
+            "{backend}"
+        );
+    }
+    // A file that vanishes between the lookup and the read is an error in words.
+    let out = spate(
+        &t,
+        &os(&["hash", "nope"])
+            .iter()
+            .map(|s| s.as_os_str())
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        stderr_of(&out).contains("nope: No such file or directory\n"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!stderr_of(&out).contains("os error"));
+}

@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
+use crate::error::ErrorKind;
 use crate::hash::digest::{Algo, AlgoSet, Digests, MultiHasher};
 use crate::manifest::parse::{self, Expected, Hints, MAX_LINE, Record};
 use crate::pipeline::{self, Feed, Item, Outcome};
@@ -259,7 +260,10 @@ fn list_files(
             if let Some(first) = conflict {
                 let why = format!("listed on line {first} with a different digest");
                 if !flush(&mut pending, &manifest, config, feed)
-                    || !feed.push(Item::Note(Note::Judged(listed, Verdict::Error(why))))
+                    || !feed.push(Item::Note(Note::Judged(
+                        listed,
+                        Verdict::Error(ErrorKind::ConflictingDigests, why),
+                    )))
                 {
                     return Ok(());
                 }
@@ -309,7 +313,8 @@ fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option
     let (path, resolved) = if name.is_absolute() {
         if !config.allow_absolute {
             let why = "absolute path; give --allow-absolute to check it".to_string();
-            return Some(Item::Note(Note::Judged(listed, Verdict::Error(why))));
+            let verdict = Verdict::Error(ErrorKind::OutsideRoot, why);
+            return Some(Item::Note(Note::Judged(listed, verdict)));
         }
         (name.to_path_buf(), resolve::resolve_absolute(name))
     } else {
@@ -338,7 +343,7 @@ fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option
         }
         Resolved::Missing if config.ignore_missing => return None,
         Resolved::Missing => Verdict::Missing,
-        Resolved::Error(why) => Verdict::Error(why),
+        Resolved::Error(kind, why) => Verdict::Error(kind, why),
     };
     Some(Item::Note(Note::Judged(listed, verdict)))
 }
@@ -423,7 +428,7 @@ fn deliver(
                     }
                     Verdict::Missing
                 }
-                other => Verdict::Error(other.to_string()),
+                other => Verdict::Error(other.kind(), other.to_string()),
             };
             reporter.file(&listed, &verdict)
         }

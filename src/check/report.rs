@@ -12,6 +12,7 @@ use humansize::{BINARY, format_size};
 use serde_json::{Map, Value};
 
 use super::Listed;
+use crate::error::ErrorKind;
 use crate::hash::digest::AlgoSet;
 use crate::manifest;
 
@@ -35,8 +36,8 @@ pub enum Verdict {
     Failed,
     /// No such file.
     Missing,
-    /// The file could not be verified; the cause.
-    Error(String),
+    /// The file could not be verified; the kind and the cause in words.
+    Error(ErrorKind, String),
 }
 
 impl Verdict {
@@ -45,7 +46,7 @@ impl Verdict {
             Verdict::Ok(_) => "OK",
             Verdict::Failed => "FAILED",
             Verdict::Missing => "MISSING",
-            Verdict::Error(_) => "ERROR",
+            Verdict::Error(..) => "ERROR",
         }
     }
 }
@@ -93,7 +94,7 @@ impl Reporter {
             Verdict::Ok(_) => &mut self.counts.ok,
             Verdict::Failed => &mut self.counts.failed,
             Verdict::Missing => &mut self.counts.missing,
-            Verdict::Error(_) => &mut self.counts.error,
+            Verdict::Error(..) => &mut self.counts.error,
         };
         *counter += 1;
         if !self.shows(matches!(verdict, Verdict::Ok(_))) {
@@ -113,8 +114,9 @@ impl Reporter {
             };
             let names: Vec<Value> = algos.iter().map(|a| Value::from(a.name())).collect();
             obj.insert("algos".into(), Value::Array(names));
-            if let Verdict::Error(why) = verdict {
+            if let Verdict::Error(kind, why) = verdict {
                 obj.insert("error".into(), Value::from(why.as_str()));
+                obj.insert("error_kind".into(), Value::from(kind.as_str()));
             }
             obj.insert(
                 "manifest".into(),
@@ -126,7 +128,7 @@ impl Reporter {
             push_name(&mut self.line, &listed.name);
             self.line.extend_from_slice(b": ");
             self.line.extend_from_slice(verdict.word().as_bytes());
-            if let Verdict::Error(why) = verdict {
+            if let Verdict::Error(_, why) = verdict {
                 self.line.push(b' ');
                 self.line.extend_from_slice(why.as_bytes());
             }
@@ -167,6 +169,8 @@ impl Reporter {
             let mut obj = Map::new();
             obj.insert("status".into(), Value::from("MALFORMED"));
             obj.insert("error".into(), Value::from(why));
+            let kind = ErrorKind::MalformedLine;
+            obj.insert("error_kind".into(), Value::from(kind.as_str()));
             obj.insert("manifest".into(), Value::from(name.as_str()));
             obj.insert("line".into(), Value::from(line));
             self.push_json(obj);

@@ -26,7 +26,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::read::confined::{self, Beneath, OUTSIDE};
+use crate::error::{ErrorKind, OUTSIDE_ROOT, describe_io};
+use crate::read::confined::{self, Beneath};
 
 /// What a manifest path turned out to be.
 #[derive(Debug)]
@@ -41,7 +42,7 @@ pub enum Resolved {
     /// Nothing there (or a parent is not a directory).
     Missing,
     /// Something was there but cannot be verified; the cause, for the report.
-    Error(String),
+    Error(ErrorKind, String),
 }
 
 /// The directory manifest paths are relative to.
@@ -180,7 +181,7 @@ impl Root {
             Err(e) => return from_open_error(&e),
         };
         let Ok(inside) = full.strip_prefix(&self.canonical) else {
-            return Resolved::Error(OUTSIDE.into());
+            return Resolved::Error(ErrorKind::OutsideRoot, OUTSIDE_ROOT.into());
         };
         let beneath = match self.beneath(inside) {
             Ok(beneath) => beneath,
@@ -202,9 +203,12 @@ pub fn resolve_absolute(path: &Path) -> Resolved {
 fn from_open_error(e: &io::Error) -> Resolved {
     match e.raw_os_error() {
         Some(libc::ENOENT | libc::ENOTDIR) => Resolved::Missing,
-        Some(libc::EXDEV) => Resolved::Error(OUTSIDE.into()),
-        Some(libc::ELOOP) => Resolved::Error("too many levels of symbolic links".into()),
-        _ => Resolved::Error(e.to_string()),
+        Some(libc::EXDEV) => Resolved::Error(ErrorKind::OutsideRoot, OUTSIDE_ROOT.into()),
+        Some(libc::ELOOP) => Resolved::Error(
+            ErrorKind::SymlinkLoop,
+            "too many levels of symbolic links".into(),
+        ),
+        _ => Resolved::Error(ErrorKind::of_io(e), describe_io(e)),
     }
 }
 
@@ -236,8 +240,8 @@ fn describe_stat(st: &libc::stat) -> Resolved {
             mtime: (st.st_mtime, st.st_mtime_nsec),
             beneath: None,
         },
-        libc::S_IFDIR => Resolved::Error(IS_DIR.into()),
-        _ => Resolved::Error(NOT_REGULAR.into()),
+        libc::S_IFDIR => Resolved::Error(ErrorKind::IsADirectory, IS_DIR.into()),
+        _ => Resolved::Error(ErrorKind::NotRegularFile, NOT_REGULAR.into()),
     }
 }
 
@@ -251,8 +255,8 @@ fn describe(meta: io::Result<std::fs::Metadata>, beneath: Option<Beneath>) -> Re
             mtime: (m.mtime(), m.mtime_nsec()),
             beneath,
         },
-        Ok(m) if m.is_dir() => Resolved::Error(IS_DIR.into()),
-        Ok(_) => Resolved::Error(NOT_REGULAR.into()),
+        Ok(m) if m.is_dir() => Resolved::Error(ErrorKind::IsADirectory, IS_DIR.into()),
+        Ok(_) => Resolved::Error(ErrorKind::NotRegularFile, NOT_REGULAR.into()),
         Err(e) => from_open_error(&e),
     }
 }
@@ -297,15 +301,21 @@ mod tests {
             "sub/up/../secret",
         ] {
             match root.resolve(Path::new(escape)) {
-                Resolved::Error(why) => assert!(why.contains("outside"), "{escape}: {why}"),
+                Resolved::Error(kind, why) => {
+                    assert_eq!(kind, ErrorKind::OutsideRoot, "{escape}");
+                    assert!(why.contains("outside"), "{escape}: {why}");
+                }
                 other => panic!("{escape}: {other:?}"),
             }
         }
-        assert!(matches!(root.resolve(Path::new("sub")), Resolved::Error(_)));
+        assert!(matches!(
+            root.resolve(Path::new("sub")),
+            Resolved::Error(..)
+        ));
         // The fallback applies the same rule.
         assert!(matches!(
             root.resolve_canonical(Path::new("escape")),
-            Resolved::Error(_)
+            Resolved::Error(..)
         ));
         assert!(matches!(
             root.resolve_canonical(Path::new("inside")),

@@ -18,6 +18,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::error::OutsideRoot;
+
 /// A file to open beneath a directory the job opened: what a reader opens instead of a
 /// path when the job must not be tricked out of a tree.
 #[derive(Debug, Clone)]
@@ -31,9 +33,6 @@ pub struct Beneath {
 /// Flags every read open uses: `O_NONBLOCK` keeps a FIFO swapped in for the file from
 /// hanging the open, and `O_NOCTTY` keeps a terminal from becoming ours.
 pub const READ_FLAGS: i32 = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
-
-/// The words for a lookup the kernel refused because it would have left the directory.
-pub const OUTSIDE: &str = "resolves outside the root directory (through '..' or a symbolic link)";
 
 /// Set once `openat2` has been found unusable, so it is not tried for every file.
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
@@ -145,7 +144,7 @@ pub fn open_for_reading(file: &Beneath) -> io::Result<File> {
 }
 
 fn outside() -> io::Error {
-    io::Error::new(io::ErrorKind::PermissionDenied, OUTSIDE)
+    io::Error::new(io::ErrorKind::PermissionDenied, OutsideRoot)
 }
 
 #[cfg(test)]

@@ -20,11 +20,11 @@ pub mod probe;
 pub mod threads;
 pub mod uring;
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::error::{ErrorKind, describe_io};
 use crate::walk::Entry;
 use buffer::BufferPool;
 
@@ -54,15 +54,19 @@ pub trait SinkFactory: Send + Sync + 'static {
 /// Output type of the sinks a factory makes.
 pub type SinkOutput<F> = <<F as SinkFactory>::Sink as Sink>::Output;
 
-/// Why a file could not be read to the end.
-#[derive(Debug)]
+/// Why a file could not be read to the end. The text is in words (no "os error N");
+/// [`ReadError::kind`] is the stable name for JSON.
+#[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// An operation on the file failed.
+    #[error("{op}: {}", describe_io(.err))]
     Io { op: &'static str, err: io::Error },
     /// Size or modification time moved while the file was read: the bytes seen are not
     /// one consistent version of the file.
+    #[error("changed while reading ({0})")]
     Changed(String),
     /// The path is no longer a regular file (replaced after the walk).
+    #[error("no longer a regular file; skipped")]
     NotRegular,
 }
 
@@ -70,14 +74,13 @@ impl ReadError {
     pub(crate) fn io(op: &'static str, err: io::Error) -> Self {
         ReadError::Io { op, err }
     }
-}
 
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// The stable kind of the error.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ReadError::Io { op, err } => write!(f, "{op}: {err}"),
-            ReadError::Changed(what) => write!(f, "changed while reading ({what})"),
-            ReadError::NotRegular => write!(f, "no longer a regular file; skipped"),
+            ReadError::Io { err, .. } => ErrorKind::of_io(err),
+            ReadError::Changed(_) => ErrorKind::ChangedWhileReading,
+            ReadError::NotRegular => ErrorKind::NotRegularFile,
         }
     }
 }
