@@ -7,10 +7,13 @@
 //! the zstd crate's multithreaded encoder (libzstd's own worker threads): measured on
 //! this project's 2-core machine it keeps up with `zstd -T0`, which async-compression's
 //! `ZstdEncoder` does not (its work runs inside `poll`, on one thread). gzip with worker
-//! threads goes through [`super::parallel_gzip`] (pigz's scheme), xz with worker threads
+//! threads goes through [`parallel_gzip`] (pigz's scheme), xz with worker threads
 //! through liblzma's multithreaded encoder, bzip2 with worker threads as concatenated
 //! streams (as pbzip2 writes it); without workers, gzip, xz and bzip2 go through
 //! async-compression on a single-threaded tokio runtime owned by the stage's thread.
+
+mod chunk_pool;
+mod parallel_gzip;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::pin::Pin;
@@ -364,7 +367,7 @@ fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> io::Result<O
         Compression::Gzip if options.threads > 0 => {
             let mut out = out;
             let level = options.level.unwrap_or(Compression::Gzip.default_level());
-            super::parallel_gzip::compress(
+            parallel_gzip::compress(
                 chunks.rx,
                 &chunks.spent,
                 &mut out,
@@ -422,11 +425,11 @@ fn bzip2_streams(chunks: Chunks, out: &mut Output, level: u32, threads: usize) -
         enc.finish()
     };
     let mut any = false;
-    super::chunk_pool::in_order(
+    chunk_pool::in_order(
         pieces,
         None,
         out,
-        super::chunk_pool::Pool {
+        chunk_pool::Pool {
             threads,
             name: "spate-bzip2",
             prime: 0,
