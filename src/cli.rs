@@ -16,7 +16,7 @@ use crate::check::{self, CheckConfig, Verbosity};
 use crate::hash::{self, HashConfig, digest::Algo};
 use crate::manifest::Format;
 use crate::merge::MergeConfig;
-use crate::output::{self, Cleanup};
+use crate::output::Cleanup;
 use crate::read::{self, IoMode};
 use crate::shard::Shard;
 use crate::walk::WalkOptions;
@@ -775,7 +775,7 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli, cleanup: &Arc<Cleanup>) -> Result<bool> {
-    output::handle_signals(Arc::clone(cleanup))?;
+    crate::signals::handle_signals(Arc::clone(cleanup))?;
     match cli.command {
         Command::Hash(args) => {
             let config = args.config()?;

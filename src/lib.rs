@@ -7,6 +7,7 @@
 //! - [`bench`] measures disk throughput on a test file of its own, like fio;
 //! - [`pipeline`] puts results back into walk order, and the job writes them with
 //!   [`manifest`] formatting to an [`output`];
+//! - [`signals`] removes unfinished output files when SIGINT or SIGTERM stops a run;
 //! - [`algo`] is the table of checksum algorithms that digests and manifests share;
 //! - [`shard`] splits a tree between workers, and [`merge`] joins their manifests.
 //!
@@ -29,4 +30,5 @@ pub mod progress;
 pub mod read;
 pub mod reorder;
 pub mod shard;
+pub mod signals;
 pub mod walk;

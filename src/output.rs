@@ -2,8 +2,9 @@
 //!
 //! A file output is written to a temporary file in the target's directory and renamed
 //! over the target only when the run finishes; on an error the temporary file is removed
-//! when it is dropped, and on SIGINT/SIGTERM the signal thread removes it before exiting.
-//! Either way no half-written file is ever left under the name the user gave.
+//! when it is dropped, and on SIGINT/SIGTERM the signal thread ([`crate::signals`])
+//! removes it before exiting. Either way no half-written file is ever left under the
+//! name the user gave.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -40,29 +41,6 @@ impl Cleanup {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
         self.paths.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Exit status for a signal, as shells report it: 130 for SIGINT, 143 for SIGTERM.
-pub fn signal_exit_code(signal: i32) -> i32 {
-    128 + signal
-}
-
-/// Starts a thread that, on SIGINT or SIGTERM, deletes registered temporary files and
-/// exits with 130 or 143.
-pub fn handle_signals(cleanup: Arc<Cleanup>) -> Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("installing signal handlers")?;
-    std::thread::Builder::new()
-        .name("spate-signals".into())
-        .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
-                cleanup.remove_all();
-                std::process::exit(signal_exit_code(signal));
-            }
-        })
-        .context("starting the signal thread")?;
-    Ok(())
 }
 
 /// Where results go.

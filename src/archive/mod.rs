@@ -4,13 +4,11 @@
 //! Headers are read and written with the `tar` crate; extraction safety is spate's own
 //! code (never the crate's `unpack`).
 
-mod chunk_pool;
 pub mod codec;
 mod input;
 pub mod list;
 mod owners;
 pub mod pack;
-mod parallel_gzip;
 pub mod unpack;
 
 use std::ffi::OsString;
