@@ -15,7 +15,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 /// Bytes of history deflate can refer back to, and so the priming each chunk gets.
-const WINDOW: usize = 32 << 10;
+const DICTIONARY: usize = 32 << 10;
 
 /// The gzip header: magic, deflate, no flags, no mtime (the archive's own mtimes are in
 /// the tar headers; a fixed header keeps the output reproducible), no extra flags, Unix.
@@ -40,7 +40,7 @@ pub fn compress<W: Write>(
         super::chunk_pool::Pool {
             threads,
             name: "spate-gzip",
-            prime: WINDOW,
+            prime: DICTIONARY,
         },
         move |chunk, primed| Ok((deflate(chunk, primed, level)?, crc32fast::hash(chunk))),
         |chunk_len, chunk_crc| {
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn one_member_that_a_single_member_reader_decodes_whole() {
-        for len in [0, 1, WINDOW - 1, 3 * 100_000 + 17] {
+        for len in [0, 1, DICTIONARY - 1, 3 * 100_000 + 17] {
             let data = text(len);
             let packed = gzip(&data, 100_000, 3);
             // flate2's GzDecoder stops after the first member.
