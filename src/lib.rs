@@ -17,7 +17,6 @@ pub mod archive;
 pub mod bench;
 pub mod check;
 pub mod cli;
-pub mod docs;
 pub mod hash;
 pub mod manifest;
 pub mod memory;

@@ -2,6 +2,8 @@
 //! to an exit code. Exit codes: 0 all good, 1 some file failed, 2 usage or fatal error,
 //! 130/143 interrupted by SIGINT/SIGTERM.
 
+mod docs;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
@@ -796,9 +798,9 @@ fn run(cli: Cli, cleanup: &Arc<Cleanup>) -> Result<bool> {
         }),
         Command::Merge(args) => crate::merge::run(&args.config(), cleanup),
         Command::Completions(args) => {
-            crate::docs::completions(Cli::command(), args.shell).map(|()| true)
+            docs::completions(Cli::command(), args.shell).map(|()| true)
         }
-        Command::Man(args) => crate::docs::man(Cli::command(), args.out.as_deref()).map(|()| true),
+        Command::Man(args) => docs::man(Cli::command(), args.out.as_deref()).map(|()| true),
         Command::Bench(args) => bench::run(&args.config()?, cleanup),
     }
 }
