@@ -1,0 +1,170 @@
+//! `spate bench`: the arguments of a disk benchmark (fio's names where fio has one) or
+//! of a tree read, validated into a [`BenchConfig`].
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::shared::parse_size_arg;
+use crate::bench::{self, BenchConfig, job::JobSpec, job::Rw};
+use crate::hash;
+use crate::read::{self, IoMode};
+
+pub(super) const BENCH_EXAMPLES: &str = "\
+Examples:
+  spate bench /mnt/data                          # SEQ1M Q8T1 ... RND4K Q1T1, read and write
+  spate bench --rw randread --bs 4k --iodepth 32 --direct --size 4GiB .
+  spate bench --rw write --bs 1M --fsync --json /tmp | jq '.jobs[0].write.mb_s'
+  spate bench --tree ~/Photos                    # files/s and MB/s before hashing it";
+
+#[derive(Args, Debug)]
+pub(super) struct BenchArgs {
+    /// Directory for the test file (created there, removed at the end) [default: .].
+    #[arg(value_name = "DIR", conflicts_with = "tree")]
+    dir: Option<PathBuf>,
+
+    /// One job instead of the preset: read, write, randread, randwrite or randrw.
+    #[arg(long, value_enum)]
+    rw: Option<Rw>,
+
+    /// Percentage of reads in a randrw job.
+    #[arg(long, value_name = "PCT", default_value_t = 50, requires = "rw",
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    rwmixread: u8,
+
+    /// Bytes per operation [default: 1M for read/write, 4k for random jobs].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, requires = "rw")]
+    bs: Option<u64>,
+
+    /// Operations in flight per worker (uring: per ring; threads: threads per worker).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "rw",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    iodepth: u32,
+
+    /// Workers, each on its own slice of the test file (--tree: rings or threads).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+
+    /// Size of the test file.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "1GiB")]
+    size: u64,
+
+    /// Longest a job runs, in seconds; it ends sooner after one pass over the file.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    runtime: f64,
+
+    /// O_DIRECT: bypass the page cache (aligned buffers; --bs a multiple of 512).
+    #[arg(long)]
+    direct: bool,
+
+    /// Write jobs: end with an fsync, counted in the time (the preset always does).
+    #[arg(long, requires = "rw")]
+    fsync: bool,
+
+    /// Keep the test file's pages in the page cache before read jobs (default: drop
+    /// them, as fio does, so reads measure the disk).
+    #[arg(long)]
+    cached: bool,
+
+    /// Read every file below DIR instead (nothing is written): files/s, MB/s and
+    /// per-file latency.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["rw", "size", "direct", "fsync", "cached"])]
+    tree: Option<PathBuf>,
+
+    /// I/O engine: io_uring (falls back to threads where unavailable), or threads.
+    #[arg(long = "io", value_enum, default_value = "auto")]
+    io: IoMode,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+
+    /// No progress line and no notices.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+impl BenchArgs {
+    pub(super) fn config(&self) -> Result<BenchConfig> {
+        let (backend, notice) = read::select(self.io)?;
+        if let (Some(notice), false) = (notice, self.quiet) {
+            let _ = writeln!(std::io::stderr(), "spate: {notice}");
+        }
+        anyhow::ensure!(
+            self.runtime.is_finite() && self.runtime > 0.0,
+            "--runtime must be a positive number of seconds"
+        );
+        let runtime = std::time::Duration::from_secs_f64(self.runtime.min(1e9));
+        let work = if let Some(root) = &self.tree {
+            let mut options = hash::default_read_options(backend);
+            if let Some(jobs) = self.jobs {
+                options.jobs = jobs as usize;
+            }
+            bench::Work::Tree {
+                root: root.clone(),
+                read: options,
+            }
+        } else {
+            anyhow::ensure!(
+                self.rw.is_some() || self.jobs.is_none(),
+                "--jobs needs --rw (the preset runs one worker per test, as T1 says) or --tree"
+            );
+            let jobs = match self.rw {
+                None => bench::preset(runtime),
+                Some(rw) => {
+                    let bs = self
+                        .bs
+                        .unwrap_or(if rw.is_random() { 4096 } else { 1 << 20 });
+                    anyhow::ensure!(bs <= 1 << 30, "--bs must be at most 1 GiB");
+                    anyhow::ensure!(
+                        !self.direct || bs.is_multiple_of(512),
+                        "--direct needs --bs to be a multiple of 512 bytes (got {bs})"
+                    );
+                    let depth = self.iodepth;
+                    let jobs = self.jobs.unwrap_or(1);
+                    // Every operation in flight owns a buffer: that is the run's memory.
+                    let memory = bs * u64::from(depth) * u64::from(jobs);
+                    anyhow::ensure!(
+                        memory <= 4 << 30,
+                        "--bs × --iodepth × --jobs would hold {memory} bytes of buffers; \
+                         at most 4 GiB"
+                    );
+                    vec![JobSpec {
+                        name: format!("{} {} Q{depth}T{jobs}", rw.name(), size_label(bs)),
+                        rw,
+                        rwmixread: self.rwmixread,
+                        bs,
+                        iodepth: depth as usize,
+                        jobs: jobs as usize,
+                        runtime,
+                        fsync: self.fsync,
+                    }]
+                }
+            };
+            bench::Work::File(bench::FileWork {
+                dir: self.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+                size: self.size,
+                direct: self.direct,
+                cached: self.cached,
+                jobs,
+            })
+        };
+        Ok(BenchConfig {
+            work,
+            backend,
+            json: self.json,
+            progress: !self.quiet,
+        })
+    }
+}
+
+/// A block size as fio and CrystalDiskMark write it: `4K`, `1M`, or bytes.
+fn size_label(bs: u64) -> String {
+    match bs {
+        b if b >= 1 << 20 && b.is_multiple_of(1 << 20) => format!("{}M", b >> 20),
+        b if b >= 1 << 10 && b.is_multiple_of(1 << 10) => format!("{}K", b >> 10),
+        b => b.to_string(),
+    }
+}
