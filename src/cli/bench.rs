@@ -1,16 +1,17 @@
 //! `spate bench`: the arguments of a disk benchmark (fio's names where fio has one) or
-//! of a tree read, validated into a [`BenchConfig`].
+//! of a tree read, validated into a [`BenchConfig`]. `--rw` has its own value enum,
+//! as the library's [`Rw`] knows nothing of clap.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::shared::parse_size_arg;
+use super::shared::{IoArg, parse_size_arg};
 use crate::bench::{self, BenchConfig, job::JobSpec, job::Rw};
 use crate::hash;
-use crate::read::{self, IoMode};
+use crate::read;
 
 pub(super) const BENCH_EXAMPLES: &str = "\
 Examples:
@@ -27,7 +28,7 @@ pub(super) struct BenchArgs {
 
     /// One job instead of the preset: read, write, randread, randwrite or randrw.
     #[arg(long, value_enum)]
-    rw: Option<Rw>,
+    rw: Option<RwArg>,
 
     /// Percentage of reads in a randrw job.
     #[arg(long, value_name = "PCT", default_value_t = 50, requires = "rw",
@@ -75,7 +76,7 @@ pub(super) struct BenchArgs {
 
     /// I/O engine: io_uring (falls back to threads where unavailable), or threads.
     #[arg(long = "io", value_enum, default_value = "auto")]
-    io: IoMode,
+    io: IoArg,
 
     /// Print the report as JSON.
     #[arg(long)]
@@ -86,9 +87,37 @@ pub(super) struct BenchArgs {
     quiet: bool,
 }
 
+/// `--rw`: the access pattern of the one job, as fio names it. The variants' doc
+/// comments are the help that `--help` shows for each value.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RwArg {
+    /// Sequential reads.
+    Read,
+    /// Sequential writes.
+    Write,
+    /// Random reads at offsets aligned to the block size.
+    Randread,
+    /// Random writes at offsets aligned to the block size.
+    Randwrite,
+    /// Random reads and writes, `--rwmixread` percent of them reads.
+    Randrw,
+}
+
+impl From<RwArg> for Rw {
+    fn from(arg: RwArg) -> Self {
+        match arg {
+            RwArg::Read => Rw::Read,
+            RwArg::Write => Rw::Write,
+            RwArg::Randread => Rw::Randread,
+            RwArg::Randwrite => Rw::Randwrite,
+            RwArg::Randrw => Rw::Randrw,
+        }
+    }
+}
+
 impl BenchArgs {
     pub(super) fn config(&self) -> Result<BenchConfig> {
-        let (backend, notice) = read::select(self.io)?;
+        let (backend, notice) = read::select(self.io.into())?;
         if let (Some(notice), false) = (notice, self.quiet) {
             let _ = writeln!(std::io::stderr(), "spate: {notice}");
         }
@@ -111,7 +140,7 @@ impl BenchArgs {
                 self.rw.is_some() || self.jobs.is_none(),
                 "--jobs needs --rw (the preset runs one worker per test, as T1 says) or --tree"
             );
-            let jobs = match self.rw {
+            let jobs = match self.rw.map(Rw::from) {
                 None => bench::preset(runtime),
                 Some(rw) => {
                     let bs = self
@@ -166,5 +195,18 @@ fn size_label(bs: u64) -> String {
         b if b >= 1 << 20 && b.is_multiple_of(1 << 20) => format!("{}M", b >> 20),
         b if b >= 1 << 10 && b.is_multiple_of(1 << 10) => format!("{}K", b >> 10),
         b => b.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rw_accepts_each_pattern_under_the_name_its_report_shows() {
+        for &arg in RwArg::value_variants() {
+            let shown = arg.to_possible_value().expect("not hidden");
+            assert_eq!(shown.get_name(), Rw::from(arg).name());
+        }
     }
 }

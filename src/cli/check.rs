@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{IoArgs, ShardArgs, WalkArgs};
+use super::shared::{AlgoArg, IoArgs, ShardArgs, WalkArgs};
+use crate::algo::Algo;
 use crate::check::{CheckConfig, Verbosity};
-use crate::hash::digest::Algo;
 use crate::walk::WalkOptions;
 
 pub(super) const CHECK_EXAMPLES: &str = "\
@@ -28,7 +28,7 @@ pub(super) struct CheckArgs {
     /// Algorithm of lines that do not name one [default: from the digest length; 64 hex
     /// digits are BLAKE3 or SHA-256, from the manifest's name or else either].
     #[arg(short = 'a', long = "algo", value_enum)]
-    algo: Option<Algo>,
+    algo: Option<AlgoArg>,
 
     /// Directory the manifest's paths are relative to [default: the manifest's directory].
     #[arg(long, value_name = "DIR")]
@@ -83,7 +83,7 @@ impl CheckArgs {
         };
         Ok(CheckConfig {
             manifests: self.manifests.clone(),
-            algo: self.algo,
+            algo: self.algo.map(Algo::from),
             root: self.root.clone(),
             allow_absolute: self.allow_absolute,
             ignore_missing: self.ignore_missing,

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{IoArgs, ShardArgs, WalkArgs};
-use crate::hash::{self, HashConfig, digest::Algo};
+use super::shared::{AlgoArg, IoArgs, ShardArgs, WalkArgs};
+use crate::algo::Algo;
+use crate::hash::{self, HashConfig};
 use crate::manifest::Format;
 use crate::merge::MergeConfig;
 use crate::walk::WalkOptions;
@@ -26,7 +27,7 @@ pub(super) struct HashArgs {
 
     /// Digest algorithm; repeat for several digests from one read.
     #[arg(short = 'a', long = "algo", value_enum, default_value = "blake3")]
-    algos: Vec<Algo>,
+    algos: Vec<AlgoArg>,
 
     /// BSD-style lines: 'BLAKE3 (path) = hash' (implied by more than one --algo).
     #[arg(long, conflicts_with = "json")]
@@ -61,7 +62,7 @@ pub(super) struct HashArgs {
 impl HashArgs {
     pub(super) fn config(&self) -> Result<HashConfig> {
         hash::validate_paths(&self.paths)?;
-        let mut algos = self.algos.clone();
+        let mut algos: Vec<Algo> = self.algos.iter().map(|&a| a.into()).collect();
         // `-a sha256 -a sha256` means one digest.
         let mut seen = Vec::new();
         algos.retain(|a| {

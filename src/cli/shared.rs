@@ -3,13 +3,17 @@
 //! sharding (`--shard`, `--shards`) — and their validation into [`WalkOptions`],
 //! [`ReadOptions`](read::ReadOptions) and [`Shard`]. The limits live here because they
 //! guard the command line: a job given options directly trusts its caller.
+//!
+//! Also the value enums of `--io` and `--algo`: the library's [`IoMode`] and [`Algo`]
+//! know nothing of clap, so the command line has its own, converted on the way in.
 
 use std::ffi::OsString;
 use std::io::Write;
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
+use crate::algo::Algo;
 use crate::hash;
 use crate::read::{self, IoMode};
 use crate::shard::Shard;
@@ -47,7 +51,7 @@ impl WalkArgs {
 pub(super) struct IoArgs {
     /// I/O backend: io_uring (falls back to threads where unavailable), or threads.
     #[arg(long = "io", value_enum, default_value = "auto")]
-    io: IoMode,
+    io: IoArg,
 
     /// Rings (uring) or reader threads (threads), 1 to 1024 [default: cores; for
     /// threads 2 × cores, at least 16].
@@ -72,7 +76,7 @@ pub(super) struct IoArgs {
 impl IoArgs {
     /// Probes the backend and applies the user's overrides to the defaults.
     pub(super) fn options(&self, quiet: bool) -> Result<read::ReadOptions> {
-        let (backend, notice) = read::select(self.io)?;
+        let (backend, notice) = read::select(self.io.into())?;
         if let (Some(notice), false) = (notice, quiet) {
             let _ = writeln!(std::io::stderr(), "spate: {notice}");
         }
@@ -97,6 +101,28 @@ impl IoArgs {
         }
         check_read_buffers(&options)?;
         Ok(options)
+    }
+}
+
+/// `--io`: which backend to read with. The variants' doc comments are the help that
+/// `--help` shows for each value.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum IoArg {
+    /// io_uring where it works, else the thread pool (with a notice).
+    Auto,
+    /// io_uring only; fails when the kernel refuses it.
+    Uring,
+    /// Blocking `pread` workers.
+    Threads,
+}
+
+impl From<IoArg> for IoMode {
+    fn from(arg: IoArg) -> Self {
+        match arg {
+            IoArg::Auto => IoMode::Auto,
+            IoArg::Uring => IoMode::Uring,
+            IoArg::Threads => IoMode::Threads,
+        }
     }
 }
 
@@ -161,6 +187,32 @@ pub(super) fn parse_size_arg(s: &str) -> Result<u64, String> {
     Ok(n)
 }
 
+/// `-a`/`--algo` of hash and check: a checksum algorithm by its [`Algo::name`], in the
+/// order of [`crate::algo::ALL`] (a test holds both to it).
+// No doc comments on the variants: `--help` lists the names alone, as it always has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum AlgoArg {
+    Blake3,
+    Sha256,
+    Sha512,
+    Sha1,
+    Md5,
+    Xxh3,
+}
+
+impl From<AlgoArg> for Algo {
+    fn from(arg: AlgoArg) -> Self {
+        match arg {
+            AlgoArg::Blake3 => Algo::Blake3,
+            AlgoArg::Sha256 => Algo::Sha256,
+            AlgoArg::Sha512 => Algo::Sha512,
+            AlgoArg::Sha1 => Algo::Sha1,
+            AlgoArg::Md5 => Algo::Md5,
+            AlgoArg::Xxh3 => Algo::Xxh3,
+        }
+    }
+}
+
 /// `--shard K/N`, or `--shards N` with the index from the scheduler's environment.
 #[derive(Args, Debug)]
 pub(super) struct ShardArgs {
@@ -209,5 +261,25 @@ mod tests {
         options.jobs = 1;
         let err = check_read_buffers(&options).expect_err("no such pool fits");
         assert!(err.to_string().contains("at most 16 GiB"), "{err}");
+    }
+
+    #[test]
+    fn algo_accepts_every_algorithm_under_its_own_name_in_table_order() {
+        let expected: Vec<&str> = crate::algo::ALL.iter().map(|a| a.name()).collect();
+        let shown: Vec<String> = AlgoArg::value_variants()
+            .iter()
+            .map(|v| {
+                v.to_possible_value()
+                    .expect("not hidden")
+                    .get_name()
+                    .to_owned()
+            })
+            .collect();
+        let converted: Vec<&str> = AlgoArg::value_variants()
+            .iter()
+            .map(|&v| Algo::from(v).name())
+            .collect();
+        assert_eq!(shown, expected);
+        assert_eq!(converted, expected);
     }
 }

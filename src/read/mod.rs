@@ -95,7 +95,7 @@ pub type Batch = Vec<Entry>;
 pub type Report<O> = Arc<dyn Fn(Vec<FileResult<O>>) -> bool + Send + Sync>;
 
 /// Which backend a user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoMode {
     /// io_uring where it works, else the thread pool (with a notice).
     Auto,
