@@ -10,7 +10,6 @@ use clap::{Args, ValueEnum};
 
 use super::shared::{IoArg, parse_size_arg};
 use crate::bench::{self, BenchConfig, job::JobSpec, job::Rw};
-use crate::hash;
 use crate::read;
 
 pub(super) const BENCH_EXAMPLES: &str = "\
@@ -127,7 +126,7 @@ impl BenchArgs {
         );
         let runtime = std::time::Duration::from_secs_f64(self.runtime.min(1e9));
         let work = if let Some(root) = &self.tree {
-            let mut options = hash::default_read_options(backend);
+            let mut options = read::ReadOptions::defaults(backend);
             if let Some(jobs) = self.jobs {
                 options.jobs = jobs as usize;
             }

@@ -14,7 +14,6 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 
 use crate::algo::Algo;
-use crate::hash;
 use crate::read::{self, IoMode};
 use crate::shard::Shard;
 use crate::walk::WalkOptions;
@@ -80,7 +79,7 @@ impl IoArgs {
         if let (Some(notice), false) = (notice, quiet) {
             let _ = writeln!(std::io::stderr(), "spate: {notice}");
         }
-        let mut options = hash::default_read_options(backend);
+        let mut options = read::ReadOptions::defaults(backend);
         if let Some(jobs) = self.jobs {
             options.jobs = jobs;
         }
@@ -253,7 +252,7 @@ mod tests {
 
     #[test]
     fn a_buffer_pool_too_large_to_count_is_refused_not_wrapped_around() {
-        let mut options = hash::default_read_options(read::BackendKind::Threads);
+        let mut options = read::ReadOptions::defaults(read::BackendKind::Threads);
         check_read_buffers(&options).expect("the defaults fit");
         // Counted without saturation, the read-ahead room wraps this around to a pool
         // of three buffers.
