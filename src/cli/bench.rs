@@ -3,7 +3,8 @@
 //! as the library's [`Rw`] knows nothing of clap.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -124,66 +125,78 @@ impl BenchArgs {
             self.runtime.is_finite() && self.runtime > 0.0,
             "--runtime must be a positive number of seconds"
         );
-        let runtime = std::time::Duration::from_secs_f64(self.runtime.min(1e9));
-        let work = if let Some(root) = &self.tree {
-            let mut options = read::ReadOptions::defaults(backend);
-            if let Some(jobs) = self.jobs {
-                options.jobs = jobs as usize;
-            }
-            bench::Work::Tree {
-                root: root.clone(),
-                read: options,
-            }
-        } else {
-            anyhow::ensure!(
-                self.rw.is_some() || self.jobs.is_none(),
-                "--jobs needs --rw (the preset runs one worker per test, as T1 says) or --tree"
-            );
-            let jobs = match self.rw.map(Rw::from) {
-                None => bench::preset(runtime),
-                Some(rw) => {
-                    let bs = self
-                        .bs
-                        .unwrap_or(if rw.is_random() { 4096 } else { 1 << 20 });
-                    anyhow::ensure!(bs <= 1 << 30, "--bs must be at most 1 GiB");
-                    anyhow::ensure!(
-                        !self.direct || bs.is_multiple_of(512),
-                        "--direct needs --bs to be a multiple of 512 bytes (got {bs})"
-                    );
-                    let depth = self.iodepth;
-                    let jobs = self.jobs.unwrap_or(1);
-                    // Every operation in flight owns a buffer: that is the run's memory.
-                    let memory = bs * u64::from(depth) * u64::from(jobs);
-                    anyhow::ensure!(
-                        memory <= 4 << 30,
-                        "--bs × --iodepth × --jobs would hold {memory} bytes of buffers; \
-                         at most 4 GiB"
-                    );
-                    vec![JobSpec {
-                        name: format!("{} {} Q{depth}T{jobs}", rw.name(), size_label(bs)),
-                        rw,
-                        rwmixread: self.rwmixread,
-                        bs,
-                        iodepth: depth as usize,
-                        jobs: jobs as usize,
-                        runtime,
-                        fsync: self.fsync,
-                    }]
-                }
-            };
-            bench::Work::File(bench::FileWork {
-                dir: self.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
-                size: self.size,
-                direct: self.direct,
-                cached: self.cached,
-                jobs,
-            })
+        let runtime = Duration::from_secs_f64(self.runtime.min(1e9));
+        let work = match &self.tree {
+            Some(root) => self.tree_work(root, backend),
+            None => self.file_work(runtime)?,
         };
         Ok(BenchConfig {
             work,
             backend,
             json: self.json,
             progress: !self.quiet,
+        })
+    }
+
+    /// `--tree`: every file below the root, read with the usual read settings and
+    /// `--jobs` rings or threads.
+    fn tree_work(&self, root: &Path, backend: read::BackendKind) -> bench::Work {
+        let mut options = read::ReadOptions::defaults(backend);
+        if let Some(jobs) = self.jobs {
+            options.jobs = jobs as usize;
+        }
+        bench::Work::Tree {
+            root: root.to_path_buf(),
+            read: options,
+        }
+    }
+
+    /// A test file of our own, and the preset's jobs or the one `--rw` describes.
+    fn file_work(&self, runtime: Duration) -> Result<bench::Work> {
+        anyhow::ensure!(
+            self.rw.is_some() || self.jobs.is_none(),
+            "--jobs needs --rw (the preset runs one worker per test, as T1 says) or --tree"
+        );
+        let jobs = match self.rw {
+            None => bench::preset(runtime),
+            Some(rw) => vec![self.one_job(rw.into(), runtime)?],
+        };
+        Ok(bench::Work::File(bench::FileWork {
+            dir: self.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+            size: self.size,
+            direct: self.direct,
+            cached: self.cached,
+            jobs,
+        }))
+    }
+
+    /// The job `--rw` describes, with fio's block size for its pattern unless `--bs`.
+    fn one_job(&self, rw: Rw, runtime: Duration) -> Result<JobSpec> {
+        let bs = self
+            .bs
+            .unwrap_or(if rw.is_random() { 4096 } else { 1 << 20 });
+        anyhow::ensure!(bs <= 1 << 30, "--bs must be at most 1 GiB");
+        anyhow::ensure!(
+            !self.direct || bs.is_multiple_of(512),
+            "--direct needs --bs to be a multiple of 512 bytes (got {bs})"
+        );
+        let depth = self.iodepth;
+        let jobs = self.jobs.unwrap_or(1);
+        // Every operation in flight owns a buffer: that is the run's memory.
+        let memory = bs * u64::from(depth) * u64::from(jobs);
+        anyhow::ensure!(
+            memory <= 4 << 30,
+            "--bs × --iodepth × --jobs would hold {memory} bytes of buffers; at most 4 GiB"
+        );
+        Ok(JobSpec {
+            name: format!("{} {} Q{depth}T{jobs}", rw.name(), size_label(bs)),
+            rw,
+            rwmixread: self.rwmixread,
+            bs,
+            iodepth: depth as usize,
+            jobs: jobs as usize,
+            runtime,
+            fsync: self.fsync,
         })
     }
 }
