@@ -18,7 +18,6 @@ pub mod archive;
 pub mod bench;
 pub mod check;
 pub mod cli;
-pub mod docs;
 pub mod error;
 pub mod hash;
 pub mod manifest;

@@ -17,7 +17,7 @@ use crate::read::buffer::AlignedBuf;
 use crate::read::ops::{Dir, Op, OpRecorder, OpSource};
 
 /// The access pattern of a job, as fio's `--rw` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Rw {
     /// Sequential reads.

@@ -172,27 +172,3 @@ pub fn validate_paths(paths: &[OsString]) -> Result<()> {
     }
     Ok(())
 }
-
-/// Files at least this large are hashed through memory maps by default (`--no-mmap`
-/// turns that off): BLAKE3 on two cores outruns the copy into buffers.
-pub const MMAP_THRESHOLD: u64 = 8 << 20;
-
-/// Default read settings for hashing on this machine (see the README's measurements).
-pub fn default_read_options(backend: crate::read::BackendKind) -> ReadOptions {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    ReadOptions {
-        backend,
-        jobs: match backend {
-            crate::read::BackendKind::Uring => cores,
-            // Threads waiting on the device cost no CPU, and a cold tree of small files
-            // wants many reads in flight: 16 threads read one 32% faster than 4 here
-            // (30,000 files, 2 cores), and no slower once cached.
-            crate::read::BackendKind::Threads => (cores * 2).max(16),
-        },
-        queue_depth: 32,
-        max_queue_depth: 128,
-        buffer_size: 1 << 20,
-        readahead: 3,
-        mmap_threshold: Some(MMAP_THRESHOLD),
-    }
-}

@@ -1,0 +1,224 @@
+//! `spate bench`: the arguments of a disk benchmark (fio's names where fio has one) or
+//! of a tree read, validated into a [`BenchConfig`]. `--rw` has its own value enum,
+//! as the library's [`Rw`] knows nothing of clap.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use super::shared::{IoArg, parse_size_arg};
+use crate::bench::{self, BenchConfig, job::JobSpec, job::Rw};
+use crate::read;
+
+pub(super) const BENCH_EXAMPLES: &str = "\
+Examples:
+  spate bench /mnt/data                          # SEQ1M Q8T1 ... RND4K Q1T1, read and write
+  spate bench --rw randread --bs 4k --iodepth 32 --direct --size 4GiB .
+  spate bench --rw write --bs 1M --fsync --json /tmp | jq '.jobs[0].write.mb_s'
+  spate bench --tree ~/Photos                    # files/s and MB/s before hashing it";
+
+#[derive(Args, Debug)]
+pub(super) struct BenchArgs {
+    /// Directory for the test file (created there, removed at the end) [default: .].
+    #[arg(value_name = "DIR", conflicts_with = "tree")]
+    dir: Option<PathBuf>,
+
+    /// One job instead of the preset: read, write, randread, randwrite or randrw.
+    #[arg(long, value_enum)]
+    rw: Option<RwArg>,
+
+    /// Percentage of reads in a randrw job.
+    #[arg(long, value_name = "PCT", default_value_t = 50, requires = "rw",
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    rwmixread: u8,
+
+    /// Bytes per operation [default: 1M for read/write, 4k for random jobs].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, requires = "rw")]
+    bs: Option<u64>,
+
+    /// Operations in flight per worker (uring: per ring; threads: threads per worker).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "rw",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    iodepth: u32,
+
+    /// Workers, each on its own slice of the test file (--tree: rings or threads).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+
+    /// Size of the test file.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "1GiB")]
+    size: u64,
+
+    /// Longest a job runs, in seconds; it ends sooner after one pass over the file.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    runtime: f64,
+
+    /// O_DIRECT: bypass the page cache (aligned buffers; --bs a multiple of 512).
+    #[arg(long)]
+    direct: bool,
+
+    /// Write jobs: end with an fsync, counted in the time (the preset always does).
+    #[arg(long, requires = "rw")]
+    fsync: bool,
+
+    /// Keep the test file's pages in the page cache before read jobs (default: drop
+    /// them, as fio does, so reads measure the disk).
+    #[arg(long)]
+    cached: bool,
+
+    /// Read every file below DIR instead (nothing is written): files/s, MB/s and
+    /// per-file latency.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["rw", "size", "direct", "fsync", "cached"])]
+    tree: Option<PathBuf>,
+
+    /// I/O engine: io_uring (falls back to threads where unavailable), or threads.
+    #[arg(long = "io", value_enum, default_value = "auto")]
+    io: IoArg,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+
+    /// No progress line and no notices.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// `--rw`: the access pattern of the one job, as fio names it. The variants' doc
+/// comments are the help that `--help` shows for each value.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RwArg {
+    /// Sequential reads.
+    Read,
+    /// Sequential writes.
+    Write,
+    /// Random reads at offsets aligned to the block size.
+    Randread,
+    /// Random writes at offsets aligned to the block size.
+    Randwrite,
+    /// Random reads and writes, `--rwmixread` percent of them reads.
+    Randrw,
+}
+
+impl From<RwArg> for Rw {
+    fn from(arg: RwArg) -> Self {
+        match arg {
+            RwArg::Read => Rw::Read,
+            RwArg::Write => Rw::Write,
+            RwArg::Randread => Rw::Randread,
+            RwArg::Randwrite => Rw::Randwrite,
+            RwArg::Randrw => Rw::Randrw,
+        }
+    }
+}
+
+impl BenchArgs {
+    pub(super) fn config(&self) -> Result<BenchConfig> {
+        let (backend, notice) = read::select(self.io.into())?;
+        if let (Some(notice), false) = (notice, self.quiet) {
+            let _ = writeln!(std::io::stderr(), "spate: {notice}");
+        }
+        anyhow::ensure!(
+            self.runtime.is_finite() && self.runtime > 0.0,
+            "--runtime must be a positive number of seconds"
+        );
+        let runtime = Duration::from_secs_f64(self.runtime.min(1e9));
+        let work = match &self.tree {
+            Some(root) => self.tree_work(root, backend),
+            None => self.file_work(runtime)?,
+        };
+        Ok(BenchConfig {
+            work,
+            backend,
+            json: self.json,
+            progress: !self.quiet,
+        })
+    }
+
+    /// `--tree`: every file below the root, read with the usual read settings and
+    /// `--jobs` rings or threads.
+    fn tree_work(&self, root: &Path, backend: read::BackendKind) -> bench::Work {
+        let mut options = read::ReadOptions::defaults(backend);
+        if let Some(jobs) = self.jobs {
+            options.jobs = jobs as usize;
+        }
+        bench::Work::Tree {
+            root: root.to_path_buf(),
+            read: options,
+        }
+    }
+
+    /// A test file of our own, and the preset's jobs or the one `--rw` describes.
+    fn file_work(&self, runtime: Duration) -> Result<bench::Work> {
+        anyhow::ensure!(
+            self.rw.is_some() || self.jobs.is_none(),
+            "--jobs needs --rw (the preset runs one worker per test, as T1 says) or --tree"
+        );
+        let jobs = match self.rw {
+            None => bench::preset(runtime),
+            Some(rw) => vec![self.one_job(rw.into(), runtime)?],
+        };
+        Ok(bench::Work::File(bench::FileWork {
+            dir: self.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+            size: self.size,
+            direct: self.direct,
+            cached: self.cached,
+            jobs,
+        }))
+    }
+
+    /// The job `--rw` describes, with fio's block size for its pattern unless `--bs`.
+    fn one_job(&self, rw: Rw, runtime: Duration) -> Result<JobSpec> {
+        let bs = self
+            .bs
+            .unwrap_or(if rw.is_random() { 4096 } else { 1 << 20 });
+        anyhow::ensure!(bs <= 1 << 30, "--bs must be at most 1 GiB");
+        anyhow::ensure!(
+            !self.direct || bs.is_multiple_of(512),
+            "--direct needs --bs to be a multiple of 512 bytes (got {bs})"
+        );
+        let depth = self.iodepth;
+        let jobs = self.jobs.unwrap_or(1);
+        // Every operation in flight owns a buffer: that is the run's memory.
+        let memory = bs * u64::from(depth) * u64::from(jobs);
+        anyhow::ensure!(
+            memory <= 4 << 30,
+            "--bs × --iodepth × --jobs would hold {memory} bytes of buffers; at most 4 GiB"
+        );
+        Ok(JobSpec {
+            name: format!("{} {} Q{depth}T{jobs}", rw.name(), size_label(bs)),
+            rw,
+            rwmixread: self.rwmixread,
+            bs,
+            iodepth: depth as usize,
+            jobs: jobs as usize,
+            runtime,
+            fsync: self.fsync,
+        })
+    }
+}
+
+/// A block size as fio and CrystalDiskMark write it: `4K`, `1M`, or bytes.
+fn size_label(bs: u64) -> String {
+    match bs {
+        b if b >= 1 << 20 && b.is_multiple_of(1 << 20) => format!("{}M", b >> 20),
+        b if b >= 1 << 10 && b.is_multiple_of(1 << 10) => format!("{}K", b >> 10),
+        b => b.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rw_accepts_each_pattern_under_the_name_its_report_shows() {
+        for &arg in RwArg::value_variants() {
+            let shown = arg.to_possible_value().expect("not hidden");
+            assert_eq!(shown.get_name(), Rw::from(arg).name());
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! `spate check`: the arguments that verify files against manifests.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::shared::{AlgoArg, IoArgs, ShardArgs, WalkArgs};
+use crate::algo::Algo;
+use crate::check::{CheckConfig, Verbosity};
+use crate::walk::WalkOptions;
+
+pub(super) const CHECK_EXAMPLES: &str = "\
+Examples:
+  spate check doc.b3                    # paths are relative to the manifest's directory
+  spate check -q SHA256SUMS             # print only files that are not OK
+  spate check --audit /data data.b3     # also list files under /data the manifest lacks (NEW)
+  find . -type f -exec sha256sum {} + | spate check -   # read the manifest from stdin";
+
+#[derive(Args, Debug)]
+pub(super) struct CheckArgs {
+    /// Manifests to verify ('-' reads standard input): GNU lines ('HASH  NAME'), BSD
+    /// lines ('ALGO (NAME) = HASH') or spate's JSON Lines.
+    #[arg(required = true)]
+    manifests: Vec<OsString>,
+
+    /// Algorithm of lines that do not name one [default: from the digest length; 64 hex
+    /// digits are BLAKE3 or SHA-256, from the manifest's name or else either].
+    #[arg(short = 'a', long = "algo", value_enum)]
+    algo: Option<AlgoArg>,
+
+    /// Directory the manifest's paths are relative to [default: the manifest's directory].
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+
+    /// Check lines that name absolute paths (refused by default).
+    #[arg(long)]
+    allow_absolute: bool,
+
+    /// Say nothing about listed files that do not exist.
+    #[arg(long)]
+    ignore_missing: bool,
+
+    /// Fail when a line is malformed.
+    #[arg(long)]
+    strict: bool,
+
+    /// Also walk DIR and report files no manifest lists as NEW (repeatable).
+    #[arg(long, value_name = "DIR")]
+    audit: Vec<PathBuf>,
+
+    /// Print only files that are not OK (and the summary when something failed).
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// Print nothing: the exit code says whether everything verified.
+    #[arg(long, conflicts_with = "quiet")]
+    status: bool,
+
+    /// One JSON object per file: path, status, algos, manifest, line, error.
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    walk: WalkArgs,
+
+    #[command(flatten)]
+    shard: ShardArgs,
+
+    #[command(flatten)]
+    io: IoArgs,
+}
+
+impl CheckArgs {
+    pub(super) fn config(&self) -> Result<CheckConfig> {
+        let verbosity = if self.status {
+            Verbosity::Status
+        } else if self.quiet {
+            Verbosity::Quiet
+        } else {
+            Verbosity::Normal
+        };
+        Ok(CheckConfig {
+            manifests: self.manifests.clone(),
+            algo: self.algo.map(Algo::from),
+            root: self.root.clone(),
+            allow_absolute: self.allow_absolute,
+            ignore_missing: self.ignore_missing,
+            strict: self.strict,
+            audit: self.audit.clone(),
+            verbosity,
+            json: self.json,
+            walk: WalkOptions {
+                shard: self.shard.select()?,
+                ..self.walk.options()
+            },
+            read: self.io.options(self.quiet || self.status)?,
+            progress: !(self.quiet || self.status),
+        })
+    }
+}

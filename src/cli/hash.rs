@@ -1,0 +1,133 @@
+//! `spate hash` and `spate merge`: the arguments that make a manifest, and those that
+//! join the manifests of a sharded run into one.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::shared::{AlgoArg, IoArgs, ShardArgs, WalkArgs};
+use crate::algo::Algo;
+use crate::hash::{self, HashConfig};
+use crate::manifest::Format;
+use crate::merge::MergeConfig;
+use crate::walk::WalkOptions;
+
+pub(super) const HASH_EXAMPLES: &str = "\
+Examples:
+  spate hash /usr/share/doc > doc.b3        # BLAKE3 manifest; verify with b3sum -c doc.b3
+  spate hash -a sha256 -o photos.sha256 ~/Photos   # sha256sum -c photos.sha256 checks it
+  spate hash -a sha256 -a md5 --json data/  # several digests from one read, JSON Lines";
+
+#[derive(Args, Debug)]
+pub(super) struct HashArgs {
+    /// Files and directories to hash; '-' or nothing reads standard input.
+    paths: Vec<OsString>,
+
+    /// Digest algorithm; repeat for several digests from one read.
+    #[arg(short = 'a', long = "algo", value_enum, default_value = "blake3")]
+    algos: Vec<AlgoArg>,
+
+    /// BSD-style lines: 'BLAKE3 (path) = hash' (implied by more than one --algo).
+    #[arg(long, conflicts_with = "json")]
+    tag: bool,
+
+    /// JSON Lines: one object per file with path, size and one field per digest.
+    #[arg(long)]
+    json: bool,
+
+    /// Write the manifest to FILE atomically instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    #[command(flatten)]
+    walk: WalkArgs,
+
+    #[command(flatten)]
+    shard: ShardArgs,
+
+    #[command(flatten)]
+    io: IoArgs,
+
+    /// No progress bar and no notices about skipped entries (errors are still shown).
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// Print a summary (files, bytes, skipped, errors, time, throughput) on stderr.
+    #[arg(long)]
+    stats: bool,
+}
+
+impl HashArgs {
+    pub(super) fn config(&self) -> Result<HashConfig> {
+        hash::validate_paths(&self.paths)?;
+        let mut algos: Vec<Algo> = self.algos.iter().map(|&a| a.into()).collect();
+        // `-a sha256 -a sha256` means one digest.
+        let mut seen = Vec::new();
+        algos.retain(|a| {
+            let new = !seen.contains(a);
+            seen.push(*a);
+            new
+        });
+        let format = if self.json {
+            Format::Json
+        } else if self.tag || algos.len() > 1 {
+            // GNU lines do not name their algorithm: with several digests per file only
+            // BSD lines can be checked unambiguously.
+            Format::Tag
+        } else {
+            Format::Gnu
+        };
+        Ok(HashConfig {
+            paths: self.paths.clone(),
+            algos,
+            format,
+            output: self.output.clone(),
+            walk: WalkOptions {
+                shard: self.shard.select_for_walk(&self.paths)?,
+                ..self.walk.options()
+            },
+            read: self.io.options(self.quiet)?,
+            progress: !self.quiet,
+            notices: !self.quiet,
+            stats: self.stats,
+        })
+    }
+}
+
+pub(super) const MERGE_EXAMPLES: &str = "\
+Examples:
+  spate merge --shards 4 part-0.b3 part-1.b3 part-2.b3 part-3.b3 -o all.b3
+  spate merge -o all.json shards/*.json     # JSON Lines in, JSON Lines out
+  spate merge old.b3 new.b3 | b3sum -c      # refuses a path listed with two digests";
+
+#[derive(Args, Debug)]
+pub(super) struct MergeArgs {
+    /// Manifests to merge, each in the order `spate hash` wrote it, all in one format.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+
+    /// Write the merged manifest to FILE atomically instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// The inputs are the N shards of one tree: report shards no input lists a file of.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    shards: Option<u64>,
+
+    /// No notices about paths listed twice with the same digest.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+impl MergeArgs {
+    pub(super) fn config(&self) -> MergeConfig {
+        MergeConfig {
+            inputs: self.inputs.clone(),
+            output: self.output.clone(),
+            shards: self.shards,
+            quiet: self.quiet,
+        }
+    }
+}

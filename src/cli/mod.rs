@@ -1,0 +1,124 @@
+//! Command-line interface: parses arguments into job configurations and maps the result
+//! to an exit code. Exit codes: 0 all good, 1 some file failed, 2 usage or fatal error,
+//! 130/143 interrupted by SIGINT/SIGTERM.
+//!
+//! Two stages, as in ripgrep: clap parses the command line into `*Args` structs, and
+//! each one's `config()` validates them into the config struct its job takes (jobs never
+//! see clap). This file holds the command table and the dispatch; one file per job
+//! family holds its arguments (`hash.rs` with `merge`, `check.rs`, `archive.rs` for pack,
+//! unpack and list, `bench.rs`, `docs.rs` for completions and man pages), and `shared.rs`
+//! the walk, read and shard options several commands take.
+
+mod archive;
+mod bench;
+mod check;
+mod docs;
+mod hash;
+mod shared;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::output::Cleanup;
+
+/// Exit code: everything succeeded.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the run finished, but some files failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: bad usage or a fatal error.
+pub const EXIT_FATAL: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spate",
+    version,
+    about = "Push whole directory trees through fast async file I/O: checksum, archive, benchmark."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Hash files and directory trees; print a manifest b3sum/sha256sum can check.
+    #[command(after_help = hash::HASH_EXAMPLES)]
+    Hash(hash::HashArgs),
+    /// Verify files against manifests from spate, b3sum or sha256sum and friends.
+    #[command(after_help = check::CHECK_EXAMPLES)]
+    Check(check::CheckArgs),
+    /// Pack files and trees into a tar archive, compressed by the output's extension.
+    #[command(after_help = archive::PACK_EXAMPLES)]
+    Pack(archive::PackArgs),
+    /// Extract an archive (any compression, found from its first bytes) safely beneath DIR.
+    #[command(after_help = archive::UNPACK_EXAMPLES)]
+    Unpack(archive::UnpackArgs),
+    /// List an archive's entries, like `tar -tv`.
+    #[command(after_help = archive::LIST_EXAMPLES)]
+    List(archive::ListArgs),
+    /// Merge shard manifests into one, in walk order; refuse conflicting digests.
+    #[command(after_help = hash::MERGE_EXAMPLES)]
+    Merge(hash::MergeArgs),
+    /// Print a shell completion script.
+    #[command(after_help = docs::COMPLETIONS_EXAMPLES)]
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff), or write one per subcommand into a directory.
+    #[command(after_help = docs::MAN_EXAMPLES)]
+    Man(docs::ManArgs),
+    /// Measure disk throughput on a test file of its own (like fio or CrystalDiskMark),
+    /// or how fast an existing tree reads.
+    #[command(after_help = bench::BENCH_EXAMPLES)]
+    Bench(bench::BenchArgs),
+}
+
+/// Parses the command line, runs the job and returns the process exit code.
+pub fn main() -> i32 {
+    // Die quietly on a closed pipe (`spate hash DIR | head -1`), as coreutils do. And
+    // turn an exceeded file-size limit into an EFBIG write error instead of a kill, so
+    // the temporary output is removed like after any other write failure.
+    // SAFETY: setting signal dispositions at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                EXIT_FATAL
+            } else {
+                EXIT_OK
+            };
+        }
+    };
+    let cleanup = Arc::new(Cleanup::default());
+    match run(cli, &cleanup) {
+        Ok(true) => EXIT_OK,
+        Ok(false) => EXIT_FAILED,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "spate: {err:#}");
+            EXIT_FATAL
+        }
+    }
+}
+
+fn run(cli: Cli, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    crate::signals::handle_signals(Arc::clone(cleanup))?;
+    // The modules of this folder are named after the jobs they configure: the jobs
+    // themselves are spelled `crate::`.
+    match cli.command {
+        Command::Hash(args) => crate::hash::run(&args.config()?, cleanup),
+        Command::Check(args) => crate::check::run(&args.config()?),
+        Command::Pack(args) => crate::archive::pack::run(&args.config()?, cleanup),
+        Command::Unpack(args) => crate::archive::unpack::run(&args.config(), cleanup),
+        Command::List(args) => crate::archive::list::run(&args.config()),
+        Command::Merge(args) => crate::merge::run(&args.config(), cleanup),
+        Command::Completions(args) => docs::completions(Cli::command(), args.shell).map(|()| true),
+        Command::Man(args) => docs::man(Cli::command(), args.out.as_deref()).map(|()| true),
+        Command::Bench(args) => crate::bench::run(&args.config()?, cleanup),
+    }
+}

@@ -1,0 +1,284 @@
+//! Argument groups that several commands share — the walk (`--exclude`, `-L`, `-x`),
+//! the read stage (`--io`, `-j`, `--queue-depth`, `--buffer-size`, `--no-mmap`) and
+//! sharding (`--shard`, `--shards`) — and their validation into [`WalkOptions`],
+//! [`ReadOptions`](read::ReadOptions) and [`Shard`]. The limits live here because they
+//! guard the command line: a job given options directly trusts its caller.
+//!
+//! Also the value enums of `--io` and `--algo`: the library's [`IoMode`] and [`Algo`]
+//! know nothing of clap, so the command line has its own, converted on the way in.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use crate::algo::Algo;
+use crate::read::{self, IoMode};
+use crate::shard::Shard;
+use crate::walk::WalkOptions;
+
+/// Options of the walk stage, shared by every job that walks a tree.
+#[derive(Args, Debug)]
+pub(super) struct WalkArgs {
+    /// Leave out entries whose name or path matches GLOB (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+
+    /// Follow symbolic links (loops are detected and reported).
+    #[arg(short = 'L', long)]
+    follow: bool,
+
+    /// Stay on the file system of each starting path.
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
+}
+
+impl WalkArgs {
+    pub(super) fn options(&self) -> WalkOptions {
+        WalkOptions {
+            exclude: self.exclude.clone(),
+            follow: self.follow,
+            one_file_system: self.one_file_system,
+            ..Default::default()
+        }
+    }
+}
+
+/// Options of the read stage, shared by every job that reads files.
+#[derive(Args, Debug)]
+pub(super) struct IoArgs {
+    /// I/O backend: io_uring (falls back to threads where unavailable), or threads.
+    #[arg(long = "io", value_enum, default_value = "auto")]
+    io: IoArg,
+
+    /// Rings (uring) or reader threads (threads), 1 to 1024 [default: cores; for
+    /// threads 2 × cores, at least 16].
+    #[arg(short = 'j', long, value_parser = parse_jobs)]
+    pub(super) jobs: Option<usize>,
+
+    /// Files in flight at once over all readers, 1 to 65536 [default: 32; with
+    /// io_uring, up to 128 while reads miss the page cache].
+    #[arg(long, value_name = "N", value_parser = parse_queue_depth)]
+    queue_depth: Option<usize>,
+
+    /// Size of each read, e.g. 256k, 1MiB (at most 1 GiB; all read buffers together at
+    /// most 16 GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    buffer_size: Option<u64>,
+
+    /// Read large files into buffers instead of memory-mapping them.
+    #[arg(long)]
+    no_mmap: bool,
+}
+
+impl IoArgs {
+    /// Probes the backend and applies the user's overrides to the defaults.
+    pub(super) fn options(&self, quiet: bool) -> Result<read::ReadOptions> {
+        let (backend, notice) = read::select(self.io.into())?;
+        if let (Some(notice), false) = (notice, quiet) {
+            let _ = writeln!(std::io::stderr(), "spate: {notice}");
+        }
+        let mut options = read::ReadOptions::defaults(backend);
+        if let Some(jobs) = self.jobs {
+            options.jobs = jobs;
+        }
+        if let Some(depth) = self.queue_depth {
+            // A depth the user chose is kept, cold cache or not.
+            options.queue_depth = depth;
+            options.max_queue_depth = depth;
+        }
+        if self.no_mmap {
+            options.mmap_threshold = None;
+        }
+        if let Some(size) = self.buffer_size {
+            anyhow::ensure!(
+                size <= 1 << 30,
+                "--buffer-size must be at most 1 GiB (got {size} bytes)"
+            );
+            options.buffer_size = size as usize;
+        }
+        check_read_buffers(&options)?;
+        Ok(options)
+    }
+}
+
+/// `--io`: which backend to read with. The variants' doc comments are the help that
+/// `--help` shows for each value.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum IoArg {
+    /// io_uring where it works, else the thread pool (with a notice).
+    Auto,
+    /// io_uring only; fails when the kernel refuses it.
+    Uring,
+    /// Blocking `pread` workers.
+    Threads,
+}
+
+impl From<IoArg> for IoMode {
+    fn from(arg: IoArg) -> Self {
+        match arg {
+            IoArg::Auto => IoMode::Auto,
+            IoArg::Uring => IoMode::Uring,
+            IoArg::Threads => IoMode::Threads,
+        }
+    }
+}
+
+/// Refuses settings whose buffer pool would hold more than [`MAX_READ_BUFFERS`].
+fn check_read_buffers(options: &read::ReadOptions) -> Result<()> {
+    let buffers = options.pool_buffers();
+    let bytes = (buffers as u64).saturating_mul(options.buffer_size as u64);
+    anyhow::ensure!(
+        bytes <= MAX_READ_BUFFERS,
+        "--queue-depth, --jobs and --buffer-size would hold {bytes} bytes of read buffers \
+         ({buffers} of {} bytes); at most {} GiB",
+        options.buffer_size,
+        MAX_READ_BUFFERS >> 30
+    );
+    Ok(())
+}
+
+/// Most rings or reader threads: the threads default (2 × cores) of a 512-core
+/// machine. Past a few readers per core each only waits for a core; a larger number is
+/// a typo, and `-j 100000000` spent its first minute starting readers.
+const MAX_JOBS: usize = 1024;
+
+/// Most files in flight. The deepest device queue there is (NVMe: 65536 commands)
+/// cannot take more; a larger number only sizes channels and pools, and a huge one
+/// overflowed their allocations (a panic) or exhausted memory.
+const MAX_QUEUE_DEPTH: usize = 65536;
+
+/// Most bytes the read buffer pool may hold (it is the run's memory bound: one buffer
+/// per file in flight plus read-ahead per job). The defaults hold tens of MiB; 16 GiB
+/// leaves room for deliberate large-memory runs, yet refuses products that can only be
+/// typos before they end in an allocation failure or the OOM killer (`--queue-depth
+/// 100000000` was killed) instead of a message. A fixed bound rather than a share of
+/// RAM, so one command line is accepted or refused alike on every machine.
+const MAX_READ_BUFFERS: u64 = 16 << 30;
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    parse_count(s, MAX_JOBS)
+}
+
+fn parse_queue_depth(s: &str) -> Result<usize, String> {
+    parse_count(s, MAX_QUEUE_DEPTH)
+}
+
+/// A whole number from 1 to `max`; clap names the option in front of the error.
+fn parse_count(s: &str, max: usize) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("must be a whole number from 1 to {max}"))
+}
+
+/// A size such as `4k`, `256k` or `1MiB` (binary units) or a number of bytes; zero is
+/// refused, as no option takes it.
+pub(super) fn parse_size_arg(s: &str) -> Result<u64, String> {
+    let n = parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("{e}"))?;
+    if n == 0 {
+        return Err("must be greater than zero".into());
+    }
+    Ok(n)
+}
+
+/// `-a`/`--algo` of hash and check: a checksum algorithm by its [`Algo::name`], in the
+/// order of [`crate::algo::ALL`] (a test holds both to it).
+// No doc comments on the variants: `--help` lists the names alone, as it always has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum AlgoArg {
+    Blake3,
+    Sha256,
+    Sha512,
+    Sha1,
+    Md5,
+    Xxh3,
+}
+
+impl From<AlgoArg> for Algo {
+    fn from(arg: AlgoArg) -> Self {
+        match arg {
+            AlgoArg::Blake3 => Algo::Blake3,
+            AlgoArg::Sha256 => Algo::Sha256,
+            AlgoArg::Sha512 => Algo::Sha512,
+            AlgoArg::Sha1 => Algo::Sha1,
+            AlgoArg::Md5 => Algo::Md5,
+            AlgoArg::Xxh3 => Algo::Xxh3,
+        }
+    }
+}
+
+/// `--shard K/N`, or `--shards N` with the index from the scheduler's environment.
+#[derive(Args, Debug)]
+pub(super) struct ShardArgs {
+    /// Only shard K of N (0-based): files whose path (as written in the manifest) hashes
+    /// to K mod N. Every worker must be given the same paths.
+    #[arg(long, value_name = "K/N", conflicts_with = "shards")]
+    shard: Option<Shard>,
+
+    /// N shards, this worker's index taken from JOB_COMPLETION_INDEX (Kubernetes) or
+    /// SLURM_ARRAY_TASK_ID (Slurm: use --array=0-(N-1)).
+    #[arg(long, value_name = "N")]
+    shards: Option<u64>,
+}
+
+impl ShardArgs {
+    pub(super) fn select(&self) -> Result<Option<Shard>> {
+        match (self.shard, self.shards) {
+            (Some(shard), _) => Ok(Some(shard)),
+            (None, Some(count)) => Shard::from_env(count, |var| std::env::var(var).ok()).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// [`ShardArgs::select`], refused for standard input: it has no path to shard by.
+    pub(super) fn select_for_walk(&self, paths: &[OsString]) -> Result<Option<Shard>> {
+        let shard = self.select()?;
+        anyhow::ensure!(
+            shard.is_none() || !(paths.is_empty() || paths == ["-"]),
+            "--shard and --shards split a tree: give the files or directories to walk"
+        );
+        Ok(shard)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_pool_too_large_to_count_is_refused_not_wrapped_around() {
+        let mut options = read::ReadOptions::defaults(read::BackendKind::Threads);
+        check_read_buffers(&options).expect("the defaults fit");
+        // Counted without saturation, the read-ahead room wraps this around to a pool
+        // of three buffers.
+        options.queue_depth = usize::MAX;
+        options.jobs = 1;
+        let err = check_read_buffers(&options).expect_err("no such pool fits");
+        assert!(err.to_string().contains("at most 16 GiB"), "{err}");
+    }
+
+    #[test]
+    fn algo_accepts_every_algorithm_under_its_own_name_in_table_order() {
+        let expected: Vec<&str> = crate::algo::ALL.iter().map(|a| a.name()).collect();
+        let shown: Vec<String> = AlgoArg::value_variants()
+            .iter()
+            .map(|v| {
+                v.to_possible_value()
+                    .expect("not hidden")
+                    .get_name()
+                    .to_owned()
+            })
+            .collect();
+        let converted: Vec<&str> = AlgoArg::value_variants()
+            .iter()
+            .map(|&v| Algo::from(v).name())
+            .collect();
+        assert_eq!(shown, expected);
+        assert_eq!(converted, expected);
+    }
+}
