@@ -32,7 +32,7 @@ pub(super) struct PackArgs {
 
     /// Compression, overriding the output's extension [default: from it; zstd for '-'].
     #[arg(long, value_enum)]
-    compress: Option<Compression>,
+    compress: Option<CompressionArg>,
 
     /// Compression level, as the tool's own (gzip 1-9, zstd 1-22, xz 0-9, bzip2 1-9)
     /// [default: gzip 6, xz 6, bzip2 9; zstd: level 2 with a larger hash table and longer
@@ -72,7 +72,8 @@ pub(super) struct PackArgs {
 impl PackArgs {
     pub(super) fn config(&self) -> Result<PackConfig> {
         let stdout = self.output.as_os_str() == "-";
-        let compression = match (self.compress, Compression::from_name(&self.output)) {
+        let chosen = self.compress.map(Compression::from);
+        let compression = match (chosen, Compression::from_name(&self.output)) {
             (Some(c), _) | (None, Some(c)) => c,
             (None, None) if stdout => Compression::Zstd,
             (None, None) => anyhow::bail!(
@@ -213,6 +214,29 @@ impl ListArgs {
         ListConfig {
             archive: self.archive.clone(),
             json: self.json,
+        }
+    }
+}
+
+/// `--compress` of pack: a compression format by name.
+// No doc comments on the variants: `--help` lists the names alone, as it always has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CompressionArg {
+    None,
+    Gzip,
+    Zstd,
+    Xz,
+    Bzip2,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(arg: CompressionArg) -> Self {
+        match arg {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::Xz => Compression::Xz,
+            CompressionArg::Bzip2 => Compression::Bzip2,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! The encoders and the decoder beside this file dispatch on [`Compression`].
 
 /// A compression format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
     Gzip,
