@@ -104,6 +104,18 @@ pub fn describe_io(err: &io::Error) -> String {
     }
 }
 
+/// A fatal error and its causes on one line, as anyhow's `{:#}` writes them, with each
+/// operating-system error in words (no " (os error N)").
+pub fn describe_chain(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|cause| match cause.downcast_ref::<io::Error>() {
+            Some(io) => describe_io(io),
+            None => cause.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +132,8 @@ mod tests {
         assert!(describe_io(&out).contains("outside the root"));
         let custom = io::Error::other("a reason (in brackets)");
         assert_eq!(describe_io(&custom), "a reason (in brackets)");
+        let fatal = anyhow::Error::new(io::Error::from_raw_os_error(libc::EFBIG))
+            .context("writing x.tar");
+        assert_eq!(describe_chain(&fatal), "writing x.tar: File too large");
     }
 }
