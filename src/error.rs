@@ -132,8 +132,8 @@ mod tests {
         assert!(describe_io(&out).contains("outside the root"));
         let custom = io::Error::other("a reason (in brackets)");
         assert_eq!(describe_io(&custom), "a reason (in brackets)");
-        let fatal = anyhow::Error::new(io::Error::from_raw_os_error(libc::EFBIG))
-            .context("writing x.tar");
+        let fatal =
+            anyhow::Error::new(io::Error::from_raw_os_error(libc::EFBIG)).context("writing x.tar");
         assert_eq!(describe_chain(&fatal), "writing x.tar: File too large");
     }
 }

@@ -1,5 +1,23 @@
 //! spate: push whole directory trees through fast async file I/O.
 //!
+//! From Rust, [`hash_tree`] hashes a tree and yields each file's digests in walk order:
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(dir.path().join("a"), b"hello")?;
+//! let options = spate::HashOptions {
+//!     algos: vec![spate::Algo::Blake3, spate::Algo::Sha256],
+//!     ..Default::default()
+//! };
+//! for file in spate::hash_tree(&[dir.path()], &options) {
+//!     let file = file?;
+//!     for (algo, hex) in &file.digests {
+//!         println!("{algo} {hex}  {}", file.path.display());
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! The pipeline, in the order a byte travels:
 //! - [`walk`]: a walker thread lists the tree into a bounded channel;
 //! - [`read`]: a backend (io_uring or a `pread` pool) reads each file in pooled chunks;
@@ -12,6 +30,8 @@
 //! - [`shard`] splits a tree between workers, and [`merge`] joins their manifests.
 //!
 //! The binary is a thin wrapper around [`cli::main`].
+
+mod api;
 
 pub mod algo;
 pub mod archive;
@@ -31,3 +51,7 @@ pub mod reorder;
 pub mod shard;
 pub mod signals;
 pub mod walk;
+
+pub use algo::Algo;
+pub use api::{FileDigest, HashError, HashOptions, HashTree, hash_tree};
+pub use error::ErrorKind;

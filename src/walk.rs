@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::error::{ErrorKind, describe_io};
 use crate::output::OwnFiles;
 use crate::read::confined::Beneath;
 use crate::shard::Shard;
@@ -49,8 +50,9 @@ pub struct Notice {
 pub enum NoticeKind {
     /// Not an error: skipped by design (symlink not followed, FIFO, socket, device).
     Skipped(&'static str),
-    /// The walk could not go on below or at this path; counts as a failure.
-    Error(String),
+    /// The walk could not go on below or at this path; counts as a failure. The kind,
+    /// and the cause in words.
+    Error(ErrorKind, String),
 }
 
 /// How to walk.
@@ -181,7 +183,7 @@ pub(crate) fn entries(
                     .path()
                     .map(Path::to_path_buf)
                     .unwrap_or_else(|| PathBuf::from(root)),
-                kind: NoticeKind::Error(describe_walk_error(&err)),
+                kind: walk_error(&err),
             });
             if !visit(item) {
                 return Ok(());
@@ -219,13 +221,15 @@ fn is_leaf(path: &Path) -> bool {
     }
 }
 
-pub(crate) fn describe_walk_error(err: &walkdir::Error) -> String {
+/// The notice for an entry the walk could not read: its kind, and the cause in words.
+pub(crate) fn walk_error(err: &walkdir::Error) -> NoticeKind {
     if let Some(ancestor) = err.loop_ancestor() {
-        return format!("symbolic link loop (points back to {})", ancestor.display());
+        let cause = format!("symbolic link loop (points back to {})", ancestor.display());
+        return NoticeKind::Error(ErrorKind::SymlinkLoop, cause);
     }
     match err.io_error() {
-        Some(io) => crate::error::describe_io(io),
-        None => err.to_string(),
+        Some(io) => NoticeKind::Error(ErrorKind::of_io(io), describe_io(io)),
+        None => NoticeKind::Error(ErrorKind::Io, err.to_string()),
     }
 }
 
@@ -271,14 +275,11 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
             beneath: None,
             path: entry.into_path(),
         })),
-        Err(err) => {
-            let cause = describe_walk_error(&err);
-            Some(Found::Notice(Notice {
-                seq: 0,
-                path: entry.into_path(),
-                kind: NoticeKind::Error(cause),
-            }))
-        }
+        Err(err) => Some(Found::Notice(Notice {
+            seq: 0,
+            path: entry.into_path(),
+            kind: walk_error(&err),
+        })),
     }
 }
 

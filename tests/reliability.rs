@@ -285,7 +285,7 @@ fn a_directory_deleted_mid_walk_is_reported_and_the_walk_goes_on() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].path, t.join("b"));
     assert!(
-        matches!(&errors[0].kind, spate::walk::NoticeKind::Error(e) if e.contains("No such file")),
+        matches!(&errors[0].kind, spate::walk::NoticeKind::Error(_, e) if e.contains("No such file")),
         "{errors:?}"
     );
 }

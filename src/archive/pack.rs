@@ -27,6 +27,7 @@ use tar::{EntryType, Header};
 use super::PackConfig;
 use super::codec::{CHUNK, EncodeOptions, Encoder};
 use super::owners::Owners;
+use crate::error::{ErrorKind, describe_io};
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
 use crate::output::{Cleanup, Output, OwnFiles};
@@ -196,10 +197,7 @@ fn member_item(
     }
     let meta = match entry.metadata() {
         Ok(meta) => meta,
-        Err(err) => {
-            let cause = walk::describe_walk_error(&err);
-            return Some(notice(entry.into_path(), NoticeKind::Error(cause)));
-        }
+        Err(err) => return Some(notice(entry.into_path(), walk::walk_error(&err))),
     };
     let path = entry.into_path();
     if let Some(why) = own.find(&path, &meta) {
@@ -217,7 +215,10 @@ fn member_item(
             Err(e) => {
                 return Some(notice(
                     path,
-                    NoticeKind::Error(format!("reading link: {e}")),
+                    NoticeKind::Error(
+                        ErrorKind::of_io(&e),
+                        format!("reading link: {}", describe_io(&e)),
+                    ),
                 ));
             }
         }
@@ -356,7 +357,7 @@ impl Writer<'_> {
                         progress.println(&format!("spate: {}: {why}", path.display()));
                     }
                 }
-                NoticeKind::Error(cause) => self.report(progress, &path, &cause),
+                NoticeKind::Error(_, cause) => self.report(progress, &path, &cause),
             },
             Outcome::Note(member) => self.write_member(member, progress)?,
         }

@@ -78,7 +78,7 @@ pub fn run(root: &Path, read: &ReadOptions, progress: bool) -> Result<TreeReport
                     bar.println(&format!("spate: {}: {error}", path.display()));
                 }
                 Outcome::Notice(notice) => {
-                    if let NoticeKind::Error(cause) = notice.kind {
+                    if let NoticeKind::Error(_, cause) = notice.kind {
                         errors += 1;
                         bar.println(&format!("spate: {}: {cause}", notice.path.display()));
                     }

@@ -482,7 +482,7 @@ fn audit(
                 }
             }
             Found::Notice(notice) => match notice.kind {
-                NoticeKind::Error(cause) => reporter.walk_error(&notice.path, &cause),
+                NoticeKind::Error(_, cause) => reporter.walk_error(&notice.path, &cause),
                 NoticeKind::Skipped(_) => Ok(()),
             },
         };

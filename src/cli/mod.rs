@@ -100,7 +100,11 @@ pub fn main() -> i32 {
         Ok(true) => EXIT_OK,
         Ok(false) => EXIT_FAILED,
         Err(err) => {
-            let _ = writeln!(std::io::stderr(), "spate: {}", crate::error::describe_chain(&err));
+            let _ = writeln!(
+                std::io::stderr(),
+                "spate: {}",
+                crate::error::describe_chain(&err)
+            );
             EXIT_FATAL
         }
     }

@@ -93,7 +93,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                                 progress_safe_eprint(&progress, &notice.path, why);
                             }
                         }
-                        NoticeKind::Error(cause) => {
+                        NoticeKind::Error(_, cause) => {
                             progress_safe_eprint(&progress, &notice.path, &cause);
                             summary.errors += 1;
                         }
