@@ -668,3 +668,55 @@ fn json_errors_carry_a_stable_kind_and_text_has_no_os_error_numbers() {
     );
     assert!(!stderr_of(&out).contains("os error"));
 }
+
+#[test]
+fn a_file_that_is_not_a_manifest_gets_one_line_and_bad_lines_are_capped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // A README: every line bad, and nothing else is said about it.
+    let readme: String = (0..500).map(|i| format!("prose line {i}\n")).collect();
+    std::fs::write(t.join("README"), &readme).unwrap();
+    let out = check(t, "uring", &["README"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.starts_with("spate: README: no properly formatted checksum lines found\n"),
+        "{err}"
+    );
+    assert!(!err.contains("improperly formatted"), "{err}");
+
+    // Binary data: given up on early, not read to its end.
+    let mut blob = Vec::new();
+    for i in 0..2_000_000u32 {
+        blob.extend_from_slice(&i.to_le_bytes());
+        if i % 7 == 0 {
+            blob.push(b'\n');
+        }
+    }
+    std::fs::write(t.join("blob.tar"), &blob).unwrap();
+    let out = check(t, "uring", &["blob.tar"]);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("blob.tar: no checksum line in its first"),
+        "{err}"
+    );
+    assert!(err.contains("1000 malformed lines"), "{err}");
+
+    // A real manifest with many bad lines: ten shown, the rest counted.
+    write(&t.join("f"), b"f");
+    let good = format!("{}  f\n", blake3::hash(b"f").to_hex());
+    let bad: String = (0..25).map(|i| format!("junk {i}\n")).collect();
+    std::fs::write(t.join("m.b3"), good + &bad).unwrap();
+    let out = check(t, "threads", &["m.b3"]);
+    let err = stderr_of(&out);
+    assert_eq!(
+        err.matches("improperly formatted checksum line").count(),
+        10,
+        "{err}"
+    );
+    assert!(
+        err.contains("… and 15 more improperly formatted lines"),
+        "{err}"
+    );
+    assert_eq!(stdout_of(&out), "f: OK\n");
+}

@@ -99,11 +99,15 @@ impl SinkFactory for LineHashers {
         let algos: Vec<Algo> = match note {
             Note::Listed(listed) => listed.algos().iter().collect(),
             // Only listed files are handed to the readers.
-            Note::Judged(..) | Note::Malformed { .. } => Vec::new(),
+            Note::Judged(..) | Note::Malformed { .. } | Note::GaveUp { .. } => Vec::new(),
         };
         MultiHasher::new(&algos)
     }
 }
+
+/// Lines without a single checksum line among them after which a manifest is taken
+/// to be something else and not read further.
+const GIVE_UP_AFTER: u64 = 1000;
 
 /// The tag items carry through the pipeline.
 pub(crate) enum Note {
@@ -117,6 +121,8 @@ pub(crate) enum Note {
         line: u64,
         why: String,
     },
+    /// A manifest given up on after `lines` lines, none of them a checksum line.
+    GaveUp { manifest: usize, lines: u64 },
 }
 
 /// Runs the job. `Ok(true)` when every listed file verified (and, with `--audit`,
@@ -211,8 +217,21 @@ fn list_files(
     for (index, mut manifest) in manifests.into_iter().enumerate() {
         let mut pending: Option<Listed> = None;
         let mut number = 0u64;
+        let (mut good, mut bad) = (0u64, 0u64);
         loop {
             number += 1;
+            if good == 0 && bad >= GIVE_UP_AFTER {
+                // Not a manifest (a tarball, a README): reading a million more lines
+                // would only count them.
+                let gave_up = Note::GaveUp {
+                    manifest: index,
+                    lines: number - 1,
+                };
+                if !feed.push(Item::Note(gave_up)) {
+                    return Ok(());
+                }
+                break;
+            }
             let item = match read_line(&mut manifest.reader, &mut line)
                 .with_context(|| format!("reading manifest {}", manifest.name))?
             {
@@ -224,11 +243,16 @@ fn list_files(
                 Ok(None) => continue,
                 // `--shard`: the name as written decides, as it did for `hash --shard`.
                 Ok(Some(record)) if !in_shard(&record.name, config) => {
+                    good += 1;
                     listing.other_shards += 1;
                     continue;
                 }
-                Ok(Some(record)) => record,
+                Ok(Some(record)) => {
+                    good += 1;
+                    record
+                }
                 Err(why) => {
+                    bad += 1;
                     if !flush(&mut pending, &manifest, config, feed) {
                         return Ok(());
                     }
@@ -438,6 +462,7 @@ fn deliver(
             line,
             why,
         }) => reporter.malformed(manifest, line, &why),
+        Outcome::Note(Note::GaveUp { manifest, lines }) => reporter.not_a_manifest(manifest, lines),
         // The check source sends only `Listed` tags with files, and no walk notices.
         Outcome::Read { .. } | Outcome::Failed { .. } | Outcome::Note(Note::Listed(_)) => {
             anyhow::bail!("internal error: unexpected outcome in check")

@@ -27,6 +27,9 @@ pub enum Verbosity {
     Status,
 }
 
+/// Improperly formatted lines reported one by one; the rest are counted.
+const MALFORMED_SHOWN: u64 = 10;
+
 /// What became of one listed file.
 #[derive(Debug)]
 pub enum Verdict {
@@ -62,6 +65,13 @@ struct Counts {
     bytes: u64,
 }
 
+impl Counts {
+    /// Listed files judged so far (MISSING included).
+    fn verified(&self) -> u64 {
+        self.ok + self.failed + self.missing + self.error
+    }
+}
+
 pub struct Reporter {
     out: BufWriter<Stdout>,
     verbosity: Verbosity,
@@ -69,6 +79,9 @@ pub struct Reporter {
     manifests: Vec<String>,
     counts: Counts,
     line: Vec<u8>,
+    /// Messages about bad lines, held until some line turns out to be a checksum line:
+    /// a file that is not a manifest at all gets one line, as from `sha256sum -c`.
+    held: Vec<String>,
 }
 
 impl Reporter {
@@ -80,6 +93,7 @@ impl Reporter {
             manifests,
             counts: Counts::default(),
             line: Vec::with_capacity(256),
+            held: Vec::new(),
         }
     }
 
@@ -90,6 +104,7 @@ impl Reporter {
 
     /// Reports the verdict on a listed file.
     pub fn file(&mut self, listed: &Listed, verdict: &Verdict) -> Result<()> {
+        self.release_held()?;
         let counter = match verdict {
             Verdict::Ok(_) => &mut self.counts.ok,
             Verdict::Failed => &mut self.counts.failed,
@@ -176,9 +191,43 @@ impl Reporter {
             self.push_json(obj);
             return self.emit();
         }
+        // A tarball or a README given as a manifest is thousands of bad lines: the first
+        // few say what is wrong, a count says the rest.
+        if self.counts.malformed > MALFORMED_SHOWN {
+            return Ok(());
+        }
+        let message = format!("spate: {name}:{line}: improperly formatted checksum line: {why}");
+        if self.counts.verified() == 0 {
+            self.held.push(message);
+            return Ok(());
+        }
         // Keep stdout and stderr in order on a terminal.
         self.out.flush().context("writing the report")?;
-        eprintln!("spate: {name}:{line}: improperly formatted checksum line: {why}");
+        eprintln!("{message}");
+        Ok(())
+    }
+
+    /// Prints the bad-line messages held back: a checksum line has been seen, so they
+    /// are about a manifest after all.
+    fn release_held(&mut self) -> Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        self.out.flush().context("writing the report")?;
+        for message in self.held.drain(..) {
+            eprintln!("{message}");
+        }
+        Ok(())
+    }
+
+    /// Reports a manifest given up on: nothing in its first lines was a checksum line.
+    pub fn not_a_manifest(&mut self, manifest: usize, lines: u64) -> Result<()> {
+        if self.verbosity == Verbosity::Status {
+            return Ok(());
+        }
+        self.out.flush().context("writing the report")?;
+        let name = &self.manifests[manifest];
+        eprintln!("spate: {name}: no checksum line in its first {lines} lines; not read further");
         Ok(())
     }
 
@@ -205,6 +254,7 @@ impl Reporter {
         self.out.flush().context("writing the report")?;
         let c = &self.counts;
         let verified = c.ok + c.failed + c.error;
+        let names = self.manifests.join(", ");
         let mut passed = c.failed == 0
             && c.missing == 0
             && c.error == 0
@@ -212,14 +262,14 @@ impl Reporter {
             && (!strict || c.malformed == 0);
         let mut problem = None;
         if verified + c.missing == 0 && other_shards > 0 && c.malformed == 0 {
-            problem = Some("no lines in this shard (all belong to other shards)");
+            problem = Some("no lines in this shard (all belong to other shards)".to_string());
         } else if verified + c.missing == 0 {
             problem = Some(if c.malformed > 0 {
-                "no properly formatted checksum lines found"
+                format!("{names}: no properly formatted checksum lines found")
             } else if ignore_missing {
-                "no file was verified"
+                "no file was verified".to_string()
             } else {
-                "no checksum lines found"
+                "no checksum lines found".to_string()
             });
             passed = false;
         }
@@ -229,6 +279,11 @@ impl Reporter {
             Verbosity::Status => false,
         };
         if show {
+            let unshown = c.malformed.saturating_sub(MALFORMED_SHOWN);
+            if unshown > 0 && !self.json && verified + c.missing > 0 {
+                let s = if unshown == 1 { "" } else { "s" };
+                eprintln!("spate: … and {unshown} more improperly formatted line{s}");
+            }
             if let Some(problem) = problem {
                 eprintln!("spate: {problem}");
             }

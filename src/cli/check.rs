@@ -42,7 +42,8 @@ pub(super) struct CheckArgs {
     #[arg(long)]
     ignore_missing: bool,
 
-    /// Fail when a line is malformed.
+    /// Fail when a line is malformed. (The first 10 malformed lines are reported, the
+    /// rest counted; a file with no checksum line in its first 1,000 is not read further.)
     #[arg(long)]
     strict: bool,
 
