@@ -584,3 +584,13 @@ fn xxh3_digests_match_xxhsum_on_both_backends() {
         );
     }
 }
+
+#[test]
+fn algorithm_names_are_case_insensitive_as_in_the_peers_tags() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("f"), b"abc");
+    let lower = hash(tmp.path(), "threads", &["-a", "sha256"], &["f"]);
+    let upper = hash(tmp.path(), "threads", &["-a", "SHA256"], &["f"]);
+    assert!(upper.status.success(), "{}", stderr_of(&upper));
+    assert_eq!(upper.stdout, lower.stdout);
+}

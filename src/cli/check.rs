@@ -27,7 +27,7 @@ pub(super) struct CheckArgs {
 
     /// Algorithm of lines that do not name one [default: from the digest length; 64 hex
     /// digits are BLAKE3 or SHA-256, from the manifest's name or else either].
-    #[arg(short = 'a', long = "algo", value_enum)]
+    #[arg(short = 'a', long = "algo", value_enum, ignore_case = true)]
     algo: Option<AlgoArg>,
 
     /// Directory the manifest's paths are relative to [default: the manifest's directory].

@@ -26,7 +26,13 @@ pub(super) struct HashArgs {
     paths: Vec<OsString>,
 
     /// Digest algorithm; repeat for several digests from one read.
-    #[arg(short = 'a', long = "algo", value_enum, default_value = "blake3")]
+    #[arg(
+        short = 'a',
+        long = "algo",
+        value_enum,
+        ignore_case = true,
+        default_value = "blake3"
+    )]
     algos: Vec<AlgoArg>,
 
     /// BSD-style lines: 'BLAKE3 (path) = hash' (implied by more than one --algo).
