@@ -22,7 +22,7 @@
 //! - [`walk`]: a walker thread lists the tree into a bounded channel;
 //! - [`read`]: a backend (io_uring or a `pread` pool) reads each file in pooled chunks;
 //! - a job stage consumes the chunks: [`hash`] computes digests;
-//! - [`bench`] measures disk throughput on a test file of its own, like fio;
+//! - [`bench`](mod@bench) measures disk throughput on a test file of its own, like fio;
 //! - [`pipeline`] puts results back into walk order, and the job writes them with
 //!   [`manifest`] formatting to an [`output`];
 //! - [`signals`] removes unfinished output files when SIGINT or SIGTERM stops a run;

@@ -8,7 +8,7 @@
 //! compressor stage turns into the archive on threads of its own.
 //!
 //! Larger files are not held in memory: the writer streams them from disk itself in
-//! 1 MiB pieces. That keeps memory bounded by [`IN_FLIGHT`] × [`INLINE_MAX`]
+//! 1 MiB pieces. That keeps memory bounded by `IN_FLIGHT` × [`INLINE_MAX`]
 //! whatever the tree, at the price of reading large files one at a time — which costs
 //! little, since compressing is far slower than reading.
 

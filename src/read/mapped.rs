@@ -275,7 +275,7 @@ const RESIDENCY_PROBES: u64 = 64;
 const PROBE_LEN: u64 = 64 << 10;
 
 /// True when at least 90% of the pages [`mostly_cached`] samples are in the page cache:
-/// [`RESIDENCY_PROBES`] pieces of [`PROBE_LEN`] bytes spread over the whole file (4 MiB
+/// `RESIDENCY_PROBES` pieces of `PROBE_LEN` bytes spread over the whole file (4 MiB
 /// of a large file). Maps pay off only for cached data: on a cold file, page faults read
 /// in small steps and two large files at once took a third longer than buffered reads,
 /// which keep several large reads queued at the device. (Asking about every page of the

@@ -93,7 +93,7 @@ impl ThreadEncoder {
     }
 }
 
-/// An encoder dropped without [`ThreadEncoder::finish`] (the run failed) still waits for its
+/// An encoder dropped without `ThreadEncoder::finish` (the run failed) still waits for its
 /// thread, so the output it owns is dropped — and a temporary file removed — before
 /// the process exits.
 impl Drop for ThreadEncoder {

@@ -236,7 +236,7 @@ const CAUSE_MAX: usize = 160;
 /// about a header field it cannot read quote the field's raw bytes and the entry's
 /// name ("numeric field did not have utf-8 text: … when getting cksum for …"): in a
 /// damaged archive that is binary noise, hundreds of bytes of it, and says less than
-/// the field's name. Any other message is quoted and cut to [`CAUSE_MAX`].
+/// the field's name. Any other message is quoted and cut to `CAUSE_MAX`.
 pub fn short_cause(e: &io::Error) -> String {
     let text = e.to_string();
     if let Some((_, rest)) = text.split_once(" when getting ") {
