@@ -720,3 +720,32 @@ fn a_file_that_is_not_a_manifest_gets_one_line_and_bad_lines_are_capped() {
     );
     assert_eq!(stdout_of(&out), "f: OK\n");
 }
+
+#[test]
+fn hash_dash_c_checks_as_b3sum_and_sha256sum_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    b3sum_friendly_tree(&tmp.path().join("t"));
+    let files = relative_files(tmp.path(), "t");
+    let b3 = peer(tmp.path(), "b3sum", &[], &files).stdout;
+    let sha = peer(tmp.path(), "sha256sum", &[], &files).stdout;
+    std::fs::write(tmp.path().join("m.b3"), &b3).unwrap();
+    std::fs::write(tmp.path().join("m.sha256"), &sha).unwrap();
+    let changed = files[0].clone();
+    write(&tmp.path().join(&changed), b"changed");
+    for manifest in ["m.b3", "m.sha256"] {
+        let checked = check(tmp.path(), "uring", &[manifest]);
+        let hashed = spate_ok_or_not(tmp.path(), &["hash", "-c", manifest]);
+        assert_eq!(hashed.status.code(), Some(1), "{manifest}");
+        assert_eq!(hashed.stdout, checked.stdout, "{manifest}");
+        let failed = format!("{}: FAILED", changed.display());
+        assert!(stdout_of(&hashed).contains(&failed), "{manifest}");
+        let status = spate_ok_or_not(tmp.path(), &["hash", "--check", "--status", manifest]);
+        assert_eq!((status.status.code(), status.stdout.len()), (Some(1), 0));
+    }
+}
+
+fn spate_ok_or_not(dir: &Path, args: &[&str]) -> Output {
+    let args = os(args);
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    spate(dir, &refs)
+}

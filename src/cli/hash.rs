@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::shared::{AlgoArg, IoArgs, ShardArgs, WalkArgs};
 use crate::algo::Algo;
+use crate::check::{CheckConfig, Verbosity};
 use crate::hash::{self, HashConfig};
 use crate::manifest::Format;
 use crate::merge::MergeConfig;
@@ -25,15 +26,27 @@ pub(super) struct HashArgs {
     /// Files and directories to hash; '-' or nothing reads standard input.
     paths: Vec<OsString>,
 
-    /// Digest algorithm; repeat for several digests from one read.
-    #[arg(
-        short = 'a',
-        long = "algo",
-        value_enum,
-        ignore_case = true,
-        default_value = "blake3"
-    )]
+    /// Digest algorithm; repeat for several digests from one read [default: blake3].
+    /// With -c: the algorithm of lines that do not name one.
+    #[arg(short = 'a', long = "algo", value_enum, ignore_case = true)]
     algos: Vec<AlgoArg>,
+
+    /// Read each FILE as a manifest and verify it, as `b3sum -c` and `sha256sum -c` do:
+    /// the same as `spate check FILE...` (its --help lists every checking option).
+    #[arg(short = 'c', long = "check", conflicts_with_all = ["tag", "output", "stats"])]
+    check: bool,
+
+    /// With -c: print nothing; the exit code says whether everything verified.
+    #[arg(long, requires = "check", conflicts_with = "quiet")]
+    status: bool,
+
+    /// With -c: say nothing about listed files that do not exist.
+    #[arg(long, requires = "check")]
+    ignore_missing: bool,
+
+    /// With -c: fail when a line is malformed.
+    #[arg(long, requires = "check")]
+    strict: bool,
 
     /// BSD-style lines: 'BLAKE3 (path) = hash' (implied by more than one --algo).
     #[arg(long, conflicts_with = "json")]
@@ -69,6 +82,9 @@ impl HashArgs {
     pub(super) fn config(&self) -> Result<HashConfig> {
         hash::validate_paths(&self.paths)?;
         let mut algos: Vec<Algo> = self.algos.iter().map(|&a| a.into()).collect();
+        if algos.is_empty() {
+            algos.push(Algo::Blake3);
+        }
         // `-a sha256 -a sha256` means one digest.
         let mut seen = Vec::new();
         algos.retain(|a| {
@@ -98,6 +114,52 @@ impl HashArgs {
             progress: !self.quiet,
             notices: !self.quiet,
             stats: self.stats,
+        })
+    }
+}
+
+impl HashArgs {
+    /// Whether `-c` turned this into `spate check`.
+    pub(super) fn checks(&self) -> bool {
+        self.check
+    }
+
+    /// `spate hash -c FILE...` as `spate check FILE...`: the same verdicts, output and
+    /// exit codes, with the options `sha256sum -c` has.
+    pub(super) fn check_config(&self) -> Result<CheckConfig> {
+        anyhow::ensure!(
+            self.algos.len() <= 1,
+            "-c takes at most one -a: the algorithm of lines that do not name one"
+        );
+        let verbosity = if self.status {
+            Verbosity::Status
+        } else if self.quiet {
+            Verbosity::Quiet
+        } else {
+            Verbosity::Normal
+        };
+        let manifests = if self.paths.is_empty() {
+            vec![OsString::from("-")]
+        } else {
+            self.paths.clone()
+        };
+        let silent = self.quiet || self.status;
+        Ok(CheckConfig {
+            manifests,
+            algo: self.algos.first().map(|&a| a.into()),
+            root: None,
+            allow_absolute: false,
+            ignore_missing: self.ignore_missing,
+            strict: self.strict,
+            audit: Vec::new(),
+            verbosity,
+            json: self.json,
+            walk: WalkOptions {
+                shard: self.shard.select()?,
+                ..self.walk.options()
+            },
+            read: self.io.options(silent)?,
+            progress: !silent,
         })
     }
 }
