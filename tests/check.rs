@@ -749,3 +749,26 @@ fn spate_ok_or_not(dir: &Path, args: &[&str]) -> Output {
     let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
     spate(dir, &refs)
 }
+
+#[test]
+fn a_clean_check_prints_no_summary_unless_asked_and_problems_always_do() {
+    let tmp = tree_with_manifest();
+    let t = tmp.path().join("t");
+    let out = check(&t, "uring", &["sums.b3"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stderr_of(&out),
+        "",
+        "sha256sum -c says nothing more on success"
+    );
+    let out = check(&t, "uring", &["--stats", "sums.b3"]);
+    assert!(
+        stderr_of(&out).contains(" OK, 0 FAILED"),
+        "{}",
+        stderr_of(&out)
+    );
+    std::fs::remove_file(t.join("a")).unwrap();
+    let out = check(&t, "uring", &["sums.b3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("1 MISSING"), "{}", stderr_of(&out));
+}

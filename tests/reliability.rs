@@ -103,7 +103,7 @@ fn memory_stays_flat_from_20_000_to_200_000_files() {
         rss_big < rss_small + 16.0 * 1024.0,
         "RSS grew with the tree: {rss_small} KiB -> {rss_big} KiB"
     );
-    let (code, rss_check) = peak_rss(tmp.path(), &["check", "big.b3"]);
+    let (code, rss_check) = peak_rss(tmp.path(), &["check", "--stats", "big.b3"]);
     assert_eq!(code, Some(0));
     eprintln!("peak RSS: check of 200,000 lines {rss_check:.0} KiB");
     // check remembers ~50 bytes a line to catch duplicates: bounded, not the tree.

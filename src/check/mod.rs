@@ -17,7 +17,7 @@ pub mod resolve;
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, IsTerminal, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -58,6 +58,8 @@ pub struct CheckConfig {
     pub walk: WalkOptions,
     pub read: ReadOptions,
     pub progress: bool,
+    /// Print the summary line even when everything verified.
+    pub stats: bool,
 }
 
 /// A manifest opened for reading, with what its lines are relative to.
@@ -131,7 +133,8 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
     let started = Instant::now();
     let manifests = open_manifests(config)?;
     let names: Vec<String> = manifests.iter().map(|m| m.name.clone()).collect();
-    let mut reporter = Reporter::new(config.verbosity, config.json, names);
+    let summarize = config.stats || std::io::stderr().is_terminal();
+    let mut reporter = Reporter::new(config.verbosity, config.json, names, summarize);
     let listing = Arc::new(Mutex::new(Listing::new(!config.audit.is_empty())));
 
     let progress = Progress::new(config.progress && config.verbosity == Verbosity::Normal);

@@ -79,13 +79,20 @@ pub struct Reporter {
     manifests: Vec<String>,
     counts: Counts,
     line: Vec<u8>,
+    /// Print the summary line even when everything verified (`--stats`, a terminal).
+    always_summarize: bool,
     /// Messages about bad lines, held until some line turns out to be a checksum line:
     /// a file that is not a manifest at all gets one line, as from `sha256sum -c`.
     held: Vec<String>,
 }
 
 impl Reporter {
-    pub fn new(verbosity: Verbosity, json: bool, manifests: Vec<String>) -> Self {
+    pub fn new(
+        verbosity: Verbosity,
+        json: bool,
+        manifests: Vec<String>,
+        always_summarize: bool,
+    ) -> Self {
         Reporter {
             out: BufWriter::with_capacity(64 << 10, std::io::stdout()),
             verbosity,
@@ -94,6 +101,7 @@ impl Reporter {
             counts: Counts::default(),
             line: Vec::with_capacity(256),
             held: Vec::new(),
+            always_summarize,
         }
     }
 
@@ -278,6 +286,9 @@ impl Reporter {
             Verbosity::Quiet => !passed,
             Verbosity::Status => false,
         };
+        // As `sha256sum -c`: a run that verified everything says nothing more unless
+        // asked (`--stats`) or someone is watching; problems are always counted.
+        let summary = show && (!passed || c.malformed > 0 || self.always_summarize);
         if show {
             let unshown = c.malformed.saturating_sub(MALFORMED_SHOWN);
             if unshown > 0 && !self.json && verified + c.missing > 0 {
@@ -287,6 +298,8 @@ impl Reporter {
             if let Some(problem) = problem {
                 eprintln!("spate: {problem}");
             }
+        }
+        if summary {
             eprintln!("spate: {}", self.summary(started));
         }
         Ok(passed)

@@ -63,6 +63,12 @@ pub(super) struct CheckArgs {
     #[arg(long)]
     json: bool,
 
+    /// Print the summary (counts, bytes, time, throughput) on stderr even when every
+    /// file verified. Without it, as `sha256sum -c`, a clean run prints no summary
+    /// unless stderr is a terminal; problems are always counted.
+    #[arg(long)]
+    stats: bool,
+
     #[command(flatten)]
     walk: WalkArgs,
 
@@ -98,6 +104,7 @@ impl CheckArgs {
             },
             read: self.io.options(self.quiet || self.status)?,
             progress: !(self.quiet || self.status),
+            stats: self.stats,
         })
     }
 }

@@ -33,7 +33,7 @@ pub(super) struct HashArgs {
 
     /// Read each FILE as a manifest and verify it, as `b3sum -c` and `sha256sum -c` do:
     /// the same as `spate check FILE...` (its --help lists every checking option).
-    #[arg(short = 'c', long = "check", conflicts_with_all = ["tag", "output", "stats"])]
+    #[arg(short = 'c', long = "check", conflicts_with_all = ["tag", "output"])]
     check: bool,
 
     /// With -c: print nothing; the exit code says whether everything verified.
@@ -160,6 +160,7 @@ impl HashArgs {
             },
             read: self.io.options(silent)?,
             progress: !silent,
+            stats: self.stats,
         })
     }
 }
