@@ -594,3 +594,39 @@ fn algorithm_names_are_case_insensitive_as_in_the_peers_tags() {
     assert!(upper.status.success(), "{}", stderr_of(&upper));
     assert_eq!(upper.stdout, lower.stdout);
 }
+
+#[test]
+fn no_names_and_zero_lines_match_b3sum_and_sha256sum() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("t/plain"), b"one");
+    write(&tmp.path().join("t/new\nline"), b"two");
+    let files: Vec<_> = files_below(&tmp.path().join("t"))
+        .into_iter()
+        .map(|p| p.strip_prefix(tmp.path()).unwrap().to_path_buf())
+        .collect();
+    for backend in ["uring", "threads"] {
+        let ours = hash(tmp.path(), backend, &["--no-names"], &["t"]);
+        let theirs = peer(tmp.path(), "b3sum", &["--no-names"], &files);
+        assert_eq!(
+            sorted_lines(&ours.stdout),
+            sorted_lines(&theirs.stdout),
+            "{backend}"
+        );
+
+        let ours = hash(tmp.path(), backend, &["-z", "-a", "sha256"], &["t"]);
+        let theirs = peer(tmp.path(), "sha256sum", &["-z"], &files);
+        let records = |bytes: &[u8]| {
+            let mut r: Vec<Vec<u8>> = bytes.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+            r.sort();
+            r
+        };
+        assert_eq!(records(&ours.stdout), records(&theirs.stdout), "{backend}");
+    }
+    let refused = hash(
+        tmp.path(),
+        "threads",
+        &["--no-names", "-a", "md5", "-a", "sha1"],
+        &["t"],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+}

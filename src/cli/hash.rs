@@ -11,7 +11,7 @@ use super::shared::{AlgoArg, IoArgs, ShardArgs, WalkArgs};
 use crate::algo::Algo;
 use crate::check::{CheckConfig, Verbosity};
 use crate::hash::{self, HashConfig};
-use crate::manifest::Format;
+use crate::manifest::{Format, Style};
 use crate::merge::MergeConfig;
 use crate::walk::WalkOptions;
 
@@ -56,6 +56,15 @@ pub(super) struct HashArgs {
     #[arg(long)]
     json: bool,
 
+    /// Print the digest alone, without the name, as `b3sum --no-names` (one -a only).
+    #[arg(long, conflicts_with_all = ["tag", "json", "check"])]
+    no_names: bool,
+
+    /// End each line with NUL instead of newline and write names unescaped, as
+    /// `sha256sum -z`.
+    #[arg(short = 'z', long = "zero", conflicts_with_all = ["json", "check"])]
+    zero: bool,
+
     /// Write the manifest to FILE atomically instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
@@ -92,8 +101,14 @@ impl HashArgs {
             seen.push(*a);
             new
         });
+        anyhow::ensure!(
+            !self.no_names || algos.len() == 1,
+            "--no-names takes one -a: without names, lines would not say which digest is which"
+        );
         let format = if self.json {
             Format::Json
+        } else if self.no_names {
+            Format::NoNames
         } else if self.tag || algos.len() > 1 {
             // GNU lines do not name their algorithm: with several digests per file only
             // BSD lines can be checked unambiguously.
@@ -104,7 +119,10 @@ impl HashArgs {
         Ok(HashConfig {
             paths: self.paths.clone(),
             algos,
-            format,
+            style: Style {
+                format,
+                zero: self.zero,
+            },
             output: self.output.clone(),
             walk: WalkOptions {
                 shard: self.shard.select_for_walk(&self.paths)?,

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::manifest::{self, Format};
+use crate::manifest::{self, Style};
 use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Outcome};
 use crate::progress::{Progress, Summary};
@@ -24,7 +24,7 @@ pub struct HashConfig {
     /// Files and directories to hash; `-` alone means standard input.
     pub paths: Vec<OsString>,
     pub algos: Vec<Algo>,
-    pub format: Format,
+    pub style: Style,
     /// Manifest file to write atomically; `None` for standard output.
     pub output: Option<PathBuf>,
     pub walk: WalkOptions,
@@ -61,7 +61,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
 
     if is_stdin(&config.paths) {
         let (digests, len) = hash_stdin(&config.algos)?;
-        manifest::push_record(&mut buf, config.format, Path::new("-"), len, &digests);
+        manifest::push_styled(&mut buf, config.style, Path::new("-"), len, &digests);
         summary.files = 1;
         summary.bytes = len;
     } else {
@@ -78,7 +78,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                     Outcome::Read {
                         path, output, len, ..
                     } => {
-                        manifest::push_record(&mut buf, config.format, &path, len, &output);
+                        manifest::push_styled(&mut buf, config.style, &path, len, &output);
                         summary.files += 1;
                         summary.bytes += len;
                     }

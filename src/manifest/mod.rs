@@ -26,6 +26,16 @@ pub enum Format {
     Tag,
     /// One JSON object per line.
     Json,
+    /// `HASH` alone, as `b3sum --no-names`.
+    NoNames,
+}
+
+/// How text lines end: the format, and `sha256sum -z`'s NUL terminator, with which
+/// names are written as they are (a NUL cannot be in a name, so nothing needs escaping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub format: Format,
+    pub zero: bool,
 }
 
 /// True when the name needs the leading-backslash escape.
@@ -48,10 +58,27 @@ pub(crate) fn push_escaped(out: &mut Vec<u8>, name: &[u8]) {
 /// Appends the manifest line(s) for one file to `out`: one line per digest in the text
 /// formats, one object in JSON.
 pub fn push_record(out: &mut Vec<u8>, format: Format, path: &Path, size: u64, digests: &Digests) {
+    let style = Style {
+        format,
+        zero: false,
+    };
+    push_styled(out, style, path, size, digests);
+}
+
+/// [`push_record`] with the line ending of `style`.
+pub fn push_styled(out: &mut Vec<u8>, style: Style, path: &Path, size: u64, digests: &Digests) {
     let name = path.as_os_str().as_bytes();
-    match format {
+    let end = if style.zero { b'\0' } else { b'\n' };
+    match style.format {
+        Format::NoNames => {
+            for (_, hex) in digests {
+                out.extend_from_slice(hex.as_bytes());
+                out.push(end);
+            }
+        }
         Format::Gnu | Format::Tag => {
-            let escape = needs_escape(name);
+            let format = style.format;
+            let escape = !style.zero && needs_escape(name);
             for (algo, hex) in digests {
                 if escape {
                     out.push(b'\\');
@@ -67,7 +94,7 @@ pub fn push_record(out: &mut Vec<u8>, format: Format, path: &Path, size: u64, di
                     out.extend_from_slice(b") = ");
                     out.extend_from_slice(hex.as_bytes());
                 }
-                out.push(b'\n');
+                out.push(end);
             }
         }
         Format::Json => {
