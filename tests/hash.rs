@@ -630,3 +630,49 @@ fn no_names_and_zero_lines_match_b3sum_and_sha256sum() {
     );
     assert_eq!(refused.status.code(), Some(2));
 }
+
+#[test]
+fn blake3_length_and_keyed_match_b3sum() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("t"), false);
+    let files: Vec<_> = files_below(&tmp.path().join("t"))
+        .into_iter()
+        .map(|p| p.strip_prefix(tmp.path()).unwrap().to_path_buf())
+        .collect();
+    let key = [7u8; 32];
+    let keyed = |program: &str, args: &[&std::ffi::OsStr]| {
+        let mut child = Command::new(program)
+            .current_dir(tmp.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(&key).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    for backend in ["uring", "threads"] {
+        for len in ["16", "64"] {
+            let ours = hash(tmp.path(), backend, &["-l", len], &["t"]);
+            let theirs = peer(tmp.path(), "b3sum", &["-l", len], &files);
+            assert_eq!(
+                sorted_lines(&ours.stdout),
+                sorted_lines(&theirs.stdout),
+                "{backend} -l {len}"
+            );
+        }
+        let ours_args = ["hash", "--io", backend, "--keyed", "t"];
+        let mut args: Vec<&std::ffi::OsStr> = ours_args.iter().map(std::ffi::OsStr::new).collect();
+        let ours = keyed(env!("CARGO_BIN_EXE_spate"), &args);
+        args = vec![std::ffi::OsStr::new("--keyed")];
+        args.extend(files.iter().map(|f| f.as_os_str()));
+        let theirs = keyed("b3sum", &args);
+        assert!(ours.status.success() && theirs.status.success());
+        assert_eq!(
+            sorted_lines(&ours.stdout),
+            sorted_lines(&theirs.stdout),
+            "{backend} --keyed"
+        );
+    }
+}

@@ -4,12 +4,13 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::shared::{AlgoArg, IoArgs, ShardArgs, WalkArgs};
 use crate::algo::Algo;
 use crate::check::{CheckConfig, Verbosity};
+use crate::hash::digest::Blake3Mode;
 use crate::hash::{self, HashConfig};
 use crate::manifest::{Format, Style};
 use crate::merge::MergeConfig;
@@ -59,6 +60,16 @@ pub(super) struct HashArgs {
     /// Print the digest alone, without the name, as `b3sum --no-names` (one -a only).
     #[arg(long, conflicts_with_all = ["tag", "json", "check"])]
     no_names: bool,
+
+    /// BLAKE3 output length in bytes, as `b3sum --length` [default: 32].
+    #[arg(short = 'l', long = "length", value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..=65536), conflicts_with = "check")]
+    length: Option<u64>,
+
+    /// BLAKE3 keyed mode, as `b3sum --keyed`: the key is read from standard input and
+    /// must be exactly 32 raw bytes (so the files are named as arguments).
+    #[arg(long, conflicts_with = "check")]
+    keyed: bool,
 
     /// End each line with NUL instead of newline and write names unescaped, as
     /// `sha256sum -z`.
@@ -116,6 +127,7 @@ impl HashArgs {
         } else {
             Format::Gnu
         };
+        let blake3 = self.blake3_mode(&algos)?;
         Ok(HashConfig {
             paths: self.paths.clone(),
             algos,
@@ -123,6 +135,7 @@ impl HashArgs {
                 format,
                 zero: self.zero,
             },
+            blake3,
             output: self.output.clone(),
             walk: WalkOptions {
                 shard: self.shard.select_for_walk(&self.paths)?,
@@ -137,6 +150,29 @@ impl HashArgs {
 }
 
 impl HashArgs {
+    /// `--length` and `--keyed`, which only BLAKE3 has.
+    fn blake3_mode(&self, algos: &[Algo]) -> Result<Blake3Mode> {
+        let mut mode = Blake3Mode::default();
+        if self.length.is_none() && !self.keyed {
+            return Ok(mode);
+        }
+        anyhow::ensure!(
+            algos == [Algo::Blake3],
+            "--length and --keyed are BLAKE3's: give them without -a, or with -a blake3 alone"
+        );
+        if let Some(len) = self.length {
+            mode.len = len as usize;
+        }
+        if self.keyed {
+            anyhow::ensure!(
+                !self.paths.is_empty() && self.paths.iter().all(|p| p != "-"),
+                "--keyed reads the key from standard input: name the files to hash"
+            );
+            mode.key = Some(read_key()?);
+        }
+        Ok(mode)
+    }
+
     /// Whether `-c` turned this into `spate check`.
     pub(super) fn checks(&self) -> bool {
         self.check
@@ -181,6 +217,26 @@ impl HashArgs {
             stats: self.stats,
         })
     }
+}
+
+/// The key of `--keyed`: exactly 32 raw bytes on standard input, as b3sum reads it.
+fn read_key() -> Result<[u8; 32]> {
+    use std::io::Read;
+    let mut key = Vec::with_capacity(33);
+    std::io::stdin()
+        .lock()
+        .take(33)
+        .read_to_end(&mut key)
+        .context("reading the --keyed key from standard input")?;
+    let len = key.len();
+    key.try_into().map_err(|_| {
+        let got = if len > 32 {
+            "more".to_string()
+        } else {
+            len.to_string()
+        };
+        anyhow::anyhow!("--keyed needs exactly 32 bytes of key on standard input, got {got}")
+    })
 }
 
 pub(super) const MERGE_EXAMPLES: &str = "\

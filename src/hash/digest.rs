@@ -7,9 +7,26 @@ pub use crate::algo::{ALL, Algo, AlgoSet, Digests};
 use crate::read::{OFFLOAD_THRESHOLD, Sink, SinkFactory};
 use crate::walk::Entry;
 
+/// BLAKE3's own options, as `b3sum` has them: a key (`--keyed`) and the output length
+/// in bytes (`--length`; BLAKE3 is an extendable-output function).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blake3Mode {
+    pub key: Option<[u8; blake3::KEY_LEN]>,
+    pub len: usize,
+}
+
+impl Default for Blake3Mode {
+    fn default() -> Self {
+        Blake3Mode {
+            key: None,
+            len: blake3::OUT_LEN,
+        }
+    }
+}
+
 /// One running digest.
 enum State {
-    Blake3(Box<blake3::Hasher>),
+    Blake3(Box<blake3::Hasher>, usize),
     Sha256(sha2::Sha256),
     Sha512(sha2::Sha512),
     Sha1(sha1::Sha1),
@@ -18,9 +35,15 @@ enum State {
 }
 
 impl State {
-    fn new(algo: Algo) -> Self {
+    fn new(algo: Algo, blake3: Blake3Mode) -> Self {
         match algo {
-            Algo::Blake3 => State::Blake3(Box::new(blake3::Hasher::new())),
+            Algo::Blake3 => {
+                let hasher = match &blake3.key {
+                    Some(key) => blake3::Hasher::new_keyed(key),
+                    None => blake3::Hasher::new(),
+                };
+                State::Blake3(Box::new(hasher), blake3.len)
+            }
             Algo::Sha256 => State::Sha256(sha2::Sha256::new()),
             Algo::Sha512 => State::Sha512(sha2::Sha512::new()),
             Algo::Sha1 => State::Sha1(sha1::Sha1::new()),
@@ -33,10 +56,10 @@ impl State {
         match self {
             // BLAKE3's tree mode spreads a large chunk over every core; below the
             // offload threshold the split costs more than it gains.
-            State::Blake3(h) if data.len() >= OFFLOAD_THRESHOLD => {
+            State::Blake3(h, _) if data.len() >= OFFLOAD_THRESHOLD => {
                 h.update_rayon(data);
             }
-            State::Blake3(h) => {
+            State::Blake3(h, _) => {
                 h.update(data);
             }
             State::Sha256(h) => h.update(data),
@@ -49,7 +72,12 @@ impl State {
 
     fn finish_hex(self) -> String {
         match self {
-            State::Blake3(h) => h.finalize().to_hex().to_string(),
+            State::Blake3(h, blake3::OUT_LEN) => h.finalize().to_hex().to_string(),
+            State::Blake3(h, len) => {
+                let mut out = vec![0u8; len];
+                h.finalize_xof().fill(&mut out);
+                hex(&out)
+            }
             State::Sha256(h) => hex(&h.finalize()),
             State::Sha512(h) => hex(&h.finalize()),
             State::Sha1(h) => hex(&h.finalize()),
@@ -76,8 +104,13 @@ pub struct MultiHasher {
 
 impl MultiHasher {
     pub fn new(algos: &[Algo]) -> Self {
+        Self::with_blake3(algos, Blake3Mode::default())
+    }
+
+    /// With BLAKE3 keyed or of another length.
+    pub fn with_blake3(algos: &[Algo], blake3: Blake3Mode) -> Self {
         MultiHasher {
-            states: algos.iter().map(|&a| (a, State::new(a))).collect(),
+            states: algos.iter().map(|&a| (a, State::new(a, blake3))).collect(),
         }
     }
 }
@@ -100,13 +133,26 @@ impl Sink for MultiHasher {
 }
 
 /// Makes a [`MultiHasher`] with the same algorithms for every file (`spate hash`).
-pub struct HasherFactory(pub Vec<Algo>);
+pub struct HasherFactory {
+    pub algos: Vec<Algo>,
+    pub blake3: Blake3Mode,
+}
+
+impl HasherFactory {
+    /// The algorithms with BLAKE3 as plain `b3sum` computes it.
+    pub fn new(algos: Vec<Algo>) -> Self {
+        HasherFactory {
+            algos,
+            blake3: Blake3Mode::default(),
+        }
+    }
+}
 
 impl SinkFactory for HasherFactory {
     type Tag = ();
     type Sink = MultiHasher;
     fn make(&self, _entry: &Entry, _tag: &()) -> MultiHasher {
-        MultiHasher::new(&self.0)
+        MultiHasher::with_blake3(&self.algos, self.blake3)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::pipeline::{self, Outcome};
 use crate::progress::{Progress, Summary};
 use crate::read::{ReadOptions, Sink};
 use crate::walk::{NoticeKind, WalkOptions};
-use digest::{Algo, HasherFactory, MultiHasher};
+use digest::{Algo, Blake3Mode, HasherFactory, MultiHasher};
 
 /// Everything `spate hash` needs to know.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct HashConfig {
     pub paths: Vec<OsString>,
     pub algos: Vec<Algo>,
     pub style: Style,
+    /// BLAKE3's key and output length (`--keyed`, `--length`).
+    pub blake3: Blake3Mode,
     /// Manifest file to write atomically; `None` for standard output.
     pub output: Option<PathBuf>,
     pub walk: WalkOptions,
@@ -60,13 +62,16 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let mut buf = Vec::with_capacity(FLUSH_AT * 2);
 
     if is_stdin(&config.paths) {
-        let (digests, len) = hash_stdin(&config.algos)?;
+        let (digests, len) = hash_stdin(&config.algos, config.blake3)?;
         manifest::push_styled(&mut buf, config.style, Path::new("-"), len, &digests);
         summary.files = 1;
         summary.bytes = len;
     } else {
         let progress = Progress::new(config.progress);
-        let factory = Arc::new(HasherFactory(config.algos.clone()));
+        let factory = Arc::new(HasherFactory {
+            algos: config.algos.clone(),
+            blake3: config.blake3,
+        });
         let result = pipeline::run(
             &config.paths,
             &walk,
@@ -147,8 +152,8 @@ fn progress_safe_eprint(progress: &Progress, path: &Path, cause: &str) {
 }
 
 /// Hashes standard input (no walk, no backend: a pipe has no offsets to read at).
-fn hash_stdin(algos: &[Algo]) -> Result<(digest::Digests, u64)> {
-    let mut hasher = MultiHasher::new(algos);
+fn hash_stdin(algos: &[Algo], blake3: Blake3Mode) -> Result<(digest::Digests, u64)> {
+    let mut hasher = MultiHasher::with_blake3(algos, blake3);
     let mut stdin = std::io::stdin().lock();
     let mut chunk = vec![0u8; 1 << 20];
     let mut len = 0u64;
