@@ -676,3 +676,16 @@ fn blake3_length_and_keyed_match_b3sum() {
         );
     }
 }
+
+#[test]
+fn raw_output_matches_b3sum_raw() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("f"), b"some bytes");
+    for extra in [&["--raw"][..], &["--raw", "-l", "8"][..]] {
+        let ours = hash(tmp.path(), "threads", extra, &["f"]);
+        let theirs = peer(tmp.path(), "b3sum", extra, &[std::path::PathBuf::from("f")]);
+        assert_eq!(ours.stdout, theirs.stdout, "{extra:?}");
+    }
+    let refused = hash(tmp.path(), "threads", &["--raw"], &["."]);
+    assert_eq!(refused.status.code(), Some(2));
+}

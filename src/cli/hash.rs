@@ -2,7 +2,7 @@
 //! join the manifests of a sharded run into one.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -61,6 +61,11 @@ pub(super) struct HashArgs {
     #[arg(long, conflicts_with_all = ["tag", "json", "check"])]
     no_names: bool,
 
+    /// Write the digest as raw bytes with nothing after it, as `b3sum --raw` (one file
+    /// or standard input, one -a).
+    #[arg(long, conflicts_with_all = ["tag", "json", "check", "no_names", "zero"])]
+    raw: bool,
+
     /// BLAKE3 output length in bytes, as `b3sum --length` [default: 32].
     #[arg(short = 'l', long = "length", value_name = "BYTES",
           value_parser = clap::value_parser!(u64).range(1..=65536), conflicts_with = "check")]
@@ -116,8 +121,18 @@ impl HashArgs {
             !self.no_names || algos.len() == 1,
             "--no-names takes one -a: without names, lines would not say which digest is which"
         );
+        if self.raw {
+            anyhow::ensure!(
+                algos.len() == 1 && self.paths.len() <= 1,
+                "--raw takes one file (or standard input) and one -a, as b3sum --raw"
+            );
+            let dir = self.paths.first().is_some_and(|p| Path::new(p).is_dir());
+            anyhow::ensure!(!dir, "--raw takes one file, not a directory");
+        }
         let format = if self.json {
             Format::Json
+        } else if self.raw {
+            Format::Raw
         } else if self.no_names {
             Format::NoNames
         } else if self.tag || algos.len() > 1 {

@@ -28,6 +28,8 @@ pub enum Format {
     Json,
     /// `HASH` alone, as `b3sum --no-names`.
     NoNames,
+    /// The digest's bytes, not hex, with nothing after them, as `b3sum --raw`.
+    Raw,
 }
 
 /// How text lines end: the format, and `sha256sum -z`'s NUL terminator, with which
@@ -70,6 +72,11 @@ pub fn push_styled(out: &mut Vec<u8>, style: Style, path: &Path, size: u64, dige
     let name = path.as_os_str().as_bytes();
     let end = if style.zero { b'\0' } else { b'\n' };
     match style.format {
+        Format::Raw => {
+            for (_, hex) in digests {
+                out.extend(hex_bytes(hex));
+            }
+        }
         Format::NoNames => {
             for (_, hex) in digests {
                 out.extend_from_slice(hex.as_bytes());
@@ -109,6 +116,17 @@ pub fn push_styled(out: &mut Vec<u8>, style: Style, path: &Path, size: u64, dige
             out.push(b'\n');
         }
     }
+}
+
+/// The bytes a lower-case hex digest spells.
+fn hex_bytes(hex: &str) -> impl Iterator<Item = u8> + '_ {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => c - b'0',
+        _ => c - b'a' + 10,
+    };
+    hex.as_bytes()
+        .chunks_exact(2)
+        .map(move |pair| digit(pair[0]) << 4 | digit(pair[1]))
 }
 
 fn push_name(out: &mut Vec<u8>, name: &[u8], escape: bool) {
