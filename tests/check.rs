@@ -362,10 +362,16 @@ fn malformed_lines_are_reported_by_number_and_fail_with_strict() {
     )
     .replace("\\0", "\0");
     std::fs::write(t.join("m.b3"), manifest).unwrap();
+    // As sha256sum -c: counted by default, named with --warn.
     let out = check(t, "uring", &["m.b3"]);
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(stdout_of(&out), "a: OK\na: OK\n");
+    assert!(err.contains("WARNING: 3 lines are improperly formatted"), "{err}");
+    assert!(!err.contains("m.b3:4"), "{err}");
+    let out = check(t, "uring", &["--warn", "m.b3"]);
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("m.b3:4: improperly formatted"), "{err}");
     assert!(err.contains("m.b3:5: improperly formatted"), "{err}");
     assert!(err.contains("m.b3:6: improperly formatted"), "{err}");
@@ -707,7 +713,7 @@ fn a_file_that_is_not_a_manifest_gets_one_line_and_bad_lines_are_capped() {
     let good = format!("{}  f\n", blake3::hash(b"f").to_hex());
     let bad: String = (0..25).map(|i| format!("junk {i}\n")).collect();
     std::fs::write(t.join("m.b3"), good + &bad).unwrap();
-    let out = check(t, "threads", &["m.b3"]);
+    let out = check(t, "threads", &["--warn", "m.b3"]);
     let err = stderr_of(&out);
     assert_eq!(
         err.matches("improperly formatted checksum line").count(),

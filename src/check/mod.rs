@@ -60,6 +60,8 @@ pub struct CheckConfig {
     pub progress: bool,
     /// Print the summary line even when everything verified.
     pub stats: bool,
+    /// Name each malformed line on stderr, not only count them.
+    pub warn: bool,
 }
 
 /// A manifest opened for reading, with what its lines are relative to.
@@ -134,7 +136,7 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
     let manifests = open_manifests(config)?;
     let names: Vec<String> = manifests.iter().map(|m| m.name.clone()).collect();
     let summarize = config.stats || std::io::stderr().is_terminal();
-    let mut reporter = Reporter::new(config.verbosity, config.json, names, summarize);
+    let mut reporter = Reporter::new(config.verbosity, config.json, names, summarize, config.warn);
     let listing = Arc::new(Mutex::new(Listing::new(!config.audit.is_empty())));
 
     let progress = Progress::new(config.progress && config.verbosity == Verbosity::Normal);

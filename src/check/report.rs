@@ -81,6 +81,8 @@ pub struct Reporter {
     line: Vec<u8>,
     /// Print the summary line even when everything verified (`--stats`, a terminal).
     always_summarize: bool,
+    /// Name each malformed line (`--warn`), not only count them.
+    warn: bool,
     /// Messages about bad lines, held until some line turns out to be a checksum line:
     /// a file that is not a manifest at all gets one line, as from `sha256sum -c`.
     held: Vec<String>,
@@ -92,6 +94,7 @@ impl Reporter {
         json: bool,
         manifests: Vec<String>,
         always_summarize: bool,
+        warn: bool,
     ) -> Self {
         Reporter {
             out: BufWriter::with_capacity(64 << 10, std::io::stdout()),
@@ -102,6 +105,7 @@ impl Reporter {
             line: Vec::with_capacity(256),
             held: Vec::new(),
             always_summarize,
+            warn,
         }
     }
 
@@ -199,9 +203,10 @@ impl Reporter {
             self.push_json(obj);
             return self.emit();
         }
+        // As `sha256sum -c`: bad lines are counted, and named one by one with `--warn`.
         // A tarball or a README given as a manifest is thousands of bad lines: the first
         // few say what is wrong, a count says the rest.
-        if self.counts.malformed > MALFORMED_SHOWN {
+        if !self.warn || self.counts.malformed > MALFORMED_SHOWN {
             return Ok(());
         }
         let message = format!("spate: {name}:{line}: improperly formatted checksum line: {why}");
@@ -290,10 +295,16 @@ impl Reporter {
         // asked (`--stats`) or someone is watching; problems are always counted.
         let summary = show && (!passed || c.malformed > 0 || self.always_summarize);
         if show {
+            let is_manifest = verified + c.missing > 0;
             let unshown = c.malformed.saturating_sub(MALFORMED_SHOWN);
-            if unshown > 0 && !self.json && verified + c.missing > 0 {
+            if self.warn && unshown > 0 && !self.json && is_manifest {
                 let s = if unshown == 1 { "" } else { "s" };
                 eprintln!("spate: … and {unshown} more improperly formatted line{s}");
+            }
+            if !self.warn && c.malformed > 0 && !self.json && is_manifest {
+                let n = c.malformed;
+                let lines = if n == 1 { "line is" } else { "lines are" };
+                eprintln!("spate: WARNING: {n} {lines} improperly formatted (--warn names them)");
             }
             if let Some(problem) = problem {
                 eprintln!("spate: {problem}");

@@ -42,10 +42,15 @@ pub(super) struct CheckArgs {
     #[arg(long)]
     ignore_missing: bool,
 
-    /// Fail when a line is malformed. (The first 10 malformed lines are reported, the
-    /// rest counted; a file with no checksum line in its first 1,000 is not read further.)
+    /// Fail when a line is malformed. (A file with no checksum line in its first 1,000
+    /// is not read further.)
     #[arg(long)]
     strict: bool,
+
+    /// Name each malformed line on stderr (the first 10, then a count), as
+    /// `sha256sum -c --warn`; without it they are only counted.
+    #[arg(short = 'w', long)]
+    warn: bool,
 
     /// Also walk DIR and report files no manifest lists as NEW (repeatable).
     #[arg(long, value_name = "DIR")]
@@ -105,6 +110,7 @@ impl CheckArgs {
             read: self.io.options(self.quiet || self.status)?,
             progress: !(self.quiet || self.status),
             stats: self.stats,
+            warn: self.warn,
         })
     }
 }

@@ -49,6 +49,10 @@ pub(super) struct HashArgs {
     #[arg(long, requires = "check")]
     strict: bool,
 
+    /// With -c: name each malformed line, as `sha256sum -c --warn`.
+    #[arg(short = 'w', long, requires = "check")]
+    warn: bool,
+
     /// BSD-style lines: 'BLAKE3 (path) = hash' (implied by more than one --algo).
     #[arg(long, conflicts_with = "json")]
     tag: bool,
@@ -230,6 +234,7 @@ impl HashArgs {
             read: self.io.options(silent)?,
             progress: !silent,
             stats: self.stats,
+            warn: self.warn,
         })
     }
 }
