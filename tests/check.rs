@@ -367,7 +367,10 @@ fn malformed_lines_are_reported_by_number_and_fail_with_strict() {
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(stdout_of(&out), "a: OK\na: OK\n");
-    assert!(err.contains("WARNING: 3 lines are improperly formatted"), "{err}");
+    assert!(
+        err.contains("WARNING: 3 lines are improperly formatted"),
+        "{err}"
+    );
     assert!(!err.contains("m.b3:4"), "{err}");
     let out = check(t, "uring", &["--warn", "m.b3"]);
     let err = stderr_of(&out);
