@@ -254,7 +254,7 @@ impl OwnFiles {
     }
 
     /// Why the walked entry at `path` must not be packed, if it is one of ours.
-    pub fn find(&self, path: &Path, meta: &std::fs::Metadata) -> Option<&'static str> {
+    fn find(&self, path: &Path, meta: &std::fs::Metadata) -> Option<&'static str> {
         if let Some(why) = self.ids.get(&(meta.dev(), meta.ino())) {
             return Some(why);
         }

@@ -138,16 +138,9 @@ pub fn walk(
 ) -> Result<()> {
     entries(roots, options, |item| {
         let found = match item {
-            Ok(entry) => match options.own_outputs.find_walked(&entry) {
-                Some(why) => Found::Notice(Notice {
-                    seq: 0,
-                    path: entry.into_path(),
-                    kind: NoticeKind::Skipped(why),
-                }),
-                None => match classify(entry, options.sizes_upfront) {
-                    Some(found) => found,
-                    None => return true,
-                },
+            Ok(entry) => match classify(entry, options.sizes_upfront) {
+                Some(found) => found,
+                None => return true,
             },
             Err(notice) => Found::Notice(notice),
         };
@@ -157,8 +150,9 @@ pub fn walk(
 
 /// Every entry below `roots` (directories and links included), with the walk settings
 /// every job shares: sorted by file name, excluded names pruned, links followed and file
-/// systems crossed as asked. An entry that cannot be read comes as an error notice.
-/// Stops early when `visit` returns false.
+/// systems crossed as asked. An entry that cannot be read comes as an error notice, and
+/// one of the run's own output files as a skipped one. Stops early when `visit`
+/// returns false.
 pub(crate) fn entries(
     roots: &[OsString],
     options: &WalkOptions,
@@ -184,6 +178,14 @@ pub(crate) fn entries(
                     .map(Path::to_path_buf)
                     .unwrap_or_else(|| PathBuf::from(root)),
                 kind: walk_error(&err),
+            });
+            let item = item.and_then(|entry| match options.own_outputs.find_walked(&entry) {
+                Some(why) => Err(Notice {
+                    seq: 0,
+                    path: entry.into_path(),
+                    kind: NoticeKind::Skipped(why),
+                }),
+                None => Ok(entry),
             });
             if !visit(item) {
                 return Ok(());

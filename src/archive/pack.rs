@@ -110,8 +110,12 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
 
     let progress = Progress::new(config.progress);
     let source = {
-        let (paths, walk_options) = (config.paths.clone(), config.walk.clone());
-        move |feed: &mut Feed<Member>| list_members(&paths, &walk_options, &own, feed)
+        let paths = config.paths.clone();
+        let walk_options = walk::WalkOptions {
+            own_outputs: own,
+            ..config.walk.clone()
+        };
+        move |feed: &mut Feed<Member>| list_members(&paths, &walk_options, feed)
     };
     let factory = Arc::new(CollectFactory {
         digest: config.manifest.is_some(),
@@ -160,13 +164,12 @@ const MANIFEST_ITSELF: &str = "the manifest being written; not packed";
 fn list_members(
     roots: &[OsString],
     options: &walk::WalkOptions,
-    own: &OwnFiles,
     feed: &mut Feed<Member>,
 ) -> Result<()> {
     let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     walk::entries(roots, options, |item| {
         let item = match item {
-            Ok(entry) => member_item(entry, own, &mut inodes),
+            Ok(entry) => member_item(entry, &mut inodes),
             Err(notice) => Some(Item::Notice(notice)),
         };
         if let Some(Item::Note(Member {
@@ -188,7 +191,6 @@ fn notice(path: PathBuf, kind: NoticeKind) -> Item<Member> {
 /// Decides what one walked entry becomes.
 fn member_item(
     entry: walkdir::DirEntry,
-    own: &OwnFiles,
     inodes: &mut HashMap<(u64, u64), Vec<u8>>,
 ) -> Option<Item<Member>> {
     let ft = entry.file_type();
@@ -200,9 +202,6 @@ fn member_item(
         Err(err) => return Some(notice(entry.into_path(), walk::walk_error(&err))),
     };
     let path = entry.into_path();
-    if let Some(why) = own.find(&path, &meta) {
-        return Some(notice(path, NoticeKind::Skipped(why)));
-    }
     let Some(mut name) = member_name(&path) else {
         return None; // the root `/` or `..` itself: nothing to store
     };
