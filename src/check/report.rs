@@ -43,6 +43,19 @@ pub enum Verdict {
     Error(ErrorKind, String),
 }
 
+impl Verbosity {
+    /// From `sha256sum -c`'s flags: `--status` says nothing, `--quiet` only problems.
+    pub fn from_flags(quiet: bool, status: bool) -> Verbosity {
+        if status {
+            Verbosity::Status
+        } else if quiet {
+            Verbosity::Quiet
+        } else {
+            Verbosity::Normal
+        }
+    }
+}
+
 impl Verdict {
     fn word(&self) -> &'static str {
         match self {

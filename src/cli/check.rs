@@ -86,13 +86,7 @@ pub(super) struct CheckArgs {
 
 impl CheckArgs {
     pub(super) fn config(&self) -> Result<CheckConfig> {
-        let verbosity = if self.status {
-            Verbosity::Status
-        } else if self.quiet {
-            Verbosity::Quiet
-        } else {
-            Verbosity::Normal
-        };
+        let verbosity = Verbosity::from_flags(self.quiet, self.status);
         Ok(CheckConfig {
             manifests: self.manifests.clone(),
             algo: self.algo.map(Algo::from),

@@ -204,13 +204,7 @@ impl HashArgs {
             self.algos.len() <= 1,
             "-c takes at most one -a: the algorithm of lines that do not name one"
         );
-        let verbosity = if self.status {
-            Verbosity::Status
-        } else if self.quiet {
-            Verbosity::Quiet
-        } else {
-            Verbosity::Normal
-        };
+        let verbosity = Verbosity::from_flags(self.quiet, self.status);
         let manifests = if self.paths.is_empty() {
             vec![OsString::from("-")]
         } else {
