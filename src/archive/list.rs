@@ -8,10 +8,13 @@ use serde_json::{Map, Value};
 
 use super::ListConfig;
 use super::input::{self, Input};
+use super::members::Members;
 use super::unpack::header::{Kind, Meta, Mtime, quote, short_cause};
 
-/// Lists the archive's entries; `Ok(false)` when the archive is corrupt or truncated.
+/// Lists the archive's entries (those the member filters select); `Ok(false)` when the
+/// archive is corrupt or truncated, `Err` when a filter matched nothing.
 pub fn run(config: &ListConfig) -> Result<bool> {
+    let mut members = Members::new(&config.members)?;
     let Input { stream, label } = input::open(&config.archive)?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive
@@ -44,6 +47,7 @@ pub fn run(config: &ListConfig) -> Result<bool> {
         let name = entry.path_bytes().into_owned();
         match Meta::read(&mut entry) {
             Ok(meta) if meta.kind == Kind::Meta => {}
+            Ok(meta) if !members.select(&meta.name) => {}
             Ok(meta) => {
                 let mut line = Vec::new();
                 if config.json {
@@ -66,6 +70,7 @@ pub fn run(config: &ListConfig) -> Result<bool> {
         last = Some(name);
     }
     out.flush().context("writing to standard output")?;
+    members.finish()?;
     Ok(ok)
 }
 

@@ -5,10 +5,13 @@
 //! code (never the crate's `unpack`).
 
 pub mod codec;
+pub mod files_from;
 mod input;
 pub mod list;
+pub mod members;
 mod owners;
 pub mod pack;
+mod stored_names;
 pub mod unpack;
 
 use std::ffi::OsString;
@@ -21,15 +24,19 @@ pub use codec::Compression;
 /// Everything `spate pack` needs to know.
 #[derive(Debug, Clone)]
 pub struct PackConfig {
-    /// Files and directories to pack, stored under the names given (a leading `/` is
-    /// removed, as GNU tar does).
+    /// Files and directories to pack, stored under the names given (a leading `/` and
+    /// anything up to a last `..` removed, as GNU tar does).
     pub paths: Vec<OsString>,
+    /// Relative `paths` are found beneath this directory (`tar -C`); their names are
+    /// stored as given.
+    pub directory: Option<PathBuf>,
     /// Archive to write atomically; `-` for standard output.
     pub output: PathBuf,
     pub compression: Compression,
     /// `None`: the default setting (see [`codec::EncodeOptions::level`]).
     pub level: Option<i32>,
-    /// zstd worker threads.
+    /// Compression worker threads; 0: the format's single-threaded encoder on a thread
+    /// of its own.
     pub threads: u32,
     /// Same tree → same bytes: fixed owner, clamped mtimes, sorted order.
     pub reproducible: bool,
@@ -63,6 +70,11 @@ pub struct UnpackConfig {
     pub max_size: u64,
     /// No notices about skipped entries.
     pub quiet: bool,
+    /// Only these members (exact names, a directory with everything under it, or
+    /// globs); empty: all.
+    pub members: Vec<OsString>,
+    /// Write the contents of the selected files to standard output instead of disk.
+    pub to_stdout: bool,
 }
 
 /// Everything `spate list` needs to know.
@@ -70,6 +82,8 @@ pub struct UnpackConfig {
 pub struct ListConfig {
     /// Archive to read; `-` for standard input.
     pub archive: PathBuf,
+    /// Only these members, as for [`UnpackConfig::members`].
+    pub members: Vec<OsString>,
     /// One JSON object per entry instead of `tar -tv` lines.
     pub json: bool,
 }

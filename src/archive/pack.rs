@@ -13,12 +13,11 @@
 //! little, since compressing is far slower than reading.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -27,6 +26,7 @@ use tar::{EntryType, Header};
 use super::PackConfig;
 use super::codec::{CHUNK, EncodeOptions, Encoder};
 use super::owners::Owners;
+use super::stored_names::{Removed, Root, stored_name};
 use crate::error::{ErrorKind, describe_io};
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
@@ -44,8 +44,12 @@ const IN_FLIGHT: u64 = 64;
 
 /// One archive member, as the walk saw it.
 struct Member {
-    /// Name in the archive: the path as walked, without a leading `/` or `../`.
+    /// Name in the archive: the path as given, without what GNU tar removes.
     name: Vec<u8>,
+    /// What was removed from the front of the name (`/`, `../`): announced once.
+    removed: Vec<u8>,
+    /// The path as given (beneath `-C DIR`), for the manifest.
+    given: PathBuf,
     /// Where it is on disk.
     path: PathBuf,
     kind: Kind,
@@ -103,6 +107,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         config,
         owners: Owners::default(),
         links: HashMap::new(),
+        removed: Removed::default(),
         manifest_buf: Vec::new(),
         failed: 0,
         output_name,
@@ -110,12 +115,16 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
 
     let progress = Progress::new(config.progress);
     let source = {
-        let paths = config.paths.clone();
+        let roots: Vec<Root> = config
+            .paths
+            .iter()
+            .map(|p| Root::new(config.directory.as_deref(), p))
+            .collect();
         let walk_options = walk::WalkOptions {
             own_outputs: own,
             ..config.walk.clone()
         };
-        move |feed: &mut Feed<Member>| list_members(&paths, &walk_options, feed)
+        move |feed: &mut Feed<Member>| list_members(&roots, &walk_options, feed)
     };
     let factory = Arc::new(CollectFactory {
         digest: config.manifest.is_some(),
@@ -160,28 +169,39 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
 const ARCHIVE_ITSELF: &str = "the archive being written; not packed";
 const MANIFEST_ITSELF: &str = "the manifest being written; not packed";
 
-/// The source: walks every root and pushes one item per entry.
+/// The source: walks every root in order and pushes one item per entry. Roots are
+/// walked one at a time so that each entry's name can be made from the name its root
+/// was given by.
 fn list_members(
-    roots: &[OsString],
+    roots: &[Root],
     options: &walk::WalkOptions,
     feed: &mut Feed<Member>,
 ) -> Result<()> {
     let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
-    walk::entries(roots, options, |item| {
-        let item = match item {
-            Ok(entry) => member_item(entry, &mut inodes),
-            Err(notice) => Some(Item::Notice(notice)),
-        };
-        if let Some(Item::Note(Member {
-            kind: Kind::LargeFile,
-            size,
-            ..
-        })) = &item
-        {
-            feed.found_elsewhere(*size);
+    let mut going = true;
+    for root in roots {
+        let disk = [root.disk().as_os_str().to_owned()];
+        walk::entries(&disk, options, |item| {
+            let item = match item {
+                Ok(entry) => member_item(entry, root, &mut inodes),
+                Err(notice) => Some(Item::Notice(notice)),
+            };
+            if let Some(Item::Note(Member {
+                kind: Kind::LargeFile,
+                size,
+                ..
+            })) = &item
+            {
+                feed.found_elsewhere(*size);
+            }
+            going = item.is_none_or(|item| feed.push(item));
+            going
+        })?;
+        if !going {
+            break;
         }
-        item.is_none_or(|item| feed.push(item))
-    })
+    }
+    Ok(())
 }
 
 fn notice(path: PathBuf, kind: NoticeKind) -> Item<Member> {
@@ -191,6 +211,7 @@ fn notice(path: PathBuf, kind: NoticeKind) -> Item<Member> {
 /// Decides what one walked entry becomes.
 fn member_item(
     entry: walkdir::DirEntry,
+    root: &Root,
     inodes: &mut HashMap<(u64, u64), Vec<u8>>,
 ) -> Option<Item<Member>> {
     let ft = entry.file_type();
@@ -202,7 +223,10 @@ fn member_item(
         Err(err) => return Some(notice(entry.into_path(), walk::walk_error(&err))),
     };
     let path = entry.into_path();
-    let Some(mut name) = member_name(&path) else {
+    let given = root.given_path(&path);
+    let (name, removed) = stored_name(&given);
+    let removed = removed.to_vec();
+    let Some(mut name) = name else {
         return None; // the root `/` or `..` itself: nothing to store
     };
     let kind = if ft.is_dir() {
@@ -238,6 +262,8 @@ fn member_item(
     }
     let member = Member {
         name,
+        removed,
+        given,
         kind,
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
@@ -259,20 +285,6 @@ fn member_item(
         return Some(Item::File(entry, member));
     }
     Some(Item::Note(member))
-}
-
-/// The name a path is stored under: its bytes without leading `/` and `../`
-/// components, as GNU tar stores them. `None` when nothing is left.
-fn member_name(path: &Path) -> Option<Vec<u8>> {
-    let mut components = path.components().peekable();
-    while let Some(Component::RootDir | Component::ParentDir | Component::Prefix(_)) =
-        components.peek()
-    {
-        components.next();
-    }
-    let rest: PathBuf = components.collect();
-    let bytes = rest.into_os_string().into_vec();
-    (!bytes.is_empty()).then_some(bytes)
 }
 
 /// A file read whole, and its BLAKE3 digest when asked for.
@@ -328,6 +340,8 @@ struct Writer<'a> {
     owners: Owners,
     /// Digests of files with several links, for the manifest lines of later links.
     links: HashMap<(u64, u64), String>,
+    /// Prefixes of names already announced as removed.
+    removed: Removed,
     manifest_buf: Vec<u8>,
     failed: u64,
     /// The archive as messages name it ("standard output" for `-`).
@@ -336,6 +350,12 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn write(&mut self, outcome: Outcome<Collected, Member>, progress: &Progress) -> Result<()> {
+        if let Outcome::Read { tag: member, .. } | Outcome::Note(member) = &outcome
+            && let Some(line) = self.removed.notice(&member.removed)
+            && self.config.notices
+        {
+            progress.println(&line);
+        }
         match outcome {
             Outcome::Read {
                 output,
@@ -487,7 +507,7 @@ impl Writer<'_> {
         manifest::push_record(
             &mut self.manifest_buf,
             Format::Gnu,
-            &member.path,
+            &member.given,
             member.size,
             &digests,
         );
@@ -568,17 +588,4 @@ impl Read for Tracked {
 
 fn os(bytes: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_lose_leading_slashes_and_parent_components() {
-        assert_eq!(member_name(Path::new("/a/b")).unwrap(), b"a/b");
-        assert_eq!(member_name(Path::new("../../x")).unwrap(), b"x");
-        assert_eq!(member_name(Path::new("dir/f")).unwrap(), b"dir/f");
-        assert_eq!(member_name(Path::new("/")), None);
-    }
 }

@@ -6,23 +6,30 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{IoArgs, WalkArgs, parse_size_arg};
-use crate::archive::{Compression, ListConfig, PackConfig, UnpackConfig};
+use super::shared::{IoArg, IoArgs, WalkArgs, parse_jobs, parse_queue_depth, parse_size_arg};
+use crate::archive::{Compression, ListConfig, PackConfig, UnpackConfig, files_from};
 use crate::read;
 
 pub(super) const PACK_EXAMPLES: &str = "\
 Examples:
-  spate pack -o photos.tar.zst ~/Photos          # zstd on every core, from the extension
+  spate pack -o photos.tar.zst ~/Photos          # stores home/USER/Photos/..., with a notice
+  spate pack -o photos.tar.zst -C ~ Photos       # stores Photos/...
   spate pack --manifest src.b3 -o src.tgz src/   # archive and checksum in one read
+  find . -name '*.rs' -print0 | spate pack --null -T - -o rs.tar.zst
   spate pack --reproducible -o - dist | ssh host 'cat > dist.tar.zst'
 
-pack reads with one reader (ring or thread) unless -j says otherwise: compression keeps
-the cores busy, and one reader with many files in flight keeps up with it.";
+Member names are the paths as given (under -C, relative to DIR), as GNU tar stores them:
+a leading '/' and anything up to a last '..' are removed, with a one-time notice
+('Removing leading '/' from member names'). -o, -T and --manifest are relative to the
+directory spate was started in; the manifest lists the paths as given.
+pack reads with one reader (ring or thread) unless --readers says otherwise: compression
+keeps the cores busy, and one reader with many files in flight keeps up with it.";
 
 #[derive(Args, Debug)]
 pub(super) struct PackArgs {
-    /// Files and directories to pack (stored under these names, without a leading '/').
-    #[arg(required = true)]
+    /// Files and directories to pack, stored under these names (relative to -C DIR;
+    /// without a leading '/' or '../').
+    #[arg(required_unless_present = "files_from")]
     paths: Vec<OsString>,
 
     /// Archive to write ('-' for standard output); .tar, .tar.gz/.tgz, .tar.zst,
@@ -30,19 +37,50 @@ pub(super) struct PackArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
 
+    /// Take PATHs (and -T names) relative to DIR, as tar -C: the names are stored as
+    /// given, the files read from DIR.
+    #[arg(short = 'C', long = "directory", value_name = "DIR")]
+    directory: Option<PathBuf>,
+
+    /// Also pack the names listed in FILE, one per line ('-': standard input), after
+    /// the PATHs; names are taken verbatim (as tar --verbatim-files-from), empty lines
+    /// skipped. Repeatable.
+    #[arg(short = 'T', long = "files-from", value_name = "FILE")]
+    files_from: Vec<PathBuf>,
+
+    /// -T lists are separated by NUL bytes instead of newlines (find -print0).
+    #[arg(long, requires = "files_from")]
+    null: bool,
+
     /// Compression, overriding the output's extension [default: from it; zstd for '-'].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with_all = ["gzip", "bzip2", "xz", "zstd"])]
     compress: Option<CompressionArg>,
 
+    /// gzip, whatever the output's name (as tar -z).
+    #[arg(short = 'z', long, conflicts_with_all = ["bzip2", "xz", "zstd"])]
+    gzip: bool,
+
+    /// bzip2, whatever the output's name (as tar -j).
+    #[arg(short = 'j', long, conflicts_with_all = ["xz", "zstd"])]
+    bzip2: bool,
+
+    /// xz, whatever the output's name (as tar -J).
+    #[arg(short = 'J', long, conflicts_with = "zstd")]
+    xz: bool,
+
+    /// zstd, whatever the output's name (as tar --zstd).
+    #[arg(long)]
+    zstd: bool,
+
     /// Compression level, as the tool's own (gzip 1-9, zstd 1-22, xz 0-9, bzip2 1-9)
-    /// [default: gzip 6, xz 6, bzip2 9; zstd: level 2 with a larger hash table and longer
-    /// minimum matches, a little smaller than level 3 on text at a fifth less CPU].
+    /// [default: the tool's own default with its own parameters: gzip 6, zstd 3, xz 6,
+    /// bzip2 9].
     #[arg(long)]
     level: Option<i32>,
 
-    /// Compression worker threads; 0 compresses on one thread of its own [default: all
-    /// cores].
-    #[arg(long)]
+    /// Compression threads, as zstd -T: 0 for one per core, 1 for the format's plain
+    /// single-threaded stream [default: one per core].
+    #[arg(long, value_name = "N")]
     threads: Option<u32>,
 
     /// Same tree, same bytes: owner 0/0 with no names, mtimes clamped to --mtime or
@@ -62,17 +100,58 @@ pub(super) struct PackArgs {
     walk: WalkArgs,
 
     #[command(flatten)]
-    io: IoArgs,
+    io: PackIoArgs,
 
-    /// No progress bar and no notices about skipped entries (errors are still shown).
+    /// No progress bar and no notices (skipped entries, removed leading '/'); errors are
+    /// still shown.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// The read stage of pack, under a heading of its own: compression, not reading, is
+/// what a user tunes first. No short options: tar's -j means bzip2.
+#[derive(Args, Debug)]
+struct PackIoArgs {
+    /// I/O backend: io_uring (falls back to threads where unavailable), or threads.
+    #[arg(
+        long = "io",
+        value_enum,
+        default_value = "auto",
+        help_heading = "I/O tuning"
+    )]
+    io: IoArg,
+
+    /// Rings (uring) or reader threads (threads), 1 to 1024 [default: 1].
+    #[arg(long, alias = "jobs", value_name = "N", value_parser = parse_jobs, help_heading = "I/O tuning")]
+    readers: Option<usize>,
+
+    /// Files in flight at once over all readers, 1 to 65536 [default: 32; with
+    /// io_uring, up to 128 while reads miss the page cache].
+    #[arg(long, value_name = "N", value_parser = parse_queue_depth, help_heading = "I/O tuning")]
+    queue_depth: Option<usize>,
+
+    /// Size of each read, e.g. 256k, 1MiB (at most 1 GiB; all read buffers together at
+    /// most 16 GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, help_heading = "I/O tuning")]
+    buffer_size: Option<u64>,
+
+    /// Read large files into buffers instead of memory-mapping them.
+    #[arg(long, help_heading = "I/O tuning")]
+    no_mmap: bool,
 }
 
 impl PackArgs {
     pub(super) fn config(&self) -> Result<PackConfig> {
         let stdout = self.output.as_os_str() == "-";
-        let chosen = self.compress.map(Compression::from);
+        let flag = [
+            (self.gzip, Compression::Gzip),
+            (self.bzip2, Compression::Bzip2),
+            (self.xz, Compression::Xz),
+            (self.zstd, Compression::Zstd),
+        ]
+        .into_iter()
+        .find_map(|(set, c)| set.then_some(c));
+        let chosen = self.compress.map(Compression::from).or(flag);
         let compression = match (chosen, Compression::from_name(&self.output)) {
             (Some(c), _) | (None, Some(c)) => c,
             (None, None) if stdout => Compression::Zstd,
@@ -93,6 +172,14 @@ impl PackArgs {
             );
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+        // zstd's -T: 0 is one per core. One thread is the plain single-threaded
+        // encoder on a thread of its own (the job's 0), which writes exactly what
+        // `gzip`, `xz` or `zstd` alone would.
+        let threads = match self.threads {
+            None | Some(0) => cores,
+            Some(1) => 0,
+            Some(n) => n,
+        };
         let clamp_mtime = match (self.reproducible, self.mtime) {
             (false, _) => None,
             (true, Some(t)) => Some(t),
@@ -103,12 +190,29 @@ impl PackArgs {
                 Err(_) => None,
             },
         };
+        if let Some(dir) = &self.directory {
+            // As tar: a -C that cannot be entered ends the run before anything is written.
+            match std::fs::metadata(dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => anyhow::bail!("{}: cannot change to it: Not a directory", dir.display()),
+                Err(e) => anyhow::bail!(
+                    "{}: cannot change to it: {}",
+                    dir.display(),
+                    crate::error::describe_io(&e)
+                ),
+            }
+        }
+        let mut paths = self.paths.clone();
+        for list in &self.files_from {
+            paths.extend(files_from::read(list, self.null)?);
+        }
         Ok(PackConfig {
-            paths: self.paths.clone(),
+            paths,
+            directory: self.directory.clone(),
             output: self.output.clone(),
             compression,
             level: self.level,
-            threads: self.threads.unwrap_or(cores),
+            threads,
             reproducible: self.reproducible,
             clamp_mtime,
             manifest: self.manifest.clone(),
@@ -119,23 +223,34 @@ impl PackArgs {
         })
     }
 
-    /// The read stage for packing: one reader unless `-j` says otherwise. Compression
-    /// keeps every core busy, and one ring (or thread) with 32 files in flight keeps up
-    /// with it; a second one only competed with the compressor for the cores (measured
-    /// 4% slower on the benchmark's text tree, with either backend).
+    /// The read stage for packing: one reader unless `--readers` says otherwise.
+    /// Compression keeps every core busy, and one ring (or thread) with 32 files in
+    /// flight keeps up with it; a second one only competed with the compressor for the
+    /// cores (measured 4% slower on the benchmark's text tree, with either backend).
     fn pack_read_options(&self) -> Result<read::ReadOptions> {
-        let mut options = self.io.options(self.quiet)?;
-        if self.io.jobs.is_none() {
-            options.jobs = 1;
-        }
-        Ok(options)
+        let io = IoArgs {
+            io: self.io.io,
+            jobs: Some(self.io.readers.unwrap_or(1)),
+            queue_depth: self.io.queue_depth,
+            buffer_size: self.io.buffer_size,
+            no_mmap: self.io.no_mmap,
+        };
+        io.options(self.quiet)
     }
 }
 
 pub(super) const UNPACK_EXAMPLES: &str = "\
 Examples:
   spate unpack photos.tar.zst -C restore/        # refuses names that leave restore/
+  spate unpack photos.tar.zst Photos/2024 '*.raw'   # only those (and what is under them)
+  spate unpack -O backup.tgz etc/fstab           # a member's contents to standard output
   curl -s URL | spate unpack - -C src --strip-components 1
+
+MEMBERs are matched as GNU tar matches them: a name selects that entry and everything
+under it; one with *, ? or [ is a pattern (as tar --wildcards; * matches '/' too). A
+MEMBER that matches nothing is reported ('not found in archive') and the exit status is 2,
+after the rest is extracted. Existing files are kept, unlike tar: each is left as it is,
+and one line at the end says how many ('N files exist; use --overwrite'; exit 1).
 
 Symbolic links are created as stored, absolute targets too (as GNU tar does); no entry
 is ever written through a symbolic link, whether the archive made it or it was there.";
@@ -144,6 +259,16 @@ is ever written through a symbolic link, whether the archive made it or it was t
 pub(super) struct UnpackArgs {
     /// Archive to extract ('-' for standard input).
     archive: PathBuf,
+
+    /// Extract only these members (names, directories with what is under them, or
+    /// patterns).
+    #[arg(value_name = "MEMBER|GLOB")]
+    members: Vec<OsString>,
+
+    /// Write the selected files' contents to standard output, one after another, as tar
+    /// -O; nothing is written to disk.
+    #[arg(short = 'O', long, conflicts_with_all = ["dest", "overwrite", "strip_components"])]
+    to_stdout: bool,
 
     /// Directory to extract into (created if missing).
     #[arg(
@@ -190,6 +315,8 @@ impl UnpackArgs {
             same_permissions: self.same_permissions,
             max_size: self.max_size,
             quiet: self.quiet,
+            members: self.members.clone(),
+            to_stdout: self.to_stdout,
         }
     }
 }
@@ -197,12 +324,18 @@ impl UnpackArgs {
 pub(super) const LIST_EXAMPLES: &str = "\
 Examples:
   spate list photos.tar.zst
+  spate list photos.tar.zst Photos/2024 '*.raw'  # only those (as unpack selects them)
   spate list --json backup.tgz | jq -r .path";
 
 #[derive(Args, Debug)]
 pub(super) struct ListArgs {
     /// Archive to list ('-' for standard input).
     archive: PathBuf,
+
+    /// List only these members (names, directories with what is under them, or
+    /// patterns, as unpack takes them); one that matches nothing is an error (exit 2).
+    #[arg(value_name = "MEMBER|GLOB")]
+    members: Vec<OsString>,
 
     /// One JSON object per entry.
     #[arg(long)]
@@ -213,6 +346,7 @@ impl ListArgs {
     pub(super) fn config(&self) -> ListConfig {
         ListConfig {
             archive: self.archive.clone(),
+            members: self.members.clone(),
             json: self.json,
         }
     }

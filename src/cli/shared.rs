@@ -50,7 +50,7 @@ impl WalkArgs {
 pub(super) struct IoArgs {
     /// I/O backend: io_uring (falls back to threads where unavailable), or threads.
     #[arg(long = "io", value_enum, default_value = "auto")]
-    io: IoArg,
+    pub(super) io: IoArg,
 
     /// Rings (uring) or reader threads (threads), 1 to 1024 [default: cores; for
     /// threads 2 × cores, at least 16].
@@ -60,16 +60,16 @@ pub(super) struct IoArgs {
     /// Files in flight at once over all readers, 1 to 65536 [default: 32; with
     /// io_uring, up to 128 while reads miss the page cache].
     #[arg(long, value_name = "N", value_parser = parse_queue_depth)]
-    queue_depth: Option<usize>,
+    pub(super) queue_depth: Option<usize>,
 
     /// Size of each read, e.g. 256k, 1MiB (at most 1 GiB; all read buffers together at
     /// most 16 GiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
-    buffer_size: Option<u64>,
+    pub(super) buffer_size: Option<u64>,
 
     /// Read large files into buffers instead of memory-mapping them.
     #[arg(long)]
-    no_mmap: bool,
+    pub(super) no_mmap: bool,
 }
 
 impl IoArgs {
@@ -157,11 +157,11 @@ const MAX_QUEUE_DEPTH: usize = 65536;
 /// RAM, so one command line is accepted or refused alike on every machine.
 const MAX_READ_BUFFERS: u64 = 16 << 30;
 
-fn parse_jobs(s: &str) -> Result<usize, String> {
+pub(super) fn parse_jobs(s: &str) -> Result<usize, String> {
     parse_count(s, MAX_JOBS)
 }
 
-fn parse_queue_depth(s: &str) -> Result<usize, String> {
+pub(super) fn parse_queue_depth(s: &str) -> Result<usize, String> {
     parse_count(s, MAX_QUEUE_DEPTH)
 }
 

@@ -20,7 +20,7 @@ use async_compression::Level;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::compressor::{Chunks, ThreadEncoder};
-use super::format::{Compression, ZSTD_DEFAULT};
+use super::format::Compression;
 use super::{parallel_bzip2, parallel_gzip};
 use crate::output::Output;
 
@@ -28,7 +28,7 @@ use crate::output::Output;
 #[derive(Debug, Clone, Copy)]
 pub struct EncodeOptions {
     pub compression: Compression,
-    /// `None`: the default setting (the tool's level; for zstd, [`ZSTD_DEFAULT`]).
+    /// `None`: the tool's own default level ([`Compression::default_level`]).
     pub level: Option<i32>,
     /// Worker threads (0: compress on the stage's own thread).
     pub threads: u32,
@@ -167,32 +167,15 @@ fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> io::Result<O
     }
 }
 
-/// A zstd encoder with spate's settings: [`ZSTD_DEFAULT`] without a level, and
-/// `options.threads` worker threads.
+/// A zstd encoder at `options.level` (default 3) with zstd's own parameters for that
+/// level, and `options.threads` worker threads: what `zstd -T<threads> -<level>` does.
+/// libzstd picks the job size and the overlap between jobs from the level, so the
+/// archive is within a fraction of a percent of `tar | zstd -T0 -3` (benches/pack.sh).
 fn zstd_encoder(options: EncodeOptions, out: Output) -> io::Result<ZstdEncoder> {
-    use zstd::stream::raw::CParameter;
-    let setting = options.level.is_none().then_some(ZSTD_DEFAULT);
-    let level = options.level.unwrap_or(ZSTD_DEFAULT.level);
+    let level = options.level.unwrap_or(Compression::Zstd.default_level());
     let mut enc = zstd::stream::write::Encoder::new(out, level)?;
-    let mut params = Vec::new();
-    if let Some(default) = setting {
-        params.push(CParameter::HashLog(default.hash_log));
-        params.push(CParameter::MinMatch(default.min_match));
-    }
     if options.threads > 0 {
         enc.multithread(options.threads)?;
-        // Each job starts afresh instead of re-indexing the end of the one before it:
-        // measured, that re-indexing costs a tenth of the CPU for 0.2% of size.
-        params.push(CParameter::OverlapSizeLog(1));
-        if let Some(default) = setting {
-            // Fewer, larger jobs: each one clears its tables and starts with an empty
-            // history, so 8 MiB jobs were both smaller and about 5% faster than the
-            // 2 MiB ones level 2 picks.
-            params.push(CParameter::JobSize(default.job_size));
-        }
-    }
-    for param in params {
-        enc.set_parameter(param)?;
     }
     Ok(enc)
 }

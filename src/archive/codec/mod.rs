@@ -24,7 +24,7 @@ mod parallel_gzip;
 pub use compressor::ThreadEncoder;
 pub use decode::Decoder;
 pub use encode::{EncodeOptions, Encoder};
-pub use format::{Compression, ZSTD_DEFAULT, ZstdSetting};
+pub use format::Compression;
 
 /// Size of the chunks passed between stages.
 pub const CHUNK: usize = 1 << 20;

@@ -17,6 +17,7 @@ pub mod confine;
 pub mod header;
 pub mod names;
 pub mod sparse;
+mod to_stdout;
 pub mod write;
 
 use std::collections::HashMap;
@@ -31,14 +32,20 @@ use humansize::{BINARY, format_size};
 
 use super::UnpackConfig;
 use super::input::{self, Input};
+use super::members::Members;
 use crate::output::Cleanup;
 use confine::{Root, WalkError};
 use header::{Kind, Meta, Mtime, quote, short_cause};
 use names::{Placement, RelPath};
 use write::{Copier, DataError};
 
-/// Extracts the archive; `Ok(false)` when some entries failed or were refused.
+/// Extracts the archive (the entries the member filters select); `Ok(false)` when some
+/// entries failed or were refused, `Err` when a filter matched nothing.
 pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    if config.to_stdout {
+        return to_stdout::run(config);
+    }
+    let mut members = Members::new(&config.members)?;
     // Before the destination is created: input that is not an archive creates nothing.
     let Input { stream, label } = input::open(&config.archive)?;
     let root = Root::open(&config.dest)?;
@@ -62,6 +69,10 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             Ok(meta) => meta,
             Err(e) => {
                 let name = entry.path_bytes().into_owned();
+                if !members.select(&name) {
+                    last = Some(name);
+                    continue;
+                }
                 let cause = short_cause(&e);
                 eprintln!(
                     "spate: {}: refused: unreadable header: {cause}",
@@ -74,8 +85,18 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         };
         // The real name (a PAX sparse entry's header holds a stand-in).
         let name = meta.name.clone();
+        if meta.kind == Kind::Meta || !members.select(&name) {
+            last = Some(name);
+            continue;
+        }
         match extractor.extract(&mut entry, &meta) {
             Ok(()) => {}
+            // Counted, not reported one by one: unpacking over an earlier unpack would
+            // otherwise print a line per file.
+            Err(Problem::Exists) => {
+                extractor.existing += 1;
+                extractor.failures += 1;
+            }
             Err(Problem::Refused(why)) => {
                 eprintln!("spate: {}: refused: {why}", quote(&name));
                 extractor.failures += 1;
@@ -106,6 +127,12 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         last = Some(name);
     }
     extractor.finish_dirs();
+    match extractor.existing {
+        0 => {}
+        1 => eprintln!("spate: 1 file exists; use --overwrite"),
+        n => eprintln!("spate: {n} files exist; use --overwrite"),
+    }
+    members.finish()?;
     Ok(extractor.failures == 0)
 }
 
@@ -121,6 +148,9 @@ fn after(last: Option<&[u8]>) -> String {
 enum Problem {
     /// The entry asks for something unsafe or not allowed.
     Refused(String),
+    /// A file (or link, or special file) of that name exists, and `--overwrite` was not
+    /// given.
+    Exists,
     /// Extracting it failed (permissions, disk full, ...).
     Failed(String),
     /// The archive cannot be read on (truncated, corrupt compressed data).
@@ -180,6 +210,8 @@ struct Extractor<'a> {
     chown: bool,
     temp_counter: u64,
     failures: u64,
+    /// Entries left out because their name was taken (counted in `failures` too).
+    existing: u64,
     cleanup: Arc<Cleanup>,
 }
 
@@ -195,6 +227,7 @@ impl<'a> Extractor<'a> {
             chown: unsafe { libc::geteuid() } == 0,
             temp_counter: 0,
             failures: 0,
+            existing: 0,
             cleanup,
         }
     }
@@ -249,7 +282,7 @@ impl<'a> Extractor<'a> {
                 Err(Problem::Refused("a directory exists with that name".into()))
             }
             Some(_) if self.config.overwrite => Ok(true),
-            Some(_) => Err(Problem::Refused("already exists (use --overwrite)".into())),
+            Some(_) => Err(Problem::Exists),
         }
     }
 
@@ -280,9 +313,7 @@ impl<'a> Extractor<'a> {
         confine::set_mtime_fd(fd, meta.mtime).map_err(failed("setting the time"))?;
         match confine::renameat(&dir, &temp.name, path.name(), taken) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                return Err(Problem::Refused("already exists (use --overwrite)".into()));
-            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Err(Problem::Exists),
             Err(e) => return Err(Problem::Failed(format!("renaming into place: {e}"))),
         }
         temp.keep();
@@ -331,11 +362,7 @@ impl<'a> Extractor<'a> {
                         confine::mkdirat(parent.as_raw_fd(), name, 0o700)
                             .map_err(failed("creating the directory"))?;
                     }
-                    _ => {
-                        return Err(Problem::Refused(
-                            "already exists and is not a directory (use --overwrite)".into(),
-                        ));
-                    }
+                    _ => return Err(Problem::Exists),
                 }
             }
             Err(e) => return Err(Problem::Failed(format!("creating the directory: {e}"))),

@@ -67,6 +67,32 @@ impl Copier {
         }
     }
 
+    /// Writes the file `meta` describes to `out` as one stream, holes as zeros: what
+    /// `tar -O` writes.
+    pub fn stream_entry(
+        &mut self,
+        src: &mut impl Read,
+        out: &mut impl Write,
+        meta: &Meta,
+    ) -> Result<(), DataError> {
+        let Layout::PaxSparse(layout) = &meta.layout else {
+            // Old GNU sparse data comes from the `tar` crate with the holes filled in.
+            return self.chunks(src, meta.size, |chunk| out.write_all(chunk));
+        };
+        let (map, consumed) = match &layout.map {
+            Some(map) => (map.clone(), 0),
+            None => sparse::read_map(src, layout.stored)?,
+        };
+        sparse::check_map(&map, layout.real_size, layout.stored - consumed)?;
+        let mut at = 0;
+        for (offset, length) in map {
+            write_zeros(out, offset - at)?;
+            self.chunks(src, length, |chunk| out.write_all(chunk))?;
+            at = offset + length;
+        }
+        write_zeros(out, layout.real_size - at)
+    }
+
     /// Copies exactly `len` bytes; with `holes`, chunks of zeros are skipped over
     /// instead of written, so an expanded sparse file is sparse again on disk.
     fn copy(
@@ -75,6 +101,22 @@ impl Copier {
         file: &mut File,
         len: u64,
         holes: bool,
+    ) -> Result<(), DataError> {
+        self.chunks(src, len, |chunk| {
+            if holes && chunk.iter().all(|&b| b == 0) {
+                file.seek(SeekFrom::Current(chunk.len() as i64)).map(drop)
+            } else {
+                file.write_all(chunk)
+            }
+        })
+    }
+
+    /// Reads exactly `len` bytes of `src`, handing each chunk to `write`.
+    fn chunks(
+        &mut self,
+        src: &mut impl Read,
+        len: u64,
+        mut write: impl FnMut(&[u8]) -> io::Result<()>,
     ) -> Result<(), DataError> {
         let mut left = len;
         while left > 0 {
@@ -87,15 +129,16 @@ impl Copier {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(DataError::Stream(e)),
             };
-            let chunk = &self.buf[..n];
-            if holes && chunk.iter().all(|&b| b == 0) {
-                file.seek(SeekFrom::Current(n as i64))
-                    .map_err(DataError::Write)?;
-            } else {
-                file.write_all(chunk).map_err(DataError::Write)?;
-            }
+            write(&self.buf[..n]).map_err(DataError::Write)?;
             left -= n as u64;
         }
         Ok(())
     }
+}
+
+/// `len` zero bytes, for the holes of a sparse file written as a stream.
+fn write_zeros(out: &mut impl Write, len: u64) -> Result<(), DataError> {
+    io::copy(&mut io::repeat(0).take(len), out)
+        .map(drop)
+        .map_err(DataError::Write)
 }

@@ -1,0 +1,98 @@
+//! `spate unpack -O`: the selected files' contents, one after another, on standard
+//! output, as `tar -O` writes them. Nothing is created on disk, so none of the
+//! extraction fences apply; directories, links and special files are passed over.
+
+use std::io::{BufWriter, Write};
+
+use anyhow::{Context, Result};
+
+use super::super::UnpackConfig;
+use super::super::input::{self, Input};
+use super::super::members::Members;
+use super::header::{Kind, Meta, quote, short_cause};
+use super::write::{Copier, DataError};
+
+/// Writes the selected files to standard output; `Ok(false)` when some entry could not
+/// be read, `Err` when standard output fails or a filter matched nothing.
+pub fn run(config: &UnpackConfig) -> Result<bool> {
+    let mut members = Members::new(&config.members)?;
+    let Input { stream, label } = input::open(&config.archive)?;
+    let mut archive = tar::Archive::new(stream);
+    let entries = archive
+        .entries()
+        .with_context(|| format!("reading {label}"))?;
+    let mut out = BufWriter::with_capacity(256 << 10, std::io::stdout().lock());
+    let mut copier = Copier::default();
+    let mut ok = true;
+    let mut last: Option<Vec<u8>> = None;
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                out.flush().context("writing to standard output")?;
+                eprintln!(
+                    "spate: {label}: {}: {}",
+                    super::after(last.as_deref()),
+                    short_cause(&e)
+                );
+                ok = false;
+                break;
+            }
+        };
+        let meta = match Meta::read(&mut entry) {
+            Ok(meta) => meta,
+            Err(e) => {
+                let name = entry.path_bytes().into_owned();
+                if members.select(&name) {
+                    eprintln!(
+                        "spate: {}: refused: unreadable header: {}",
+                        quote(&name),
+                        short_cause(&e)
+                    );
+                    ok = false;
+                }
+                last = Some(name);
+                continue;
+            }
+        };
+        if meta.kind == Kind::File && members.select(&meta.name) {
+            match copier.stream_entry(&mut entry, &mut out, &meta) {
+                Ok(()) => {}
+                Err(DataError::Write(e)) => {
+                    return Err(e).context("writing to standard output");
+                }
+                Err(DataError::Malformed(why)) => {
+                    eprintln!("spate: {}: {why}", quote(&meta.name));
+                    ok = false;
+                }
+                Err(DataError::Stream(e)) => {
+                    out.flush().context("writing to standard output")?;
+                    let cause = short_cause(&e);
+                    eprintln!(
+                        "spate: {label}: truncated or corrupt in entry \"{}\": {cause}",
+                        quote(&meta.name)
+                    );
+                    ok = false;
+                    break;
+                }
+                Err(DataError::Truncated { missing }) => {
+                    out.flush().context("writing to standard output")?;
+                    eprintln!(
+                        "spate: {label}: truncated in entry \"{}\": the archive ends \
+                         {missing} bytes short of the entry's end",
+                        quote(&meta.name)
+                    );
+                    ok = false;
+                    break;
+                }
+            }
+        } else if meta.kind != Kind::Meta {
+            // Directories select what is under them even though they print nothing.
+            members.select(&meta.name);
+        }
+        last = Some(meta.name);
+    }
+    out.flush().context("writing to standard output")?;
+    members.finish()?;
+    Ok(ok)
+}
