@@ -450,7 +450,7 @@ fn pack_reports_the_os_error_that_stopped_the_output_for_every_compression() {
     let src = tmp.path().join("src");
     write(&src.join("random"), &bytes(5 << 20, 3));
     for name in ["x.tar", "x.tar.gz", "x.tar.bz2", "x.tar.xz", "x.tar.zst"] {
-        for threads in ["2", "0"] {
+        for threads in ["2", "1"] {
             let mut args = vec!["-q", "--threads", threads, "-o", name, "src"];
             if name != "x.tar" {
                 args.extend(["--level", "1"]);
