@@ -48,7 +48,7 @@ pub enum Resolved {
 
 /// The directory manifest paths are relative to.
 pub struct Root {
-    /// As the user gave it (or the manifest's directory): joined with manifest paths to
+    /// As the user gave it (`--root`): joined with manifest paths to
     /// make the paths the readers open.
     path: PathBuf,
     /// Every lookup starts here and may not leave it; shared with the readers.
