@@ -172,6 +172,17 @@ fn a_manifest_of_absolute_paths_checks_from_any_directory() {
             .unwrap();
         assert_eq!(spate_verdicts(&ours), peer_verdicts(&theirs));
     }
+    // Even from a directory that was removed, as b3sum -c.
+    let m = elsewhere.join("m.b3").display().to_string();
+    let gone = Command::new("sh")
+        .current_dir(tmp.path())
+        .arg("-c")
+        .arg(r#"mkdir gone && cd gone && rmdir ../gone && exec "$0" check "$1""#)
+        .args([env!("CARGO_BIN_EXE_spate"), &m])
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(0), "{}", stderr_of(&gone));
+    assert_eq!(stdout_of(&gone).matches(": OK\n").count(), count);
 }
 
 /// Files b3sum 1.x can check: plain names (it reads check files as UTF-8).
