@@ -192,14 +192,16 @@ fn each_report_word_is_pinned() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(t.join("c"), std::fs::Permissions::from_mode(0o000)).unwrap();
     for backend in BACKENDS {
-        // Run as nobody from another directory: root reads any file, and the paths
-        // must resolve from the manifest's directory.
+        // Run as nobody from another directory: root reads any file, and with --root
+        // the paths resolve from there.
         let out = as_nobody(
             tmp.path(),
             &[
                 "check",
                 "--io",
                 backend,
+                "--root",
+                "t",
                 "--audit",
                 "t",
                 "--exclude",
@@ -335,7 +337,7 @@ fn paths_outside_the_root_are_never_read() {
     );
     std::fs::write(t.join("m.b3"), manifest).unwrap();
     for backend in BACKENDS {
-        let out = check(&t, backend, &["m.b3"]);
+        let out = check(&t, backend, &["--root", ".", "m.b3"]);
         assert_eq!(out.status.code(), Some(1));
         let stdout = stdout_of(&out);
         let lines: Vec<&str> = stdout.lines().collect();
@@ -345,8 +347,11 @@ fn paths_outside_the_root_are_never_read() {
         assert_eq!(lines[3], "link-in: OK");
         assert!(lines[4].contains("ERROR resolves outside"), "{stdout}");
         assert!(!stdout.contains("secret: OK"));
-        // With --allow-absolute the absolute line is checked.
-        let out = check(&t, backend, &["--allow-absolute", "m.b3"]);
+        // Without --root the names are the user's own, as in sha256sum -c: every line
+        // is opened as written and verifies.
+        let out = check(&t, backend, &["m.b3"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+        assert_eq!(stdout_of(&out).matches(": OK\n").count(), 5);
         assert!(stdout_of(&out).contains(&format!("{abs}: OK")));
     }
 }
@@ -498,7 +503,7 @@ fn a_name_swapped_for_a_link_out_after_the_lookup_is_never_read() {
         .args(["-e", "trace=openat,openat2"])
         .args(["-e", "inject=openat,openat2:delay_enter=4000000"])
         .arg(env!("CARGO_BIN_EXE_spate"))
-        .args(["check", "--io", "threads", "root/m.b3"])
+        .args(["check", "--io", "threads", "--root", "root", "root/m.b3"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -576,9 +581,12 @@ fn a_name_swapped_back_and_forth_during_checks_never_reads_outside() {
         let (backend, out) = match round % 3 {
             2 => (
                 "threads, no openat2",
-                without_openat2(tmp.path(), &["root/m.b3"]),
+                without_openat2(tmp.path(), &["--root", "root", "root/m.b3"]),
             ),
-            i => (BACKENDS[i], check(tmp.path(), BACKENDS[i], &["root/m.b3"])),
+            i => (
+                BACKENDS[i],
+                check(tmp.path(), BACKENDS[i], &["--root", "root", "root/m.b3"]),
+            ),
         };
         let stdout = stdout_of(&out);
         for name in ["a", "sub/a"] {
@@ -620,7 +628,7 @@ fn without_openat2_links_inside_are_followed_and_links_out_refused() {
     let manifest = format!("{ok}  ok\n{ok}  link-in\n{s}  link-out\n{ok}  sub/../ok\n");
     std::fs::create_dir(t.join("sub")).unwrap();
     std::fs::write(t.join("m.b3"), manifest).unwrap();
-    let out = without_openat2(&t, &["m.b3"]);
+    let out = without_openat2(&t, &["--root", ".", "m.b3"]);
     let stdout = stdout_of(&out);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[..2], ["ok: OK", "link-in: OK"], "{stdout}");
@@ -644,7 +652,7 @@ fn json_errors_carry_a_stable_kind_and_text_has_no_os_error_numbers() {
     let manifest = format!("{d}  link-out\n{d}  dir\n{d}  /abs\nnot a line\n{d}  ok\n");
     std::fs::write(t.join("m.b3"), manifest).unwrap();
     for backend in BACKENDS {
-        let out = check(&t, backend, &["--json", "m.b3"]);
+        let out = check(&t, backend, &["--root", ".", "--json", "m.b3"]);
         let kinds: Vec<String> = stdout_of(&out)
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())

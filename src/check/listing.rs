@@ -38,14 +38,24 @@ impl Listing {
         }
     }
 
+    /// Whether `--audit` will ask which paths were listed.
+    pub fn auditing(&self) -> bool {
+        self.paths.is_some()
+    }
+
+    /// Records that a manifest lists `path` (absolute, in the form `--audit` compares),
+    /// when auditing.
+    pub fn list(&mut self, path: &Path) {
+        if let Some(paths) = &mut self.paths {
+            paths.insert(xxh3_128_with_seed(path.as_os_str().as_bytes(), self.seed));
+        }
+    }
+
     /// Records that `line` lists `path` (absolute, normalized) with `expected`. Returns
     /// the earlier line when the same path was listed before with another digest of the
     /// same algorithm.
     pub fn add(&mut self, path: &Path, expected: &[Expected], line: u64) -> Option<u64> {
         let bytes = path.as_os_str().as_bytes();
-        if let Some(paths) = &mut self.paths {
-            paths.insert(xxh3_128_with_seed(bytes, self.seed));
-        }
         for e in expected {
             let key = self.key_with_algos(bytes, e.algos);
             let fingerprint = xxh3_64(e.hex.as_bytes());
@@ -62,7 +72,8 @@ impl Listing {
         None
     }
 
-    /// True when `path` (absolute, normalized) was listed. Always true when not auditing.
+    /// True when `path` (absolute, in the form `--audit` compares) was listed. Always
+    /// true when not auditing.
     pub fn contains(&self, path: &Path) -> bool {
         self.paths.as_ref().is_none_or(|paths| {
             paths.contains(&xxh3_128_with_seed(path.as_os_str().as_bytes(), self.seed))
@@ -116,6 +127,11 @@ mod tests {
         assert_eq!(l.add(&p, &exp(Algo::Md5, "bb"), 2), None, "other algorithm");
         assert_eq!(l.add(&p, &exp(Algo::Sha256, "aa"), 3), None, "same digest");
         assert_eq!(l.add(&p, &exp(Algo::Sha256, "ab"), 4), Some(1));
+        assert!(
+            !l.contains(Path::new("/r/b")),
+            "listed for --audit only by list()"
+        );
+        l.list(&p);
         assert!(l.contains(Path::new("/r/b")));
         assert!(!l.contains(Path::new("/r/c")));
     }

@@ -2,22 +2,25 @@
 //! with `--audit`, a walk that reports files no line names (NEW).
 //!
 //! The manifest takes the walker's place in the pipeline: a source thread parses it,
-//! finds each named file beneath the root ([`resolve`]) and hands the files to the same
-//! readers `spate hash` uses, each with the digests it must match riding along as the
-//! item's tag. Anything decided without reading (a missing file, a malformed line) goes
-//! to the printer as a note in its place, so the report follows the manifest's order.
+//! finds each named file ([`names`]: as `sha256sum -c` does, or beneath `--root`) and
+//! hands the files to the same readers `spate hash` uses, each with the digests it must
+//! match riding along as the item's tag. Anything decided without reading (a missing
+//! file, a malformed line) goes to the printer as a note in its place, so the report
+//! follows the manifest's order.
 //!
 //! `check` is a security tool: a false "OK" is far worse than a false failure. So a
-//! line that cannot be read one way only is malformed, a path may not leave the root,
-//! and a file listed twice with different digests is an error.
+//! line that cannot be read one way only is malformed, with `--root` a path may not
+//! leave the root, and a file listed twice with different digests is an error.
 
+mod lines;
 mod listing;
+mod names;
 mod report;
 pub mod resolve;
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Read};
+use std::io::{self, BufRead, BufReader, IsTerminal};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -32,10 +35,12 @@ use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::Progress;
 use crate::read::{ReadError, ReadOptions, SinkFactory};
 use crate::walk::{self, Entry, Found, NoticeKind, WalkOptions};
+use lines::{LineRead, read_line};
 use listing::Listing;
+use names::{AuditPaths, Names, Tally};
 pub use report::Verbosity;
 use report::{Reporter, Verdict};
-use resolve::{Resolved, Root};
+use resolve::Resolved;
 
 /// Everything `spate check` needs to know.
 #[derive(Debug, Clone)]
@@ -44,9 +49,9 @@ pub struct CheckConfig {
     pub manifests: Vec<OsString>,
     /// `-a`: the algorithm of every line.
     pub algo: Option<Algo>,
-    /// Directory manifest paths are relative to (default: each manifest's directory).
+    /// `--root`: every name must lie beneath this directory and is looked up there
+    /// (default: names as written, from the current directory, as `sha256sum -c`).
     pub root: Option<PathBuf>,
-    pub allow_absolute: bool,
     pub ignore_missing: bool,
     /// Malformed lines make the run fail.
     pub strict: bool,
@@ -64,12 +69,15 @@ pub struct CheckConfig {
     pub warn: bool,
 }
 
-/// A manifest opened for reading, with what its lines are relative to.
+/// A manifest opened for reading, with how its names are looked up.
 struct Manifest {
     /// Shown in messages: the name as given, or "-".
     name: String,
     reader: Box<dyn BufRead + Send>,
-    root: Root,
+    names: Names,
+    /// The directory the manifest is in, when its names are looked up as written and it
+    /// is not the current directory: where the hint looks when every file is missing.
+    beside: Option<PathBuf>,
     hints: Hints,
 }
 
@@ -103,7 +111,10 @@ impl SinkFactory for LineHashers {
         let algos: Vec<Algo> = match note {
             Note::Listed(listed) => listed.algos().iter().collect(),
             // Only listed files are handed to the readers.
-            Note::Judged(..) | Note::Malformed { .. } | Note::GaveUp { .. } => Vec::new(),
+            Note::Judged(..)
+            | Note::Malformed { .. }
+            | Note::GaveUp { .. }
+            | Note::Misplaced { .. } => Vec::new(),
         };
         MultiHasher::new(&algos)
     }
@@ -127,6 +138,9 @@ pub(crate) enum Note {
     },
     /// A manifest given up on after `lines` lines, none of them a checksum line.
     GaveUp { manifest: usize, lines: u64 },
+    /// Every file of a manifest was missing, but its names exist in `dir`, the
+    /// manifest's own directory.
+    Misplaced { manifest: usize, dir: PathBuf },
 }
 
 /// Runs the job. `Ok(true)` when every listed file verified (and, with `--audit`,
@@ -181,8 +195,8 @@ fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {
         .iter()
         .map(|name| {
             let shown = Path::new(name).display().to_string();
-            let (reader, dir): (Box<dyn BufRead + Send>, PathBuf) = if name == "-" {
-                (Box::new(BufReader::new(io::stdin())), PathBuf::from("."))
+            let (reader, dir): (Box<dyn BufRead + Send>, Option<PathBuf>) = if name == "-" {
+                (Box::new(BufReader::new(io::stdin())), None)
             } else {
                 let file =
                     File::open(name).with_context(|| format!("cannot open manifest {shown}"))?;
@@ -190,19 +204,21 @@ fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {
                     !file.metadata().is_ok_and(|m| m.is_dir()),
                     "manifest {shown} is a directory"
                 );
-                let dir = match Path::new(name).parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
+                let dir = Path::new(name)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty() && *p != Path::new("."));
+                let dir = dir.map(Path::to_path_buf);
                 (Box::new(BufReader::with_capacity(256 << 10, file)), dir)
             };
-            let root = Root::open(config.root.as_deref().unwrap_or(&dir))?;
+            let names = Names::new(config.root.as_deref())?;
+            let beside = dir.filter(|_| !names.confined());
             let file_name = Path::new(name).file_name().map(OsStrExt::as_bytes);
             let hints = Hints::for_manifest(file_name.unwrap_or(b""), config.algo);
             Ok(Manifest {
                 name: shown,
                 reader,
-                root,
+                names,
+                beside,
                 hints,
             })
         })
@@ -221,6 +237,8 @@ fn list_files(
     let mut line = Vec::new();
     for (index, mut manifest) in manifests.into_iter().enumerate() {
         let mut pending: Option<Listed> = None;
+        let mut tally = Tally::default();
+        let mut audit_paths = AuditPaths::default();
         let mut number = 0u64;
         let (mut good, mut bad) = (0u64, 0u64);
         loop {
@@ -258,7 +276,7 @@ fn list_files(
                 }
                 Err(why) => {
                     bad += 1;
-                    if !flush(&mut pending, &manifest, config, feed) {
+                    if !flush(&mut pending, &manifest, config, &mut tally, feed) {
                         return Ok(());
                     }
                     let malformed = Note::Malformed {
@@ -277,7 +295,11 @@ fn list_files(
                 expected,
                 size,
             } = record;
-            let full = listing::normalize(manifest.root.canonical(), Path::new(os(&name)));
+            let base = manifest.names.base();
+            let full = listing::normalize(base, Path::new(os(&name)));
+            if listing.auditing() {
+                listing.list(&audit_paths.of(base, Path::new(os(&name))));
+            }
             let conflict = listing.add(&full, &expected, number);
             let listed = Listed {
                 name,
@@ -287,8 +309,9 @@ fn list_files(
                 size,
             };
             if let Some(first) = conflict {
+                tally.count_other();
                 let why = format!("listed on line {first} with a different digest");
-                if !flush(&mut pending, &manifest, config, feed)
+                if !flush(&mut pending, &manifest, config, &mut tally, feed)
                     || !feed.push(Item::Note(Note::Judged(
                         listed,
                         Verdict::Error(ErrorKind::ConflictingDigests, why),
@@ -304,14 +327,25 @@ fn list_files(
                     p.size = p.size.or(listed.size);
                 }
                 _ => {
-                    if !flush(&mut pending, &manifest, config, feed) {
+                    if !flush(&mut pending, &manifest, config, &mut tally, feed) {
                         return Ok(());
                     }
                     pending = Some(listed);
                 }
             }
         }
-        if !flush(&mut pending, &manifest, config, feed) {
+        if !flush(&mut pending, &manifest, config, &mut tally, feed) {
+            return Ok(());
+        }
+        // Checked from the wrong directory (`cd t2 && spate check ../mf/t2.b3` with names
+        // relative to mf): say where they are, once, instead of only N times MISSING.
+        if let Some(dir) = manifest.beside.take()
+            && tally.all_beside(&dir)
+            && !feed.push(Item::Note(Note::Misplaced {
+                manifest: index,
+                dir,
+            }))
+        {
             return Ok(());
         }
     }
@@ -323,10 +357,11 @@ fn flush(
     pending: &mut Option<Listed>,
     manifest: &Manifest,
     config: &CheckConfig,
+    tally: &mut Tally,
     feed: &mut Feed<Note>,
 ) -> bool {
     match pending.take() {
-        Some(listed) => match item_for(listed, manifest, config) {
+        Some(listed) => match item_for(listed, manifest, config, tally) {
             Some(item) => feed.push(item),
             None => true,
         },
@@ -337,18 +372,17 @@ fn flush(
 /// Finds the file a line names and decides what the pipeline does with it: read it,
 /// or report it at once. `None` when there is nothing to report (missing and
 /// `--ignore-missing`).
-fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option<Item<Note>> {
+fn item_for(
+    listed: Listed,
+    manifest: &Manifest,
+    config: &CheckConfig,
+    tally: &mut Tally,
+) -> Option<Item<Note>> {
     let name = Path::new(os(&listed.name));
-    let (path, resolved) = if name.is_absolute() {
-        if !config.allow_absolute {
-            let why = "absolute path; give --allow-absolute to check it".to_string();
-            let verdict = Verdict::Error(ErrorKind::OutsideRoot, why);
-            return Some(Item::Note(Note::Judged(listed, verdict)));
-        }
-        (name.to_path_buf(), resolve::resolve_absolute(name))
-    } else {
-        (manifest.root.join(name), manifest.root.resolve(name))
-    };
+    let (path, resolved) = manifest.names.resolve(name);
+    if manifest.beside.is_some() {
+        tally.count(name, &resolved);
+    }
     let verdict = match resolved {
         Resolved::File {
             size,
@@ -383,49 +417,6 @@ fn in_shard(name: &[u8], config: &CheckConfig) -> bool {
 
 fn os(bytes: &[u8]) -> &std::ffi::OsStr {
     std::ffi::OsStr::from_bytes(bytes)
-}
-
-enum LineRead {
-    Line,
-    TooLong,
-    Eof,
-}
-
-/// Reads one line (without its `\n`) into `line`, never holding more than
-/// [`MAX_LINE`] bytes of it: a manifest with no newline in a gigabyte is malformed, not
-/// a reason to run out of memory.
-fn read_line(reader: &mut dyn BufRead, line: &mut Vec<u8>) -> io::Result<LineRead> {
-    line.clear();
-    let limit = MAX_LINE as u64 + 2;
-    let n = reader.take(limit).read_until(b'\n', line)?;
-    if n == 0 {
-        return Ok(LineRead::Eof);
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        return Ok(LineRead::Line);
-    }
-    if (n as u64) < limit {
-        return Ok(LineRead::Line); // the last line, without a newline
-    }
-    // Too long: skip the rest of it.
-    loop {
-        let buf = reader.fill_buf()?;
-        if buf.is_empty() {
-            break;
-        }
-        match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => {
-                reader.consume(i + 1);
-                break;
-            }
-            None => {
-                let len = buf.len();
-                reader.consume(len);
-            }
-        }
-    }
-    Ok(LineRead::TooLong)
 }
 
 /// The printer: judges each outcome and reports it.
@@ -468,6 +459,7 @@ fn deliver(
             why,
         }) => reporter.malformed(manifest, line, &why),
         Outcome::Note(Note::GaveUp { manifest, lines }) => reporter.not_a_manifest(manifest, lines),
+        Outcome::Note(Note::Misplaced { manifest, dir }) => reporter.misplaced(manifest, &dir),
         // The check source sends only `Listed` tags with files, and no walk notices.
         Outcome::Read { .. } | Outcome::Failed { .. } | Outcome::Note(Note::Listed(_)) => {
             anyhow::bail!("internal error: unexpected outcome in check")
@@ -498,14 +490,16 @@ fn audit(
     listing: &Listing,
     reporter: &mut Reporter,
 ) -> Result<()> {
-    let canonical = std::fs::canonicalize(dir)
+    std::fs::canonicalize(dir)
         .with_context(|| format!("cannot open --audit directory {}", dir.display()))?;
+    // Walked paths take the form listed names took (the canonical directory and the
+    // last component), so links on the way on either side do not make files NEW.
+    let mut audit_paths = AuditPaths::default();
     let mut result = Ok(());
     walk::walk(&[dir.as_os_str().to_os_string()], options, |found| {
         let step = match found {
             Found::File(entry) => {
-                let rel = entry.path.strip_prefix(dir).unwrap_or(&entry.path);
-                if listing.contains(&listing::normalize(&canonical, rel)) {
+                if listing.contains(&audit_paths.of(Path::new(""), &entry.path)) {
                     Ok(())
                 } else {
                     reporter.new_file(&entry.path)
@@ -525,32 +519,6 @@ fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_lines_are_cut_and_skipped() {
-        let mut data = vec![b'a'; MAX_LINE * 3];
-        data.extend_from_slice(b"\nnext\nlast");
-        let mut reader = io::Cursor::new(data);
-        let mut line = Vec::new();
-        assert!(matches!(
-            read_line(&mut reader, &mut line).unwrap(),
-            LineRead::TooLong
-        ));
-        assert!(matches!(
-            read_line(&mut reader, &mut line).unwrap(),
-            LineRead::Line
-        ));
-        assert_eq!(line, b"next");
-        assert!(matches!(
-            read_line(&mut reader, &mut line).unwrap(),
-            LineRead::Line
-        ));
-        assert_eq!(line, b"last");
-        assert!(matches!(
-            read_line(&mut reader, &mut line).unwrap(),
-            LineRead::Eof
-        ));
-    }
 
     #[test]
     fn judge_needs_every_expected_digest() {

@@ -257,6 +257,22 @@ impl Reporter {
         Ok(())
     }
 
+    /// Says once that every file of a manifest was missing from the current directory
+    /// but its names exist in `dir`, the manifest's directory: the way to check it.
+    pub fn misplaced(&mut self, manifest: usize, dir: &Path) -> Result<()> {
+        if self.verbosity == Verbosity::Status {
+            return Ok(());
+        }
+        self.out.flush().context("writing the report")?;
+        let name = &self.manifests[manifest];
+        let dir = dir.display();
+        eprintln!(
+            "spate: {name}: every listed file is missing from the current directory, \
+             but the names exist beside the manifest; run from {dir} or use --root {dir}"
+        );
+        Ok(())
+    }
+
     /// Reports a directory the `--audit` walk could not read.
     pub fn walk_error(&mut self, path: &Path, cause: &str) -> Result<()> {
         self.counts.error += 1;

@@ -1,12 +1,13 @@
-//! Finding the file a manifest line names, without ever leaving the root directory.
+//! Finding the file a manifest line names: as written (the default, as `sha256sum -c`),
+//! or without ever leaving the `--root` directory (the confined mode).
 //!
-//! A manifest may come from someone else. A line naming `../../etc/shadow`, or a path
-//! that passes through a symbolic link pointing out of the tree, must not make spate
-//! read (and so confirm or deny the digest of) a file outside the root. The kernel does
-//! the confinement: `openat2(…, RESOLVE_BENEATH)` refuses any resolution that would
-//! leave the root directory, including through `..` and symbolic links. Where
-//! `openat2` is missing (Linux before 5.6, or filtered by seccomp), the same rule is
-//! applied to the canonical path, which costs a few more system calls per file.
+//! With `--root`, the manifest may come from someone else. A line naming
+//! `../../etc/shadow`, or a path that passes through a symbolic link pointing out of the
+//! tree, must not make spate read (and so confirm or deny the digest of) a file outside
+//! the root. The kernel does the confinement: `openat2(…, RESOLVE_BENEATH)` refuses any
+//! resolution that would leave the root directory, including through `..` and symbolic
+//! links. Where `openat2` is missing (Linux before 5.6, or filtered by seccomp), the same
+//! rule is applied to the canonical path, which costs a few more system calls per file.
 //!
 //! The lookup here only decides what to report without reading (MISSING, not a regular
 //! file, outside the root) and gives the readers the size to compare. It is not what
@@ -47,7 +48,7 @@ pub enum Resolved {
 
 /// The directory manifest paths are relative to.
 pub struct Root {
-    /// As the user gave it (or the manifest's directory): joined with manifest paths to
+    /// As the user gave it (`--root`): joined with manifest paths to
     /// make the paths the readers open.
     path: PathBuf,
     /// Every lookup starts here and may not leave it; shared with the readers.
@@ -195,8 +196,9 @@ fn c_string(name: &std::ffi::OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// Looks up an absolute path named by a manifest (only with `--allow-absolute`).
-pub fn resolve_absolute(path: &Path) -> Resolved {
+/// Looks a name up as `sha256sum -c` would open it: relative to the current directory,
+/// absolute as it is, `..` and symbolic links followed. The readers then open it by path.
+pub fn resolve_as_written(path: &Path) -> Resolved {
     describe(std::fs::metadata(path), None)
 }
 

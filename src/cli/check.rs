@@ -13,7 +13,8 @@ use crate::walk::WalkOptions;
 
 pub(super) const CHECK_EXAMPLES: &str = "\
 Examples:
-  spate check doc.b3                    # paths are relative to the manifest's directory
+  spate check doc.b3                    # names from the current directory, as sha256sum -c
+  spate check --root /data data.b3      # a manifest from elsewhere? --root: names confined to /data
   spate check -q SHA256SUMS             # print only files that are not OK
   spate check --audit /data data.b3     # also list files under /data the manifest lacks (NEW)
   find . -type f -exec sha256sum {} + | spate check -   # read the manifest from stdin";
@@ -30,12 +31,16 @@ pub(super) struct CheckArgs {
     #[arg(short = 'a', long = "algo", value_enum, ignore_case = true)]
     algo: Option<AlgoArg>,
 
-    /// Directory the manifest's paths are relative to [default: the manifest's directory].
+    /// Confined mode, for a manifest from elsewhere (one you did not write): every name
+    /// is looked up beneath DIR; absolute names, `..` out of DIR and symbolic links out of
+    /// it are ERROR, never read. [default: names resolve as `sha256sum -c` resolves them:
+    /// relative ones from the current directory, absolute ones as written, links followed]
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
 
-    /// Check lines that name absolute paths (refused by default).
-    #[arg(long)]
+    /// Accepted for old scripts, no longer needed: without --root, absolute names are
+    /// checked as written; with --root, refused (every name must be beneath DIR).
+    #[arg(long, hide = true)]
     allow_absolute: bool,
 
     /// Say nothing about listed files that do not exist.
@@ -86,12 +91,20 @@ pub(super) struct CheckArgs {
 
 impl CheckArgs {
     pub(super) fn config(&self) -> Result<CheckConfig> {
+        // Old command lines with --allow-absolute keep working: absolute names are now
+        // checked by default. With --root it would have to punch a hole in the confined
+        // mode, and silently ignoring it would turn lines it used to check into errors,
+        // so that combination is refused with the reason.
+        anyhow::ensure!(
+            !(self.allow_absolute && self.root.is_some()),
+            "--allow-absolute cannot be used with --root: --root checks only names beneath \
+             its directory; without --root, absolute names are checked as written"
+        );
         let verbosity = Verbosity::from_flags(self.quiet, self.status);
         Ok(CheckConfig {
             manifests: self.manifests.clone(),
             algo: self.algo.map(Algo::from),
             root: self.root.clone(),
-            allow_absolute: self.allow_absolute,
             ignore_missing: self.ignore_missing,
             strict: self.strict,
             audit: self.audit.clone(),

@@ -32,8 +32,10 @@ pub(super) struct HashArgs {
     #[arg(short = 'a', long = "algo", value_enum, ignore_case = true)]
     algos: Vec<AlgoArg>,
 
-    /// Read each FILE as a manifest and verify it, as `b3sum -c` and `sha256sum -c` do:
-    /// the same as `spate check FILE...` (its --help lists every checking option).
+    /// Read each FILE as a manifest and verify it, as `b3sum -c` and `sha256sum -c` do
+    /// (names from the current directory): the same as `spate check FILE...` (its --help
+    /// lists every checking option). Checking a manifest from elsewhere? use `spate check
+    /// --root DIR` (confined).
     #[arg(short = 'c', long = "check", conflicts_with_all = ["tag", "output"])]
     check: bool,
 
@@ -215,7 +217,6 @@ impl HashArgs {
             manifests,
             algo: self.algos.first().map(|&a| a.into()),
             root: None,
-            allow_absolute: false,
             ignore_missing: self.ignore_missing,
             strict: self.strict,
             audit: Vec::new(),
