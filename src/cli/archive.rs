@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{IoArgs, WalkArgs, parse_size_arg};
+use super::shared::{IoArgs, WalkArgs};
+use super::units::parse_size_arg;
 use crate::archive::{Compression, ListConfig, PackConfig, UnpackConfig};
 use crate::read;
 

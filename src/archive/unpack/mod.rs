@@ -151,14 +151,16 @@ impl From<DataError> for Problem {
                 cause: format!("the archive ends {missing} bytes short of the entry's end"),
             },
             DataError::Malformed(why) => Problem::Failed(why),
-            DataError::Write(e) => Problem::Failed(format!("writing: {e}")),
+            DataError::Write(e) => {
+                Problem::Failed(format!("writing: {}", crate::error::describe_io(&e)))
+            }
         }
     }
 }
 
 /// Context for an I/O error of one step.
 fn failed(what: &str) -> impl FnOnce(io::Error) -> Problem + '_ {
-    move |e| Problem::Failed(format!("{what}: {e}"))
+    move |e| Problem::Failed(format!("{what}: {}", crate::error::describe_io(&e)))
 }
 
 /// Attributes of a directory, applied once everything inside it is written.
@@ -283,7 +285,12 @@ impl<'a> Extractor<'a> {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 return Err(Problem::Refused("already exists (use --overwrite)".into()));
             }
-            Err(e) => return Err(Problem::Failed(format!("renaming into place: {e}"))),
+            Err(e) => {
+                return Err(Problem::Failed(format!(
+                    "renaming into place: {}",
+                    crate::error::describe_io(&e)
+                )));
+            }
         }
         temp.keep();
         self.budget -= meta.size;
@@ -310,7 +317,12 @@ impl<'a> Extractor<'a> {
                     });
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-                Err(e) => return Err(Problem::Failed(format!("creating a temporary file: {e}"))),
+                Err(e) => {
+                    return Err(Problem::Failed(format!(
+                        "creating the file: {}",
+                        crate::error::describe_io(&e)
+                    )));
+                }
             }
         }
     }
@@ -338,7 +350,12 @@ impl<'a> Extractor<'a> {
                     }
                 }
             }
-            Err(e) => return Err(Problem::Failed(format!("creating the directory: {e}"))),
+            Err(e) => {
+                return Err(Problem::Failed(format!(
+                    "creating the directory: {}",
+                    crate::error::describe_io(&e)
+                )));
+            }
         }
         self.dirs.insert(
             path.components().to_vec(),
@@ -459,9 +476,9 @@ impl<'a> Extractor<'a> {
             let _ = confine::set_owner_fd(fd.as_raw_fd(), attrs.owner.0, attrs.owner.1);
         }
         confine::set_mode_fd(fd.as_raw_fd(), attrs.mode)
-            .map_err(|e| format!("setting the mode: {e}"))?;
+            .map_err(|e| format!("setting the mode: {}", crate::error::describe_io(&e)))?;
         confine::set_mtime_fd(fd.as_raw_fd(), attrs.mtime)
-            .map_err(|e| format!("setting the time: {e}"))
+            .map_err(|e| format!("setting the time: {}", crate::error::describe_io(&e)))
     }
 }
 
