@@ -450,3 +450,132 @@ fn check_passes_on_a_shard_with_no_lines() {
     }
     assert_eq!(oks, 1, "the one line is checked by exactly one shard");
 }
+
+/// The lines of `--help`'s `Examples:` block, as written (indentation trimmed).
+fn help_examples(dir: &Path, args: &[&str]) -> Vec<String> {
+    let help = String::from_utf8(ok(dir, args, &[])).unwrap();
+    let (_, block) = help.split_once("Examples:\n").expect("an Examples: block");
+    block
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// `man -l PAGE` as plain text, wide enough that no example line is cut.
+fn rendered(dir: &Path, page: &str) -> Vec<String> {
+    let out = Command::new("man")
+        .args(["-l", page])
+        .current_dir(dir)
+        .env("MANWIDTH", "200")
+        .env("MANPAGER", "cat")
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .expect("man (man-db, which .ci/run installs) renders the page");
+    assert!(out.status.success(), "man -l {page}: {}", stderr_of(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn top_level_help_has_examples_and_man_pages_have_the_sections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let examples = help_examples(dir, &["--help"]);
+    for job in ["hash", "check", "pack", "unpack", "bench", "--shard 1/4"] {
+        assert!(
+            examples
+                .iter()
+                .any(|l| l.starts_with("spate ") && l.contains(job)),
+            "spate --help has no example of {job}: {examples:?}"
+        );
+    }
+    let page = String::from_utf8(ok(dir, &["man"], &[])).unwrap();
+    for section in [".SH EXAMPLES", ".SH \"EXIT STATUS\"", ".SH ENVIRONMENT"] {
+        assert!(page.contains(section), "spate.1 lacks {section}");
+    }
+    write(&dir.join("spate.1"), page.as_bytes());
+    let text = rendered(dir, "spate.1");
+    // Each example is one line of the rendered page, exactly as --help prints it (a
+    // re-flowed page would run them together into one paragraph).
+    for line in &examples {
+        assert!(text.contains(line), "man spate lost {line:?}: {text:#?}");
+    }
+    let section = |name: &str| {
+        let start = text
+            .iter()
+            .position(|l| l == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        text[start + 1..]
+            .iter()
+            .take_while(|l| l.is_empty() || !l.chars().all(|c| c.is_ascii_uppercase() || c == ' '))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let exit = section("EXIT STATUS");
+    for code in ["0", "1", "2", "130, 143"] {
+        assert!(
+            exit.lines().any(|l| l.starts_with(code)),
+            "exit {code}: {exit}"
+        );
+    }
+    let env = section("ENVIRONMENT");
+    for var in [
+        "JOB_COMPLETION_INDEX",
+        "SLURM_ARRAY_TASK_ID",
+        "NO_COLOR",
+        "SOURCE_DATE_EPOCH",
+    ] {
+        assert!(env.lines().any(|l| l == var), "{var} missing: {env}");
+    }
+    // Every subcommand's page has its --help examples, line for line.
+    ok(dir, &["man", "--out", "man1"], &[]);
+    for sub in ["hash", "merge", "bench", "pack"] {
+        let text = rendered(dir, &format!("man1/spate-{sub}.1"));
+        let at = text.iter().position(|l| l == "EXAMPLES").expect("EXAMPLES");
+        for line in help_examples(dir, &[sub, "--help"]) {
+            assert!(text[at..].contains(&line), "man spate-{sub} lost {line:?}");
+        }
+    }
+}
+
+#[test]
+fn environment_variables_do_what_the_man_page_says() {
+    let tmp = tree();
+    let dir = tmp.path();
+    // SLURM_ARRAY_TASK_ID is read when JOB_COMPLETION_INDEX is not set, and loses to it.
+    let third = ok(dir, &["hash", "--shard", "3/4", "tree"], &[]);
+    let slurm = ok(
+        dir,
+        &["hash", "--shards", "4", "tree"],
+        &[("SLURM_ARRAY_TASK_ID", "2")],
+    );
+    assert!(slurm == third);
+    let both = ok(
+        dir,
+        &["hash", "--shards", "4", "tree"],
+        &[("SLURM_ARRAY_TASK_ID", "0"), ("JOB_COMPLETION_INDEX", "2")],
+    );
+    assert!(both == third);
+    // SOURCE_DATE_EPOCH clamps pack --reproducible's mtimes, as GNU tar --clamp-mtime.
+    ok(
+        dir,
+        &["pack", "--reproducible", "-o", "t.tar", "tree"],
+        &[("SOURCE_DATE_EPOCH", "1000000000")],
+    );
+    let listing = Command::new("tar")
+        .args(["--full-time", "-tvf", "t.tar"])
+        .env("TZ", "UTC")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.lines().count() > 10);
+    for line in listing.lines() {
+        assert!(line.contains("2001-09-09 01:46:40"), "not clamped: {line}");
+    }
+}

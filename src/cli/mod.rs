@@ -33,11 +33,25 @@ pub const EXIT_FAILED: i32 = 1;
 /// Exit code: bad usage or a fatal error.
 pub const EXIT_FATAL: i32 = 2;
 
+/// `spate --help`'s examples: one line per job, each runnable as written.
+const TOP_EXAMPLES: &str = "\
+Examples:
+  spate hash /usr/share/doc > doc.b3             # BLAKE3 manifest; b3sum -c doc.b3 checks it
+  spate check doc.b3                             # verify it: OK / FAILED / MISSING per file
+  spate pack -o doc.tar.zst /usr/share/doc       # tar + zstd; GNU tar -xf reads it too
+  spate unpack doc.tar.zst -C restore/           # extract, refusing names that leave restore/
+  spate hash --shard 1/4 -o part-1.b3 tree       # worker 1 of 4; spate merge joins the parts
+  spate bench /mnt/data                          # disk throughput, CrystalDiskMark's preset
+
+Exit status: 0 all good, 1 some file failed, 2 usage or fatal error, 130/143 interrupted.
+'spate COMMAND --help' describes each command; 'spate man | man -l -' the whole manual.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "spate",
     version,
-    about = "Push whole directory trees through fast async file I/O: checksum, archive, benchmark."
+    about = "Push whole directory trees through fast async file I/O: checksum, archive, benchmark.",
+    after_help = TOP_EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
