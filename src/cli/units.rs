@@ -66,7 +66,8 @@ pub(super) fn parse_duration_arg(s: &str) -> Result<Duration, String> {
         other => return Err(format!("unknown unit '{other}'; use {DURATION_UNITS}")),
     };
     let seconds = value * seconds_per;
-    if !(seconds > 0.0) {
+    // Never NaN: the number is digits and dots only.
+    if seconds <= 0.0 {
         return Err("must be greater than zero".into());
     }
     // A billion seconds is 31 years: beyond that is a typo, and Duration would overflow
