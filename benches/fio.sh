@@ -75,7 +75,7 @@ run_fio_psync() { # rw bs depth direct fsync -> json file
 run_spate() { # io rw bs depth direct fsync -> json file
   local flags=()
   [ "$5" = 1 ] && flags+=(--direct)
-  [ "$6" = 1 ] && flags+=(--fsync)
+  [ "$6" = 1 ] && flags+=(--end-fsync)
   settle
   "$spate" bench -q --json --io "$1" --rw "$2" --bs "$3" --iodepth "$4" --size "$size" \
     --runtime "$runtime" "${flags[@]}" "$dir" > "$7"

@@ -100,6 +100,19 @@ pub fn describe_io(err: &io::Error) -> String {
     let text = err.to_string();
     match (err.raw_os_error(), text.rfind(" (os error ")) {
         (Some(_), Some(at)) if text.ends_with(')') => text[..at].to_string(),
+        // A wrapped OS error: tempfile adds the temporary file's name ("No such file or
+        // directory (os error 2) at path \"/d/.x.b3.d7Upgv.spate-tmp\""), a name the
+        // user never chose and that no longer exists. The cause alone is what they need.
+        (None, Some(at)) => {
+            let code = text[at + " (os error ".len()..]
+                .split(')')
+                .next()
+                .and_then(|n| n.parse().ok());
+            match code {
+                Some(code) => describe_io(&io::Error::from_raw_os_error(code)),
+                None => text,
+            }
+        }
         _ => text,
     }
 }
@@ -130,6 +143,11 @@ mod tests {
         let out = io::Error::new(io::ErrorKind::PermissionDenied, OutsideRoot);
         assert_eq!(ErrorKind::of_io(&out), ErrorKind::OutsideRoot);
         assert!(describe_io(&out).contains("outside the root"));
+        let wrapped = io::Error::new(
+            io::ErrorKind::NotFound,
+            "No such file or directory (os error 2) at path \"/d/.x.b3.d7Upgv.spate-tmp\"",
+        );
+        assert_eq!(describe_io(&wrapped), "No such file or directory");
         let custom = io::Error::other("a reason (in brackets)");
         assert_eq!(describe_io(&custom), "a reason (in brackets)");
         let fatal =

@@ -15,9 +15,13 @@
 //! reported; with different digests it is a conflict: reported with both places and the
 //! run fails, and with `-o` nothing is written. With `--shards N`, every record's shard
 //! is recomputed ([`crate::shard`]), and a shard no input lists a file of is a gap.
+//!
+//! Inputs that spell one root differently (`./tree/a` in one, `tree/b` in another) are
+//! refused: the shard of a file is a hash of its name's bytes, so such workers did not
+//! split one tree between them (and the names would not even sort together).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -63,6 +67,11 @@ pub fn run(config: &MergeConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         if let Some(record) = input.next_record()? {
             heap.push(Reverse((record.key(), index, record)));
         }
+    }
+    // Every input's first root, compared before a line is written: that is where
+    // workers started with `./tree` and `tree` differ.
+    for Reverse((_, index, record)) in heap.iter() {
+        merger.check_root(record, *index, &inputs)?;
     }
     let mut buf = Vec::with_capacity(FLUSH_AT * 2);
     while let Some(Reverse((_, index, record))) = heap.pop() {
@@ -298,6 +307,9 @@ struct Merger {
     conflicts: u64,
     /// With `--shards N`: which shards some input lists a file of.
     seen: Option<Vec<bool>>,
+    /// Each root's name (its first component that is not `.`, `..` or `/`) → how the
+    /// first input that listed it spelled it, that input and the line.
+    roots: HashMap<Vec<u8>, (Vec<u8>, usize, u64)>,
 }
 
 impl Merger {
@@ -308,7 +320,36 @@ impl Merger {
             format: None,
             conflicts: 0,
             seen: config.shards.map(|n| vec![false; n as usize]),
+            roots: HashMap::new(),
         }
+    }
+
+    /// Refuses a record whose root another input spelled differently (`./tree` and
+    /// `tree`, `/data` and `data`). One input may list a root twice in two spellings
+    /// (`spate hash tree ./tree`): its workers all did the same.
+    fn check_root(&mut self, record: &MergeRecord, index: usize, inputs: &[Input]) -> Result<()> {
+        let Some((name, spelling)) = root_of(&record.name) else {
+            return Ok(());
+        };
+        let Some((first, first_input, first_line)) = self.roots.get(name) else {
+            self.roots
+                .insert(name.to_vec(), (spelling.to_vec(), index, record.line));
+            return Ok(());
+        };
+        if first.as_slice() == spelling || *first_input == index {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} (line {}) names the root '{}' but {} (line {}) '{}': shards are split by the \
+             bytes of each path, so every worker must be given the same paths from the same \
+             directory",
+            inputs[index].name,
+            record.line,
+            String::from_utf8_lossy(spelling),
+            inputs[*first_input].name,
+            first_line,
+            String::from_utf8_lossy(first)
+        )
     }
 
     /// Takes the next record in merge order, read from `inputs[index]`.
@@ -320,6 +361,7 @@ impl Merger {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         self.check_format(index, inputs)?;
+        self.check_root(&record, index, inputs)?;
         if let Some(seen) = &mut self.seen {
             let count = seen.len() as u64;
             seen[shard_of(&record.name, count) as usize] = true;
@@ -409,9 +451,38 @@ impl Merger {
     }
 }
 
+/// A name's root: its first component that is not `.`, `..` or empty, and the name's
+/// bytes up to the end of it (`./tree/a` → `tree`, `./tree`). `None` for a name with no
+/// such component (`.`).
+fn root_of(name: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut start = 0;
+    while start < name.len() {
+        let end = name[start..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(name.len(), |at| start + at);
+        match &name[start..end] {
+            b"" | b"." | b".." => start = end + 1,
+            component => return Some((component, &name[..end])),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roots_and_their_spelling() {
+        let root = |n: &'static str| root_of(n.as_bytes());
+        assert_eq!(root("tree/a"), Some((&b"tree"[..], &b"tree"[..])));
+        assert_eq!(root("./tree/a"), Some((&b"tree"[..], &b"./tree"[..])));
+        assert_eq!(root("/data/t/a"), Some((&b"data"[..], &b"/data"[..])));
+        assert_eq!(root("..//x"), Some((&b"x"[..], &b"..//x"[..])));
+        assert_eq!(root("file"), Some((&b"file"[..], &b"file"[..])));
+        assert_eq!(root("./"), None);
+    }
 
     #[test]
     fn line_formats() {

@@ -153,7 +153,8 @@ impl AtomicFile {
             .prefix(&prefix)
             .suffix(".spate-tmp")
             .tempfile_in(dir)
-            .with_context(|| format!("creating a temporary file for {}", target.display()))?;
+            // Named as the user named it: the temporary name is ours.
+            .with_context(|| format!("{}: cannot create", target.display()))?;
         let (file, temp) = named.into_parts();
         cleanup.register(&temp);
         Ok(AtomicFile {

@@ -157,14 +157,15 @@ fn single_jobs_cover_the_whole_file_once() {
                 "4M",
                 "--runtime",
                 "10",
-                "--fsync",
+                "--end-fsync",
             ],
         );
         let job = &report["jobs"][0];
         assert_eq!(job["write"]["bytes"], 4 << 20, "{job}");
         assert_eq!(job["write"]["ios"], 16);
         assert_eq!(job["numjobs"], 2);
-        assert_eq!(job["fsync"], true);
+        assert_eq!(job["end_fsync"], true);
+        assert_eq!(job["fsync"], 0);
     }
 }
 
@@ -195,7 +196,7 @@ fn preset_runs_the_crystaldiskmark_tests() {
         let write = job["name"].as_str().unwrap().ends_with("write");
         assert_positive(job, if write { "write" } else { "read" });
         assert_eq!(
-            job["fsync"], write,
+            job["end_fsync"], write,
             "preset writes include the fsync: {job}"
         );
         assert_eq!(job["cache_dropped"], !write);
@@ -310,6 +311,8 @@ fn bad_arguments_are_usage_errors() {
         &["--rw", "read", "--iodepth", "0"],
         &["--rw", "randrw", "--rwmixread", "101"],
         &["--rw", "read", "--runtime", "-1"],
+        &["--rw", "read", "--runtime", "0"],
+        &["--rw", "write", "--fsync", "0"],
         &["--rw", "read", "--direct", "--bs", "1000"],
         &["--rw", "read", "--size", "64k", "--bs", "1M"],
         &["--jobs", "2"],
@@ -406,4 +409,161 @@ fn tree_reads_every_file_on_both_backends() {
         files.len(),
         "nothing written to the tree"
     );
+}
+
+/// Counts the fsync system calls of a threads-backend run (the uring backend's are
+/// ring operations, which strace does not see).
+fn fsync_calls(dir: &Path, args: &[&str]) -> usize {
+    let out = Command::new("strace")
+        .args(["-f", "-e", "trace=fsync", "-o", "trace.txt"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .args(["bench", "--io", "threads"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running strace");
+    assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+    let trace = std::fs::read_to_string(dir.join("trace.txt")).unwrap();
+    std::fs::remove_file(dir.join("trace.txt")).unwrap();
+    trace.lines().filter(|l| l.contains("fsync(")).count()
+}
+
+#[test]
+fn fsync_n_syncs_every_n_writes_and_end_fsync_once_as_fio() {
+    // 16 writes of 64 KiB: fio's fsync=4 issues 4 fsyncs, end_fsync=1 one.
+    let job = [
+        "--rw",
+        "write",
+        "--bs",
+        "64k",
+        "--size",
+        "1M",
+        "--runtime",
+        "1m",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let base = fsync_calls(dir.path(), &job);
+    assert_eq!(
+        fsync_calls(dir.path(), &[&job[..], &["--fsync", "4"]].concat()),
+        base + 4
+    );
+    assert_eq!(
+        fsync_calls(dir.path(), &[&job[..], &["--end-fsync"]].concat()),
+        base + 1
+    );
+    assert_eq!(
+        fsync_calls(
+            dir.path(),
+            &[&job[..], &["--fsync", "8", "--end-fsync"]].concat()
+        ),
+        base + 3
+    );
+    for backend in BACKENDS {
+        let report = bench_json(
+            dir.path(),
+            &[&job[..], &["--io", backend, "--fsync", "4"]].concat(),
+        );
+        let job = &report["jobs"][0];
+        assert_eq!(job["fsync"], 4, "{job}");
+        assert_eq!(job["write"]["ios"], 16, "{job}");
+        assert_eq!(job["sync"]["ios"], 4, "{backend}: {job}");
+        assert!(job["sync"]["lat_ns"]["max"].as_u64().unwrap() > 0, "{job}");
+    }
+    let out = bench(dir.path(), &[&job[..], &["--fsync", "2"]].concat());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("write 64K Q1T1 (fsync)") && text.contains("fsync every 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bare_fsync_is_refused_with_a_pointer_to_end_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bench(dir.path(), &["--rw", "write", "--size", "1M", "--fsync"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("--end-fsync") && err.contains("fsync=N"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn numjobs_and_blocksize_are_fio_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = bench_json(
+        dir.path(),
+        &[
+            "--rw",
+            "read",
+            "--numjobs",
+            "2",
+            "--blocksize",
+            "128k",
+            "--size",
+            "1M",
+        ],
+    );
+    assert_eq!(report["jobs"][0]["numjobs"], 2);
+    assert_eq!(report["jobs"][0]["bs"], 131072);
+    assert_eq!(report["jobs"][0]["read"]["ios"], 8);
+}
+
+#[test]
+fn header_claims_a_cache_drop_only_when_a_job_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = |args: &[&str]| {
+        let out = bench(dir.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let write = header(&["--rw", "write", "--size", "1M"]);
+    assert!(!write.contains("page cache"), "{write}");
+    let read = header(&["--rw", "read", "--size", "1M"]);
+    assert!(read.contains("page cache dropped before reads"), "{read}");
+    let randrw = header(&["--rw", "randrw", "--size", "1M", "--runtime", "200ms"]);
+    assert!(
+        randrw.contains("page cache dropped before reads"),
+        "{randrw}"
+    );
+}
+
+#[test]
+fn runtime_takes_fio_units_and_sizes_name_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    for runtime in ["500ms", "1s", "2m", "1h", "5", "0.5"] {
+        bench_json(
+            dir.path(),
+            &["--rw", "read", "--size", "1M", "--runtime", runtime],
+        );
+    }
+    for (args, words) in [
+        (
+            &["--runtime", "3d"][..],
+            "unknown unit 'd'; use us, ms, s, m, h",
+        ),
+        (&["--runtime", "soon"][..], "us, ms, s, m, h"),
+        (
+            &["--bs", "256X"][..],
+            "invalid value '256X' for '--bs <SIZE>': unknown unit 'X'; use k, M, G, T, KiB, MiB, GiB, TiB",
+        ),
+        (&["--size", "1Q"][..], "unknown unit 'Q'"),
+    ] {
+        let out = bench(dir.path(), &[&["--rw", "read"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr_of(&out);
+        assert!(
+            err.starts_with("spate: ") && err.contains(words),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }

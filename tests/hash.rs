@@ -689,3 +689,102 @@ fn raw_output_matches_b3sum_raw() {
     let refused = hash(tmp.path(), "threads", &["--raw"], &["."]);
     assert_eq!(refused.status.code(), Some(2));
 }
+
+/// Asserts that `stderr` is one line `spate: …` in words: no OS error number, no name of
+/// a temporary file, no parser internals.
+fn assert_one_line_in_words(stderr: &str) {
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("spate: "), "{stderr}");
+    for internal in [
+        "os error",
+        "spate-tmp",
+        "at path",
+        "invalid digit",
+        "float literal",
+    ] {
+        assert!(!stderr.contains(internal), "{internal:?} in {stderr}");
+    }
+}
+
+#[test]
+fn output_errors_name_the_output_and_the_cause_as_tar_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_tree(&dir.join("tree"), false);
+    std::fs::create_dir(dir.join("ro")).unwrap();
+    open_to_all(dir);
+    std::fs::set_permissions(
+        dir.join("ro"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o555),
+    )
+    .unwrap();
+    for (args, peer_args) in [
+        (
+            &["hash", "-o", "ro/x.b3", "tree"][..],
+            &["-cf", "ro/x.tar", "tree"][..],
+        ),
+        (
+            &["pack", "-o", "ro/x.tar", "tree"][..],
+            &["-cf", "ro/x.tar", "tree"][..],
+        ),
+        (
+            &["hash", "-o", "missing/x.b3", "tree"][..],
+            &["-cf", "missing/x.tar", "tree"][..],
+        ),
+    ] {
+        let out = as_nobody(dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr_of(&out);
+        assert_one_line_in_words(&err);
+        let target = args[2];
+        assert!(err.starts_with(&format!("spate: {target}: ")), "{err}");
+        // The cause in the same words GNU tar uses for the same failure.
+        let tar = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "tar"])
+            .args(peer_args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let tar_err = stderr_of(&tar);
+        let cause = err.trim_end().rsplit(": ").next().unwrap();
+        assert!(tar_err.contains(cause), "tar says {tar_err}, spate {err}");
+    }
+    assert_eq!(std::fs::read_dir(dir.join("ro")).unwrap().count(), 0);
+}
+
+#[test]
+fn usage_errors_are_one_line_and_sizes_list_their_units() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (args, words) in [
+        (
+            &["hash", "--buffer-size", "256X", "."][..],
+            "invalid value '256X' for '--buffer-size <SIZE>': unknown unit 'X'; use k, M, G, T, KiB, MiB, GiB, TiB (or B)",
+        ),
+        (
+            &["hash", "--buffer-size", "big", "."][..],
+            "not a number of bytes",
+        ),
+        (
+            &["hash", "--no-such-option", "."][..],
+            "unexpected argument '--no-such-option'",
+        ),
+        (
+            &["merge"][..],
+            "required arguments were not provided: <INPUTS>",
+        ),
+        (&["hash", "-a", "sha3", "."][..], "[possible values: blake3"),
+    ] {
+        let out = spate(
+            tmp.path(),
+            &os(args).iter().map(OsString::as_os_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr_of(&out);
+        assert_one_line_in_words(&err);
+        assert!(err.contains(words), "{args:?}: {err}");
+    }
+    // Help still goes to standard output, whole, with exit 0.
+    let help = spate(tmp.path(), &[OsStr::new("hash"), OsStr::new("--help")]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage:"));
+}

@@ -432,7 +432,7 @@ impl Writer<'_> {
         progress: &Progress,
     ) -> Result<Option<String>, Stream> {
         let file = crate::read::threads::open_nonblocking(&member.path)
-            .map_err(|e| Stream::Skipped(format!("opening: {e}")))?;
+            .map_err(|e| Stream::Skipped(format!("opening: {}", crate::error::describe_io(&e))))?;
         let mut header = self.header(member, EntryType::Regular);
         header.set_size(member.size);
         let mut reader = Tracked {
@@ -455,7 +455,7 @@ impl Writer<'_> {
         let meta = reader
             .file
             .metadata()
-            .map_err(|e| Stream::Skipped(format!("stat: {e}")))?;
+            .map_err(|e| Stream::Skipped(format!("stat: {}", crate::error::describe_io(&e))))?;
         // The read backends' rule: size, and modification time to the nanosecond, as
         // the walk saw them (a rewrite within the same second moves only the
         // nanoseconds).
@@ -558,7 +558,7 @@ impl Read for Tracked {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        self.error = Some(format!("reading: {e}"));
+                        self.error = Some(format!("reading: {}", crate::error::describe_io(&e)));
                         break 0;
                     }
                 }

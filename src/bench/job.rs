@@ -74,8 +74,11 @@ pub struct JobSpec {
     pub jobs: usize,
     /// Longest the job runs; it ends earlier after one pass over the file.
     pub runtime: Duration,
-    /// Write jobs: fsync at the end, inside the timed part.
-    pub fsync: bool,
+    /// Write jobs: fsync once at the end, inside the timed part (fio's `end_fsync=1`).
+    pub end_fsync: bool,
+    /// Write jobs: an fsync after every this many writes of a worker, 0 for none
+    /// (fio's `fsync=N`).
+    pub fsync_every: u64,
 }
 
 /// Hands out one worker's operations: one pass over its slice of the file, sequential
@@ -93,6 +96,9 @@ pub struct JobOps {
     rng: XorShift,
     /// Writes so far, stamped into each written block.
     writes: u64,
+    /// `fsync=N`: N, and the writes handed out since the last fsync.
+    fsync_every: u64,
+    unsynced: u64,
 }
 
 impl JobOps {
@@ -111,6 +117,8 @@ impl JobOps {
             deadline,
             rng: XorShift::new(0x5EED ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             writes: 0,
+            fsync_every: spec.fsync_every,
+            unsynced: 0,
         }
     }
 }
@@ -118,7 +126,20 @@ impl JobOps {
 impl OpSource for JobOps {
     /// The next operation, or `None` when the pass is complete or time is up.
     fn next_op(&mut self) -> Option<Op> {
-        if self.left == 0 || Instant::now() >= self.deadline {
+        if Instant::now() >= self.deadline {
+            return None;
+        }
+        // fio counts the writes it issued and queues a sync after every N of them, the
+        // last N of the pass included.
+        if self.fsync_every > 0 && self.unsynced == self.fsync_every {
+            self.unsynced = 0;
+            return Some(Op {
+                offset: 0,
+                len: 0,
+                dir: Dir::Sync,
+            });
+        }
+        if self.left == 0 {
             return None;
         }
         self.left -= 1;
@@ -137,6 +158,9 @@ impl OpSource for JobOps {
             Rw::Randrw if self.rng.below(100) < u64::from(self.rwmixread) => Dir::Read,
             Rw::Randrw => Dir::Write,
         };
+        if dir == Dir::Write {
+            self.unsynced += 1;
+        }
         Some(Op {
             offset: self.base + block * self.bs,
             len: self.bs as usize,
@@ -182,6 +206,8 @@ impl DirStats {
 pub struct Recorder {
     pub read: DirStats,
     pub write: DirStats,
+    /// `fsync=N`'s fsyncs: count and latency (no bytes).
+    pub sync: DirStats,
     pub errors: u64,
     pub first_error: Option<String>,
     /// Bytes moved so far over all workers, for the progress line.
@@ -193,6 +219,7 @@ impl Recorder {
         Recorder {
             read: DirStats::new(),
             write: DirStats::new(),
+            sync: DirStats::new(),
             errors: 0,
             first_error: None,
             progress,
@@ -210,6 +237,7 @@ impl Recorder {
     pub fn merge(&mut self, other: &Recorder) {
         self.read.merge(&other.read);
         self.write.merge(&other.write);
+        self.sync.merge(&other.sync);
         self.errors += other.errors;
         if self.first_error.is_none() {
             self.first_error.clone_from(&other.first_error);
@@ -226,6 +254,7 @@ impl OpRecorder for Recorder {
                 let stats = match op.dir {
                     Dir::Read => &mut self.read,
                     Dir::Write => &mut self.write,
+                    Dir::Sync => &mut self.sync,
                 };
                 stats.ios += 1;
                 stats.bytes += n as u64;
@@ -234,14 +263,19 @@ impl OpRecorder for Recorder {
                     .saturating_record(elapsed.as_nanos().max(1) as u64);
                 self.progress.fetch_add(n as u64, Ordering::Relaxed);
             }
+            Err(err) if op.dir == Dir::Sync => {
+                self.error(format!("fsync: {}", crate::error::describe_io(&err)))
+            }
             Err(err) => self.error(format!(
-                "{} of {} bytes at offset {}: {err}",
-                match op.dir {
-                    Dir::Read => "reading",
-                    Dir::Write => "writing",
+                "{} {} bytes at offset {}: {}",
+                if op.dir == Dir::Read {
+                    "reading"
+                } else {
+                    "writing"
                 },
                 op.len,
-                op.offset
+                op.offset,
+                crate::error::describe_io(&err)
             )),
         }
     }
@@ -260,7 +294,8 @@ mod tests {
             iodepth: 1,
             jobs,
             runtime: Duration::from_secs(60),
-            fsync: false,
+            end_fsync: false,
+            fsync_every: 0,
         }
     }
 
@@ -294,6 +329,26 @@ mod tests {
         let ops = all_ops(JobOps::new(&s, 4096 * 10_000, 0, deadline));
         let reads = ops.iter().filter(|o| o.dir == Dir::Read).count();
         assert!((6500..7500).contains(&reads), "{reads} reads of 10000");
+    }
+
+    #[test]
+    fn fsync_every_n_writes_as_fio() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut s = spec(Rw::Write, 1);
+        s.fsync_every = 3;
+        let ops = all_ops(JobOps::new(&s, 4096 * 10, 0, deadline));
+        let dirs: String = ops
+            .iter()
+            .map(|o| if o.dir == Dir::Sync { 'S' } else { 'w' })
+            .collect();
+        assert_eq!(dirs, "wwwSwwwSwwwSw");
+        s.fsync_every = 5;
+        let ops = all_ops(JobOps::new(&s, 4096 * 10, 0, deadline));
+        assert_eq!(
+            ops.last().map(|o| o.dir),
+            Some(Dir::Sync),
+            "after the last 5 too"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::read::{BackendKind, ReadOptions};
 use data::random_buffer;
 use job::{JobOps, JobSpec, Recorder, Rw};
 use live::Live;
-use report::{Cpu, DirReport, FileReport, JobReport};
+use report::{Cpu, DirReport, FileReport, JobReport, SyncReport};
 use testfile::TestFile;
 
 /// Everything `spate bench` needs to know.
@@ -99,7 +99,8 @@ pub fn preset(runtime: Duration) -> Vec<JobSpec> {
                 iodepth: depth,
                 jobs: 1,
                 runtime,
-                fsync: write,
+                end_fsync: write,
+                fsync_every: 0,
             });
         }
     }
@@ -176,7 +177,7 @@ fn run_on_file(
         let report = run_job(&file, size, spec, config, drop_cache);
         if let Some(err) = &report.error {
             // EINVAL on an O_DIRECT operation is nearly always alignment.
-            let hint = if direct && err.contains("os error 22") {
+            let hint = if direct && err.ends_with("Invalid argument") {
                 " (O_DIRECT needs --bs to be a multiple of the device's logical block size)"
             } else {
                 ""
@@ -184,7 +185,7 @@ fn run_on_file(
             let _ = writeln!(
                 std::io::stderr(),
                 "spate: {}: {}: {err}{hint}{}",
-                test.path().display(),
+                test.dir().display(),
                 spec.name,
                 match report.errors {
                     1 => String::new(),
@@ -239,12 +240,16 @@ fn run_job(
     let mut total = Recorder::new(Arc::new(AtomicU64::new(0)));
     match ops::run(config.backend, file, workers, &new_recorder) {
         Ok(recorders) => recorders.iter().for_each(|r| total.merge(r)),
-        Err(err) => total.error(format!("the {} engine: {err}", config.backend.name())),
+        Err(err) => total.error(format!(
+            "the {} engine: {}",
+            config.backend.name(),
+            crate::error::describe_io(&err)
+        )),
     }
-    if report.fsync
+    if report.end_fsync
         && let Err(err) = file.sync_all()
     {
-        total.error(format!("fsync: {err}"));
+        total.error(format!("fsync: {}", crate::error::describe_io(&err)));
     }
     let elapsed = started.elapsed();
     report.cpu = Cpu::now().since(cpu);
@@ -253,6 +258,7 @@ fn run_job(
     report.elapsed_s = elapsed.as_secs_f64();
     report.read = DirReport::new(&total.read, elapsed);
     report.write = DirReport::new(&total.write, elapsed);
+    report.sync = SyncReport::new(&total.sync);
     report.errors = total.errors;
     report.error = total.first_error;
     report

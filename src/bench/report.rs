@@ -32,14 +32,19 @@ pub struct JobReport {
     pub bs: u64,
     pub iodepth: usize,
     pub numjobs: usize,
-    /// Write jobs: the final fsync is inside the timed part.
-    pub fsync: bool,
+    /// Write jobs: one fsync at the end, inside the timed part (fio's `end_fsync`).
+    pub end_fsync: bool,
+    /// Write jobs: an fsync after every this many writes, 0 for none (fio's `fsync`).
+    pub fsync: u64,
     /// Read jobs: the file's pages were dropped from the page cache first.
     pub cache_dropped: bool,
     pub elapsed_s: f64,
     pub cpu: Cpu,
     pub read: Option<DirReport>,
     pub write: Option<DirReport>,
+    /// The fsyncs of `fsync` (N > 0): how many, and their latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncReport>,
     pub errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -151,7 +156,36 @@ impl DirReport {
     }
 }
 
+/// The fsyncs a job issued between its writes (fio's `sync` figures).
+#[derive(Debug, Serialize)]
+pub struct SyncReport {
+    pub ios: u64,
+    /// From handing the fsync to the engine to its completion.
+    pub lat_ns: Latency,
+}
+
+impl SyncReport {
+    /// The figures of `stats`; `None` when no fsync was issued.
+    pub fn new(stats: &DirStats) -> Option<SyncReport> {
+        (stats.ios > 0).then(|| SyncReport {
+            ios: stats.ios,
+            lat_ns: Latency::from_histogram(&stats.latency),
+        })
+    }
+}
+
 impl JobReport {
+    /// What a write row's figure includes: `incl. end fsync`, `fsync every 32`, both,
+    /// or `no fsync` (then it may measure the page cache, not the disk).
+    fn fsync_note(&self) -> String {
+        match (self.fsync, self.end_fsync) {
+            (0, false) => "no fsync".into(),
+            (0, true) => "incl. end fsync".into(),
+            (n, false) => format!("fsync every {n}"),
+            (n, true) => format!("fsync every {n} + end"),
+        }
+    }
+
     /// The report skeleton for `spec`; figures are filled in by the caller.
     pub fn for_spec(spec: &JobSpec, cache_dropped: bool) -> JobReport {
         JobReport {
@@ -161,12 +195,18 @@ impl JobReport {
             bs: spec.bs,
             iodepth: spec.iodepth,
             numjobs: spec.jobs,
-            fsync: spec.rw.writes() && spec.fsync,
+            end_fsync: spec.rw.writes() && spec.end_fsync,
+            fsync: if spec.rw.writes() {
+                spec.fsync_every
+            } else {
+                0
+            },
             cache_dropped: spec.rw.reads() && cache_dropped,
             elapsed_s: 0.0,
             cpu: Cpu::default(),
             read: None,
             write: None,
+            sync: None,
             errors: 0,
             error: None,
         }
@@ -189,10 +229,11 @@ impl FileReport {
             self.dir,
             self.backend,
             if self.direct { "O_DIRECT" } else { "buffered" },
-            if self.cached {
-                ", page cache kept (--cached)"
-            } else {
-                ", page cache dropped before reads"
+            // A write-only run reads nothing: there is no cache to keep or drop.
+            match (self.jobs.iter().any(|j| j.rw.reads()), self.cached) {
+                (false, _) => "",
+                (true, true) => ", page cache kept (--cached)",
+                (true, false) => ", page cache dropped before reads",
             }
         );
         let mut rows = vec![HEADINGS.map(String::from).to_vec()];
@@ -206,9 +247,9 @@ impl FileReport {
                     job.name.clone()
                 };
                 let note = if dir == "write" {
-                    if job.fsync { "incl. fsync" } else { "no fsync" }
+                    job.fsync_note()
                 } else {
-                    ""
+                    String::new()
                 };
                 rows.push(vec![
                     name,
@@ -222,7 +263,29 @@ impl FileReport {
                     duration(f.lat_ns.p99_9 as f64),
                     format!("{:.0}%", job.cpu.percent(job.elapsed_s)),
                     format_size(f.bytes, BINARY),
-                    note.to_string(),
+                    note,
+                ]);
+            }
+            if let Some(sync) = &job.sync {
+                // fio's `sync` lines: how long each fsync between the writes took.
+                let lat = &sync.lat_ns;
+                let per_s = sync.ios as f64 / job.elapsed_s.max(1e-9);
+                rows.push(vec![
+                    format!("{} (fsync)", job.name),
+                    String::new(),
+                    String::new(),
+                    format!("{per_s:.0}"),
+                    duration(lat.mean),
+                    duration(lat.p50 as f64),
+                    duration(lat.p90 as f64),
+                    duration(lat.p99 as f64),
+                    duration(lat.p99_9 as f64),
+                    String::new(),
+                    String::new(),
+                    match sync.ios {
+                        1 => "1 fsync".to_string(),
+                        n => format!("{n} fsyncs"),
+                    },
                 ]);
             }
             if job.read.is_none() && job.write.is_none() {

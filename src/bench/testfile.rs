@@ -73,23 +73,30 @@ impl TestFile {
         options.open(&self.path).map_err(|err| {
             if direct && err.raw_os_error() == Some(libc::EINVAL) {
                 anyhow::anyhow!(
-                    "{}: the file system refuses O_DIRECT (--direct): {err}",
-                    self.dir().display()
+                    "{}: the file system refuses O_DIRECT (--direct): {}",
+                    self.dir().display(),
+                    crate::error::describe_io(&err)
                 )
             } else {
-                anyhow::anyhow!("{}: opening: {err}", self.path.display())
+                anyhow::anyhow!(
+                    "{}: opening the test file: {}",
+                    self.dir().display(),
+                    crate::error::describe_io(&err)
+                )
             }
         })
     }
 
-    fn dir(&self) -> &Path {
+    /// The directory the test file is in: what messages name, as the file's own name
+    /// is a random one the user never chose.
+    pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
     }
 
     /// Fills the whole file with random data and syncs it, so read jobs read real
     /// blocks (a sparse file reads as zeros without touching the disk).
     pub fn lay_out(&self) -> Result<()> {
-        let what = || format!("{}: laying out the test file", self.path.display());
+        let what = || format!("{}: laying out the test file", self.dir().display());
         let file = OpenOptions::new()
             .write(true)
             .open(&self.path)
@@ -108,7 +115,7 @@ impl TestFile {
     /// Gives the file its size without writing it (write-only runs): allocated where
     /// the file system can, so a full disk shows up now and not halfway through a job.
     pub fn reserve(&self) -> Result<()> {
-        let what = || format!("{}: allocating the test file", self.path.display());
+        let what = || format!("{}: allocating the test file", self.dir().display());
         let file = OpenOptions::new()
             .write(true)
             .open(&self.path)
@@ -126,7 +133,12 @@ impl TestFile {
     /// fio's `invalidate=1` does before every job: buffered reads then come from the
     /// disk, not from memory.
     pub fn drop_cache(&self, file: &File) -> Result<()> {
-        let what = || format!("{}: dropping cached pages", self.path.display());
+        let what = || {
+            format!(
+                "{}: dropping the test file's cached pages",
+                self.dir().display()
+            )
+        };
         file.sync_all().with_context(what)?;
         // SAFETY: plain syscall on an open descriptor.
         let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };

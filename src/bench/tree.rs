@@ -46,7 +46,8 @@ impl SinkFactory for Timers {
 
 /// Walks and reads the tree below `root`; `progress` draws the usual bar.
 pub fn run(root: &Path, read: &ReadOptions, progress: bool) -> Result<TreeReport> {
-    let meta = std::fs::metadata(root).map_err(|e| anyhow::anyhow!("{}: {e}", root.display()))?;
+    let meta = std::fs::metadata(root)
+        .map_err(|e| anyhow::anyhow!("{}: {}", root.display(), crate::error::describe_io(&e)))?;
     if !meta.is_dir() {
         bail!("{}: not a directory", root.display());
     }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{IoArg, IoArgs, WalkArgs, parse_jobs, parse_queue_depth, parse_size_arg};
+use super::shared::{IoArg, IoArgs, WalkArgs, parse_jobs, parse_queue_depth};
+use super::units::parse_size_arg;
 use crate::archive::{Compression, ListConfig, PackConfig, UnpackConfig, files_from};
 use crate::read;
 

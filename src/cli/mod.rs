@@ -6,8 +6,9 @@
 //! each one's `config()` validates them into the config struct its job takes (jobs never
 //! see clap). This file holds the command table and the dispatch; one file per job
 //! family holds its arguments (`hash.rs` with `merge`, `check.rs`, `archive.rs` for pack,
-//! unpack and list, `bench.rs`, `docs.rs` for completions and man pages), and `shared.rs`
-//! the walk, read and shard options several commands take.
+//! unpack and list, `bench.rs`, `docs.rs` for completions and man pages), `shared.rs`
+//! the walk, read and shard options several commands take, and `units.rs` sizes and
+//! durations.
 
 mod archive;
 mod bench;
@@ -15,6 +16,7 @@ mod check;
 mod docs;
 mod hash;
 mod shared;
+mod units;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -31,11 +33,25 @@ pub const EXIT_FAILED: i32 = 1;
 /// Exit code: bad usage or a fatal error.
 pub const EXIT_FATAL: i32 = 2;
 
+/// `spate --help`'s examples: one line per job, each runnable as written.
+const TOP_EXAMPLES: &str = "\
+Examples:
+  spate hash /usr/share/doc > doc.b3             # BLAKE3 manifest; b3sum -c doc.b3 checks it
+  spate check doc.b3                             # verify it: OK / FAILED / MISSING per file
+  spate pack -o doc.tar.zst /usr/share/doc       # tar + zstd; GNU tar -xf reads it too
+  spate unpack doc.tar.zst -C restore/           # extract, refusing names that leave restore/
+  spate hash --shard 1/4 -o part-1.b3 tree       # worker 1 of 4; spate merge joins the parts
+  spate bench /mnt/data                          # disk throughput, CrystalDiskMark's preset
+
+Exit status: 0 all good, 1 some file failed, 2 usage or fatal error, 130/143 interrupted.
+'spate COMMAND --help' describes each command; 'spate man | man -l -' the whole manual.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "spate",
     version,
-    about = "Push whole directory trees through fast async file I/O: checksum, archive, benchmark."
+    about = "Push whole directory trees through fast async file I/O: checksum, archive, benchmark.",
+    after_help = TOP_EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -86,13 +102,13 @@ pub fn main() -> i32 {
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            return if err.use_stderr() {
-                EXIT_FATAL
-            } else {
-                EXIT_OK
-            };
+        Err(err) if err.use_stderr() => {
+            let _ = writeln!(std::io::stderr(), "spate: {}", usage_error_line(&err));
+            return EXIT_FATAL;
+        }
+        Err(help_or_version) => {
+            let _ = help_or_version.print();
+            return EXIT_OK;
         }
     };
     let cleanup = Arc::new(Cleanup::default());
@@ -108,6 +124,28 @@ pub fn main() -> i32 {
             EXIT_FATAL
         }
     }
+}
+
+/// A usage error on one line, as every other error is: clap spreads it over a block
+/// with the usage and a "For more information" line, and starts it with `error:`. Its
+/// own continuation lines (the missing arguments, a `tip:`) are kept.
+fn usage_error_line(err: &clap::Error) -> String {
+    // Display of a rendered error is its plain text, without colors.
+    let text = err.render().to_string();
+    let mut line = String::new();
+    for part in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        let part = part.strip_prefix("error: ").unwrap_or(part);
+        if !line.is_empty() {
+            // "... were not provided:" / "[possible values: ...]" continue the sentence.
+            let joined = line.ends_with(':') || part.starts_with('[');
+            line.push_str(if joined { " " } else { "; " });
+        }
+        line.push_str(part);
+    }
+    line
 }
 
 fn run(cli: Cli, cleanup: &Arc<Cleanup>) -> Result<bool> {

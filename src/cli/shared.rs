@@ -64,7 +64,7 @@ pub(super) struct IoArgs {
 
     /// Size of each read, e.g. 256k, 1MiB (at most 1 GiB; all read buffers together at
     /// most 16 GiB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size_arg)]
     pub(super) buffer_size: Option<u64>,
 
     /// Read large files into buffers instead of memory-mapping them.
@@ -173,19 +173,6 @@ fn parse_count(s: &str, max: usize) -> Result<usize, String> {
         .ok_or_else(|| format!("must be a whole number from 1 to {max}"))
 }
 
-/// A size such as `4k`, `256k` or `1MiB` (binary units) or a number of bytes; zero is
-/// refused, as no option takes it.
-pub(super) fn parse_size_arg(s: &str) -> Result<u64, String> {
-    let n = parse_size::Config::new()
-        .with_binary()
-        .parse_size(s)
-        .map_err(|e| format!("{e}"))?;
-    if n == 0 {
-        return Err("must be greater than zero".into());
-    }
-    Ok(n)
-}
-
 /// `-a`/`--algo` of hash and check: a checksum algorithm by its [`Algo::name`], in the
 /// order of [`crate::algo::ALL`] (a test holds both to it).
 // No doc comments on the variants: `--help` lists the names alone, as it always has.
@@ -215,14 +202,16 @@ impl From<AlgoArg> for Algo {
 /// `--shard K/N`, or `--shards N` with the index from the scheduler's environment.
 #[derive(Args, Debug)]
 pub(super) struct ShardArgs {
-    /// Only shard K of N (0-based): files whose path (as written in the manifest) hashes
-    /// to K mod N. Every worker must be given the same paths.
+    /// Only shard K of N, counted from 1 (1/4 ... 4/4, as cargo nextest --partition
+    /// count:K/N): the files whose path, as written in the manifest, hashes to K-1 mod N.
+    /// Every worker must be given the same paths from the same directory.
     #[arg(long, value_name = "K/N", conflicts_with = "shards")]
     shard: Option<Shard>,
 
-    /// N shards, this worker's index taken from JOB_COMPLETION_INDEX (Kubernetes) or
-    /// SLURM_ARRAY_TASK_ID (Slurm: use --array=0-(N-1)).
-    #[arg(long, value_name = "N")]
+    /// N shards; this worker's 0-based index i is taken from JOB_COMPLETION_INDEX
+    /// (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm: use --array=0-(N-1)), and it runs
+    /// shard i+1 of N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     shards: Option<u64>,
 }
 

@@ -13,11 +13,14 @@ use std::time::Instant;
 use super::BackendKind;
 use super::buffer::AlignedBuf;
 
-/// Direction of one operation.
+/// What one operation does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
     Read,
     Write,
+    /// An fsync of the whole file (fio's `fsync=N`); offset and length are unused and
+    /// the buffer is left alone.
+    Sync,
 }
 
 /// One operation for an engine to perform.

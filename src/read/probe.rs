@@ -23,12 +23,18 @@ pub fn probe() -> Result<(), String> {
         Some(libc::EPERM) => {
             "not permitted (seccomp filter or kernel.io_uring_disabled) (EPERM)".to_string()
         }
-        _ => format!("setting up a ring failed: {err}"),
+        _ => format!(
+            "setting up a ring failed: {}",
+            crate::error::describe_io(&err)
+        ),
     })?;
     let mut probe = Probe::new();
-    ring.submitter()
-        .register_probe(&mut probe)
-        .map_err(|err| format!("probing opcodes failed: {err}"))?;
+    ring.submitter().register_probe(&mut probe).map_err(|err| {
+        format!(
+            "probing opcodes failed: {}",
+            crate::error::describe_io(&err)
+        )
+    })?;
     let needed = [
         (opcode::OpenAt::CODE, "openat"),
         (opcode::Read::CODE, "read"),

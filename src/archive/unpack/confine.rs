@@ -56,7 +56,9 @@ impl std::fmt::Display for WalkError {
             ),
             WalkError::NotDir(p) => write!(f, "{} exists and is not a directory", quote(p)),
             WalkError::Missing(p) => write!(f, "{} does not exist", quote(p)),
-            WalkError::Io(p, e) => write!(f, "opening {}: {e}", quote(p)),
+            WalkError::Io(p, e) => {
+                write!(f, "opening {}: {}", quote(p), crate::error::describe_io(e))
+            }
         }
     }
 }

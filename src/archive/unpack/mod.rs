@@ -181,14 +181,16 @@ impl From<DataError> for Problem {
                 cause: format!("the archive ends {missing} bytes short of the entry's end"),
             },
             DataError::Malformed(why) => Problem::Failed(why),
-            DataError::Write(e) => Problem::Failed(format!("writing: {e}")),
+            DataError::Write(e) => {
+                Problem::Failed(format!("writing: {}", crate::error::describe_io(&e)))
+            }
         }
     }
 }
 
 /// Context for an I/O error of one step.
 fn failed(what: &str) -> impl FnOnce(io::Error) -> Problem + '_ {
-    move |e| Problem::Failed(format!("{what}: {e}"))
+    move |e| Problem::Failed(format!("{what}: {}", crate::error::describe_io(&e)))
 }
 
 /// Attributes of a directory, applied once everything inside it is written.
@@ -314,7 +316,12 @@ impl<'a> Extractor<'a> {
         match confine::renameat(&dir, &temp.name, path.name(), taken) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Err(Problem::Exists),
-            Err(e) => return Err(Problem::Failed(format!("renaming into place: {e}"))),
+            Err(e) => {
+                return Err(Problem::Failed(format!(
+                    "renaming into place: {}",
+                    crate::error::describe_io(&e)
+                )));
+            }
         }
         temp.keep();
         self.budget -= meta.size;
@@ -341,7 +348,12 @@ impl<'a> Extractor<'a> {
                     });
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-                Err(e) => return Err(Problem::Failed(format!("creating a temporary file: {e}"))),
+                Err(e) => {
+                    return Err(Problem::Failed(format!(
+                        "creating the file: {}",
+                        crate::error::describe_io(&e)
+                    )));
+                }
             }
         }
     }
@@ -365,7 +377,12 @@ impl<'a> Extractor<'a> {
                     _ => return Err(Problem::Exists),
                 }
             }
-            Err(e) => return Err(Problem::Failed(format!("creating the directory: {e}"))),
+            Err(e) => {
+                return Err(Problem::Failed(format!(
+                    "creating the directory: {}",
+                    crate::error::describe_io(&e)
+                )));
+            }
         }
         self.dirs.insert(
             path.components().to_vec(),
@@ -486,9 +503,9 @@ impl<'a> Extractor<'a> {
             let _ = confine::set_owner_fd(fd.as_raw_fd(), attrs.owner.0, attrs.owner.1);
         }
         confine::set_mode_fd(fd.as_raw_fd(), attrs.mode)
-            .map_err(|e| format!("setting the mode: {e}"))?;
+            .map_err(|e| format!("setting the mode: {}", crate::error::describe_io(&e)))?;
         confine::set_mtime_fd(fd.as_raw_fd(), attrs.mtime)
-            .map_err(|e| format!("setting the time: {e}"))
+            .map_err(|e| format!("setting the time: {}", crate::error::describe_io(&e)))
     }
 }
 

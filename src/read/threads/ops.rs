@@ -65,6 +65,7 @@ fn serve<S: OpSource, R: OpRecorder>(
         let result = match op.dir {
             Dir::Read => pread(file, buf, op.len, op.offset),
             Dir::Write => pwrite(file, buf, op.len, op.offset),
+            Dir::Sync => file.sync_all().map(|()| 0),
         };
         recorder.done(op, started, result);
     }

@@ -118,11 +118,20 @@ async fn slot<S: OpSource, R: OpRecorder>(
             op
         };
         let started = Instant::now();
-        let (result, slice) = match op.dir {
-            Dir::Read => file.read_at(buf.slice(..op.len), op.offset).await,
-            Dir::Write => file.write_at(buf.slice(..op.len), op.offset).submit().await,
+        let result = match op.dir {
+            Dir::Read => {
+                let (result, slice) = file.read_at(buf.slice(..op.len), op.offset).await;
+                buf = slice.into_inner();
+                result
+            }
+            Dir::Write => {
+                let (result, slice) = file.write_at(buf.slice(..op.len), op.offset).submit().await;
+                buf = slice.into_inner();
+                result
+            }
+            // IORING_OP_FSYNC, as fio's io_uring engine issues it.
+            Dir::Sync => file.sync_all().await.map(|()| 0),
         };
-        buf = slice.into_inner();
         recorder.borrow_mut().done(op, started, result);
     }
 }
