@@ -14,6 +14,7 @@ pub mod unpack;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::progress::ProgressMode;
 use crate::read::ReadOptions;
 use crate::walk::WalkOptions;
 pub use codec::Compression;
@@ -40,8 +41,10 @@ pub struct PackConfig {
     pub manifest: Option<PathBuf>,
     pub walk: WalkOptions,
     pub read: ReadOptions,
-    pub progress: bool,
+    pub progress: ProgressMode,
     pub notices: bool,
+    /// Print the summary line (entries, ratio) at the end.
+    pub summary: bool,
 }
 
 /// Everything `spate unpack` needs to know.
@@ -63,6 +66,9 @@ pub struct UnpackConfig {
     pub max_size: u64,
     /// No notices about skipped entries.
     pub quiet: bool,
+    pub progress: ProgressMode,
+    /// Print the summary line (entries, bytes, rate) at the end.
+    pub summary: bool,
 }
 
 /// Everything `spate list` needs to know.
@@ -72,6 +78,7 @@ pub struct ListConfig {
     pub archive: PathBuf,
     /// One JSON object per entry instead of `tar -tv` lines.
     pub json: bool,
+    pub progress: ProgressMode,
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! whatever the tree, at the price of reading large files one at a time — which costs
 //! little, since compressing is far slower than reading.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
@@ -20,6 +20,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tar::{EntryType, Header};
@@ -32,7 +33,7 @@ use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
 use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Feed, Item, Outcome};
-use crate::progress::Progress;
+use crate::progress::{ArchiveSummary, Progress, Tally};
 use crate::read::{Sink, SinkFactory};
 use crate::walk::{self, Entry, Notice, NoticeKind};
 
@@ -73,6 +74,7 @@ enum Kind {
 
 /// Runs the job. `Ok(false)` when some entries could not be packed (each reported).
 pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    let started = Instant::now();
     walk::compile_excludes(&config.walk.exclude)?;
     let out_path = (config.output.as_os_str() != "-").then_some(config.output.as_path());
     // The files under the final names are looked at before the temporary files exist:
@@ -99,7 +101,11 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         out,
     )?;
     let mut writer = Writer {
-        tar: tar::Builder::new(encoder),
+        tar: tar::Builder::new(Counted {
+            inner: encoder,
+            bytes: 0,
+        }),
+        entries: 0,
         config,
         owners: Owners::default(),
         links: HashMap::new(),
@@ -109,12 +115,17 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     };
 
     let progress = Progress::new(config.progress);
+    let walk_options = walk::WalkOptions {
+        own_outputs: own,
+        ..config.walk.clone()
+    };
+    {
+        let paths = config.paths.clone();
+        let walk_options = walk_options.clone();
+        progress.count_ahead(move |tally| count_files(&paths, &walk_options, tally));
+    }
     let source = {
         let paths = config.paths.clone();
-        let walk_options = walk::WalkOptions {
-            own_outputs: own,
-            ..config.walk.clone()
-        };
         move |feed: &mut Feed<Member>| list_members(&paths, &walk_options, feed)
     };
     let factory = Arc::new(CollectFactory {
@@ -144,21 +155,71 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let failed = writer.failed;
     let manifest_buf = std::mem::take(&mut writer.manifest_buf);
     let output_name = std::mem::take(&mut writer.output_name);
-    let encoder = writer
+    let entries = writer.entries;
+    let counted = writer
         .tar
         .into_inner()
         .with_context(|| format!("writing {output_name}"))?;
-    let out = encoder.finish()?;
+    let out = counted.inner.finish()?;
+    let summary = ArchiveSummary {
+        entries,
+        tar_bytes: counted.bytes,
+        archive_bytes: out.written(),
+    };
     out.commit()?;
     if let Some(mut m) = manifest {
         m.write_all(&manifest_buf)?;
         m.commit()?;
+    }
+    if config.summary {
+        progress.println(&format!(
+            "spate: {}",
+            summary.render_pack(&output_name, started)
+        ));
     }
     Ok(failed == 0)
 }
 
 const ARCHIVE_ITSELF: &str = "the archive being written; not packed";
 const MANIFEST_ITSELF: &str = "the manifest being written; not packed";
+
+/// The progress display's count, ahead of the job: the bytes of every regular file
+/// the walk will store data for (a further hard link stores none).
+fn count_files(roots: &[OsString], options: &walk::WalkOptions, tally: &Tally) -> Result<()> {
+    let mut linked: HashSet<(u64, u64)> = HashSet::new();
+    walk::entries(roots, options, |item| {
+        let Ok(entry) = item else { return true };
+        if !entry.file_type().is_file() {
+            return true;
+        }
+        let Ok(meta) = entry.metadata() else {
+            return true;
+        };
+        if meta.nlink() > 1 && !linked.insert((meta.dev(), meta.ino())) {
+            return true;
+        }
+        tally.add(meta.len())
+    })
+}
+
+/// Counts the tar stream's bytes on their way to the compressor, for the summary's
+/// ratio.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: io::Write> io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// The source: walks every root and pushes one item per entry.
 fn list_members(
@@ -323,7 +384,9 @@ impl SinkFactory for CollectFactory {
 
 /// Appends members to the tar stream in walk order.
 struct Writer<'a> {
-    tar: tar::Builder<Encoder>,
+    tar: tar::Builder<Counted<Encoder>>,
+    /// Members appended, for the summary.
+    entries: u64,
     config: &'a PackConfig,
     owners: Owners,
     /// Digests of files with several links, for the manifest lines of later links.
@@ -347,6 +410,7 @@ impl Writer<'_> {
                 self.tar
                     .append_data(&mut header, os(&member.name), output.data.as_slice())
                     .map_err(|e| self.stream_error(e))?;
+                self.entries += 1;
                 self.record_digest(&member, output.digest);
             }
             Outcome::Failed { path, error, .. } => self.report(progress, &path, &error.to_string()),
@@ -371,6 +435,7 @@ impl Writer<'_> {
                 self.tar
                     .append_data(&mut header, os(&member.name), io::empty())
                     .map_err(|e| self.stream_error(e))?;
+                self.entries += 1;
             }
             Kind::Symlink(target) | Kind::HardLink(target) => {
                 let kind = match member.kind {
@@ -382,6 +447,7 @@ impl Writer<'_> {
                 self.tar
                     .append_link(&mut header, os(&member.name), os(target))
                     .map_err(|e| self.stream_error(e))?;
+                self.entries += 1;
                 if let Kind::HardLink(_) = member.kind
                     && let Some(digest) = member.inode.and_then(|i| self.links.get(&i)).cloned()
                 {
@@ -390,6 +456,8 @@ impl Writer<'_> {
             }
             Kind::LargeFile => match self.stream_large(&member, progress) {
                 Ok(digest) => {
+                    // Also when reading failed part-way: zeros pad the member.
+                    self.entries += 1;
                     progress.done(0);
                     self.record_digest(&member, digest);
                 }

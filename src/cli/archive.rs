@@ -1,12 +1,13 @@
 //! `spate pack`, `spate unpack` and `spate list`: the arguments of the archive jobs.
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{IoArgs, WalkArgs, parse_size_arg};
+use super::shared::{IoArgs, ProgressArgs, WalkArgs, parse_size_arg};
 use crate::archive::{Compression, ListConfig, PackConfig, UnpackConfig};
 use crate::read;
 
@@ -64,9 +65,18 @@ pub(super) struct PackArgs {
     #[command(flatten)]
     io: IoArgs,
 
-    /// No progress bar and no notices about skipped entries (errors are still shown).
+    #[command(flatten)]
+    progress: ProgressArgs,
+
+    /// No progress (unless --progress says), no summary and no notices about skipped
+    /// entries (errors are still shown).
     #[arg(short, long)]
     quiet: bool,
+
+    /// Print the summary (entries, bytes in and out, ratio, time) on stderr even when it
+    /// is not a terminal.
+    #[arg(long)]
+    stats: bool,
 }
 
 impl PackArgs {
@@ -114,8 +124,9 @@ impl PackArgs {
             manifest: self.manifest.clone(),
             walk: self.walk.options(),
             read: self.pack_read_options()?,
-            progress: !self.quiet,
+            progress: self.progress.mode(self.quiet),
             notices: !self.quiet,
+            summary: self.stats || (!self.quiet && std::io::stderr().is_terminal()),
         })
     }
 
@@ -174,9 +185,18 @@ pub(super) struct UnpackArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "1TiB")]
     max_size: u64,
 
-    /// No notices about skipped entries.
+    #[command(flatten)]
+    progress: ProgressArgs,
+
+    /// No progress (unless --progress says), no summary and no notices about skipped
+    /// entries.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Print the summary (entries, bytes, time, throughput) on stderr even when it is
+    /// not a terminal.
+    #[arg(long)]
+    stats: bool,
 }
 
 impl UnpackArgs {
@@ -190,6 +210,8 @@ impl UnpackArgs {
             same_permissions: self.same_permissions,
             max_size: self.max_size,
             quiet: self.quiet,
+            progress: self.progress.mode(self.quiet),
+            summary: self.stats || (!self.quiet && std::io::stderr().is_terminal()),
         }
     }
 }
@@ -207,6 +229,9 @@ pub(super) struct ListArgs {
     /// One JSON object per entry.
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 impl ListArgs {
@@ -214,6 +239,7 @@ impl ListArgs {
         ListConfig {
             archive: self.archive.clone(),
             json: self.json,
+            progress: self.progress.mode(false),
         }
     }
 }

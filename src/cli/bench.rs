@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use super::shared::{IoArg, parse_size_arg};
+use super::shared::{IoArg, ProgressArgs, parse_size_arg};
 use crate::bench::{self, BenchConfig, job::JobSpec, job::Rw};
 use crate::read;
 
@@ -82,7 +82,12 @@ pub(super) struct BenchArgs {
     #[arg(long)]
     json: bool,
 
-    /// No progress line and no notices.
+    /// Progress: with --tree as for hash; a file job draws its line on a terminal
+    /// unless this is none (it has no plain lines).
+    #[command(flatten)]
+    progress: ProgressArgs,
+
+    /// No progress line (unless --progress says) and no notices.
     #[arg(short, long)]
     quiet: bool,
 }
@@ -134,7 +139,7 @@ impl BenchArgs {
             work,
             backend,
             json: self.json,
-            progress: !self.quiet,
+            progress: self.progress.mode(self.quiet),
         })
     }
 
