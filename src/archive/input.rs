@@ -8,32 +8,66 @@
 
 use std::io::{self, Chain, Cursor, Read};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 
 use super::codec::{Compression, Decoder};
+use crate::progress::Progress;
 
 /// Bytes of a tar header block.
 const BLOCK: usize = 512;
 /// Bytes shown from a stream that is not a tar archive.
 const SHOWN: usize = 16;
 
-/// The decompressed tar stream, its first block already read and put back in front.
-pub type TarStream = Chain<Cursor<Vec<u8>>, Decoder>;
+/// The decompressed tar stream, its first block already read and put back in front,
+/// counted.
+pub type TarStream = Counted<Chain<Cursor<Vec<u8>>, Decoder>>;
 
 /// An archive whose first header looked right.
 pub struct Input {
     pub stream: TarStream,
     /// The archive as messages name it ("standard input" for `-`).
     pub label: String,
+    /// Bytes of tar data read from the stream so far (decompressed).
+    pub tar_bytes: Arc<AtomicU64>,
+}
+
+/// A reader that counts what passes through it, in a counter shared with whoever
+/// wants the figure while the reader is owned elsewhere (by the tar reader, or the
+/// decompressor's thread).
+pub struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+    progress: Option<Progress>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(progress) = &self.progress {
+            progress.advance(n as u64);
+        }
+        Ok(n)
+    }
 }
 
 /// Opens `path` (`-`: standard input), starts the decompressor and checks the first
 /// header. A stream that starts with a zero block is an empty archive; an empty
 /// stream is no archive (GNU tar: "This does not look like a tar archive"), since
 /// even an empty archive has its end blocks: whatever should have written it failed.
-pub fn open(path: &Path) -> Result<Input> {
-    let (reader, label) = open_reader(path)?;
+///
+/// `progress` follows the archive's bytes as read (compressed), against the archive's
+/// size when it is a file.
+pub fn open(path: &Path, progress: &Progress) -> Result<Input> {
+    let (reader, label) = open_reader(path, progress)?;
+    let reader: Box<dyn Read + Send> = Box::new(Counted {
+        inner: reader,
+        count: Arc::default(),
+        progress: Some(progress.clone()),
+    });
     let mut decoder = Decoder::start(reader).with_context(|| format!("reading {label}"))?;
     let first = read_block(&mut decoder).with_context(|| format!("reading {label}"))?;
     if !is_tar_block(&first) {
@@ -53,17 +87,29 @@ pub fn open(path: &Path) -> Result<Input> {
         }
         bail!("{label}: {inside}not a tar archive (first bytes: {shown})");
     }
+    let tar_bytes = Arc::new(AtomicU64::new(0));
     Ok(Input {
-        stream: Cursor::new(first).chain(decoder),
+        stream: Counted {
+            inner: Cursor::new(first).chain(decoder),
+            count: Arc::clone(&tar_bytes),
+            progress: None,
+        },
         label,
+        tar_bytes,
     })
 }
 
-fn open_reader(path: &Path) -> Result<(Box<dyn Read + Send>, String)> {
+fn open_reader(path: &Path, progress: &Progress) -> Result<(Box<dyn Read + Send>, String)> {
     if path.as_os_str() == "-" {
+        progress.set_unknown_total();
         return Ok((Box::new(io::stdin()), "standard input".into()));
     }
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // A pipe or a device has no size to go by.
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => progress.set_known_total(meta.len()),
+        _ => progress.set_unknown_total(),
+    }
     Ok((Box::new(file), path.display().to_string()))
 }
 

@@ -25,6 +25,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use humansize::{BINARY, format_size};
@@ -32,6 +34,7 @@ use humansize::{BINARY, format_size};
 use super::UnpackConfig;
 use super::input::{self, Input};
 use crate::output::Cleanup;
+use crate::progress::{ArchiveSummary, Progress};
 use confine::{Root, WalkError};
 use header::{Kind, Meta, Mtime, quote, short_cause};
 use names::{Placement, RelPath};
@@ -39,34 +42,65 @@ use write::{Copier, DataError};
 
 /// Extracts the archive; `Ok(false)` when some entries failed or were refused.
 pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    let started = Instant::now();
+    let progress = Progress::with_unit(config.progress, "entries");
+    let result = extract_all(config, cleanup, &progress);
+    progress.finish();
+    let (ok, summary, label) = result?;
+    if config.summary {
+        progress.println(&format!(
+            "spate: {}",
+            summary.render_unpack(&label, started)
+        ));
+    }
+    Ok(ok)
+}
+
+/// Extracts every entry: whether all went well, what was moved, and the archive's
+/// name for messages.
+fn extract_all(
+    config: &UnpackConfig,
+    cleanup: &Arc<Cleanup>,
+    progress: &Progress,
+) -> Result<(bool, ArchiveSummary, String)> {
     // Before the destination is created: input that is not an archive creates nothing.
-    let Input { stream, label } = input::open(&config.archive)?;
+    let Input {
+        stream,
+        label,
+        tar_bytes,
+    } = input::open(&config.archive, progress)?;
     let root = Root::open(&config.dest)?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
-    let mut extractor = Extractor::new(config, root, Arc::clone(cleanup));
+    let mut extractor = Extractor::new(config, root, Arc::clone(cleanup), progress.clone());
     let mut last: Option<Vec<u8>> = None;
+    let mut count = 0u64;
     for entry in entries {
         let mut entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
                 let cause = short_cause(&e);
-                eprintln!("spate: {label}: {}: {cause}", after(last.as_deref()));
+                progress.println(&format!(
+                    "spate: {label}: {}: {cause}",
+                    after(last.as_deref())
+                ));
                 extractor.failures += 1;
                 break;
             }
         };
+        progress.done(0);
+        count += 1;
         let meta = match Meta::read(&mut entry) {
             Ok(meta) => meta,
             Err(e) => {
                 let name = entry.path_bytes().into_owned();
                 let cause = short_cause(&e);
-                eprintln!(
+                progress.println(&format!(
                     "spate: {}: refused: unreadable header: {cause}",
                     quote(&name)
-                );
+                ));
                 extractor.failures += 1;
                 last = Some(name);
                 continue;
@@ -77,28 +111,28 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         match extractor.extract(&mut entry, &meta) {
             Ok(()) => {}
             Err(Problem::Refused(why)) => {
-                eprintln!("spate: {}: refused: {why}", quote(&name));
+                progress.println(&format!("spate: {}: refused: {why}", quote(&name)));
                 extractor.failures += 1;
             }
             Err(Problem::Failed(why)) => {
-                eprintln!("spate: {}: {why}", quote(&name));
+                progress.println(&format!("spate: {}: {why}", quote(&name)));
                 extractor.failures += 1;
             }
             Err(Problem::Stream { what, cause }) => {
-                eprintln!(
+                progress.println(&format!(
                     "spate: {label}: {what} in entry \"{}\": {cause}",
                     quote(&name)
-                );
+                ));
                 extractor.failures += 1;
                 break;
             }
             Err(Problem::Budget { size }) => {
-                eprintln!(
+                progress.println(&format!(
                     "spate: {}: refused: its {} would exceed --max-size ({}); stopping",
                     quote(&name),
                     format_size(size, BINARY),
                     format_size(config.max_size, BINARY)
-                );
+                ));
                 extractor.failures += 1;
                 break;
             }
@@ -106,7 +140,12 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         last = Some(name);
     }
     extractor.finish_dirs();
-    Ok(extractor.failures == 0)
+    let summary = ArchiveSummary {
+        entries: count,
+        tar_bytes: tar_bytes.load(Ordering::Relaxed),
+        archive_bytes: progress.totals().1,
+    };
+    Ok((extractor.failures == 0, summary, label))
 }
 
 /// Where a header could not be read, for the message.
@@ -181,10 +220,17 @@ struct Extractor<'a> {
     temp_counter: u64,
     failures: u64,
     cleanup: Arc<Cleanup>,
+    /// Where messages go while the bar is up.
+    progress: Progress,
 }
 
 impl<'a> Extractor<'a> {
-    fn new(config: &'a UnpackConfig, root: Root, cleanup: Arc<Cleanup>) -> Extractor<'a> {
+    fn new(
+        config: &'a UnpackConfig,
+        root: Root,
+        cleanup: Arc<Cleanup>,
+        progress: Progress,
+    ) -> Extractor<'a> {
         Extractor {
             config,
             root,
@@ -196,6 +242,7 @@ impl<'a> Extractor<'a> {
             temp_counter: 0,
             failures: 0,
             cleanup,
+            progress,
         }
     }
 
@@ -408,10 +455,10 @@ impl<'a> Extractor<'a> {
         };
         if !self.config.allow_special {
             if !self.config.quiet {
-                eprintln!(
+                self.progress.println(&format!(
                     "spate: {}: skipped: {what} (use --allow-special)",
                     quote(&meta.name)
-                );
+                ));
             }
             return Ok(());
         }
@@ -444,7 +491,8 @@ impl<'a> Extractor<'a> {
         dirs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         for (components, attrs) in dirs {
             if let Err(why) = self.finish_dir(&components, &attrs) {
-                eprintln!("spate: {}: {why}", quote(&components.join(&b'/')));
+                let path = quote(&components.join(&b'/'));
+                self.progress.println(&format!("spate: {path}: {why}"));
                 self.failures += 1;
             }
         }
