@@ -8,8 +8,6 @@
 
 use std::io::{self, Chain, Cursor, Read};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail};
 
@@ -21,35 +19,27 @@ const BLOCK: usize = 512;
 /// Bytes shown from a stream that is not a tar archive.
 const SHOWN: usize = 16;
 
-/// The decompressed tar stream, its first block already read and put back in front,
-/// counted.
-pub type TarStream = Counted<Chain<Cursor<Vec<u8>>, Decoder>>;
+/// The decompressed tar stream, its first block already read and put back in front.
+pub type TarStream = Chain<Cursor<Vec<u8>>, Decoder>;
 
 /// An archive whose first header looked right.
 pub struct Input {
     pub stream: TarStream,
     /// The archive as messages name it ("standard input" for `-`).
     pub label: String,
-    /// Bytes of tar data read from the stream so far (decompressed).
-    pub tar_bytes: Arc<AtomicU64>,
 }
 
-/// A reader that counts what passes through it, in a counter shared with whoever
-/// wants the figure while the reader is owned elsewhere (by the tar reader, or the
-/// decompressor's thread).
-pub struct Counted<R> {
+/// The archive as read, counted into the progress display (on the decompressor's
+/// thread, which owns it).
+struct Counted<R> {
     inner: R,
-    count: Arc<AtomicU64>,
-    progress: Option<Progress>,
+    progress: Progress,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        if let Some(progress) = &self.progress {
-            progress.advance(n as u64);
-        }
+        self.progress.advance(n as u64);
         Ok(n)
     }
 }
@@ -65,8 +55,7 @@ pub fn open(path: &Path, progress: &Progress) -> Result<Input> {
     let (reader, label) = open_reader(path, progress)?;
     let reader: Box<dyn Read + Send> = Box::new(Counted {
         inner: reader,
-        count: Arc::default(),
-        progress: Some(progress.clone()),
+        progress: progress.clone(),
     });
     let mut decoder = Decoder::start(reader).with_context(|| format!("reading {label}"))?;
     let first = read_block(&mut decoder).with_context(|| format!("reading {label}"))?;
@@ -87,15 +76,9 @@ pub fn open(path: &Path, progress: &Progress) -> Result<Input> {
         }
         bail!("{label}: {inside}not a tar archive (first bytes: {shown})");
     }
-    let tar_bytes = Arc::new(AtomicU64::new(0));
     Ok(Input {
-        stream: Counted {
-            inner: Cursor::new(first).chain(decoder),
-            count: Arc::clone(&tar_bytes),
-            progress: None,
-        },
+        stream: Cursor::new(first).chain(decoder),
         label,
-        tar_bytes,
     })
 }
 

@@ -43,7 +43,8 @@ pub enum ProgressMode {
 }
 
 /// How often `plain` prints a line. `SPATE_PROGRESS_INTERVAL` (seconds, fractions
-/// allowed) overrides it; it is undocumented, there for tests that cannot wait.
+/// allowed) overrides it and [`BAR_EVERY`]; it is undocumented, there for tests that
+/// cannot wait.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 /// How often the bar is redrawn.
 const BAR_EVERY: Duration = Duration::from_millis(200);
@@ -105,7 +106,7 @@ impl Progress {
             (ProgressMode::None, _) | (ProgressMode::Auto, false) => Display::Hidden,
             (ProgressMode::Auto | ProgressMode::Bar, true) => Display::Bar(new_bar()),
             (ProgressMode::Bar, false) | (ProgressMode::Plain, _) => {
-                Display::Plain(plain_interval())
+                Display::Plain(interval(PLAIN_EVERY))
             }
         };
         let progress = Progress {
@@ -313,7 +314,7 @@ impl Progress {
     fn start_redraw(&self) {
         let every = match &self.inner.display {
             Display::Hidden => return,
-            Display::Bar(_) => BAR_EVERY,
+            Display::Bar(_) => interval(BAR_EVERY),
             Display::Plain(every) => *every,
         };
         let me = self.clone();
@@ -401,12 +402,13 @@ fn new_bar() -> ProgressBar {
     bar
 }
 
-fn plain_interval() -> Duration {
+/// `default`, or what `SPATE_PROGRESS_INTERVAL` says.
+fn interval(default: Duration) -> Duration {
     std::env::var("SPATE_PROGRESS_INTERVAL")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(PLAIN_EVERY, Duration::from_secs_f64)
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e6)
+        .map_or(default, Duration::from_secs_f64)
 }
 
 /// A bar redraws its line with escape codes: only a real terminal shows that as a bar,

@@ -43,7 +43,7 @@ impl Summary {
 #[derive(Debug, Default, Clone)]
 pub struct ArchiveSummary {
     pub entries: u64,
-    /// The tar stream's bytes (what was packed, or what was unpacked).
+    /// Bytes of the tar stream (`pack`), or of the file data written (`unpack`).
     pub tar_bytes: u64,
     /// The archive's bytes, compressed.
     pub archive_bytes: u64,

@@ -25,7 +25,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -64,11 +63,7 @@ fn extract_all(
     progress: &Progress,
 ) -> Result<(bool, ArchiveSummary, String)> {
     // Before the destination is created: input that is not an archive creates nothing.
-    let Input {
-        stream,
-        label,
-        tar_bytes,
-    } = input::open(&config.archive, progress)?;
+    let Input { stream, label } = input::open(&config.archive, progress)?;
     let root = Root::open(&config.dest)?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive
@@ -142,7 +137,7 @@ fn extract_all(
     extractor.finish_dirs();
     let summary = ArchiveSummary {
         entries: count,
-        tar_bytes: tar_bytes.load(Ordering::Relaxed),
+        tar_bytes: config.max_size - extractor.budget,
         archive_bytes: progress.totals().1,
     };
     Ok((extractor.failures == 0, summary, label))
