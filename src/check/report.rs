@@ -239,7 +239,7 @@ impl Reporter {
         }
         // Keep stdout and stderr in order on a terminal.
         self.flush_out()?;
-        self.progress.println(&format!("{message}"));
+        self.progress.println(&message);
         Ok(())
     }
 
@@ -251,7 +251,7 @@ impl Reporter {
         }
         self.flush_out()?;
         for message in self.held.drain(..) {
-            self.progress.println(&format!("{message}"));
+            self.progress.println(&message);
         }
         Ok(())
     }

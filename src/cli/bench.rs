@@ -82,12 +82,12 @@ pub(super) struct BenchArgs {
     #[arg(long)]
     json: bool,
 
-    /// Progress: with --tree as for hash; a file job draws its line on a terminal
-    /// unless this is none (it has no plain lines).
     #[command(flatten)]
     progress: ProgressArgs,
 
-    /// No progress line (unless --progress says) and no notices.
+    /// No progress line (unless --progress says) and no notices. --progress applies
+    /// in full to --tree; a file job draws its line on a terminal only (no plain
+    /// lines), unless --progress=none.
     #[arg(short, long)]
     quiet: bool,
 }

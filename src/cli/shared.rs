@@ -190,8 +190,8 @@ pub(super) fn parse_size_arg(s: &str) -> Result<u64, String> {
 /// `--progress`, shared by every long job.
 #[derive(Args, Debug)]
 pub(super) struct ProgressArgs {
-    /// Progress on stderr [default: auto; none with -q]. Until the whole tree is
-    /// counted it says "counting…" with what was found, not a percentage.
+    /// Progress on stderr [default: auto; none with -q]. Until the total is known it
+    /// says "counting…" with what was found so far, never a percentage.
     #[arg(long, value_enum, value_name = "WHEN")]
     progress: Option<ProgressArg>,
 }

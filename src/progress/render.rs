@@ -51,11 +51,10 @@ impl Snapshot {
     /// Done out of found, as a whole percentage, once the total is known.
     pub fn percent(&self) -> Option<u64> {
         (self.total == Total::Known).then(|| {
-            if self.found_bytes == 0 {
-                100
-            } else {
-                (self.done_bytes.min(self.found_bytes) * 100) / self.found_bytes
-            }
+            let done = u128::from(self.done_bytes.min(self.found_bytes)) * 100;
+            // Nothing to do is all done.
+            done.checked_div(u128::from(self.found_bytes))
+                .map_or(100, |p| p as u64)
         })
     }
 }
