@@ -5,10 +5,12 @@
 //! code (never the crate's `unpack`).
 
 pub mod codec;
+mod counting;
 mod input;
 pub mod list;
 mod owners;
 pub mod pack;
+mod streamed;
 pub mod unpack;
 
 use std::ffi::OsString;

@@ -12,10 +12,9 @@
 //! whatever the tree, at the price of reading large files one at a time — which costs
 //! little, since compressing is far slower than reading.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -26,14 +25,16 @@ use anyhow::{Context, Result};
 use tar::{EntryType, Header};
 
 use super::PackConfig;
-use super::codec::{CHUNK, EncodeOptions, Encoder};
+use super::codec::{EncodeOptions, Encoder};
+use super::counting::{Counted, count_files};
 use super::owners::Owners;
+use super::streamed::Tracked;
 use crate::error::{ErrorKind, describe_io};
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
 use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Feed, Item, Outcome};
-use crate::progress::{ArchiveSummary, Progress, Tally};
+use crate::progress::{ArchiveSummary, Progress};
 use crate::read::{Sink, SinkFactory};
 use crate::walk::{self, Entry, Notice, NoticeKind};
 
@@ -182,44 +183,6 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
 
 const ARCHIVE_ITSELF: &str = "the archive being written; not packed";
 const MANIFEST_ITSELF: &str = "the manifest being written; not packed";
-
-/// The progress display's count, ahead of the job: the bytes of every regular file
-/// the walk will store data for (a further hard link stores none).
-fn count_files(roots: &[OsString], options: &walk::WalkOptions, tally: &Tally) -> Result<()> {
-    let mut linked: HashSet<(u64, u64)> = HashSet::new();
-    walk::entries(roots, options, |item| {
-        let Ok(entry) = item else { return true };
-        if !entry.file_type().is_file() {
-            return true;
-        }
-        let Ok(meta) = entry.metadata() else {
-            return true;
-        };
-        if meta.nlink() > 1 && !linked.insert((meta.dev(), meta.ino())) {
-            return true;
-        }
-        tally.add(meta.len())
-    })
-}
-
-/// Counts the tar stream's bytes on their way to the compressor, for the summary's
-/// ratio.
-struct Counted<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: io::Write> io::Write for Counted<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
 
 /// The source: walks every root and pushes one item per entry.
 fn list_members(
@@ -579,59 +542,6 @@ enum Stream {
     Skipped(String),
     /// The archive itself failed.
     Fatal(anyhow::Error),
-}
-
-/// Reads exactly `left` bytes of a file for its tar entry: zeros after an early end
-/// (noting the error), nothing past the size in the header.
-struct Tracked {
-    file: File,
-    left: u64,
-    read: u64,
-    error: Option<String>,
-    hasher: Option<blake3::Hasher>,
-    progress: Progress,
-}
-
-impl Read for Tracked {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        let want = buf.len().min(CHUNK).min(self.left as usize);
-        let n = if self.error.is_some() {
-            0
-        } else {
-            loop {
-                match self.file.read(&mut buf[..want]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.error = Some(format!("reading: {e}"));
-                        break 0;
-                    }
-                }
-            }
-        };
-        let n = if n == 0 {
-            if self.error.is_none() {
-                self.error = Some(format!(
-                    "changed while reading (shrank to {} bytes; padded with zeros)",
-                    self.read
-                ));
-            }
-            buf[..want].fill(0);
-            want
-        } else {
-            if let Some(h) = &mut self.hasher {
-                h.update(&buf[..n]);
-            }
-            self.read += n as u64;
-            n
-        };
-        self.left -= n as u64;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
 }
 
 fn os(bytes: &[u8]) -> &Path {
