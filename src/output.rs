@@ -65,6 +65,12 @@ impl Output {
         Ok(Output { dest, written: 0 })
     }
 
+    /// Whether the bytes go to standard output (which may share a terminal with a
+    /// progress bar).
+    pub fn is_stdout(&self) -> bool {
+        matches!(self.dest, Dest::Stdout(_))
+    }
+
     /// Bytes written so far (what a summary reports as the output's size).
     pub fn written(&self) -> u64 {
         self.written

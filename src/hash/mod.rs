@@ -105,7 +105,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                     Outcome::Note(()) => {}
                 }
                 if buf.len() >= FLUSH_AT {
-                    progress.to_stdout(|| out.write_all(&buf))?;
+                    write_batch(&progress, &mut out, &buf)?;
                     buf.clear();
                 }
                 Ok(())
@@ -113,7 +113,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         );
         // The last lines go out with the bar still up, like every batch before them:
         // finishing first would leave its last frame on screen for them to follow.
-        let written = progress.to_stdout(|| out.write_all(&buf));
+        let written = write_batch(&progress, &mut out, &buf);
         progress.finish();
         result?;
         written?;
@@ -134,6 +134,16 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         );
     }
     Ok(summary.errors == 0)
+}
+
+/// Writes a batch of manifest lines; on stdout through the progress display, which
+/// takes the bar off a terminal they share meanwhile.
+fn write_batch(progress: &Progress, out: &mut Output, batch: &[u8]) -> Result<()> {
+    if out.is_stdout() {
+        progress.to_stdout(|| out.write_all(batch))
+    } else {
+        out.write_all(batch)
+    }
 }
 
 /// The queue depth as `--stats` shows it: the uring backend's range when it adapts.
