@@ -427,3 +427,40 @@ fn bench_tree_plain_progress_counts_with_its_own_walk() {
     let (_, last) = plain_lines(&stderr);
     assert!(last.contains(" done, 200 files, "), "{last}");
 }
+
+#[test]
+fn list_from_standard_input_has_no_total_to_show() {
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path(), 300);
+    let tar = StdCommand::new("tar")
+        .args(["--zstd", "-cf", "d.tar.zst", "d"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let entries = entries_in(dir.path(), "d.tar.zst");
+    let archive = std::fs::read(dir.path().join("d.tar.zst")).unwrap();
+    let out = spate_cmd(dir.path())
+        .args(["list", "--progress=plain", "-"])
+        .write_stdin(archive.clone())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let (lines, last) = plain_lines(&stderr);
+    for line in lines {
+        assert!(
+            line.contains(" entries, ") && line.contains(" read, ") && !line.contains('%'),
+            "{line}"
+        );
+    }
+    let want = format!(
+        " done, {entries} entries, {} (",
+        human(archive.len() as u64)
+    );
+    assert!(last.contains(&want), "{last} lacks {want}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().lines().count(),
+        entries
+    );
+}
