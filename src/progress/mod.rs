@@ -360,7 +360,10 @@ impl Progress {
                         } else if bar.length().is_none() {
                             bar.set_style(style(BAR_UNKNOWN));
                         }
-                        bar.set_message(render::files(&s, unit));
+                        bar.set_message(match s.total {
+                            Total::Known => render::beside_bar(&s, unit),
+                            _ => render::files(&s, unit),
+                        });
                     }
                 }
                 bar.set_position(s.done_bytes);
@@ -385,8 +388,7 @@ impl Tally {
 /// The bar while counting: a spinner and the counts, no bar (there is nothing yet to
 /// fill it against), so the first frame is never a full `0 B/0 B`.
 const BAR_COUNTING: &str = "{spinner} {elapsed} {msg}";
-const BAR_KNOWN: &str = "{spinner} {elapsed} {wide_bar} {binary_bytes}/{binary_total_bytes} \
-                         {binary_bytes_per_sec} ETA {eta} {msg}";
+const BAR_KNOWN: &str = "{spinner} {elapsed} {wide_bar} {binary_bytes}/{binary_total_bytes} {msg}";
 const BAR_UNKNOWN: &str = "{spinner} {elapsed} {binary_bytes} {binary_bytes_per_sec} {msg}";
 
 fn style(template: &str) -> ProgressStyle {

@@ -69,6 +69,14 @@ pub fn files(s: &Snapshot, unit: &str) -> String {
     }
 }
 
+/// The bar's message beside a bar with a total: rate and ETA over the whole run so
+/// far (steadier than the last seconds' rate while a compressor catches up), and the
+/// count of files.
+pub fn beside_bar(s: &Snapshot, unit: &str) -> String {
+    let eta = s.eta().map_or_else(|| "-".to_string(), clock);
+    format!("{}/s ETA {eta} {}", size(s.rate()), files(s, unit))
+}
+
 /// The bar's message while the walk is still counting (no bar: there is no total to
 /// fill it against).
 pub fn counting(s: &Snapshot, unit: &str) -> String {
