@@ -96,7 +96,7 @@ pub fn hash_tree<P: AsRef<Path>>(paths: &[P], options: &HashOptions) -> HashTree
     let (tx, rx) = mpsc::sync_channel(1024);
     let runner = std::thread::spawn(move || {
         let factory = Arc::new(HasherFactory::new(options.algos.clone()));
-        let progress = Progress::new(false);
+        let progress = Progress::hidden();
         let sent = tx.clone();
         let result = pipeline::run(
             &roots,

@@ -43,8 +43,13 @@ impl Cleanup {
     }
 }
 
-/// Where results go.
-pub enum Output {
+/// Where results go, and how many bytes went there.
+pub struct Output {
+    dest: Dest,
+    written: u64,
+}
+
+enum Dest {
     Stdout(io::Stdout),
     File(AtomicFile),
 }
@@ -52,23 +57,36 @@ pub enum Output {
 impl Output {
     /// `None` or `-` means standard output; anything else an atomically written file.
     pub fn open(path: Option<&Path>, cleanup: &Arc<Cleanup>) -> Result<Output> {
-        match path {
-            None => Ok(Output::Stdout(io::stdout())),
-            Some(p) if p.as_os_str() == "-" => Ok(Output::Stdout(io::stdout())),
-            Some(p) => Ok(Output::File(AtomicFile::create(p, Arc::clone(cleanup))?)),
-        }
+        let dest = match path {
+            None => Dest::Stdout(io::stdout()),
+            Some(p) if p.as_os_str() == "-" => Dest::Stdout(io::stdout()),
+            Some(p) => Dest::File(AtomicFile::create(p, Arc::clone(cleanup))?),
+        };
+        Ok(Output { dest, written: 0 })
+    }
+
+    /// Whether the bytes go to standard output (which may share a terminal with a
+    /// progress bar).
+    pub fn is_stdout(&self) -> bool {
+        matches!(self.dest, Dest::Stdout(_))
+    }
+
+    /// Bytes written so far (what a summary reports as the output's size).
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     /// Writes bytes, naming the destination in the error.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        match self {
-            Output::Stdout(out) => {
+        self.written += bytes.len() as u64;
+        match &mut self.dest {
+            Dest::Stdout(out) => {
                 let mut lock = out.lock();
                 lock.write_all(bytes)
                     .and_then(|()| lock.flush())
                     .context("writing to standard output")
             }
-            Output::File(file) => file
+            Dest::File(file) => file
                 .file
                 .write_all(bytes)
                 .with_context(|| format!("writing {}", file.target.display())),
@@ -77,9 +95,9 @@ impl Output {
 
     /// What the output is, for error messages: the target's path or "standard output".
     pub fn describe(&self) -> String {
-        match self {
-            Output::Stdout(_) => "standard output".into(),
-            Output::File(file) => file.target.display().to_string(),
+        match &self.dest {
+            Dest::Stdout(_) => "standard output".into(),
+            Dest::File(file) => file.target.display().to_string(),
         }
     }
 
@@ -89,18 +107,18 @@ impl Output {
     pub fn identity(&self) -> io::Result<Option<(u64, u64)>> {
         use std::os::fd::AsFd;
         use std::os::unix::fs::MetadataExt;
-        let meta = match self {
-            Output::Stdout(out) => File::from(out.as_fd().try_clone_to_owned()?).metadata()?,
-            Output::File(file) => file.file.metadata()?,
+        let meta = match &self.dest {
+            Dest::Stdout(out) => File::from(out.as_fd().try_clone_to_owned()?).metadata()?,
+            Dest::File(file) => file.file.metadata()?,
         };
         Ok(meta.is_file().then(|| (meta.dev(), meta.ino())))
     }
 
     /// Finishes the output: for a file, flush, sync and rename into place.
     pub fn commit(self) -> Result<()> {
-        match self {
-            Output::Stdout(out) => out.lock().flush().context("writing to standard output"),
-            Output::File(file) => file.commit(),
+        match self.dest {
+            Dest::Stdout(out) => out.lock().flush().context("writing to standard output"),
+            Dest::File(file) => file.commit(),
         }
     }
 }
@@ -109,16 +127,18 @@ impl Output {
 /// callers add [`Output::describe`].
 impl Write for Output {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        match self {
-            Output::Stdout(out) => out.write(bytes),
-            Output::File(file) => file.file.write(bytes),
-        }
+        let n = match &mut self.dest {
+            Dest::Stdout(out) => out.write(bytes),
+            Dest::File(file) => file.file.write(bytes),
+        }?;
+        self.written += n as u64;
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Output::Stdout(out) => out.flush(),
-            Output::File(file) => file.file.flush(),
+        match &mut self.dest {
+            Dest::Stdout(out) => out.flush(),
+            Dest::File(file) => file.file.flush(),
         }
     }
 }

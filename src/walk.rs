@@ -72,8 +72,8 @@ pub struct WalkOptions {
     /// opened file: one path lookup and `stat` fewer per file. On the benchmark's 30,000
     /// cached files that was 2-7% faster; on the same tree cold, 3-7% slower (the walk's
     /// `stat` had been loading inodes ahead of the readers). Warm trees are the common
-    /// case for repeated checksumming, so `pipeline::run` asks for it only when a bar
-    /// is drawn.
+    /// case for repeated checksumming, so the job's walk skips it; a progress display
+    /// counts with a walk of its own that asks for it (`pipeline::run`).
     pub sizes_upfront: bool,
     /// The files the run itself writes (its output's temporary file, and the file under
     /// the output's final name that it replaces): reported as skipped, never read.

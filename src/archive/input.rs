@@ -12,6 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use super::codec::{Compression, Decoder};
+use crate::progress::Progress;
 
 /// Bytes of a tar header block.
 const BLOCK: usize = 512;
@@ -28,12 +29,34 @@ pub struct Input {
     pub label: String,
 }
 
+/// The archive as read, counted into the progress display (on the decompressor's
+/// thread, which owns it).
+struct Counted<R> {
+    inner: R,
+    progress: Progress,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
 /// Opens `path` (`-`: standard input), starts the decompressor and checks the first
 /// header. A stream that starts with a zero block is an empty archive; an empty
 /// stream is no archive (GNU tar: "This does not look like a tar archive"), since
 /// even an empty archive has its end blocks: whatever should have written it failed.
-pub fn open(path: &Path) -> Result<Input> {
-    let (reader, label) = open_reader(path)?;
+///
+/// `progress` follows the archive's bytes as read (compressed), against the archive's
+/// size when it is a file.
+pub fn open(path: &Path, progress: &Progress) -> Result<Input> {
+    let (reader, label) = open_reader(path, progress)?;
+    let reader: Box<dyn Read + Send> = Box::new(Counted {
+        inner: reader,
+        progress: progress.clone(),
+    });
     let mut decoder = Decoder::start(reader).with_context(|| format!("reading {label}"))?;
     let first = read_block(&mut decoder).with_context(|| format!("reading {label}"))?;
     if !is_tar_block(&first) {
@@ -59,11 +82,17 @@ pub fn open(path: &Path) -> Result<Input> {
     })
 }
 
-fn open_reader(path: &Path) -> Result<(Box<dyn Read + Send>, String)> {
+fn open_reader(path: &Path, progress: &Progress) -> Result<(Box<dyn Read + Send>, String)> {
     if path.as_os_str() == "-" {
+        progress.set_unknown_total();
         return Ok((Box::new(io::stdin()), "standard input".into()));
     }
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // A pipe or a device has no size to go by.
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => progress.set_known_total(meta.len()),
+        _ => progress.set_unknown_total(),
+    }
     Ok((Box::new(file), path.display().to_string()))
 }
 

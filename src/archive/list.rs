@@ -1,7 +1,7 @@
 //! `spate list`: one line per entry in the format of GNU `tar -tv`, or one JSON object
 //! per entry with `--json`.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
@@ -10,17 +10,28 @@ use super::ListConfig;
 use super::input::{self, Input};
 use super::members::Members;
 use super::unpack::header::{Kind, Meta, Mtime, quote, short_cause};
+use crate::progress::Progress;
 
 /// Lists the archive's entries (those the member filters select); `Ok(false)` when the
 /// archive is corrupt or truncated, `Err` when a filter matched nothing.
 pub fn run(config: &ListConfig) -> Result<bool> {
+    let progress = Progress::with_unit(config.progress, "entries");
+    let result = list_all(config, &progress);
+    progress.finish();
+    result
+}
+
+fn list_all(config: &ListConfig, progress: &Progress) -> Result<bool> {
     let mut members = Members::new(&config.members)?;
-    let Input { stream, label } = input::open(&config.archive)?;
+    let Input { stream, label, .. } = input::open(&config.archive, progress)?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
-    let mut out = BufWriter::with_capacity(64 << 10, std::io::stdout());
+    let mut out = Lines {
+        buf: Vec::with_capacity(FLUSH_AT * 2),
+        progress,
+    };
     let mut widths = Widths::default();
     let mut ok = true;
     let mut last: Option<Vec<u8>> = None;
@@ -28,22 +39,23 @@ pub fn run(config: &ListConfig) -> Result<bool> {
         let mut entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                out.flush().context("writing to standard output")?;
+                out.flush()?;
                 let cause = short_cause(&e);
                 match &last {
-                    Some(name) => eprintln!(
+                    Some(name) => progress.println(&format!(
                         "spate: {label}: truncated or corrupt after entry \"{}\": {cause}",
                         quote(name)
-                    ),
-                    None => eprintln!(
+                    )),
+                    None => progress.println(&format!(
                         "spate: {label}: cannot read the first entry \
                          (not a tar archive, or truncated): {cause}"
-                    ),
+                    )),
                 }
                 ok = false;
                 break;
             }
         };
+        progress.done(0);
         let name = entry.path_bytes().into_owned();
         match Meta::read(&mut entry) {
             Ok(meta) if meta.kind == Kind::Meta => {}
@@ -55,15 +67,15 @@ pub fn run(config: &ListConfig) -> Result<bool> {
                 } else {
                     widths.push_line(&mut line, &meta);
                 }
-                out.write_all(&line).context("writing to standard output")?;
+                out.push(&line)?;
             }
             Err(e) => {
-                out.flush().context("writing to standard output")?;
-                eprintln!(
+                out.flush()?;
+                progress.println(&format!(
                     "spate: {}: unreadable header: {}",
                     quote(&name),
                     short_cause(&e)
-                );
+                ));
                 ok = false;
             }
         }
@@ -72,6 +84,38 @@ pub fn run(config: &ListConfig) -> Result<bool> {
     out.flush().context("writing to standard output")?;
     members.finish()?;
     Ok(ok)
+}
+
+/// Listing lines are written in batches of about this many bytes.
+const FLUSH_AT: usize = 64 << 10;
+
+/// Lines on their way to stdout, written through the progress display so a bar on the
+/// same terminal never tears them.
+struct Lines<'a> {
+    buf: Vec<u8>,
+    progress: &'a Progress,
+}
+
+impl Lines<'_> {
+    fn push(&mut self, line: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(line);
+        if self.buf.len() >= FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let buf = &self.buf;
+        self.progress
+            .to_stdout(|| {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(buf).and_then(|()| stdout.flush())
+            })
+            .context("writing to standard output")?;
+        self.buf.clear();
+        Ok(())
+    }
 }
 
 /// GNU tar's column logic: owner/group and size share a field that only ever widens,

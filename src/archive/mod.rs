@@ -5,6 +5,7 @@
 //! code (never the crate's `unpack`).
 
 pub mod codec;
+mod counting;
 pub mod files_from;
 mod input;
 pub mod list;
@@ -12,11 +13,13 @@ pub mod members;
 mod owners;
 pub mod pack;
 mod stored_names;
+mod streamed;
 pub mod unpack;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::progress::ProgressMode;
 use crate::read::ReadOptions;
 use crate::walk::WalkOptions;
 pub use codec::Compression;
@@ -47,8 +50,10 @@ pub struct PackConfig {
     pub manifest: Option<PathBuf>,
     pub walk: WalkOptions,
     pub read: ReadOptions,
-    pub progress: bool,
+    pub progress: ProgressMode,
     pub notices: bool,
+    /// Print the summary line (entries, ratio) at the end.
+    pub summary: bool,
 }
 
 /// Everything `spate unpack` needs to know.
@@ -75,6 +80,9 @@ pub struct UnpackConfig {
     pub members: Vec<OsString>,
     /// Write the contents of the selected files to standard output instead of disk.
     pub to_stdout: bool,
+    pub progress: ProgressMode,
+    /// Print the summary line (entries, bytes, rate) at the end.
+    pub summary: bool,
 }
 
 /// Everything `spate list` needs to know.
@@ -86,6 +94,7 @@ pub struct ListConfig {
     pub members: Vec<OsString>,
     /// One JSON object per entry instead of `tar -tv` lines.
     pub json: bool,
+    pub progress: ProgressMode,
 }
 
 #[cfg(test)]

@@ -13,26 +13,29 @@
 //! little, since compressing is far slower than reading.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Read};
+use std::ffi::OsString;
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tar::{EntryType, Header};
 
 use super::PackConfig;
-use super::codec::{CHUNK, EncodeOptions, Encoder};
+use super::codec::{EncodeOptions, Encoder};
+use super::counting::{Counted, count_files};
 use super::owners::Owners;
 use super::stored_names::{Removed, Root, stored_name};
+use super::streamed::Tracked;
 use crate::error::{ErrorKind, describe_io};
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
 use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Feed, Item, Outcome};
-use crate::progress::Progress;
+use crate::progress::{ArchiveSummary, Progress};
 use crate::read::{Sink, SinkFactory};
 use crate::walk::{self, Entry, Notice, NoticeKind};
 
@@ -77,6 +80,7 @@ enum Kind {
 
 /// Runs the job. `Ok(false)` when some entries could not be packed (each reported).
 pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    let started = Instant::now();
     walk::compile_excludes(&config.walk.exclude)?;
     let out_path = (config.output.as_os_str() != "-").then_some(config.output.as_path());
     // The files under the final names are looked at before the temporary files exist:
@@ -103,7 +107,11 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         out,
     )?;
     let mut writer = Writer {
-        tar: tar::Builder::new(encoder),
+        tar: tar::Builder::new(Counted {
+            inner: encoder,
+            bytes: 0,
+        }),
+        entries: 0,
         config,
         owners: Owners::default(),
         links: HashMap::new(),
@@ -114,18 +122,25 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     };
 
     let progress = Progress::new(config.progress);
-    let source = {
-        let roots: Vec<Root> = config
-            .paths
-            .iter()
-            .map(|p| Root::new(config.directory.as_deref(), p))
-            .collect();
-        let walk_options = walk::WalkOptions {
-            own_outputs: own,
-            ..config.walk.clone()
-        };
-        move |feed: &mut Feed<Member>| list_members(&roots, &walk_options, feed)
+    let walk_options = walk::WalkOptions {
+        own_outputs: own,
+        ..config.walk.clone()
     };
+    let roots: Vec<Root> = config
+        .paths
+        .iter()
+        .map(|p| Root::new(config.directory.as_deref(), p))
+        .collect();
+    {
+        // The same paths the walk below reads: under -C, beneath its directory.
+        let paths: Vec<OsString> = roots
+            .iter()
+            .map(|r| r.disk().as_os_str().to_owned())
+            .collect();
+        let walk_options = walk_options.clone();
+        progress.count_ahead(move |tally| count_files(&paths, &walk_options, tally));
+    }
+    let source = { move |feed: &mut Feed<Member>| list_members(&roots, &walk_options, feed) };
     let factory = Arc::new(CollectFactory {
         digest: config.manifest.is_some(),
     });
@@ -153,15 +168,27 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let failed = writer.failed;
     let manifest_buf = std::mem::take(&mut writer.manifest_buf);
     let output_name = std::mem::take(&mut writer.output_name);
-    let encoder = writer
+    let entries = writer.entries;
+    let counted = writer
         .tar
         .into_inner()
         .with_context(|| format!("writing {output_name}"))?;
-    let out = encoder.finish()?;
+    let out = counted.inner.finish()?;
+    let summary = ArchiveSummary {
+        entries,
+        tar_bytes: counted.bytes,
+        archive_bytes: out.written(),
+    };
     out.commit()?;
     if let Some(mut m) = manifest {
         m.write_all(&manifest_buf)?;
         m.commit()?;
+    }
+    if config.summary {
+        progress.println(&format!(
+            "spate: {}",
+            summary.render_pack(&output_name, started)
+        ));
     }
     Ok(failed == 0)
 }
@@ -335,7 +362,9 @@ impl SinkFactory for CollectFactory {
 
 /// Appends members to the tar stream in walk order.
 struct Writer<'a> {
-    tar: tar::Builder<Encoder>,
+    tar: tar::Builder<Counted<Encoder>>,
+    /// Members appended, for the summary.
+    entries: u64,
     config: &'a PackConfig,
     owners: Owners,
     /// Digests of files with several links, for the manifest lines of later links.
@@ -367,6 +396,7 @@ impl Writer<'_> {
                 self.tar
                     .append_data(&mut header, os(&member.name), output.data.as_slice())
                     .map_err(|e| self.stream_error(e))?;
+                self.entries += 1;
                 self.record_digest(&member, output.digest);
             }
             Outcome::Failed { path, error, .. } => self.report(progress, &path, &error.to_string()),
@@ -391,6 +421,7 @@ impl Writer<'_> {
                 self.tar
                     .append_data(&mut header, os(&member.name), io::empty())
                     .map_err(|e| self.stream_error(e))?;
+                self.entries += 1;
             }
             Kind::Symlink(target) | Kind::HardLink(target) => {
                 let kind = match member.kind {
@@ -402,6 +433,7 @@ impl Writer<'_> {
                 self.tar
                     .append_link(&mut header, os(&member.name), os(target))
                     .map_err(|e| self.stream_error(e))?;
+                self.entries += 1;
                 if let Kind::HardLink(_) = member.kind
                     && let Some(digest) = member.inode.and_then(|i| self.links.get(&i)).cloned()
                 {
@@ -410,6 +442,8 @@ impl Writer<'_> {
             }
             Kind::LargeFile => match self.stream_large(&member, progress) {
                 Ok(digest) => {
+                    // Also when reading failed part-way: zeros pad the member.
+                    self.entries += 1;
                     progress.done(0);
                     self.record_digest(&member, digest);
                 }
@@ -531,59 +565,6 @@ enum Stream {
     Skipped(String),
     /// The archive itself failed.
     Fatal(anyhow::Error),
-}
-
-/// Reads exactly `left` bytes of a file for its tar entry: zeros after an early end
-/// (noting the error), nothing past the size in the header.
-struct Tracked {
-    file: File,
-    left: u64,
-    read: u64,
-    error: Option<String>,
-    hasher: Option<blake3::Hasher>,
-    progress: Progress,
-}
-
-impl Read for Tracked {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        let want = buf.len().min(CHUNK).min(self.left as usize);
-        let n = if self.error.is_some() {
-            0
-        } else {
-            loop {
-                match self.file.read(&mut buf[..want]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.error = Some(format!("reading: {}", crate::error::describe_io(&e)));
-                        break 0;
-                    }
-                }
-            }
-        };
-        let n = if n == 0 {
-            if self.error.is_none() {
-                self.error = Some(format!(
-                    "changed while reading (shrank to {} bytes; padded with zeros)",
-                    self.read
-                ));
-            }
-            buf[..want].fill(0);
-            want
-        } else {
-            if let Some(h) = &mut self.hasher {
-                h.update(&buf[..n]);
-            }
-            self.read += n as u64;
-            n
-        };
-        self.left -= n as u64;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
 }
 
 fn os(bytes: &[u8]) -> &Path {

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::output::Cleanup;
+use crate::progress::ProgressMode;
 use crate::read::ops::{self, OpsWorker};
 use crate::read::{BackendKind, ReadOptions};
 use data::random_buffer;
@@ -41,8 +42,9 @@ pub struct BenchConfig {
     pub backend: BackendKind,
     /// Print the report as JSON instead of a table.
     pub json: bool,
-    /// Draw a progress line (when stderr is a terminal).
-    pub progress: bool,
+    /// Progress of `--tree` as asked; a file job draws its line unless this is
+    /// [`ProgressMode::None`] (and only on a terminal).
+    pub progress: ProgressMode,
 }
 
 /// What to measure.
@@ -216,7 +218,12 @@ fn run_job(
     let mut report = JobReport::for_spec(spec, cache_dropped);
     let moved = Arc::new(AtomicU64::new(0));
     let one_pass = (file_size / spec.bs / spec.jobs as u64).max(1) * spec.bs * spec.jobs as u64;
-    let live = Live::start(config.progress, &spec.name, one_pass, Arc::clone(&moved));
+    let live = Live::start(
+        config.progress != ProgressMode::None,
+        &spec.name,
+        one_pass,
+        Arc::clone(&moved),
+    );
     let buffers: Vec<Vec<_>> = (0..spec.jobs)
         .map(|w| {
             (0..spec.iodepth)

@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 
 use super::report::{Cpu, Latency, TreeReport};
 use crate::pipeline::{self, Outcome};
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressMode};
 use crate::read::{ReadOptions, Sink, SinkFactory};
 use crate::walk::{Entry, NoticeKind, WalkOptions};
 
@@ -45,7 +45,7 @@ impl SinkFactory for Timers {
 }
 
 /// Walks and reads the tree below `root`; `progress` draws the usual bar.
-pub fn run(root: &Path, read: &ReadOptions, progress: bool) -> Result<TreeReport> {
+pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<TreeReport> {
     let meta = std::fs::metadata(root)
         .map_err(|e| anyhow::anyhow!("{}: {}", root.display(), crate::error::describe_io(&e)))?;
     if !meta.is_dir() {
@@ -56,14 +56,20 @@ pub fn run(root: &Path, read: &ReadOptions, progress: bool) -> Result<TreeReport
         mmap_threshold: None,
         ..read.clone()
     };
-    let bar = Progress::new(progress);
+    // A second walk would disturb what is measured: the walk itself counts, and says
+    // "counting…" until it has seen the whole tree.
+    let bar = Progress::new(progress).source_counts();
+    let walk = WalkOptions {
+        sizes_upfront: bar.shows(),
+        ..WalkOptions::default()
+    };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)?;
     let (mut files, mut bytes, mut errors) = (0u64, 0u64, 0u64);
     let cpu = Cpu::now();
     let started = Instant::now();
     let result = pipeline::run(
         &[OsString::from(root)],
-        &WalkOptions::default(),
+        &walk,
         &read,
         Arc::new(Timers),
         &bar,

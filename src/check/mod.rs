@@ -32,7 +32,7 @@ use crate::error::ErrorKind;
 use crate::hash::digest::{Algo, AlgoSet, Digests, MultiHasher};
 use crate::manifest::parse::{self, Expected, Hints, MAX_LINE, Record};
 use crate::pipeline::{self, Feed, Item, Outcome};
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressMode};
 use crate::read::{ReadError, ReadOptions, SinkFactory};
 use crate::walk::{self, Entry, Found, NoticeKind, WalkOptions};
 use lines::{LineRead, read_line};
@@ -62,7 +62,7 @@ pub struct CheckConfig {
     /// How the `--audit` walk goes; its `shard` also selects the manifest lines checked.
     pub walk: WalkOptions,
     pub read: ReadOptions,
-    pub progress: bool,
+    pub progress: ProgressMode,
     /// Print the summary line even when everything verified.
     pub stats: bool,
     /// Name each malformed line on stderr, not only count them.
@@ -150,10 +150,16 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
     let manifests = open_manifests(config)?;
     let names: Vec<String> = manifests.iter().map(|m| m.name.clone()).collect();
     let summarize = config.stats || std::io::stderr().is_terminal();
-    let mut reporter = Reporter::new(config.verbosity, config.json, names, summarize, config.warn);
+    let progress = Progress::new(config.progress);
+    let mut reporter = Reporter::new(
+        config.verbosity,
+        config.json,
+        names,
+        summarize,
+        config.warn,
+        progress.clone(),
+    );
     let listing = Arc::new(Mutex::new(Listing::new(!config.audit.is_empty())));
-
-    let progress = Progress::new(config.progress && config.verbosity == Verbosity::Normal);
     let source = {
         let config = config.clone();
         let listing = Arc::clone(&listing);

@@ -2,7 +2,7 @@
 //! of `sha256sum -c` where they overlap (`NAME: OK`, `NAME: FAILED`), and a summary of
 //! the counts on standard error.
 
-use std::io::{BufWriter, Stdout, Write};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Instant;
@@ -15,6 +15,10 @@ use super::Listed;
 use crate::error::ErrorKind;
 use crate::hash::digest::AlgoSet;
 use crate::manifest;
+use crate::progress::Progress;
+
+/// Report lines are written in batches of about this many bytes.
+const FLUSH_AT: usize = 64 << 10;
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +90,11 @@ impl Counts {
 }
 
 pub struct Reporter {
-    out: BufWriter<Stdout>,
+    /// Report lines not yet written to stdout.
+    out: Vec<u8>,
+    /// Owns the terminal: lines go to stdout and stderr through it, so they never
+    /// tear the progress bar or each other.
+    progress: Progress,
     verbosity: Verbosity,
     json: bool,
     manifests: Vec<String>,
@@ -108,9 +116,11 @@ impl Reporter {
         manifests: Vec<String>,
         always_summarize: bool,
         warn: bool,
+        progress: Progress,
     ) -> Self {
         Reporter {
-            out: BufWriter::with_capacity(64 << 10, std::io::stdout()),
+            out: Vec::with_capacity(FLUSH_AT * 2),
+            progress,
             verbosity,
             json,
             manifests,
@@ -228,8 +238,8 @@ impl Reporter {
             return Ok(());
         }
         // Keep stdout and stderr in order on a terminal.
-        self.out.flush().context("writing the report")?;
-        eprintln!("{message}");
+        self.flush_out()?;
+        self.progress.println(&message);
         Ok(())
     }
 
@@ -239,9 +249,9 @@ impl Reporter {
         if self.held.is_empty() {
             return Ok(());
         }
-        self.out.flush().context("writing the report")?;
+        self.flush_out()?;
         for message in self.held.drain(..) {
-            eprintln!("{message}");
+            self.progress.println(&message);
         }
         Ok(())
     }
@@ -251,9 +261,11 @@ impl Reporter {
         if self.verbosity == Verbosity::Status {
             return Ok(());
         }
-        self.out.flush().context("writing the report")?;
+        self.flush_out()?;
         let name = &self.manifests[manifest];
-        eprintln!("spate: {name}: no checksum line in its first {lines} lines; not read further");
+        self.progress.println(&format!(
+            "spate: {name}: no checksum line in its first {lines} lines; not read further"
+        ));
         Ok(())
     }
 
@@ -277,8 +289,9 @@ impl Reporter {
     pub fn walk_error(&mut self, path: &Path, cause: &str) -> Result<()> {
         self.counts.error += 1;
         if self.verbosity != Verbosity::Status {
-            self.out.flush().context("writing the report")?;
-            eprintln!("spate: {}: {cause}", path.display());
+            self.flush_out()?;
+            self.progress
+                .println(&format!("spate: {}: {cause}", path.display()));
         }
         Ok(())
     }
@@ -293,7 +306,7 @@ impl Reporter {
         strict: bool,
         other_shards: u64,
     ) -> Result<bool> {
-        self.out.flush().context("writing the report")?;
+        self.flush_out()?;
         let c = &self.counts;
         let verified = c.ok + c.failed + c.error;
         let names = self.manifests.join(", ");
@@ -328,19 +341,24 @@ impl Reporter {
             let unshown = c.malformed.saturating_sub(MALFORMED_SHOWN);
             if self.warn && unshown > 0 && !self.json && is_manifest {
                 let s = if unshown == 1 { "" } else { "s" };
-                eprintln!("spate: … and {unshown} more improperly formatted line{s}");
+                self.progress.println(&format!(
+                    "spate: … and {unshown} more improperly formatted line{s}"
+                ));
             }
             if !self.warn && c.malformed > 0 && !self.json && is_manifest {
                 let n = c.malformed;
                 let lines = if n == 1 { "line is" } else { "lines are" };
-                eprintln!("spate: WARNING: {n} {lines} improperly formatted (--warn names them)");
+                self.progress.println(&format!(
+                    "spate: WARNING: {n} {lines} improperly formatted (--warn names them)"
+                ));
             }
             if let Some(problem) = problem {
-                eprintln!("spate: {problem}");
+                self.progress.println(&format!("spate: {problem}"));
             }
         }
         if summary {
-            eprintln!("spate: {}", self.summary(started));
+            self.progress
+                .println(&format!("spate: {}", self.summary(started)));
         }
         Ok(passed)
     }
@@ -385,7 +403,24 @@ impl Reporter {
     }
 
     fn emit(&mut self) -> Result<()> {
-        self.out.write_all(&self.line).context("writing the report")
+        self.out.extend_from_slice(&self.line);
+        if self.out.len() >= FLUSH_AT {
+            self.flush_out()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the lines held so far to stdout.
+    fn flush_out(&mut self) -> Result<()> {
+        let out = &self.out;
+        self.progress
+            .to_stdout(|| {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(out).and_then(|()| stdout.flush())
+            })
+            .context("writing the report")?;
+        self.out.clear();
+        Ok(())
     }
 }
 

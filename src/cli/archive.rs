@@ -1,12 +1,13 @@
 //! `spate pack`, `spate unpack` and `spate list`: the arguments of the archive jobs.
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{IoArg, IoArgs, WalkArgs, parse_jobs, parse_queue_depth};
+use super::shared::{IoArg, IoArgs, ProgressArgs, WalkArgs, parse_jobs, parse_queue_depth};
 use super::units::parse_size_arg;
 use crate::archive::{Compression, ListConfig, PackConfig, UnpackConfig, files_from};
 use crate::read;
@@ -103,10 +104,18 @@ pub(super) struct PackArgs {
     #[command(flatten)]
     io: PackIoArgs,
 
-    /// No progress bar and no notices (skipped entries, removed leading '/'); errors are
-    /// still shown.
+    #[command(flatten)]
+    progress: ProgressArgs,
+
+    /// No progress (unless --progress says), no summary and no notices (skipped
+    /// entries, removed leading '/'); errors are still shown.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Print the summary (entries, bytes in and out, ratio, time) on stderr even when it
+    /// is not a terminal.
+    #[arg(long)]
+    stats: bool,
 }
 
 /// The read stage of pack, under a heading of its own: compression, not reading, is
@@ -219,8 +228,9 @@ impl PackArgs {
             manifest: self.manifest.clone(),
             walk: self.walk.options(),
             read: self.pack_read_options()?,
-            progress: !self.quiet,
+            progress: self.progress.mode(self.quiet),
             notices: !self.quiet,
+            summary: self.stats || (!self.quiet && std::io::stderr().is_terminal()),
         })
     }
 
@@ -300,9 +310,18 @@ pub(super) struct UnpackArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "1TiB")]
     max_size: u64,
 
-    /// No notices about skipped entries.
+    #[command(flatten)]
+    progress: ProgressArgs,
+
+    /// No progress (unless --progress says), no summary and no notices about skipped
+    /// entries.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Print the summary (entries, bytes, time, throughput) on stderr even when it is
+    /// not a terminal.
+    #[arg(long)]
+    stats: bool,
 }
 
 impl UnpackArgs {
@@ -318,6 +337,8 @@ impl UnpackArgs {
             quiet: self.quiet,
             members: self.members.clone(),
             to_stdout: self.to_stdout,
+            progress: self.progress.mode(self.quiet),
+            summary: self.stats || (!self.quiet && std::io::stderr().is_terminal()),
         }
     }
 }
@@ -341,6 +362,9 @@ pub(super) struct ListArgs {
     /// One JSON object per entry.
     #[arg(long)]
     json: bool,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 impl ListArgs {
@@ -349,6 +373,7 @@ impl ListArgs {
             archive: self.archive.clone(),
             members: self.members.clone(),
             json: self.json,
+            progress: self.progress.mode(false),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use super::shared::IoArg;
+use super::shared::{IoArg, ProgressArgs};
 use super::units::{parse_duration_arg, parse_size_arg};
 use crate::bench::{self, BenchConfig, job::JobSpec, job::Rw};
 use crate::read;
@@ -96,7 +96,12 @@ pub(super) struct BenchArgs {
     #[arg(long)]
     json: bool,
 
-    /// No progress line and no notices.
+    #[command(flatten)]
+    progress: ProgressArgs,
+
+    /// No progress line (unless --progress says) and no notices. --progress applies
+    /// in full to --tree; a file job draws its line on a terminal only (no plain
+    /// lines), unless --progress=none.
     #[arg(short, long)]
     quiet: bool,
 }
@@ -144,7 +149,7 @@ impl BenchArgs {
             work,
             backend,
             json: self.json,
-            progress: !self.quiet,
+            progress: self.progress.mode(self.quiet),
         })
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{AlgoArg, IoArgs, ShardArgs, WalkArgs};
+use super::shared::{AlgoArg, IoArgs, ProgressArgs, ShardArgs, WalkArgs};
 use crate::algo::Algo;
 use crate::check::{CheckConfig, Verbosity};
 use crate::walk::WalkOptions;
@@ -87,6 +87,9 @@ pub(super) struct CheckArgs {
 
     #[command(flatten)]
     io: IoArgs,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 impl CheckArgs {
@@ -115,7 +118,7 @@ impl CheckArgs {
                 ..self.walk.options()
             },
             read: self.io.options(self.quiet || self.status)?,
-            progress: !(self.quiet || self.status),
+            progress: self.progress.mode(self.quiet || self.status),
             stats: self.stats,
             warn: self.warn,
         })

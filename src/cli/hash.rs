@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::shared::{AlgoArg, IoArgs, ShardArgs, WalkArgs};
+use super::shared::{AlgoArg, IoArgs, ProgressArgs, ShardArgs, WalkArgs};
 use crate::algo::Algo;
 use crate::check::{CheckConfig, Verbosity};
 use crate::hash::digest::Blake3Mode;
@@ -100,7 +100,11 @@ pub(super) struct HashArgs {
     #[command(flatten)]
     io: IoArgs,
 
-    /// No progress bar and no notices about skipped entries (errors are still shown).
+    #[command(flatten)]
+    progress: ProgressArgs,
+
+    /// No progress (unless --progress says) and no notices about skipped entries
+    /// (errors are still shown).
     #[arg(short, long)]
     quiet: bool,
 
@@ -163,7 +167,7 @@ impl HashArgs {
                 ..self.walk.options()
             },
             read: self.io.options(self.quiet)?,
-            progress: !self.quiet,
+            progress: self.progress.mode(self.quiet),
             notices: !self.quiet,
             stats: self.stats,
         })
@@ -227,7 +231,7 @@ impl HashArgs {
                 ..self.walk.options()
             },
             read: self.io.options(silent)?,
-            progress: !silent,
+            progress: self.progress.mode(silent),
             stats: self.stats,
             warn: self.warn,
         })

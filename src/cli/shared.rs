@@ -14,6 +14,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 
 use crate::algo::Algo;
+use crate::progress::ProgressMode;
 use crate::read::{self, IoMode};
 use crate::shard::Shard;
 use crate::walk::WalkOptions;
@@ -171,6 +172,52 @@ fn parse_count(s: &str, max: usize) -> Result<usize, String> {
         .ok()
         .filter(|n| (1..=max).contains(n))
         .ok_or_else(|| format!("must be a whole number from 1 to {max}"))
+}
+
+/// `--progress`, shared by every long job.
+#[derive(Args, Debug)]
+pub(super) struct ProgressArgs {
+    /// Progress on stderr [default: auto; none with -q]. Until the total is known it
+    /// says "counting…" with what was found so far, never a percentage.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    progress: Option<ProgressArg>,
+}
+
+impl ProgressArgs {
+    /// The mode asked for; `-q` (`quiet`) turns the default off, not an explicit one.
+    pub(super) fn mode(&self, quiet: bool) -> ProgressMode {
+        match (self.progress, quiet) {
+            (Some(arg), _) => arg.into(),
+            (None, true) => ProgressMode::None,
+            (None, false) => ProgressMode::Auto,
+        }
+    }
+}
+
+/// `--progress`: how progress is shown. The variants' doc comments are the help that
+/// `--help` shows for each value.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProgressArg {
+    /// A bar when stderr is a terminal (not TERM=dumb); nothing otherwise.
+    Auto,
+    /// A bar; where stderr cannot show one (not a terminal, TERM=dumb), plain lines.
+    Bar,
+    /// A line every 5 s on stderr (elapsed, files, bytes, rate, ETA) and one at the
+    /// end, for logs without a terminal (Slurm, Kubernetes).
+    Plain,
+    /// Nothing.
+    None,
+}
+
+impl From<ProgressArg> for ProgressMode {
+    fn from(arg: ProgressArg) -> Self {
+        match arg {
+            ProgressArg::Auto => ProgressMode::Auto,
+            ProgressArg::Bar => ProgressMode::Bar,
+            ProgressArg::Plain => ProgressMode::Plain,
+            ProgressArg::None => ProgressMode::None,
+        }
+    }
 }
 
 /// `-a`/`--algo` of hash and check: a checksum algorithm by its [`Algo::name`], in the

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use crate::manifest::{self, Style};
 use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Outcome};
-use crate::progress::{Progress, Summary};
+use crate::progress::{Progress, ProgressMode, Summary};
 use crate::read::{ReadOptions, Sink};
 use crate::walk::{NoticeKind, WalkOptions};
 use digest::{Algo, Blake3Mode, HasherFactory, MultiHasher};
@@ -31,8 +31,7 @@ pub struct HashConfig {
     pub output: Option<PathBuf>,
     pub walk: WalkOptions,
     pub read: ReadOptions,
-    /// Draw a progress bar (when stderr is a terminal).
-    pub progress: bool,
+    pub progress: ProgressMode,
     /// Print notices about skipped entries.
     pub notices: bool,
     /// Print a summary line at the end.
@@ -106,14 +105,19 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                     Outcome::Note(()) => {}
                 }
                 if buf.len() >= FLUSH_AT {
-                    out.write_all(&buf)?;
+                    write_batch(&progress, &mut out, &buf)?;
                     buf.clear();
                 }
                 Ok(())
             },
         );
+        // The last lines go out with the bar still up, like every batch before them:
+        // finishing first would leave its last frame on screen for them to follow.
+        let written = write_batch(&progress, &mut out, &buf);
         progress.finish();
         result?;
+        written?;
+        buf.clear();
     }
 
     out.write_all(&buf)?;
@@ -130,6 +134,16 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         );
     }
     Ok(summary.errors == 0)
+}
+
+/// Writes a batch of manifest lines; on stdout through the progress display, which
+/// takes the bar off a terminal they share meanwhile.
+fn write_batch(progress: &Progress, out: &mut Output, batch: &[u8]) -> Result<()> {
+    if out.is_stdout() {
+        progress.to_stdout(|| out.write_all(batch))
+    } else {
+        out.write_all(batch)
+    }
 }
 
 /// The queue depth as `--stats` shows it: the uring backend's range when it adapts.

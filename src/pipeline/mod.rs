@@ -90,12 +90,21 @@ pub fn run<F: SinkFactory<Tag = ()>>(
 ) -> Result<()> {
     // Fail on bad patterns before any thread starts.
     walk::compile_excludes(&walk_options.exclude)?;
-    // A drawn bar needs byte totals before reading; without one the walk skips the stat.
-    let options = WalkOptions {
-        sizes_upfront: progress.draws(),
+    let roots = roots.to_vec();
+    // The walk runs at most `REORDER_LIMIT` files ahead of the output, so the totals a
+    // display needs come from a walk of their own, which only counts.
+    let counting = WalkOptions {
+        sizes_upfront: true,
         ..walk_options.clone()
     };
-    let roots = roots.to_vec();
+    let counted = roots.clone();
+    progress.count_ahead(move |tally| {
+        walk::walk(&counted, &counting, |found| match found {
+            Found::File(entry) => tally.add(entry.size),
+            Found::Notice(_) => true,
+        })
+    });
+    let options = walk_options.clone();
     let source = move |feed: &mut Feed<()>| {
         walk::walk(&roots, &options, |found| match found {
             Found::File(entry) => feed.push(Item::File(entry, ())),
@@ -149,6 +158,7 @@ where
             .name("spate-walk".into())
             .spawn(move || {
                 let result = source(&mut feed);
+                feed.progress.source_ended();
                 let Feed {
                     mut batcher,
                     to_printer,

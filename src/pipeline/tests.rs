@@ -75,7 +75,7 @@ where
             8,
             &options,
             Arc::new(FragileFactory),
-            &Progress::new(false),
+            &Progress::hidden(),
             |_| {
                 delivered += 1;
                 Ok(())
@@ -196,7 +196,7 @@ fn a_reader_thread_that_ends_with_work_left_stops_the_printer() {
     let err = deliver_in_order(
         &msg_rx,
         &limit,
-        &Progress::new(false),
+        &Progress::hidden(),
         || readers_still_serve(&readers, &work_rx),
         &mut |_| Ok(()),
     )

@@ -26,6 +26,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use humansize::{BINARY, format_size};
@@ -34,6 +35,7 @@ use super::UnpackConfig;
 use super::input::{self, Input};
 use super::members::Members;
 use crate::output::Cleanup;
+use crate::progress::{ArchiveSummary, Progress};
 use confine::{Root, WalkError};
 use header::{Kind, Meta, Mtime, quote, short_cause};
 use names::{Placement, RelPath};
@@ -45,26 +47,53 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     if config.to_stdout {
         return to_stdout::run(config);
     }
+    let started = Instant::now();
+    let progress = Progress::with_unit(config.progress, "entries");
+    let result = extract_all(config, cleanup, &progress);
+    progress.finish();
+    let (ok, summary, label) = result?;
+    if config.summary {
+        progress.println(&format!(
+            "spate: {}",
+            summary.render_unpack(&label, started)
+        ));
+    }
+    Ok(ok)
+}
+
+/// Extracts every entry: whether all went well, what was moved, and the archive's
+/// name for messages.
+fn extract_all(
+    config: &UnpackConfig,
+    cleanup: &Arc<Cleanup>,
+    progress: &Progress,
+) -> Result<(bool, ArchiveSummary, String)> {
     let mut members = Members::new(&config.members)?;
     // Before the destination is created: input that is not an archive creates nothing.
-    let Input { stream, label } = input::open(&config.archive)?;
+    let Input { stream, label } = input::open(&config.archive, progress)?;
     let root = Root::open(&config.dest)?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
-    let mut extractor = Extractor::new(config, root, Arc::clone(cleanup));
+    let mut extractor = Extractor::new(config, root, Arc::clone(cleanup), progress.clone());
     let mut last: Option<Vec<u8>> = None;
+    let mut count = 0u64;
     for entry in entries {
         let mut entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
                 let cause = short_cause(&e);
-                eprintln!("spate: {label}: {}: {cause}", after(last.as_deref()));
+                progress.println(&format!(
+                    "spate: {label}: {}: {cause}",
+                    after(last.as_deref())
+                ));
                 extractor.failures += 1;
                 break;
             }
         };
+        progress.done(0);
+        count += 1;
         let meta = match Meta::read(&mut entry) {
             Ok(meta) => meta,
             Err(e) => {
@@ -74,10 +103,10 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                     continue;
                 }
                 let cause = short_cause(&e);
-                eprintln!(
+                progress.println(&format!(
                     "spate: {}: refused: unreadable header: {cause}",
                     quote(&name)
-                );
+                ));
                 extractor.failures += 1;
                 last = Some(name);
                 continue;
@@ -98,28 +127,28 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                 extractor.failures += 1;
             }
             Err(Problem::Refused(why)) => {
-                eprintln!("spate: {}: refused: {why}", quote(&name));
+                progress.println(&format!("spate: {}: refused: {why}", quote(&name)));
                 extractor.failures += 1;
             }
             Err(Problem::Failed(why)) => {
-                eprintln!("spate: {}: {why}", quote(&name));
+                progress.println(&format!("spate: {}: {why}", quote(&name)));
                 extractor.failures += 1;
             }
             Err(Problem::Stream { what, cause }) => {
-                eprintln!(
+                progress.println(&format!(
                     "spate: {label}: {what} in entry \"{}\": {cause}",
                     quote(&name)
-                );
+                ));
                 extractor.failures += 1;
                 break;
             }
             Err(Problem::Budget { size }) => {
-                eprintln!(
+                progress.println(&format!(
                     "spate: {}: refused: its {} would exceed --max-size ({}); stopping",
                     quote(&name),
                     format_size(size, BINARY),
                     format_size(config.max_size, BINARY)
-                );
+                ));
                 extractor.failures += 1;
                 break;
             }
@@ -129,11 +158,16 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     extractor.finish_dirs();
     match extractor.existing {
         0 => {}
-        1 => eprintln!("spate: 1 file exists; use --overwrite"),
-        n => eprintln!("spate: {n} files exist; use --overwrite"),
+        1 => progress.println("spate: 1 file exists; use --overwrite"),
+        n => progress.println(&format!("spate: {n} files exist; use --overwrite")),
     }
     members.finish()?;
-    Ok(extractor.failures == 0)
+    let summary = ArchiveSummary {
+        entries: count,
+        tar_bytes: config.max_size - extractor.budget,
+        archive_bytes: progress.totals().1,
+    };
+    Ok((extractor.failures == 0, summary, label))
 }
 
 /// Where a header could not be read, for the message.
@@ -215,10 +249,17 @@ struct Extractor<'a> {
     /// Entries left out because their name was taken (counted in `failures` too).
     existing: u64,
     cleanup: Arc<Cleanup>,
+    /// Where messages go while the bar is up.
+    progress: Progress,
 }
 
 impl<'a> Extractor<'a> {
-    fn new(config: &'a UnpackConfig, root: Root, cleanup: Arc<Cleanup>) -> Extractor<'a> {
+    fn new(
+        config: &'a UnpackConfig,
+        root: Root,
+        cleanup: Arc<Cleanup>,
+        progress: Progress,
+    ) -> Extractor<'a> {
         Extractor {
             config,
             root,
@@ -231,6 +272,7 @@ impl<'a> Extractor<'a> {
             failures: 0,
             existing: 0,
             cleanup,
+            progress,
         }
     }
 
@@ -452,10 +494,10 @@ impl<'a> Extractor<'a> {
         };
         if !self.config.allow_special {
             if !self.config.quiet {
-                eprintln!(
+                self.progress.println(&format!(
                     "spate: {}: skipped: {what} (use --allow-special)",
                     quote(&meta.name)
-                );
+                ));
             }
             return Ok(());
         }
@@ -488,7 +530,8 @@ impl<'a> Extractor<'a> {
         dirs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         for (components, attrs) in dirs {
             if let Err(why) = self.finish_dir(&components, &attrs) {
-                eprintln!("spate: {}: {why}", quote(&components.join(&b'/')));
+                let path = quote(&components.join(&b'/'));
+                self.progress.println(&format!("spate: {path}: {why}"));
                 self.failures += 1;
             }
         }

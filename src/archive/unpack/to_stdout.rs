@@ -11,12 +11,20 @@ use super::super::input::{self, Input};
 use super::super::members::Members;
 use super::header::{Kind, Meta, quote, short_cause};
 use super::write::{Copier, DataError};
+use crate::progress::Progress;
 
 /// Writes the selected files to standard output; `Ok(false)` when some entry could not
 /// be read, `Err` when standard output fails or a filter matched nothing.
 pub fn run(config: &UnpackConfig) -> Result<bool> {
+    let progress = Progress::with_unit(config.progress, "entries");
+    let result = write_all(config, &progress);
+    progress.finish();
+    result
+}
+
+fn write_all(config: &UnpackConfig, progress: &Progress) -> Result<bool> {
     let mut members = Members::new(&config.members)?;
-    let Input { stream, label } = input::open(&config.archive)?;
+    let Input { stream, label } = input::open(&config.archive, progress)?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
@@ -30,11 +38,11 @@ pub fn run(config: &UnpackConfig) -> Result<bool> {
             Ok(entry) => entry,
             Err(e) => {
                 out.flush().context("writing to standard output")?;
-                eprintln!(
+                progress.println(&format!(
                     "spate: {label}: {}: {}",
                     super::after(last.as_deref()),
                     short_cause(&e)
-                );
+                ));
                 ok = false;
                 break;
             }
@@ -44,11 +52,11 @@ pub fn run(config: &UnpackConfig) -> Result<bool> {
             Err(e) => {
                 let name = entry.path_bytes().into_owned();
                 if members.select(&name) {
-                    eprintln!(
+                    progress.println(&format!(
                         "spate: {}: refused: unreadable header: {}",
                         quote(&name),
                         short_cause(&e)
-                    );
+                    ));
                     ok = false;
                 }
                 last = Some(name);
@@ -62,26 +70,26 @@ pub fn run(config: &UnpackConfig) -> Result<bool> {
                     return Err(e).context("writing to standard output");
                 }
                 Err(DataError::Malformed(why)) => {
-                    eprintln!("spate: {}: {why}", quote(&meta.name));
+                    progress.println(&format!("spate: {}: {why}", quote(&meta.name)));
                     ok = false;
                 }
                 Err(DataError::Stream(e)) => {
                     out.flush().context("writing to standard output")?;
                     let cause = short_cause(&e);
-                    eprintln!(
+                    progress.println(&format!(
                         "spate: {label}: truncated or corrupt in entry \"{}\": {cause}",
                         quote(&meta.name)
-                    );
+                    ));
                     ok = false;
                     break;
                 }
                 Err(DataError::Truncated { missing }) => {
                     out.flush().context("writing to standard output")?;
-                    eprintln!(
+                    progress.println(&format!(
                         "spate: {label}: truncated in entry \"{}\": the archive ends \
                          {missing} bytes short of the entry's end",
                         quote(&meta.name)
-                    );
+                    ));
                     ok = false;
                     break;
                 }

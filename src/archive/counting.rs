@@ -1,0 +1,54 @@
+//! What `pack` counts besides packing: the bytes of the tree ahead of the job, for the
+//! progress display's total, and the tar stream's bytes, for the summary's ratio.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+
+use anyhow::Result;
+
+use crate::progress::Tally;
+use crate::walk;
+
+/// The progress display's count, ahead of the job: the bytes of every regular file
+/// the walk will store data for (a further hard link stores none).
+pub(super) fn count_files(
+    roots: &[OsString],
+    options: &walk::WalkOptions,
+    tally: &Tally,
+) -> Result<()> {
+    let mut linked: HashSet<(u64, u64)> = HashSet::new();
+    walk::entries(roots, options, |item| {
+        let Ok(entry) = item else { return true };
+        if !entry.file_type().is_file() {
+            return true;
+        }
+        let Ok(meta) = entry.metadata() else {
+            return true;
+        };
+        if meta.nlink() > 1 && !linked.insert((meta.dev(), meta.ino())) {
+            return true;
+        }
+        tally.add(meta.len())
+    })
+}
+
+/// Counts the tar stream's bytes on their way to the compressor, for the summary's
+/// ratio.
+pub(super) struct Counted<W> {
+    pub(super) inner: W,
+    pub(super) bytes: u64,
+}
+
+impl<W: io::Write> io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
