@@ -52,6 +52,10 @@ pub struct Output {
 enum Dest {
     Stdout(io::Stdout),
     File(AtomicFile),
+    /// An existing device, FIFO or socket named by `-o` (`/dev/null`, a tape, a pipe
+    /// another program reads): written in place, as tar and zstd write to it. The
+    /// temporary file and rename would replace the node with a regular file.
+    Special(File, PathBuf),
 }
 
 impl Output {
@@ -60,6 +64,19 @@ impl Output {
         let dest = match path {
             None => Dest::Stdout(io::stdout()),
             Some(p) if p.as_os_str() == "-" => Dest::Stdout(io::stdout()),
+            Some(p) if is_special(p) => Dest::Special(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "{}: cannot open: {}",
+                            p.display(),
+                            crate::error::describe_io(&e)
+                        )
+                    })?,
+                p.to_path_buf(),
+            ),
             Some(p) => Dest::File(AtomicFile::create(p, Arc::clone(cleanup))?),
         };
         Ok(Output { dest, written: 0 })
@@ -90,6 +107,9 @@ impl Output {
                 .file
                 .write_all(bytes)
                 .with_context(|| format!("writing {}", file.target.display())),
+            Dest::Special(file, path) => file
+                .write_all(bytes)
+                .with_context(|| format!("writing {}", path.display())),
         }
     }
 
@@ -98,6 +118,7 @@ impl Output {
         match &self.dest {
             Dest::Stdout(_) => "standard output".into(),
             Dest::File(file) => file.target.display().to_string(),
+            Dest::Special(_, path) => path.display().to_string(),
         }
     }
 
@@ -110,6 +131,7 @@ impl Output {
         let meta = match &self.dest {
             Dest::Stdout(out) => File::from(out.as_fd().try_clone_to_owned()?).metadata()?,
             Dest::File(file) => file.file.metadata()?,
+            Dest::Special(file, _) => file.metadata()?,
         };
         Ok(meta.is_file().then(|| (meta.dev(), meta.ino())))
     }
@@ -119,6 +141,10 @@ impl Output {
         match self.dest {
             Dest::Stdout(out) => out.lock().flush().context("writing to standard output"),
             Dest::File(file) => file.commit(),
+            // Nothing to rename, and devices may refuse fsync (/dev/null says EINVAL).
+            Dest::Special(mut file, path) => file
+                .flush()
+                .with_context(|| format!("writing {}", path.display())),
         }
     }
 }
@@ -130,6 +156,7 @@ impl Write for Output {
         let n = match &mut self.dest {
             Dest::Stdout(out) => out.write(bytes),
             Dest::File(file) => file.file.write(bytes),
+            Dest::Special(file, _) => file.write(bytes),
         }?;
         self.written += n as u64;
         Ok(n)
@@ -139,8 +166,15 @@ impl Write for Output {
         match &mut self.dest {
             Dest::Stdout(out) => out.flush(),
             Dest::File(file) => file.file.flush(),
+            Dest::Special(file, _) => file.flush(),
         }
     }
+}
+
+/// Whether `path` names an existing node that is neither a regular file nor a
+/// directory (followed through symbolic links): a device, FIFO or socket.
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// A file that appears under its name only once complete.

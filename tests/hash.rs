@@ -788,3 +788,63 @@ fn usage_errors_are_one_line_and_sizes_list_their_units() {
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("Usage:"));
 }
+
+/// `-o` naming a device or FIFO writes into it, as `tar -f` and `zstd -o` do: the
+/// temporary file and rename used for regular files would replace the node with a
+/// regular file (a run as root once turned /dev/full into one). The nodes are made in
+/// a temporary directory so a regression cannot touch the machine's own.
+#[test]
+fn output_to_a_device_or_fifo_writes_into_it_and_keeps_the_node() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("tree/a"), b"hello");
+    let run = |dir: &Path, args: &[&str]| {
+        let args = os(args);
+        let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+        spate(dir, &refs)
+    };
+    let mknod = |name: &str, minor: &str| {
+        let made = Command::new("mknod")
+            .args([name, "c", "1", minor])
+            .current_dir(tmp.path())
+            .status()
+            .unwrap();
+        assert!(made.success(), "mknod {name} (tests run as root)");
+    };
+    mknod("null", "3");
+    mknod("full", "7");
+
+    let out = run(tmp.path(), &["hash", "-o", "null", "tree"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = run(tmp.path(), &["hash", "-o", "full", "tree"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr_of(&out).trim(),
+        "spate: writing full: No space left on device"
+    );
+    let out = run(tmp.path(), &["pack", "--zstd", "-o", "full", "tree"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    for name in ["null", "full"] {
+        let meta = std::fs::metadata(tmp.path().join(name)).unwrap();
+        assert!(meta.file_type().is_char_device(), "{name} was replaced");
+    }
+
+    let fifo = tmp.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let out = run(tmp.path(), &["hash", "-o", "fifo", "tree"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let expected = run(tmp.path(), &["hash", "tree"]).stdout;
+    assert_eq!(reader.join().unwrap(), expected);
+    let meta = std::fs::metadata(&fifo).unwrap();
+    assert!(meta.file_type().is_fifo(), "the FIFO was replaced");
+}
