@@ -1,7 +1,6 @@
 //! `spate list`: one line per entry in the format of GNU `tar -tv`, or one JSON object
 //! per entry with `--json`.
 
-use std::io::Write;
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
@@ -106,12 +105,8 @@ impl Lines<'_> {
     }
 
     fn flush(&mut self) -> Result<()> {
-        let buf = &self.buf;
         self.progress
-            .to_stdout(|| {
-                let mut stdout = std::io::stdout().lock();
-                stdout.write_all(buf).and_then(|()| stdout.flush())
-            })
+            .write_stdout(&self.buf)
             .context("writing to standard output")?;
         self.buf.clear();
         Ok(())

@@ -412,12 +412,8 @@ impl Reporter {
 
     /// Writes the lines held so far to stdout.
     fn flush_out(&mut self) -> Result<()> {
-        let out = &self.out;
         self.progress
-            .to_stdout(|| {
-                let mut stdout = std::io::stdout().lock();
-                stdout.write_all(out).and_then(|()| stdout.flush())
-            })
+            .write_stdout(&self.out)
             .context("writing the report")?;
         self.out.clear();
         Ok(())

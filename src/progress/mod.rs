@@ -254,6 +254,15 @@ impl Progress {
         }
     }
 
+    /// Writes `bytes` (whole result lines) to stdout and flushes, around the bar as
+    /// [`Progress::to_stdout`] does.
+    pub fn write_stdout(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.to_stdout(|| {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(bytes).and_then(|()| stdout.flush())
+        })
+    }
+
     /// Ends the display: removes the bar, or prints plain's last line.
     pub fn finish(&self) {
         self.inner.over.store(true, Ordering::Relaxed);
