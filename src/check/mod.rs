@@ -365,6 +365,7 @@ fn item_for(listed: Listed, manifest: &Manifest, config: &CheckConfig) -> Option
                     size,
                     mtime,
                     stat_known: true,
+                    identity: Default::default(),
                     beneath,
                 };
                 return Some(Item::File(entry, Note::Listed(listed)));

@@ -1,6 +1,7 @@
 //! The hash job: walk → read → digests → manifest lines.
 
 pub mod digest;
+pub(crate) mod stamped;
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -68,10 +69,10 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         summary.bytes = len;
     } else {
         let progress = Progress::new(config.progress);
-        let factory = Arc::new(HasherFactory {
+        let factory = Arc::new(stamped::StampedFactory::new(HasherFactory {
             algos: config.algos.clone(),
             blake3: config.blake3,
-        });
+        }));
         let result = pipeline::run(
             &config.paths,
             &walk,
@@ -81,9 +82,20 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             |outcome| {
                 match outcome {
                     Outcome::Read {
-                        path, output, len, ..
+                        path,
+                        output: (digests, meta),
+                        len,
+                        ..
                     } => {
-                        manifest::push_styled(&mut buf, config.style, &path, len, &output);
+                        let meta = Some(&meta);
+                        manifest::push_with_meta(
+                            &mut buf,
+                            config.style,
+                            &path,
+                            len,
+                            &digests,
+                            meta,
+                        );
                         summary.files += 1;
                         summary.bytes += len;
                     }

@@ -8,6 +8,7 @@
 //! Every other byte, including bytes that are not UTF-8, is written as is, so a name
 //! round-trips exactly through `sha256sum -c` and `spate check`.
 
+pub mod meta;
 pub mod parse;
 
 use std::os::unix::ffi::OsStrExt;
@@ -16,6 +17,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::algo::Digests;
+pub use meta::FileMeta;
 
 /// How results are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,19 @@ pub fn push_record(out: &mut Vec<u8>, format: Format, path: &Path, size: u64, di
 
 /// [`push_record`] with the line ending of `style`.
 pub fn push_styled(out: &mut Vec<u8>, style: Style, path: &Path, size: u64, digests: &Digests) {
+    push_with_meta(out, style, path, size, digests, None);
+}
+
+/// [`push_styled`] with the file's metadata, which only JSON records: the GNU and BSD
+/// lines stay exactly what the peers write.
+pub fn push_with_meta(
+    out: &mut Vec<u8>,
+    style: Style,
+    path: &Path,
+    size: u64,
+    digests: &Digests,
+    meta: Option<&FileMeta>,
+) {
     let name = path.as_os_str().as_bytes();
     let end = if style.zero { b'\0' } else { b'\n' };
     match style.format {
@@ -108,6 +123,9 @@ pub fn push_styled(out: &mut Vec<u8>, style: Style, path: &Path, size: u64, dige
             let mut obj = Map::new();
             push_json_path(&mut obj, name);
             obj.insert("size".into(), Value::from(size));
+            if let Some(meta) = meta {
+                meta.insert_into(&mut obj);
+            }
             for (algo, hex) in digests {
                 obj.insert(algo.name().into(), Value::from(hex.as_str()));
             }
