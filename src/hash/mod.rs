@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub(crate) mod stamped;
+pub mod update;
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -38,6 +39,8 @@ pub struct HashConfig {
     pub notices: bool,
     /// Print a summary line at the end.
     pub stats: bool,
+    /// `--update OLD`: reuse OLD's digests of unchanged files (JSON output).
+    pub update: Option<update::UpdateConfig>,
 }
 
 const MANIFEST_ITSELF: &str = "the manifest being written; not hashed";
@@ -48,6 +51,9 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Runs the job. `Ok(true)` when every file was hashed, `Ok(false)` when some failed
 /// (each already reported on stderr), `Err` for a fatal error.
 pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    if let Some(update) = &config.update {
+        return update::run(config, update, cleanup);
+    }
     let started = Instant::now();
     // The file under the final name is looked at before the temporary file exists: an
     // earlier run's manifest there is about to be replaced, not hashed.
