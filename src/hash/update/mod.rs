@@ -304,10 +304,13 @@ impl Tally {
             );
         }
         if self.corrupt > 0 {
+            let (n, files) = match self.corrupt {
+                1 => (1, "file"),
+                n => (n, "files"),
+            };
             eprintln!(
-                "spate: {} files changed content without changing size or times (possible \
-                 corruption)",
-                self.corrupt
+                "spate: {n} {files} changed content without changing size or times \
+                 (possible corruption)"
             );
         }
         if !(stats || std::io::stderr().is_terminal()) {

@@ -149,7 +149,7 @@ mod tests {
         for line in [1, 3] {
             let rec = old.next().unwrap().unwrap();
             assert_eq!(
-                (rec.path.as_os_str(), rec.size, rec.line),
+                (rec.path.as_os_str(), rec.size, old.line),
                 ("t/a".as_ref(), 3, line)
             );
             assert_eq!(rec.meta.hashed_ns, Some(9));
