@@ -30,12 +30,37 @@ pub struct Entry {
     pub size: u64,
     /// Modification time (seconds, nanoseconds) seen by the walk.
     pub mtime: (i64, i64),
-    /// Whether `size` and `mtime` were filled in before reading. When false (the walk
-    /// skipped the `stat`), the reader takes both from the file it opened.
+    /// Whether `size` and `mtime` (and `identity`) were filled in before reading. When
+    /// false (the walk skipped the `stat`), the reader takes them from the file it opened.
     pub stat_known: bool,
+    /// Change time, inode and device from the same `stat`: what a JSON manifest records
+    /// so that `hash --update` can tell an unchanged file without reading it. All zero
+    /// for jobs that list files from elsewhere (`check`, `pack`) and do not need them.
+    pub identity: Identity,
     /// Set when the file must be opened beneath a directory the job holds open, in one
     /// confined lookup, instead of by `path` (`check`: names from a manifest).
     pub beneath: Option<Beneath>,
+}
+
+/// What identifies one version of a file besides its size and mtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// Status change time (seconds, nanoseconds): moves on every write, chmod, rename
+    /// or link, and cannot be set back by `touch`.
+    pub ctime: (i64, i64),
+    pub inode: u64,
+    pub dev: u64,
+}
+
+impl Identity {
+    /// The identity in `meta` (from `lstat`, or `stat` when following links).
+    pub fn of(meta: &std::fs::Metadata) -> Identity {
+        Identity {
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            inode: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
 }
 
 /// Something the walk reports instead of a file to read.
@@ -264,6 +289,7 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
             size: 0,
             mtime: (0, 0),
             stat_known: false,
+            identity: Identity::default(),
             beneath: None,
             path: entry.into_path(),
         }));
@@ -274,6 +300,7 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             stat_known: true,
+            identity: Identity::of(&meta),
             beneath: None,
             path: entry.into_path(),
         })),

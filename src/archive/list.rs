@@ -1,7 +1,6 @@
 //! `spate list`: one line per entry in the format of GNU `tar -tv`, or one JSON object
 //! per entry with `--json`.
 
-
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 

@@ -307,6 +307,7 @@ fn member_item(
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             stat_known: true,
+            identity: Default::default(),
             beneath: None,
         };
         return Some(Item::File(entry, member));

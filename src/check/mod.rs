@@ -405,6 +405,7 @@ fn item_for(
                     size,
                     mtime,
                     stat_known: true,
+                    identity: Default::default(),
                     beneath,
                 };
                 return Some(Item::File(entry, Note::Listed(listed)));

@@ -11,6 +11,8 @@ use super::shared::{AlgoArg, IoArgs, ProgressArgs, ShardArgs, WalkArgs};
 use crate::algo::Algo;
 use crate::check::{CheckConfig, Verbosity};
 use crate::hash::digest::Blake3Mode;
+use crate::hash::update::UpdateConfig;
+use crate::hash::update::policy::UpdatePolicy;
 use crate::hash::{self, HashConfig};
 use crate::manifest::{Format, Style};
 use crate::merge::MergeConfig;
@@ -59,7 +61,8 @@ pub(super) struct HashArgs {
     #[arg(long, conflicts_with = "json")]
     tag: bool,
 
-    /// JSON Lines: one object per file with path, size and one field per digest.
+    /// JSON Lines: one object per file with path, size, one field per digest, and
+    /// mtime_ns, ctime_ns, inode, dev, hashed_ns (the README's table).
     #[arg(long)]
     json: bool,
 
@@ -103,6 +106,9 @@ pub(super) struct HashArgs {
     #[command(flatten)]
     progress: ProgressArgs,
 
+    #[command(flatten)]
+    update: UpdateArgs,
+
     /// No progress (unless --progress says) and no notices about skipped entries
     /// (errors are still shown).
     #[arg(short, long)]
@@ -139,7 +145,14 @@ impl HashArgs {
             let dir = self.paths.first().is_some_and(|p| Path::new(p).is_dir());
             anyhow::ensure!(!dir, "--raw takes one file, not a directory");
         }
-        let format = if self.json {
+        if self.update.old.is_some() {
+            anyhow::ensure!(
+                !is_stdin_only(&self.paths),
+                "--update needs the files and directories OLD lists (standard input has no \
+                 metadata to compare)"
+            );
+        }
+        let format = if self.json || self.update.old.is_some() {
             Format::Json
         } else if self.raw {
             Format::Raw
@@ -170,6 +183,7 @@ impl HashArgs {
             progress: self.progress.mode(self.quiet),
             notices: !self.quiet,
             stats: self.stats,
+            update: self.update.config(self.algos.is_empty())?,
         })
     }
 }
@@ -235,6 +249,82 @@ impl HashArgs {
             stats: self.stats,
             warn: self.warn,
         })
+    }
+}
+
+fn is_stdin_only(paths: &[OsString]) -> bool {
+    paths.is_empty() || paths.iter().any(|p| p == "-")
+}
+
+/// `--update` and its policy flags.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Incremental (--update)")]
+struct UpdateArgs {
+    /// Write the next JSON manifest of DIRs from OLD (a `spate hash --json` manifest):
+    /// files whose size, mtime, inode and ctime are as OLD recorded keep OLD's digest
+    /// and are not read; the others are read. Without -a, OLD's algorithms; a file OLD
+    /// has no digest of a requested algorithm for is read. Give the DIRs as for OLD
+    /// (same names, same order, same directory): paths are matched as written. OLD may
+    /// be the -o file itself (it is replaced only at the end). Counts on stderr with
+    /// --stats (or on a terminal): reused, read again, new, gone, outside.
+    #[arg(long = "update", value_name = "OLD",
+          conflicts_with_all = ["check", "tag", "no_names", "raw", "zero", "length", "keyed"])]
+    old: Option<PathBuf>,
+
+    /// With --update: a different ctime alone does not force a read (ctime moves on
+    /// chmod, chown, rename and hard links, not only on writes).
+    #[arg(long, requires = "old")]
+    ignore_ctime: bool,
+
+    /// With --update: a different inode alone does not force a read (file systems that
+    /// renumber: some FUSE, network and restored trees).
+    #[arg(long, requires = "old")]
+    ignore_inode: bool,
+
+    /// With --update: also read unchanged files whose digest was computed more than
+    /// DAYS ago (JSON `hashed_ns`), a rolling scrub. A digest that then differs while
+    /// size and times did not is reported as possible corruption (exit 1) and OLD's
+    /// digest is kept.
+    #[arg(long, value_name = "DAYS", requires = "old", value_parser = parse_days)]
+    rehash_older: Option<f64>,
+
+    /// With --update: also read about PCT% of unchanged files (0-100, decimals allowed),
+    /// picked by hashing each path with the date (UTC): the same files all day, others
+    /// the next. Checked as --rehash-older's are.
+    #[arg(long, value_name = "PCT", requires = "old", value_parser = parse_percent)]
+    sample: Option<f64>,
+}
+
+impl UpdateArgs {
+    fn config(&self, algos_from_old: bool) -> Result<Option<UpdateConfig>> {
+        let Some(old) = &self.old else {
+            return Ok(None);
+        };
+        Ok(Some(UpdateConfig {
+            old: old.clone(),
+            policy: UpdatePolicy {
+                ignore_ctime: self.ignore_ctime,
+                ignore_inode: self.ignore_inode,
+                rehash_older_ns: self.rehash_older.map(|days| (days * 86_400e9) as i64),
+                sample: self.sample.map(|pct| (pct * 100.0).round() as u32),
+            },
+            algos_from_old,
+        }))
+    }
+}
+
+fn parse_days(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(days) if days.is_finite() && (0.0..=1e6).contains(&days) => Ok(days),
+        _ => Err(format!("{text:?} is not a number of days (0 or more)")),
+    }
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let text = text.strip_suffix('%').unwrap_or(text);
+    match text.parse::<f64>() {
+        Ok(pct) if (0.0..=100.0).contains(&pct) => Ok(pct),
+        _ => Err(format!("{text:?} is not a percentage from 0 to 100")),
     }
 }
 

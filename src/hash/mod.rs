@@ -1,6 +1,8 @@
 //! The hash job: walk → read → digests → manifest lines.
 
 pub mod digest;
+pub(crate) mod stamped;
+pub mod update;
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -36,6 +38,8 @@ pub struct HashConfig {
     pub notices: bool,
     /// Print a summary line at the end.
     pub stats: bool,
+    /// `--update OLD`: reuse OLD's digests of unchanged files (JSON output).
+    pub update: Option<update::UpdateConfig>,
 }
 
 const MANIFEST_ITSELF: &str = "the manifest being written; not hashed";
@@ -46,6 +50,9 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Runs the job. `Ok(true)` when every file was hashed, `Ok(false)` when some failed
 /// (each already reported on stderr), `Err` for a fatal error.
 pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    if let Some(update) = &config.update {
+        return update::run(config, update, cleanup);
+    }
     let started = Instant::now();
     // The file under the final name is looked at before the temporary file exists: an
     // earlier run's manifest there is about to be replaced, not hashed.
@@ -67,10 +74,10 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         summary.bytes = len;
     } else {
         let progress = Progress::new(config.progress);
-        let factory = Arc::new(HasherFactory {
+        let factory = Arc::new(stamped::StampedFactory::new(HasherFactory {
             algos: config.algos.clone(),
             blake3: config.blake3,
-        });
+        }));
         let result = pipeline::run(
             &config.paths,
             &walk,
@@ -80,9 +87,20 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             |outcome| {
                 match outcome {
                     Outcome::Read {
-                        path, output, len, ..
+                        path,
+                        output: (digests, meta),
+                        len,
+                        ..
                     } => {
-                        manifest::push_styled(&mut buf, config.style, &path, len, &output);
+                        let meta = Some(&meta);
+                        manifest::push_with_meta(
+                            &mut buf,
+                            config.style,
+                            &path,
+                            len,
+                            &digests,
+                            meta,
+                        );
                         summary.files += 1;
                         summary.bytes += len;
                     }

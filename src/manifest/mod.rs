@@ -8,6 +8,7 @@
 //! Every other byte, including bytes that are not UTF-8, is written as is, so a name
 //! round-trips exactly through `sha256sum -c` and `spate check`.
 
+pub mod meta;
 pub mod parse;
 
 use std::os::unix::ffi::OsStrExt;
@@ -16,6 +17,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::algo::Digests;
+pub use meta::FileMeta;
 
 /// How results are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,19 @@ pub fn push_record(out: &mut Vec<u8>, format: Format, path: &Path, size: u64, di
 
 /// [`push_record`] with the line ending of `style`.
 pub fn push_styled(out: &mut Vec<u8>, style: Style, path: &Path, size: u64, digests: &Digests) {
+    push_with_meta(out, style, path, size, digests, None);
+}
+
+/// [`push_styled`] with the file's metadata, which only JSON records: the GNU and BSD
+/// lines stay exactly what the peers write.
+pub fn push_with_meta(
+    out: &mut Vec<u8>,
+    style: Style,
+    path: &Path,
+    size: u64,
+    digests: &Digests,
+    meta: Option<&FileMeta>,
+) {
     let name = path.as_os_str().as_bytes();
     let end = if style.zero { b'\0' } else { b'\n' };
     match style.format {
@@ -104,18 +119,67 @@ pub fn push_styled(out: &mut Vec<u8>, style: Style, path: &Path, size: u64, dige
                 out.push(end);
             }
         }
-        Format::Json => {
-            let mut obj = Map::new();
-            push_json_path(&mut obj, name);
-            obj.insert("size".into(), Value::from(size));
-            for (algo, hex) in digests {
-                obj.insert(algo.name().into(), Value::from(hex.as_str()));
-            }
-            // Writing into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, &Value::Object(obj));
-            out.push(b'\n');
+        Format::Json => push_json(out, name, size, digests, meta),
+    }
+}
+
+/// One JSON object, keys in sorted order: the bytes `serde_json` writes for a map of
+/// these fields, without building one (a map per file was most of the time spent
+/// writing a `--update` of an unchanged tree).
+fn push_json(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    size: u64,
+    digests: &Digests,
+    meta: Option<&FileMeta>,
+) {
+    enum Field<'a> {
+        Text(&'a str),
+        Unsigned(u64),
+        Signed(i64),
+    }
+    let (path, hex) = match std::str::from_utf8(name) {
+        Ok(text) => (std::borrow::Cow::Borrowed(text), None),
+        Err(_) => (
+            String::from_utf8_lossy(name),
+            Some(name.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        ),
+    };
+    let mut fields: Vec<(&str, Field)> = Vec::with_capacity(8 + digests.len());
+    fields.push(("path", Field::Text(&path)));
+    if let Some(hex) = &hex {
+        fields.push(("path_hex", Field::Text(hex)));
+    }
+    fields.push(("size", Field::Unsigned(size)));
+    if let Some(meta) = meta {
+        fields.push(("mtime_ns", Field::Signed(meta.mtime_ns)));
+        fields.push(("ctime_ns", Field::Signed(meta.ctime_ns)));
+        fields.push(("inode", Field::Unsigned(meta.inode)));
+        fields.push(("dev", Field::Unsigned(meta.dev)));
+        if let Some(hashed) = meta.hashed_ns {
+            fields.push(("hashed_ns", Field::Signed(hashed)));
         }
     }
+    for (algo, hex) in digests {
+        fields.push((algo.name(), Field::Text(hex)));
+    }
+    fields.sort_by_key(|(key, _)| *key);
+    fields.dedup_by_key(|(key, _)| *key);
+    out.push(b'{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, key);
+        out.push(b':');
+        let _ = match value {
+            Field::Text(text) => serde_json::to_writer(&mut *out, text),
+            Field::Unsigned(n) => serde_json::to_writer(&mut *out, n),
+            Field::Signed(n) => serde_json::to_writer(&mut *out, n),
+        };
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// The bytes a lower-case hex digest spells.
@@ -185,6 +249,48 @@ mod tests {
     fn special_bytes_get_the_leading_backslash() {
         assert_eq!(line(Format::Gnu, b"a\\b\nc\rd"), b"\\ab  a\\\\b\\nc\\rd\n");
         assert_eq!(line(Format::Tag, b"x\ny"), b"\\SHA256 (x\\ny) = ab\n");
+    }
+
+    #[test]
+    fn json_lines_are_what_serde_json_writes_for_the_same_map() {
+        let meta = FileMeta {
+            mtime_ns: -5,
+            ctime_ns: 6,
+            inode: u64::MAX,
+            dev: 8,
+            hashed_ns: Some(9),
+        };
+        let digests = vec![
+            (Algo::Sha256, "ab".to_string()),
+            (Algo::Blake3, "cd".to_string()),
+            (Algo::Xxh3, "ef".to_string()),
+        ];
+        for name in [&b"a \"q\" \\ \n\t\x01 \xc3\xa9"[..], b"g\xffh"] {
+            for meta in [None, Some(&meta)] {
+                let style = Style {
+                    format: Format::Json,
+                    zero: false,
+                };
+                let mut ours = Vec::new();
+                let path = Path::new(OsStr::from_bytes(name));
+                push_with_meta(&mut ours, style, path, 3, &digests, meta);
+                let mut obj = Map::new();
+                push_json_path(&mut obj, name);
+                obj.insert("size".into(), Value::from(3));
+                if let Some(meta) = meta {
+                    meta.insert_into(&mut obj);
+                }
+                for (algo, hex) in &digests {
+                    obj.insert(algo.name().into(), Value::from(hex.as_str()));
+                }
+                let mut theirs = serde_json::to_vec(&Value::Object(obj)).unwrap();
+                theirs.push(b'\n');
+                assert_eq!(
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&theirs)
+                );
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use serde_json::{Map, Value};
 
 use crate::algo::{Algo, AlgoSet};
+use crate::manifest::FileMeta;
 
 /// Longest line read; anything longer is malformed. A real line is a digest and a path
 /// of at most 4096 bytes, twice that when escaped.
@@ -214,10 +215,45 @@ fn unescape(raw: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Parses a `--json` line as [`parse_line`] does, with the file's metadata when the
+/// line has it (`Ok((record, None))` for a line without). `Ok(None)` for a blank line or
+/// a comment; a line that is not a JSON object is malformed.
+pub fn parse_json_line(
+    line: &[u8],
+    hints: &Hints,
+) -> Result<Option<(Record, Option<FileMeta>)>, String> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) || line.starts_with(b"#") {
+        return Ok(None);
+    }
+    if line.len() > MAX_LINE {
+        return Err(format!("line longer than {MAX_LINE} bytes"));
+    }
+    if !line.starts_with(b"{") {
+        return Err("not a JSON object".into());
+    }
+    let obj = json_object(line)?;
+    let meta = FileMeta::from_json(&obj)?;
+    let record = json_record(&obj, hints)?;
+    if record.name.is_empty() {
+        return Err("empty file name".into());
+    }
+    if record.name.contains(&0) {
+        return Err("NUL byte in file name".into());
+    }
+    Ok(Some((record, meta)))
+}
+
+fn json_object(line: &[u8]) -> Result<Map<String, Value>, String> {
+    serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))
+}
+
 /// Parses a `--json` line: `path` or `path_hex`, optional `size`, one field per digest.
 fn parse_json(line: &[u8], hints: &Hints) -> Result<Record, String> {
-    let obj: Map<String, Value> =
-        serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    json_record(&json_object(line)?, hints)
+}
+
+fn json_record(obj: &Map<String, Value>, hints: &Hints) -> Result<Record, String> {
     let name = match (obj.get("path_hex"), obj.get("path")) {
         (Some(Value::String(hex)), _) => decode_hex(hex).ok_or("invalid path_hex")?,
         (None, Some(Value::String(path))) => path.as_bytes().to_vec(),

@@ -57,6 +57,7 @@ fn unlisted(path: PathBuf) -> Entry {
         size: 0,
         mtime: (0, 0),
         stat_known: false,
+        identity: Default::default(),
         beneath: None,
     }
 }

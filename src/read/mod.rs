@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{ErrorKind, describe_io};
-use crate::walk::Entry;
+use crate::walk::{Entry, Identity};
 use buffer::BufferPool;
 
 /// Chunks at least this large are handed to the sink on a blocking thread.
@@ -291,11 +291,12 @@ pub(crate) fn complete_entry(
     if entry.stat_known {
         return Ok(());
     }
-    let (size, mtime, regular) = fstat(fd).map_err(|e| ReadError::io("stat", e))?;
+    let (size, mtime, regular, identity) = fstat(fd).map_err(|e| ReadError::io("stat", e))?;
     if !regular {
         return Err(ReadError::NotRegular);
     }
-    (entry.size, entry.mtime, entry.stat_known) = (size, mtime, true);
+    (entry.size, entry.mtime, entry.identity) = (size, mtime, identity);
+    entry.stat_known = true;
     Ok(())
 }
 
@@ -307,7 +308,7 @@ pub(crate) fn check_after_reading(
     fd: std::os::unix::io::RawFd,
     read: u64,
 ) -> Result<(), ReadError> {
-    let (size, mtime, regular) = fstat(fd).map_err(|e| ReadError::io("stat", e))?;
+    let (size, mtime, regular, _) = fstat(fd).map_err(|e| ReadError::io("stat", e))?;
     if !regular {
         return Err(ReadError::NotRegular);
     }
@@ -339,8 +340,9 @@ fn verify_unchanged(
     Ok(())
 }
 
-/// Size, modification time and "is a regular file" of an open file.
-fn fstat(fd: std::os::unix::io::RawFd) -> io::Result<(u64, (i64, i64), bool)> {
+/// Size, modification time, "is a regular file" and the rest of the identity of an
+/// open file.
+fn fstat(fd: std::os::unix::io::RawFd) -> io::Result<(u64, (i64, i64), bool, Identity)> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat writes a whole `struct stat` on success; we read it only then.
     let st = unsafe {
@@ -350,7 +352,17 @@ fn fstat(fd: std::os::unix::io::RawFd) -> io::Result<(u64, (i64, i64), bool)> {
         st.assume_init()
     };
     let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-    Ok((st.st_size as u64, (st.st_mtime, st.st_mtime_nsec), regular))
+    let identity = Identity {
+        ctime: (st.st_ctime, st.st_ctime_nsec),
+        inode: st.st_ino,
+        dev: st.st_dev,
+    };
+    Ok((
+        st.st_size as u64,
+        (st.st_mtime, st.st_mtime_nsec),
+        regular,
+        identity,
+    ))
 }
 
 #[cfg(test)]
@@ -422,6 +434,7 @@ mod tests {
             size: meta.len(),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             stat_known: true,
+            identity: Identity::default(),
             beneath: None,
         }
     }
@@ -508,6 +521,7 @@ mod tests {
             size: 0,
             mtime: (0, 0),
             stat_known: false,
+            identity: Identity::default(),
             beneath: None,
         };
         for backend in BACKENDS {
