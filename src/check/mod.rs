@@ -1,5 +1,7 @@
-//! The check job: manifest lines → read → digests → OK / FAILED / MISSING / ERROR, and
-//! with `--audit`, a walk that reports files no line names (NEW).
+//! The check job: manifest lines → read → digests → OK / FAILED / MISSING / ERROR (and,
+//! for JSON lines with metadata, MODIFIED or CORRUPT instead of FAILED), and with
+//! `--audit`, a walk that reports files no line names (NEW) or that a MISSING line
+//! names under another path (MOVED).
 //!
 //! The manifest takes the walker's place in the pipeline: a source thread parses it,
 //! finds each named file ([`names`]: as `sha256sum -c` does, or beneath `--root`) and
@@ -12,11 +14,13 @@
 //! line that cannot be read one way only is malformed, with `--root` a path may not
 //! leave the root, and a file listed twice with different digests is an error.
 
+mod audit;
 mod lines;
 mod listing;
 mod names;
 mod report;
 pub mod resolve;
+mod verdict;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -30,17 +34,21 @@ use anyhow::{Context, Result};
 
 use crate::error::ErrorKind;
 use crate::hash::digest::{Algo, AlgoSet, Digests, MultiHasher};
+use crate::manifest::FileMeta;
+use crate::manifest::meta::nanos;
 use crate::manifest::parse::{self, Expected, Hints, MAX_LINE, Record};
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{Progress, ProgressMode};
 use crate::read::{ReadError, ReadOptions, SinkFactory};
-use crate::walk::{self, Entry, Found, NoticeKind, WalkOptions};
+use crate::walk::{Entry, WalkOptions};
+use audit::Moves;
 use lines::{LineRead, read_line};
 use listing::Listing;
 use names::{AuditPaths, Names, Tally};
 pub use report::Verbosity;
-use report::{Reporter, Verdict};
+use report::{Policy, Reporter};
 use resolve::Resolved;
+use verdict::{Verdict, judge, mismatch};
 
 /// Everything `spate check` needs to know.
 #[derive(Debug, Clone)]
@@ -67,6 +75,9 @@ pub struct CheckConfig {
     pub stats: bool,
     /// Name each malformed line on stderr, not only count them.
     pub warn: bool,
+    /// MODIFIED and MOVED files fail the run too (by default only CORRUPT, FAILED,
+    /// MISSING, NEW and ERROR do, as in cshatag and chkbit).
+    pub fail_on_change: bool,
 }
 
 /// A manifest opened for reading, with how its names are looked up.
@@ -89,6 +100,10 @@ pub(crate) struct Listed {
     expected: Vec<Expected>,
     /// Size in bytes, when the manifest says.
     size: Option<u64>,
+    /// What the file was when hashed, when the line is JSON with metadata.
+    meta: Option<FileMeta>,
+    /// What the `stat` before reading found, once the file is looked up.
+    found: Option<verdict::Found>,
 }
 
 impl Listed {
@@ -160,6 +175,7 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
         progress.clone(),
     );
     let listing = Arc::new(Mutex::new(Listing::new(!config.audit.is_empty())));
+    let mut moves = Moves::default();
     let source = {
         let config = config.clone();
         let listing = Arc::clone(&listing);
@@ -174,21 +190,27 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
         &config.read,
         Arc::new(LineHashers),
         &progress,
-        |outcome| deliver(outcome, config, &mut reporter),
+        |outcome| deliver(outcome, config, &mut moves, &mut reporter),
     );
     progress.finish();
     result?;
 
-    let listing = listing.lock().unwrap_or_else(|p| p.into_inner());
-    for dir in &config.audit {
-        audit(dir, &config.walk, &listing, &mut reporter)?;
+    if !config.audit.is_empty() {
+        audit::run(config, Arc::clone(&listing), &mut moves, &mut reporter)?;
     }
-    reporter.finish(
-        started,
-        config.ignore_missing,
-        config.strict,
-        listing.other_shards,
-    )
+    // Those that did not turn up elsewhere are missing after all; in manifest order.
+    for listed in moves.into_missing() {
+        if !config.ignore_missing {
+            reporter.file(&listed, &Verdict::Missing)?;
+        }
+    }
+    let listing = listing.lock().unwrap_or_else(|p| p.into_inner());
+    let policy = Policy {
+        ignore_missing: config.ignore_missing,
+        strict: config.strict,
+        fail_on_change: config.fail_on_change,
+    };
+    reporter.finish(started, policy, listing.other_shards)
 }
 
 fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {
@@ -266,19 +288,19 @@ fn list_files(
             {
                 LineRead::Eof => break,
                 LineRead::TooLong => Err(format!("line longer than {MAX_LINE} bytes")),
-                LineRead::Line => parse::parse_line(&line, &manifest.hints),
+                LineRead::Line => parse::parse_line_with_meta(&line, &manifest.hints),
             };
-            let record = match item {
+            let (record, meta) = match item {
                 Ok(None) => continue,
                 // `--shard`: the name as written decides, as it did for `hash --shard`.
-                Ok(Some(record)) if !in_shard(&record.name, config) => {
+                Ok(Some((record, _))) if !in_shard(&record.name, config) => {
                     good += 1;
                     listing.other_shards += 1;
                     continue;
                 }
-                Ok(Some(record)) => {
+                Ok(Some(parsed)) => {
                     good += 1;
-                    record
+                    parsed
                 }
                 Err(why) => {
                     bad += 1;
@@ -313,6 +335,8 @@ fn list_files(
                 line: number,
                 expected,
                 size,
+                meta,
+                found: None,
             };
             if let Some(first) = conflict {
                 tally.count_other();
@@ -331,6 +355,7 @@ fn list_files(
                 Some(p) if p.name == listed.name => {
                     p.expected.extend(listed.expected);
                     p.size = p.size.or(listed.size);
+                    p.meta = p.meta.or(listed.meta);
                 }
                 _ => {
                     if !flush(&mut pending, &manifest, config, &mut tally, feed) {
@@ -379,7 +404,7 @@ fn flush(
 /// or report it at once. `None` when there is nothing to report (missing and
 /// `--ignore-missing`).
 fn item_for(
-    listed: Listed,
+    mut listed: Listed,
     manifest: &Manifest,
     config: &CheckConfig,
     tally: &mut Tally,
@@ -395,9 +420,14 @@ fn item_for(
             mtime,
             beneath,
         } => {
+            let found = verdict::Found {
+                size,
+                mtime_ns: nanos(mtime),
+            };
+            listed.found = Some(found);
             if listed.size.is_some_and(|listed| listed != size) {
                 // Different sizes cannot have equal digests: no need to read.
-                Verdict::Failed
+                mismatch(&listed, Some(found))
             } else {
                 let entry = Entry {
                     seq: 0,
@@ -411,7 +441,8 @@ fn item_for(
                 return Some(Item::File(entry, Note::Listed(listed)));
             }
         }
-        Resolved::Missing if config.ignore_missing => return None,
+        // With `--audit`, a missing file may turn up under another name (MOVED).
+        Resolved::Missing if config.ignore_missing && config.audit.is_empty() => return None,
         Resolved::Missing => Verdict::Missing,
         Resolved::Error(kind, why) => Verdict::Error(kind, why),
     };
@@ -430,6 +461,7 @@ fn os(bytes: &[u8]) -> &std::ffi::OsStr {
 fn deliver(
     outcome: Outcome<Digests, Note>,
     config: &CheckConfig,
+    moves: &mut Moves,
     reporter: &mut Reporter,
 ) -> Result<()> {
     match outcome {
@@ -439,7 +471,7 @@ fn deliver(
             tag: Note::Listed(listed),
             ..
         } => {
-            let verdict = judge(&listed.expected, &output);
+            let verdict = judge(&listed, &output);
             reporter.bytes(len);
             reporter.file(&listed, &verdict)
         }
@@ -450,16 +482,15 @@ fn deliver(
         } => {
             let verdict = match error {
                 ReadError::Io { err, .. } if err.kind() == io::ErrorKind::NotFound => {
-                    if config.ignore_missing {
-                        return Ok(());
-                    }
                     Verdict::Missing
                 }
                 other => Verdict::Error(other.kind(), other.to_string()),
             };
-            reporter.file(&listed, &verdict)
+            settle(listed, verdict, config, moves, reporter)
         }
-        Outcome::Note(Note::Judged(listed, verdict)) => reporter.file(&listed, &verdict),
+        Outcome::Note(Note::Judged(listed, verdict)) => {
+            settle(listed, verdict, config, moves, reporter)
+        }
         Outcome::Note(Note::Malformed {
             manifest,
             line,
@@ -475,76 +506,28 @@ fn deliver(
     }
 }
 
-/// OK when every expected digest matches one of the digests computed for it.
-fn judge(expected: &[Expected], computed: &Digests) -> Verdict {
-    let mut matched = AlgoSet::default();
-    for e in expected {
-        let hit = computed
-            .iter()
-            .find(|(algo, hex)| e.algos.contains(*algo) && *hex == e.hex);
-        match hit {
-            Some((algo, _)) => matched.insert(*algo),
-            None => return Verdict::Failed,
-        }
-    }
-    Verdict::Ok(matched)
-}
-
-/// Walks `dir` and reports every regular file the manifests do not list.
-fn audit(
-    dir: &Path,
-    options: &WalkOptions,
-    listing: &Listing,
+/// Reports a verdict reached without reading, except MISSING ones that `--audit` may
+/// find moved: those wait for its walk.
+fn settle(
+    listed: Listed,
+    verdict: Verdict,
+    config: &CheckConfig,
+    moves: &mut Moves,
     reporter: &mut Reporter,
 ) -> Result<()> {
-    std::fs::canonicalize(dir)
-        .with_context(|| format!("cannot open --audit directory {}", dir.display()))?;
-    // Walked paths take the form listed names took (the canonical directory and the
-    // last component), so links on the way on either side do not make files NEW.
-    let mut audit_paths = AuditPaths::default();
-    let mut result = Ok(());
-    walk::walk(&[dir.as_os_str().to_os_string()], options, |found| {
-        let step = match found {
-            Found::File(entry) => {
-                if listing.contains(&audit_paths.of(Path::new(""), &entry.path)) {
-                    Ok(())
-                } else {
-                    reporter.new_file(&entry.path)
-                }
+    if matches!(verdict, Verdict::Missing) {
+        if !config.audit.is_empty() {
+            let Some(listed) = moves.hold(listed) else {
+                return Ok(());
+            };
+            if !config.ignore_missing {
+                reporter.file(&listed, &verdict)?;
             }
-            Found::Notice(notice) => match notice.kind {
-                NoticeKind::Error(_, cause) => reporter.walk_error(&notice.path, &cause),
-                NoticeKind::Skipped(_) => Ok(()),
-            },
-        };
-        result = step;
-        result.is_ok()
-    })?;
-    result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn judge_needs_every_expected_digest() {
-        let e = |algos: AlgoSet, hex: &str| Expected {
-            algos,
-            hex: hex.into(),
-        };
-        let both = AlgoSet::one(Algo::Blake3).union(AlgoSet::one(Algo::Sha256));
-        let computed: Digests = vec![(Algo::Blake3, "b".into()), (Algo::Sha256, "s".into())];
-        assert!(matches!(judge(&[e(both, "s")], &computed), Verdict::Ok(_)));
-        assert!(matches!(judge(&[e(both, "x")], &computed), Verdict::Failed));
-        let sha = AlgoSet::one(Algo::Sha256);
-        assert!(matches!(
-            judge(
-                &[e(sha, "s"), e(AlgoSet::one(Algo::Blake3), "x")],
-                &computed
-            ),
-            Verdict::Failed
-        ));
-        assert!(matches!(judge(&[e(sha, "b")], &computed), Verdict::Failed));
+            return Ok(());
+        }
+        if config.ignore_missing {
+            return Ok(());
+        }
     }
+    reporter.file(&listed, &verdict)
 }

@@ -1,6 +1,6 @@
 //! The check report: one line (or JSON object) per file on standard output, in the words
 //! of `sha256sum -c` where they overlap (`NAME: OK`, `NAME: FAILED`), and a summary of
-//! the counts on standard error.
+//! the counts on standard error, with a line of its own for CORRUPT files.
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -12,8 +12,9 @@ use humansize::{BINARY, format_size};
 use serde_json::{Map, Value};
 
 use super::Listed;
+use super::verdict::{Verdict, matches};
 use crate::error::ErrorKind;
-use crate::hash::digest::AlgoSet;
+use crate::hash::digest::{AlgoSet, Digests};
 use crate::manifest;
 use crate::progress::Progress;
 
@@ -34,17 +35,15 @@ pub enum Verbosity {
 /// Improperly formatted lines reported one by one; the rest are counted.
 const MALFORMED_SHOWN: u64 = 10;
 
-/// What became of one listed file.
-#[derive(Debug)]
-pub enum Verdict {
-    /// Every expected digest matched (by these algorithms).
-    Ok(AlgoSet),
-    /// A digest did not match.
-    Failed,
-    /// No such file.
-    Missing,
-    /// The file could not be verified; the kind and the cause in words.
-    Error(ErrorKind, String),
+/// What fails the run besides what always does.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// MISSING files were not reported.
+    pub ignore_missing: bool,
+    /// A malformed line fails the run.
+    pub strict: bool,
+    /// MODIFIED and MOVED files fail the run.
+    pub fail_on_change: bool,
 }
 
 impl Verbosity {
@@ -60,21 +59,13 @@ impl Verbosity {
     }
 }
 
-impl Verdict {
-    fn word(&self) -> &'static str {
-        match self {
-            Verdict::Ok(_) => "OK",
-            Verdict::Failed => "FAILED",
-            Verdict::Missing => "MISSING",
-            Verdict::Error(..) => "ERROR",
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct Counts {
     ok: u64,
     failed: u64,
+    modified: u64,
+    corrupt: u64,
+    moved: u64,
     missing: u64,
     new: u64,
     error: u64,
@@ -85,7 +76,13 @@ struct Counts {
 impl Counts {
     /// Listed files judged so far (MISSING included).
     fn verified(&self) -> u64 {
-        self.ok + self.failed + self.missing + self.error
+        self.ok
+            + self.failed
+            + self.modified
+            + self.corrupt
+            + self.moved
+            + self.missing
+            + self.error
     }
 }
 
@@ -107,6 +104,9 @@ pub struct Reporter {
     /// Messages about bad lines, held until some line turns out to be a checksum line:
     /// a file that is not a manifest at all gets one line, as from `sha256sum -c`.
     held: Vec<String>,
+    /// Some line carried metadata (or some file moved): the summary counts MODIFIED,
+    /// CORRUPT and MOVED too.
+    states: bool,
 }
 
 impl Reporter {
@@ -129,6 +129,7 @@ impl Reporter {
             held: Vec::new(),
             always_summarize,
             warn,
+            states: false,
         }
     }
 
@@ -140,9 +141,12 @@ impl Reporter {
     /// Reports the verdict on a listed file.
     pub fn file(&mut self, listed: &Listed, verdict: &Verdict) -> Result<()> {
         self.release_held()?;
+        self.states |= listed.meta.is_some();
         let counter = match verdict {
             Verdict::Ok(_) => &mut self.counts.ok,
             Verdict::Failed => &mut self.counts.failed,
+            Verdict::Modified => &mut self.counts.modified,
+            Verdict::Corrupt => &mut self.counts.corrupt,
             Verdict::Missing => &mut self.counts.missing,
             Verdict::Error(..) => &mut self.counts.error,
         };
@@ -183,6 +187,46 @@ impl Reporter {
                 self.line.extend_from_slice(why.as_bytes());
             }
             self.line.push(b'\n');
+        }
+        self.emit()
+    }
+
+    /// Reports a listed file found by `--audit` at `path`, under another name: `old ->
+    /// new: MOVED` (JSON: `path` the new name, `from` the listed one).
+    pub fn moved(&mut self, listed: &Listed, path: &Path, computed: &Digests) -> Result<()> {
+        self.release_held()?;
+        self.counts.moved += 1;
+        self.states = true;
+        if !self.shows(false) {
+            return Ok(());
+        }
+        self.line.clear();
+        let new = path.as_os_str().as_bytes();
+        if self.json {
+            let mut obj = Map::new();
+            manifest::push_json_path(&mut obj, new);
+            obj.insert("status".into(), Value::from("MOVED"));
+            // The same two fields as `path`, under the names `from` and `from_hex`.
+            let mut from = Map::new();
+            manifest::push_json_path(&mut from, &listed.name);
+            for (key, value) in from {
+                obj.insert(key.replacen("path", "from", 1), value);
+            }
+            let algos = matches(&listed.expected, computed).unwrap_or_default();
+            let names: Vec<Value> = algos.iter().map(|a| Value::from(a.name())).collect();
+            obj.insert("algos".into(), Value::Array(names));
+            obj.insert(
+                "manifest".into(),
+                Value::from(self.manifests[listed.manifest].as_str()),
+            );
+            obj.insert("line".into(), Value::from(listed.line));
+            self.push_json(obj);
+        } else {
+            let mut both = listed.name.clone();
+            both.extend_from_slice(b" -> ");
+            both.extend_from_slice(new);
+            push_name(&mut self.line, &both);
+            self.line.extend_from_slice(b": MOVED\n");
         }
         self.emit()
     }
@@ -299,21 +343,24 @@ impl Reporter {
     /// Flushes the report, prints the summary and says whether the run passed.
     /// `other_shards`: lines left to other `--shard` workers; when every line was,
     /// this worker's empty shard is not a failure.
-    pub fn finish(
-        mut self,
-        started: Instant,
-        ignore_missing: bool,
-        strict: bool,
-        other_shards: u64,
-    ) -> Result<bool> {
+    pub fn finish(mut self, started: Instant, policy: Policy, other_shards: u64) -> Result<bool> {
         self.flush_out()?;
         let c = &self.counts;
-        let verified = c.ok + c.failed + c.error;
+        let verified = c.ok + c.failed + c.modified + c.corrupt + c.moved + c.error;
         let names = self.manifests.join(", ");
+        let Policy {
+            ignore_missing,
+            strict,
+            fail_on_change,
+        } = policy;
+        // MODIFIED and MOVED are what a user does to a tree, reported as news; CORRUPT
+        // is what happens to it behind the user's back, and fails.
         let mut passed = c.failed == 0
+            && c.corrupt == 0
             && c.missing == 0
             && c.error == 0
             && c.new == 0
+            && (!fail_on_change || c.modified + c.moved == 0)
             && (!strict || c.malformed == 0);
         let mut problem = None;
         if verified + c.missing == 0 && other_shards > 0 && c.malformed == 0 {
@@ -360,6 +407,16 @@ impl Reporter {
             self.progress
                 .println(&format!("spate: {}", self.summary(started)));
         }
+        // Bitrot is the one thing a weekly job must not bury: said last, in every mode,
+        // `--status` and `--quiet` included.
+        if self.counts.corrupt > 0 {
+            let n = self.counts.corrupt;
+            let files = if n == 1 { "file is" } else { "files are" };
+            self.progress.println(&format!(
+                "spate: WARNING: {n} {files} CORRUPT: content changed while size and \
+                 modification time did not (bitrot or tampering)"
+            ));
+        }
         Ok(passed)
     }
 
@@ -371,10 +428,17 @@ impl Reporter {
         } else {
             0
         };
-        let mut line = format!(
-            "{} OK, {} FAILED, {} MISSING, {} NEW, {} ERROR",
-            c.ok, c.failed, c.missing, c.new, c.error
-        );
+        let mut line = format!("{} OK, ", c.ok);
+        if self.states {
+            line.push_str(&format!(
+                "{} MODIFIED, {} CORRUPT, {} MOVED, ",
+                c.modified, c.corrupt, c.moved
+            ));
+        }
+        line.push_str(&format!(
+            "{} FAILED, {} MISSING, {} NEW, {} ERROR",
+            c.failed, c.missing, c.new, c.error
+        ));
         if c.malformed > 0 {
             let s = if c.malformed == 1 { "" } else { "s" };
             line.push_str(&format!("; {} malformed line{s}", c.malformed));

@@ -17,6 +17,7 @@ Examples:
   spate check --root /data data.b3      # a manifest from elsewhere? --root: names confined to /data
   spate check -q SHA256SUMS             # print only files that are not OK
   spate check --audit /data data.b3     # also list files under /data the manifest lacks (NEW)
+  spate check --audit /data week1.json  # JSON manifest: also MODIFIED / CORRUPT / MOVED
   find . -type f -exec sha256sum {} + | spate check -   # read the manifest from stdin";
 
 #[derive(Args, Debug)]
@@ -57,19 +58,31 @@ pub(super) struct CheckArgs {
     #[arg(short = 'w', long)]
     warn: bool,
 
-    /// Also walk DIR and report files no manifest lists as NEW (repeatable).
+    /// Also walk DIR and report files no manifest lists as NEW (repeatable). A NEW file
+    /// with the content of a MISSING line of a JSON manifest is reported once, as
+    /// `OLD -> NEW: MOVED` (NEW files are read only when their size is a MISSING one's).
     #[arg(long, value_name = "DIR")]
     audit: Vec<PathBuf>,
+
+    /// Exit 1 also when a file is MODIFIED or MOVED. Without it, as cshatag and chkbit,
+    /// those are reported as legitimate changes and only CORRUPT, FAILED, MISSING, NEW
+    /// and ERROR fail the run. (A JSON line with metadata whose digest differs is
+    /// MODIFIED when the file's size or mtime moved since, else CORRUPT: bitrot or
+    /// tampering. Lines without metadata say FAILED, as `sha256sum -c`.)
+    #[arg(long)]
+    fail_on_change: bool,
 
     /// Print only files that are not OK (and the summary when something failed).
     #[arg(short, long)]
     quiet: bool,
 
-    /// Print nothing: the exit code says whether everything verified.
+    /// Print nothing: the exit code says whether everything verified. (The warning
+    /// line about CORRUPT files is printed on stderr all the same.)
     #[arg(long, conflicts_with = "quiet")]
     status: bool,
 
-    /// One JSON object per file: path, status, algos, manifest, line, error.
+    /// One JSON object per file: path, status, algos, manifest, line, error (and
+    /// `from`, the listed name, for MOVED).
     #[arg(long)]
     json: bool,
 
@@ -121,6 +134,7 @@ impl CheckArgs {
             progress: self.progress.mode(self.quiet || self.status),
             stats: self.stats,
             warn: self.warn,
+            fail_on_change: self.fail_on_change,
         })
     }
 }

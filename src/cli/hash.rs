@@ -248,6 +248,7 @@ impl HashArgs {
             progress: self.progress.mode(silent),
             stats: self.stats,
             warn: self.warn,
+            fail_on_change: false,
         })
     }
 }

@@ -244,6 +244,21 @@ pub fn parse_json_line(
     Ok(Some((record, meta)))
 }
 
+/// Parses one line as [`parse_line`] does, with the file's metadata when it is a JSON
+/// line that has it (`spate check`'s MODIFIED and CORRUPT need it). Metadata that is
+/// there but incomplete or not numbers is dropped, not an error: the digest is still
+/// checked, as on a line without it, rather than the file going unverified.
+pub fn parse_line_with_meta(
+    line: &[u8],
+    hints: &Hints,
+) -> Result<Option<(Record, Option<FileMeta>)>, String> {
+    let json = line.strip_suffix(b"\r").unwrap_or(line).starts_with(b"{");
+    if json && let Ok(parsed) = parse_json_line(line, hints) {
+        return Ok(parsed);
+    }
+    Ok(parse_line(line, hints)?.map(|record| (record, None)))
+}
+
 fn json_object(line: &[u8]) -> Result<Map<String, Value>, String> {
     serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))
 }
