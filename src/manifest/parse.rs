@@ -421,6 +421,28 @@ mod tests {
         assert!(parse_line(b"{not json", &hints()).is_err());
     }
 
+    #[test]
+    fn metadata_comes_with_json_lines_and_incomplete_metadata_is_dropped() {
+        let full = format!(
+            r#"{{"path":"a","size":3,"sha256":"{SHA}","mtime_ns":5,"ctime_ns":6,"inode":7,"dev":8}}"#
+        );
+        let (_, meta) = parse_line_with_meta(full.as_bytes(), &hints())
+            .unwrap()
+            .unwrap();
+        assert_eq!(meta.map(|m| (m.mtime_ns, m.inode)), Some((5, 7)));
+        let partial = format!(r#"{{"path":"a","size":3,"sha256":"{SHA}","mtime_ns":5}}"#);
+        let (record, meta) = parse_line_with_meta(partial.as_bytes(), &hints())
+            .unwrap()
+            .unwrap();
+        assert_eq!((record.name.as_slice(), meta), (&b"a"[..], None));
+        let gnu = format!("{SHA}  a");
+        let (_, meta) = parse_line_with_meta(gnu.as_bytes(), &hints())
+            .unwrap()
+            .unwrap();
+        assert_eq!(meta, None);
+        assert!(parse_line_with_meta(b"{not json", &hints()).is_err());
+    }
+
     proptest! {
         #[test]
         fn never_panics_on_arbitrary_bytes(line in proptest::collection::vec(any::<u8>(), 0..300)) {
