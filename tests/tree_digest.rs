@@ -318,3 +318,48 @@ fn readme_worked_example_is_what_spate_prints() {
         assert!(readme.contains(line), "README lacks {line:?}");
     }
 }
+
+#[test]
+fn an_unlistable_directory_fails_itself_and_its_parents_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("t");
+    make_tree(&root, false);
+    let full = digests(&ok(tmp.path(), &["hash", "--tree-digest", "t"]));
+    open_to_all(tmp.path());
+    std::fs::set_permissions(
+        root.join("deep/a/b"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    for backend in BACKENDS {
+        let out = as_nobody(tmp.path(), &["hash", "--tree-digest", "--io", backend, "t"]);
+        assert_eq!(out.status.code(), Some(1), "{backend}");
+        let got = digests(&out.stdout);
+        let stderr = stderr_of(&out);
+        for dir in ["t/", "t/deep/", "t/deep/a/", "t/deep/a/b/"] {
+            assert!(!got.contains_key(dir), "{backend}: {dir} printed a digest");
+            assert!(
+                stderr.contains(&format!("spate: {dir}: no directory digest")),
+                "{backend}: {stderr}"
+            );
+        }
+        for dir in ["t/sizes/", "t/many/", "t/empty-dir/"] {
+            assert_eq!(got.get(dir), full.get(dir), "{backend}: {dir}");
+        }
+    }
+}
+
+#[test]
+fn each_root_gets_its_own_digests_even_when_one_holds_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(&tmp.path().join("t"), false);
+    let whole = ok(tmp.path(), &["hash", "--tree-digest", "t"]);
+    let deep = ok(tmp.path(), &["hash", "--tree-digest", "t/deep"]);
+    let both = ok(tmp.path(), &["hash", "--tree-digest", "t", "t/deep"]);
+    assert_eq!(both, [whole.clone(), deep.clone()].concat());
+    // The same subtree named on its own has the digest it has inside the whole.
+    let inside = digests(&whole);
+    for (dir, digest) in digests(&deep) {
+        assert_eq!(inside.get(&dir), Some(&digest), "{dir}");
+    }
+}
