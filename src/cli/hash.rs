@@ -22,7 +22,8 @@ pub(super) const HASH_EXAMPLES: &str = "\
 Examples:
   spate hash /usr/share/doc > doc.b3        # BLAKE3 manifest; verify with b3sum -c doc.b3
   spate hash -a sha256 -o photos.sha256 ~/Photos   # sha256sum -c photos.sha256 checks it
-  spate hash -a sha256 -a md5 --json data/  # several digests from one read, JSON Lines";
+  spate hash -a sha256 -a md5 --json data/  # several digests from one read, JSON Lines
+  spate hash --tree-digest ~/Photos         # one BLAKE3 digest per directory, root last";
 
 #[derive(Args, Debug)]
 pub(super) struct HashArgs {

@@ -300,7 +300,9 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
-/// The 32 bytes of the BLAKE3 digest in a sink's output.
+/// The 32 bytes of the BLAKE3 digest in a sink's output. The factory computes BLAKE3
+/// alone at its default length, so that digest is always there as 64 hex digits; the
+/// fallbacks only keep a malformed one from panicking.
 fn blake3_of(digests: &Digests) -> Digest {
     let mut digest = [0u8; 32];
     if let Some((_, hex)) = digests.iter().find(|(algo, _)| *algo == Algo::Blake3) {
