@@ -22,7 +22,8 @@ pub(super) const HASH_EXAMPLES: &str = "\
 Examples:
   spate hash /usr/share/doc > doc.b3        # BLAKE3 manifest; verify with b3sum -c doc.b3
   spate hash -a sha256 -o photos.sha256 ~/Photos   # sha256sum -c photos.sha256 checks it
-  spate hash -a sha256 -a md5 --json data/  # several digests from one read, JSON Lines";
+  spate hash -a sha256 -a md5 --json data/  # several digests from one read, JSON Lines
+  spate hash --tree-digest ~/Photos         # one BLAKE3 digest per directory, root last";
 
 #[derive(Args, Debug)]
 pub(super) struct HashArgs {
@@ -94,6 +95,18 @@ pub(super) struct HashArgs {
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
 
+    /// Print one BLAKE3 Merkle digest per directory, 'DIGEST  DIR/', instead of a line
+    /// per file (b3sum has no such mode): children before parents as du prints them, the
+    /// root last. It covers the names, types and contents of everything below (not
+    /// times, owners or modes), so two trees or two runs compare by one line. Links not
+    /// followed count by their target text, FIFOs, sockets and devices by name and type;
+    /// excluded names are left out. A directory with an entry that cannot be read gets
+    /// an error instead of a digest, as do its parents (exit 1). BLAKE3 only; with --json
+    /// {"path","type":"dir","blake3"}. README "Directory digests" defines it exactly.
+    #[arg(long, conflicts_with_all = ["check", "tag", "no_names", "raw", "length", "keyed",
+                                      "old", "shard", "shards"])]
+    tree_digest: bool,
+
     #[command(flatten)]
     walk: WalkArgs,
 
@@ -152,6 +165,16 @@ impl HashArgs {
                  metadata to compare)"
             );
         }
+        if self.tree_digest {
+            anyhow::ensure!(
+                algos == [Algo::Blake3],
+                "--tree-digest is defined with BLAKE3 alone: drop -a, or give -a blake3"
+            );
+            anyhow::ensure!(
+                !is_stdin_only(&self.paths),
+                "--tree-digest needs the directories to digest (standard input is no tree)"
+            );
+        }
         let format = if self.json || self.update.old.is_some() {
             Format::Json
         } else if self.raw {
@@ -184,6 +207,7 @@ impl HashArgs {
             notices: !self.quiet,
             stats: self.stats,
             update: self.update.config(self.algos.is_empty())?,
+            tree_digest: self.tree_digest,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod digest;
 pub(crate) mod stamped;
+pub mod tree;
 pub mod update;
 
 use std::ffi::OsString;
@@ -40,6 +41,8 @@ pub struct HashConfig {
     pub stats: bool,
     /// `--update OLD`: reuse OLD's digests of unchanged files (JSON output).
     pub update: Option<update::UpdateConfig>,
+    /// `--tree-digest`: one BLAKE3 Merkle digest per directory instead of per file.
+    pub tree_digest: bool,
 }
 
 const MANIFEST_ITSELF: &str = "the manifest being written; not hashed";
@@ -52,6 +55,9 @@ const FLUSH_AT: usize = 64 * 1024;
 pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     if let Some(update) = &config.update {
         return update::run(config, update, cleanup);
+    }
+    if config.tree_digest {
+        return tree::run(config, cleanup);
     }
     let started = Instant::now();
     // The file under the final name is looked at before the temporary file exists: an
