@@ -52,6 +52,21 @@ const FLUSH_AT: usize = 64 * 1024;
 
 /// Runs the job. `Ok(true)` when every file was hashed, `Ok(false)` when some failed
 /// (each already reported on stderr), `Err` for a fatal error.
+/// Opens the run's output (`-o` or stdout) and the walk options that keep it out of
+/// the walk. The file under the final name is looked at before the temporary file
+/// exists: an earlier run's manifest there is about to be replaced, not hashed.
+fn open_output(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<(Output, WalkOptions)> {
+    let mut own = OwnFiles::default();
+    own.add_final(config.output.as_deref(), MANIFEST_ITSELF)?;
+    let out = Output::open(config.output.as_deref(), cleanup)?;
+    own.add_open(&out, MANIFEST_ITSELF)?;
+    let walk = WalkOptions {
+        own_outputs: own,
+        ..config.walk.clone()
+    };
+    Ok((out, walk))
+}
+
 pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     if let Some(update) = &config.update {
         return update::run(config, update, cleanup);
@@ -60,16 +75,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         return tree::run(config, cleanup);
     }
     let started = Instant::now();
-    // The file under the final name is looked at before the temporary file exists: an
-    // earlier run's manifest there is about to be replaced, not hashed.
-    let mut own = OwnFiles::default();
-    own.add_final(config.output.as_deref(), MANIFEST_ITSELF)?;
-    let mut out = Output::open(config.output.as_deref(), cleanup)?;
-    own.add_open(&out, MANIFEST_ITSELF)?;
-    let walk = WalkOptions {
-        own_outputs: own,
-        ..config.walk.clone()
-    };
+    let (mut out, walk) = open_output(config, cleanup)?;
     let mut summary = Summary::default();
     let mut buf = Vec::with_capacity(FLUSH_AT * 2);
 

@@ -17,11 +17,11 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::digest::{Blake3Mode, HasherFactory};
-use super::{FLUSH_AT, HashConfig, MANIFEST_ITSELF, depth_text, progress_safe_eprint};
+use super::{FLUSH_AT, HashConfig, depth_text, progress_safe_eprint};
 use crate::algo::{Algo, Digests};
 use crate::error::describe_io;
 use crate::manifest::{self, Format};
-use crate::output::{Cleanup, Output, OwnFiles};
+use crate::output::Cleanup;
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{Progress, Summary};
 use crate::read::SinkFactory;
@@ -64,14 +64,7 @@ impl SinkFactory for Blake3Factory {
 /// Runs `hash --tree-digest`. `Ok(true)` when every directory got its digest.
 pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let started = Instant::now();
-    let mut own = OwnFiles::default();
-    own.add_final(config.output.as_deref(), MANIFEST_ITSELF)?;
-    let mut out = Output::open(config.output.as_deref(), cleanup)?;
-    own.add_open(&out, MANIFEST_ITSELF)?;
-    let walk = WalkOptions {
-        own_outputs: own,
-        ..config.walk.clone()
-    };
+    let (mut out, walk) = super::open_output(config, cleanup)?;
     let mut summary = Summary::default();
     let mut buf = Vec::with_capacity(FLUSH_AT * 2);
     let mut fold = Fold::default();

@@ -20,7 +20,7 @@ use anyhow::Result;
 
 use crate::algo::{Algo, Digests};
 use crate::manifest::{self, FileMeta, Format, Style};
-use crate::output::{Cleanup, Output, OwnFiles};
+use crate::output::Cleanup;
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{Progress, Summary};
 use crate::walk::{self, Entry, Found, NoticeKind, WalkOptions};
@@ -70,8 +70,6 @@ struct Tally {
     leftovers: Leftovers,
 }
 
-const MANIFEST_ITSELF: &str = "the manifest being written; not hashed";
-
 /// Runs `spate hash` with `--update`. `Ok(true)` when every file was hashed or reused
 /// and no scrub found a changed content, `Ok(false)` otherwise (each reported).
 pub fn run(config: &HashConfig, update: &UpdateConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
@@ -87,15 +85,11 @@ pub fn run(config: &HashConfig, update: &UpdateConfig, cleanup: &Arc<Cleanup>) -
         format: Format::Json,
         zero: false,
     };
-    let mut own = OwnFiles::default();
-    own.add_final(config.output.as_deref(), MANIFEST_ITSELF)?;
-    let mut out = Output::open(config.output.as_deref(), cleanup)?;
-    own.add_open(&out, MANIFEST_ITSELF)?;
+    let (mut out, walk_options) = super::open_output(config, cleanup)?;
     let walk_options = WalkOptions {
-        own_outputs: own,
         // The walk's stat is what is compared with OLD.
         sizes_upfront: true,
-        ..config.walk.clone()
+        ..walk_options
     };
     let source = {
         let roots: Vec<PathBuf> = config.paths.iter().map(PathBuf::from).collect();
