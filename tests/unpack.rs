@@ -1084,3 +1084,44 @@ fn unpack_interrupted_by_sigterm_leaves_no_temporary_file() {
     let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Compresses `data` with `tool` (gzip, xz, bzip2), as the tool itself writes it.
+fn compressed_by(tool: &str, data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(tool)
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the compressor on PATH");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success(), "{tool} failed");
+    out.stdout
+}
+
+#[test]
+fn unpack_reads_concatenated_gzip_xz_and_bzip2_streams_whole() {
+    // `cat a.gz b.gz` is one valid gzip file (xz and bzip2 alike), and gzip -d, xz -d
+    // and bzip2 -d read every stream: a tar split across two streams must unpack whole.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_interop_tree(&src);
+    let tar = gnu_tar(tmp.path(), &["-cf", "-", "-C", "src", "."]).stdout;
+    let half = tar.len() / 1024 * 512;
+    for tool in ["gzip", "xz", "bzip2"] {
+        let mut joined = compressed_by(tool, &tar[..half]);
+        joined.extend(compressed_by(tool, &tar[half..]));
+        let name = format!("joined-{tool}");
+        std::fs::write(tmp.path().join(&name), &joined).unwrap();
+        let out_dir = tmp.path().join(format!("out-{tool}"));
+        let out = spate(
+            tmp.path(),
+            &["unpack", name.as_str(), "-C", out_dir.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{tool}: {}", stderr_of(&out));
+        assert_same_tree(&src, &out_dir, false);
+    }
+}

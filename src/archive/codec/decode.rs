@@ -4,13 +4,10 @@
 //! stream) or one error.
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::pin::Pin;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::task::{Context as TaskContext, Poll};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use super::format::Compression;
 use super::{CHUNK, QUEUE};
@@ -106,37 +103,17 @@ fn decompress(
     input: BufReader<Box<dyn Read + Send>>,
     tx: SyncSender<io::Result<Vec<u8>>>,
 ) {
+    // Each codec's own multi-stream bufread decoder, on this thread: gzip members
+    // (`cat a.gz b.gz`), xz streams and bzip2 streams (pbzip2's output) are read one
+    // after another until the input ends, as gzip, xz and bzip2 do.
     let result = match compression {
         Compression::None => pump(input, &tx),
         Compression::Zstd => {
             zstd::stream::read::Decoder::with_buffer(input).and_then(|dec| pump(dec, &tx))
         }
-        other => tokio::runtime::Builder::new_current_thread()
-            .build()
-            .and_then(|runtime| {
-                let tx = &tx;
-                runtime.block_on(async move {
-                    let input = tokio::io::BufReader::with_capacity(CHUNK, SyncIn(input));
-                    match other {
-                        Compression::Gzip => {
-                            let mut dec =
-                                async_compression::tokio::bufread::GzipDecoder::new(input);
-                            dec.multiple_members(true);
-                            pump_async(dec, tx).await
-                        }
-                        Compression::Xz => {
-                            let mut dec = async_compression::tokio::bufread::XzDecoder::new(input);
-                            dec.multiple_members(true);
-                            pump_async(dec, tx).await
-                        }
-                        _ => {
-                            let mut dec = async_compression::tokio::bufread::BzDecoder::new(input);
-                            dec.multiple_members(true);
-                            pump_async(dec, tx).await
-                        }
-                    }
-                })
-            }),
+        Compression::Gzip => pump(flate2::bufread::MultiGzDecoder::new(input), &tx),
+        Compression::Xz => pump(liblzma::bufread::XzDecoder::new_multi_decoder(input), &tx),
+        Compression::Bzip2 => pump(bzip2::bufread::MultiBzDecoder::new(input), &tx),
     };
     if let Err(e) = result {
         let what = format!("{} stream: {e}", compression.name());
@@ -173,35 +150,6 @@ fn pump(mut reader: impl Read, tx: &SyncSender<io::Result<Vec<u8>>>) -> io::Resu
     }
 }
 
-async fn pump_async(
-    mut reader: impl AsyncRead + Unpin,
-    tx: &SyncSender<io::Result<Vec<u8>>>,
-) -> io::Result<()> {
-    loop {
-        let mut chunk = vec![0u8; CHUNK];
-        let mut filled = 0;
-        let mut failed = None;
-        while filled < CHUNK {
-            match reader.read(&mut chunk[filled..]).await {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        if !send_chunk(chunk, filled, tx) {
-            return Ok(());
-        }
-        match failed {
-            Some(e) => return Err(e),
-            None if filled < CHUNK => return Ok(()),
-            None => {}
-        }
-    }
-}
-
 /// Sends the first `filled` bytes of `chunk`, if any; false when nobody listens.
 fn send_chunk(mut chunk: Vec<u8>, filled: usize, tx: &SyncSender<io::Result<Vec<u8>>>) -> bool {
     if filled == 0 {
@@ -209,28 +157,6 @@ fn send_chunk(mut chunk: Vec<u8>, filled: usize, tx: &SyncSender<io::Result<Vec<
     }
     chunk.truncate(filled);
     tx.send(Ok(chunk)).is_ok()
-}
-
-/// A blocking reader as an `AsyncRead`. Blocking in `poll_read` is right here: the
-/// runtime belongs to the decompressor thread and runs nothing else.
-struct SyncIn<R>(R);
-
-impl<R: Read + Unpin> AsyncRead for SyncIn<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = loop {
-            match self.0.read(buf.initialize_unfilled()) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        };
-        buf.advance(n);
-        Poll::Ready(Ok(()))
-    }
 }
 
 #[cfg(test)]

@@ -8,16 +8,12 @@
 //! gzip with worker threads through [`super::parallel_gzip`] (pigz's scheme), xz with
 //! worker threads through liblzma's multithreaded encoder, bzip2 with worker threads as
 //! concatenated streams ([`super::parallel_bzip2`], as pbzip2 writes it); without
-//! workers, gzip, xz and bzip2 go through async-compression on a single-threaded tokio
-//! runtime owned by that thread.
+//! workers, gzip, xz and bzip2 go through the sync flate2, liblzma and bzip2 encoders on
+//! that thread (measured as fast as async-compression, which only wrapped them, #18).
 
 use std::io::{self, Write};
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 
 use anyhow::{Context, Result};
-use async_compression::Level;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::compressor::{Chunks, ThreadEncoder};
 use super::format::Compression;
@@ -136,33 +132,25 @@ fn compress(options: EncodeOptions, chunks: Chunks, out: Output) -> io::Result<O
             )?;
             Ok(out)
         }
-        other => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .map_err(|e| {
-                    io::Error::new(e.kind(), format!("starting the compressor's runtime: {e}"))
-                })?;
-            let level = Level::Precise(options.level.unwrap_or(other.default_level()));
-            runtime.block_on(async move {
-                let out = SyncOut(out);
-                match other {
-                    Compression::Gzip => {
-                        let enc =
-                            async_compression::tokio::write::GzipEncoder::with_quality(out, level);
-                        encode_async(enc, chunks).await
-                    }
-                    Compression::Xz => {
-                        let enc =
-                            async_compression::tokio::write::XzEncoder::with_quality(out, level);
-                        encode_async(enc, chunks).await
-                    }
-                    _ => {
-                        let enc =
-                            async_compression::tokio::write::BzEncoder::with_quality(out, level);
-                        encode_async(enc, chunks).await
-                    }
-                }
-            })
+        Compression::Gzip => {
+            let level = options.level.unwrap_or(Compression::Gzip.default_level());
+            let level = flate2::Compression::new(u32::try_from(level).unwrap_or(6));
+            let mut enc = flate2::write::GzEncoder::new(out, level);
+            chunks.each(|chunk| enc.write_all(chunk))?;
+            enc.finish()
+        }
+        Compression::Xz => {
+            let level = options.level.unwrap_or(Compression::Xz.default_level());
+            let mut enc = liblzma::write::XzEncoder::new(out, u32::try_from(level).unwrap_or(6));
+            chunks.each(|chunk| enc.write_all(chunk))?;
+            enc.finish()
+        }
+        Compression::Bzip2 => {
+            let level = options.level.unwrap_or(Compression::Bzip2.default_level());
+            let level = bzip2::Compression::new(u32::try_from(level).unwrap_or(9));
+            let mut enc = bzip2::write::BzEncoder::new(out, level);
+            chunks.each(|chunk| enc.write_all(chunk))?;
+            enc.finish()
         }
     }
 }
@@ -181,54 +169,6 @@ fn zstd_encoder(options: EncodeOptions, out: Output) -> io::Result<ZstdEncoder> 
 }
 
 type ZstdEncoder = zstd::stream::write::Encoder<'static, Output>;
-
-/// The async-compression encoders share no trait for `into_inner`; this one covers them.
-trait IntoInner: AsyncWrite + Unpin {
-    fn into_out(self) -> Output;
-}
-
-macro_rules! into_inner {
-    ($($t:ident),*) => {$(
-        impl IntoInner for async_compression::tokio::write::$t<SyncOut> {
-            fn into_out(self) -> Output {
-                self.into_inner().0
-            }
-        }
-    )*};
-}
-into_inner!(GzipEncoder, XzEncoder, BzEncoder);
-
-async fn encode_async<E: IntoInner>(mut enc: E, chunks: Chunks) -> io::Result<Output> {
-    // `recv()` blocks, which is fine: this runtime has no other task to run.
-    for chunk in chunks.rx {
-        enc.write_all(&chunk).await?;
-        let _ = chunks.spent.try_send(chunk);
-    }
-    enc.shutdown().await?;
-    Ok(enc.into_out())
-}
-
-/// A blocking [`Output`] as an `AsyncWrite`. Blocking in `poll_write` is right here:
-/// the runtime belongs to the compressor thread and runs nothing else.
-struct SyncOut(Output);
-
-impl AsyncWrite for SyncOut {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.0.write(buf))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.0.flush())
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.0.flush())
-    }
-}
 
 #[cfg(test)]
 mod tests {
