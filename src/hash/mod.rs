@@ -18,7 +18,7 @@ use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Outcome};
 use crate::progress::{Progress, ProgressMode, Summary};
 use crate::read::{ReadOptions, Sink};
-use crate::walk::{NoticeKind, WalkOptions};
+use crate::walk::{Notice, NoticeKind, WalkOptions};
 use digest::{Algo, Blake3Mode, HasherFactory, MultiHasher};
 
 /// Everything `spate hash` needs to know.
@@ -117,21 +117,11 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                         summary.bytes += len;
                     }
                     Outcome::Failed { path, error, .. } => {
-                        progress_safe_eprint(&progress, &path, &error.to_string());
-                        summary.errors += 1;
+                        report_failure(&progress, &mut summary, &path, &error);
                     }
-                    Outcome::Notice(notice) => match notice.kind {
-                        NoticeKind::Skipped(why) => {
-                            summary.skipped += 1;
-                            if config.notices {
-                                progress_safe_eprint(&progress, &notice.path, why);
-                            }
-                        }
-                        NoticeKind::Error(_, cause) => {
-                            progress_safe_eprint(&progress, &notice.path, &cause);
-                            summary.errors += 1;
-                        }
-                    },
+                    Outcome::Notice(notice) => {
+                        report_notice(&progress, &mut summary, config.notices, &notice);
+                    }
                     Outcome::Note(()) => {}
                 }
                 if buf.len() >= FLUSH_AT {
@@ -190,6 +180,42 @@ fn is_stdin(paths: &[OsString]) -> bool {
 }
 
 /// Reports a problem with one path on stderr without tearing the progress bar.
+/// Prints a file that could not be hashed and counts it as an error: the same for
+/// every kind of hash run.
+fn report_failure(
+    progress: &Progress,
+    summary: &mut Summary,
+    path: &Path,
+    error: &dyn std::fmt::Display,
+) {
+    progress_safe_eprint(progress, path, &error.to_string());
+    summary.errors += 1;
+}
+
+/// Counts a walk notice and prints it (a skipped entry only when `notices`); true when
+/// it was an error.
+fn report_notice(
+    progress: &Progress,
+    summary: &mut Summary,
+    notices: bool,
+    notice: &Notice,
+) -> bool {
+    match &notice.kind {
+        NoticeKind::Skipped(why) => {
+            summary.skipped += 1;
+            if notices {
+                progress_safe_eprint(progress, &notice.path, why);
+            }
+            false
+        }
+        NoticeKind::Error(_, cause) => {
+            progress_safe_eprint(progress, &notice.path, cause);
+            summary.errors += 1;
+            true
+        }
+    }
+}
+
 fn progress_safe_eprint(progress: &Progress, path: &Path, cause: &str) {
     let line = format!("spate: {}: {cause}", path.display());
     progress.println(&line);

@@ -17,7 +17,9 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::digest::{Blake3Mode, HasherFactory};
-use super::{FLUSH_AT, HashConfig, depth_text, progress_safe_eprint};
+use super::{
+    FLUSH_AT, HashConfig, depth_text, progress_safe_eprint, report_failure, report_notice,
+};
 use crate::algo::{Algo, Digests};
 use crate::error::describe_io;
 use crate::manifest::{self, Format};
@@ -108,25 +110,16 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                     }
                 }
                 Outcome::Failed { path, error, tag } => {
-                    progress_safe_eprint(&progress, &path, &error.to_string());
-                    summary.errors += 1;
+                    report_failure(&progress, &mut summary, &path, &error);
                     if let Tag::File { depth, .. } = tag {
                         fold.leaf_failed(depth);
                     }
                 }
-                Outcome::Notice(notice) => match notice.kind {
-                    NoticeKind::Skipped(why) => {
-                        summary.skipped += 1;
-                        if config.notices {
-                            progress_safe_eprint(&progress, &notice.path, why);
-                        }
-                    }
-                    NoticeKind::Error(_, cause) => {
-                        progress_safe_eprint(&progress, &notice.path, &cause);
-                        summary.errors += 1;
+                Outcome::Notice(notice) => {
+                    if report_notice(&progress, &mut summary, config.notices, &notice) {
                         fold.failed_at(&notice.path);
                     }
-                },
+                }
                 Outcome::Note(Tag::Root) => fold.finish(),
                 Outcome::Note(Tag::Dir { depth, name, path }) => fold.enter(depth, name, path),
                 Outcome::Note(Tag::Leaf {

@@ -23,7 +23,7 @@ use crate::manifest::{self, FileMeta, Format, Style};
 use crate::output::Cleanup;
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{Progress, Summary};
-use crate::walk::{self, Entry, Found, NoticeKind, WalkOptions};
+use crate::walk::{self, Entry, Found, WalkOptions};
 
 use super::HashConfig;
 use super::digest::HasherFactory;
@@ -142,21 +142,11 @@ pub fn run(config: &HashConfig, update: &UpdateConfig, cleanup: &Arc<Cleanup>) -
                 Outcome::Note(Tag::End(leftovers)) => tally.leftovers = leftovers,
                 Outcome::Note(Tag::Read(..)) => {}
                 Outcome::Failed { path, error, .. } => {
-                    progress.println(&format!("spate: {}: {error}", path.display()));
-                    summary.errors += 1;
+                    super::report_failure(&progress, &mut summary, &path, &error);
                 }
-                Outcome::Notice(notice) => match notice.kind {
-                    NoticeKind::Skipped(why) => {
-                        summary.skipped += 1;
-                        if config.notices {
-                            progress.println(&format!("spate: {}: {why}", notice.path.display()));
-                        }
-                    }
-                    NoticeKind::Error(_, cause) => {
-                        progress.println(&format!("spate: {}: {cause}", notice.path.display()));
-                        summary.errors += 1;
-                    }
-                },
+                Outcome::Notice(notice) => {
+                    super::report_notice(&progress, &mut summary, config.notices, &notice);
+                }
             }
             if buf.len() >= super::FLUSH_AT {
                 out.write_all(&buf)?;
