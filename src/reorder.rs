@@ -39,12 +39,20 @@ impl ReorderLimit {
     ///
     /// [`close`]: ReorderLimit::close
     pub fn admit(&self) -> u64 {
+        self.admit_run(1)
+    }
+
+    /// The first of `n` consecutive sequence numbers, taken at once; blocks until all
+    /// `n` fit under the limit (a limit below `n` is stretched to `n`, or they never
+    /// would).
+    pub fn admit_run(&self, n: u64) -> u64 {
+        let room = self.size.max(n);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while !s.closed && s.next >= s.printed + self.size {
+        while !s.closed && s.next + n > s.printed + room {
             s = self.moved.wait(s).unwrap_or_else(|p| p.into_inner());
         }
         let seq = s.next;
-        s.next += 1;
+        s.next += n;
         seq
     }
 

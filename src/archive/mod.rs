@@ -9,6 +9,7 @@ mod counting;
 pub mod files_from;
 mod input;
 pub mod list;
+mod member_sink;
 pub mod members;
 mod owners;
 pub mod pack;

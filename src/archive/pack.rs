@@ -1,16 +1,17 @@
 //! `spate pack`: walk → read → tar entries → compressor → archive file.
 //!
 //! The walk lists every entry (directories, symbolic links and hard links too) and
-//! hands regular files to the same readers `spate hash` uses. A file of up to
-//! [`INLINE_MAX`] bytes comes back whole, with its BLAKE3 digest when a manifest is
-//! wanted, computed on the reader's thread from the same bytes. The writer (this
-//! thread) gets every entry in walk order and appends it to one tar stream, which the
-//! compressor stage turns into the archive on threads of its own.
+//! hands regular files to the same readers `spate hash` uses, with their one rule for
+//! a file that changed while it was read. A file of up to [`INLINE_MAX`] bytes comes
+//! back whole, with its BLAKE3 digest when a manifest is wanted, computed on the
+//! reader's thread from the same bytes. The writer (this thread) gets every entry in
+//! walk order and appends it to one tar stream, which the compressor stage turns into
+//! the archive on threads of its own.
 //!
-//! Larger files are not held in memory: the writer streams them from disk itself in
-//! 1 MiB pieces. That keeps memory bounded by `IN_FLIGHT` × [`INLINE_MAX`]
-//! whatever the tree, at the price of reading large files one at a time — which costs
-//! little, since compressing is far slower than reading.
+//! Larger files are not held whole: their readers hand them to the writer in pieces
+//! while reading ([`streamed`](super::streamed)), a few MiB ahead of it, so memory
+//! stays bounded by `IN_FLIGHT` × [`INLINE_MAX`] plus a few MiB per streamed file
+//! whatever the tree.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -27,16 +28,17 @@ use tar::{EntryType, Header};
 use super::PackConfig;
 use super::codec::{EncodeOptions, Encoder};
 use super::counting::{Counted, count_files};
+use super::member_sink::{CollectFactory, Collected};
 use super::owners::Owners;
 use super::stored_names::{Removed, Root, stored_name};
-use super::streamed::Tracked;
+use super::streamed::{self, Incoming, Outgoing, Slots};
 use crate::error::{ErrorKind, describe_io};
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
 use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{ArchiveSummary, Progress};
-use crate::read::{Sink, SinkFactory};
+use crate::read::ReadError;
 use crate::walk::{self, Entry, Notice, NoticeKind};
 
 /// Files up to this size are read by the pipeline and held whole until written.
@@ -46,7 +48,7 @@ pub const INLINE_MAX: u64 = 1 << 20;
 const IN_FLIGHT: u64 = 64;
 
 /// One archive member, as the walk saw it.
-struct Member {
+pub struct Member {
     /// Name in the archive: the path as given, without what GNU tar removes.
     name: Vec<u8>,
     /// What was removed from the front of the name (`/`, `../`): announced once.
@@ -55,24 +57,28 @@ struct Member {
     given: PathBuf,
     /// Where it is on disk.
     path: PathBuf,
-    kind: Kind,
+    pub(super) kind: Kind,
     mode: u32,
     uid: u32,
     gid: u32,
     /// Modification time as the walk saw it (seconds, nanoseconds): the header stores
-    /// the seconds, the change check after streaming compares both.
+    /// the seconds, the readers' change check compares both.
     mtime: (i64, i64),
     size: u64,
     /// (device, inode) of a regular file with more than one link.
     inode: Option<(u64, u64)>,
 }
 
-enum Kind {
+pub enum Kind {
     Dir,
     /// A regular file read by the pipeline.
     File,
-    /// A regular file larger than [`INLINE_MAX`], streamed by the writer.
+    /// A regular file larger than [`INLINE_MAX`], as the walk found it.
     LargeFile,
+    /// Such a file's turn to be written: its bytes as the readers send them.
+    StreamStart(Incoming),
+    /// Such a file on its way to the readers: where their sink sends the bytes.
+    StreamRead(Outgoing),
     Symlink(Vec<u8>),
     /// A further name of a file already in the archive, under this name.
     HardLink(Vec<u8>),
@@ -119,6 +125,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         manifest_buf: Vec::new(),
         failed: 0,
         output_name,
+        streamed: None,
     };
 
     let progress = Progress::new(config.progress);
@@ -140,7 +147,9 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         let walk_options = walk_options.clone();
         progress.count_ahead(move |tally| count_files(&paths, &walk_options, tally));
     }
-    let source = { move |feed: &mut Feed<Member>| list_members(&roots, &walk_options, feed) };
+    let buffer_size = config.read.buffer_size;
+    let source =
+        { move |feed: &mut Feed<Member>| list_members(&roots, &walk_options, buffer_size, feed) };
     let factory = Arc::new(CollectFactory {
         digest: config.manifest.is_some(),
     });
@@ -202,10 +211,12 @@ const MANIFEST_ITSELF: &str = "the manifest being written; not packed";
 fn list_members(
     roots: &[Root],
     options: &walk::WalkOptions,
+    buffer_size: usize,
     feed: &mut Feed<Member>,
 ) -> Result<()> {
     let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     let mut going = true;
+    let slots = Slots::new();
     for root in roots {
         let disk = [root.disk().as_os_str().to_owned()];
         walk::entries(&disk, options, |item| {
@@ -213,15 +224,17 @@ fn list_members(
                 Ok(entry) => member_item(entry, root, &mut inodes),
                 Err(notice) => Some(Item::Notice(notice)),
             };
-            if let Some(Item::Note(Member {
-                kind: Kind::LargeFile,
-                size,
-                ..
-            })) = &item
-            {
-                feed.found_elsewhere(*size);
-            }
-            going = item.is_none_or(|item| feed.push(item));
+            going = match item {
+                Some(Item::File(
+                    entry,
+                    member @ Member {
+                        kind: Kind::LargeFile,
+                        ..
+                    },
+                )) => push_streamed(feed, &slots, buffer_size, entry, member),
+                Some(item) => feed.push(item),
+                None => true,
+            };
             going
         })?;
         if !going {
@@ -229,6 +242,42 @@ fn list_members(
         }
     }
     Ok(())
+}
+
+/// Pushes a large file as a stream: once one of the [`streamed::OPEN`] places is free,
+/// so that memory stays bounded however many large files follow.
+fn push_streamed(
+    feed: &mut Feed<Member>,
+    slots: &Arc<Slots>,
+    buffer_size: usize,
+    entry: Entry,
+    member: Member,
+) -> bool {
+    let slot = match slots.try_take() {
+        Some(slot) => slot,
+        // The writer gives a place back only once it has reached a streamed file, so
+        // everything before it goes out first.
+        None if feed.flush() => slots.take(),
+        None => return false,
+    };
+    let (outgoing, incoming) = streamed::stream(member.size, buffer_size, slot);
+    let start = member.with_kind(Kind::StreamStart(incoming));
+    let read = member.with_kind(Kind::StreamRead(outgoing));
+    feed.push_streamed(start, entry, read)
+}
+
+impl Member {
+    /// The same member, as another step of its way into the archive.
+    fn with_kind(&self, kind: Kind) -> Member {
+        Member {
+            name: self.name.clone(),
+            removed: self.removed.clone(),
+            given: self.given.clone(),
+            path: self.path.clone(),
+            kind,
+            ..*self
+        }
+    }
 }
 
 fn notice(path: PathBuf, kind: NoticeKind) -> Item<Member> {
@@ -300,7 +349,7 @@ fn member_item(
         inode,
         path: path.clone(),
     };
-    if matches!(member.kind, Kind::File) {
+    if matches!(member.kind, Kind::File | Kind::LargeFile) {
         let entry = Entry {
             seq: 0,
             path,
@@ -313,52 +362,6 @@ fn member_item(
         return Some(Item::File(entry, member));
     }
     Some(Item::Note(member))
-}
-
-/// A file read whole, and its BLAKE3 digest when asked for.
-pub struct Collected {
-    data: Vec<u8>,
-    digest: Option<String>,
-}
-
-/// Collects a file's bytes (and hashes them on the reader's thread).
-pub struct Collector {
-    data: Vec<u8>,
-    hasher: Option<blake3::Hasher>,
-}
-
-impl Sink for Collector {
-    type Output = Collected;
-
-    fn update(&mut self, data: &[u8]) {
-        self.data.extend_from_slice(data);
-        if let Some(h) = &mut self.hasher {
-            h.update(data);
-        }
-    }
-
-    fn finish(self, _len: u64) -> Collected {
-        Collected {
-            data: self.data,
-            digest: self.hasher.map(|h| h.finalize().to_hex().to_string()),
-        }
-    }
-}
-
-struct CollectFactory {
-    digest: bool,
-}
-
-impl SinkFactory for CollectFactory {
-    type Tag = Member;
-    type Sink = Collector;
-
-    fn make(&self, entry: &Entry, _member: &Member) -> Collector {
-        Collector {
-            data: Vec::with_capacity(entry.size as usize),
-            hasher: self.digest.then(blake3::Hasher::new),
-        }
-    }
 }
 
 /// Appends members to the tar stream in walk order.
@@ -376,6 +379,16 @@ struct Writer<'a> {
     failed: u64,
     /// The archive as messages name it ("standard output" for `-`).
     output_name: String,
+    /// What went into the archive of the streamed file whose outcome comes next.
+    streamed: Option<StreamEnd>,
+}
+
+/// How much of a streamed file the archive holds.
+struct StreamEnd {
+    /// False when not a byte came (the file could not be opened): no member.
+    archived: bool,
+    /// Bytes from the file; zeros pad the member from there to its size.
+    received: u64,
 }
 
 impl Writer<'_> {
@@ -389,6 +402,20 @@ impl Writer<'_> {
         match outcome {
             Outcome::Read {
                 output,
+                tag:
+                    member @ Member {
+                        kind: Kind::StreamRead(_),
+                        ..
+                    },
+                ..
+            } => {
+                // Its bytes are in the archive already; it was read to the end, unchanged.
+                if self.streamed.take().is_some_and(|end| end.archived) {
+                    self.record_digest(&member, output.digest);
+                }
+            }
+            Outcome::Read {
+                output,
                 tag: member,
                 ..
             } => {
@@ -400,7 +427,17 @@ impl Writer<'_> {
                 self.entries += 1;
                 self.record_digest(&member, output.digest);
             }
-            Outcome::Failed { path, error, .. } => self.report(progress, &path, &error.to_string()),
+            Outcome::Failed {
+                path, error, tag, ..
+            } => {
+                let cause = match (&tag.kind, self.streamed.take()) {
+                    (Kind::StreamRead(_), Some(end)) if end.archived => {
+                        archived_anyway(&error, tag.size, end.received)
+                    }
+                    _ => error.to_string(),
+                };
+                self.report(progress, &path, &cause);
+            }
             Outcome::Notice(Notice { path, kind, .. }) => match kind {
                 NoticeKind::Skipped(why) => {
                     if self.config.notices {
@@ -409,12 +446,49 @@ impl Writer<'_> {
                 }
                 NoticeKind::Error(_, cause) => self.report(progress, &path, &cause),
             },
-            Outcome::Note(member) => self.write_member(member, progress)?,
+            Outcome::Note(mut member) => match std::mem::replace(&mut member.kind, Kind::File) {
+                Kind::StreamStart(incoming) => self.write_streamed(&member, incoming, progress)?,
+                kind => {
+                    member.kind = kind;
+                    self.write_member(member)?;
+                }
+            },
         }
         Ok(())
     }
 
-    fn write_member(&mut self, member: Member, progress: &Progress) -> Result<()> {
+    /// Writes a large file's member as its reader sends the bytes. The header goes out
+    /// with the size the walk saw and the member is that long whatever happens to the
+    /// file meanwhile (cut or padded with zeros, as GNU tar does), so the archive stays
+    /// readable; whether the file changed is the reader's verdict, in the file's
+    /// outcome, which comes next.
+    fn write_streamed(
+        &mut self,
+        member: &Member,
+        incoming: Incoming,
+        progress: &Progress,
+    ) -> Result<()> {
+        let Some(mut body) = incoming.body(member.size, progress) else {
+            self.streamed = Some(StreamEnd {
+                archived: false,
+                received: 0,
+            });
+            return Ok(());
+        };
+        let mut header = self.header(member, EntryType::Regular);
+        header.set_size(member.size);
+        self.tar
+            .append_data(&mut header, os(&member.name), &mut body)
+            .map_err(|e| self.stream_error(e))?;
+        self.entries += 1;
+        self.streamed = Some(StreamEnd {
+            archived: true,
+            received: body.received(),
+        });
+        Ok(())
+    }
+
+    fn write_member(&mut self, member: Member) -> Result<()> {
         match &member.kind {
             Kind::Dir => {
                 let mut header = self.header(&member, EntryType::Directory);
@@ -441,70 +515,11 @@ impl Writer<'_> {
                     self.record_digest(&member, Some(digest));
                 }
             }
-            Kind::LargeFile => match self.stream_large(&member, progress) {
-                Ok(digest) => {
-                    // Also when reading failed part-way: zeros pad the member.
-                    self.entries += 1;
-                    progress.done(0);
-                    self.record_digest(&member, digest);
-                }
-                Err(Stream::Skipped(why)) => self.report(progress, &member.path, &why),
-                Err(Stream::Fatal(e)) => return Err(e),
-            },
-            Kind::File => {
+            Kind::File | Kind::LargeFile | Kind::StreamStart(_) | Kind::StreamRead(_) => {
                 anyhow::bail!("internal error: a pipeline file came back as a note")
             }
         }
         Ok(())
-    }
-
-    /// Streams a large file into the archive. The header goes out first with the size
-    /// the walk saw, so a file that shrinks is padded with zeros (and reported) to
-    /// keep the archive readable; one that grows or changes is reported too.
-    fn stream_large(
-        &mut self,
-        member: &Member,
-        progress: &Progress,
-    ) -> Result<Option<String>, Stream> {
-        let file = crate::read::threads::open_nonblocking(&member.path)
-            .map_err(|e| Stream::Skipped(format!("opening: {}", crate::error::describe_io(&e))))?;
-        let mut header = self.header(member, EntryType::Regular);
-        header.set_size(member.size);
-        let mut reader = Tracked {
-            file,
-            left: member.size,
-            read: 0,
-            error: None,
-            hasher: self.config.manifest.is_some().then(blake3::Hasher::new),
-            progress: progress.clone(),
-        };
-        self.tar
-            .append_data(&mut header, os(&member.name), &mut reader)
-            .map_err(|e| Stream::Fatal(self.stream_error(e)))?;
-        if let Some(e) = reader.error.take() {
-            self.failed += 1;
-            let line = format!("spate: {}: {e}", member.path.display());
-            progress.println(&line);
-            return Ok(None);
-        }
-        let meta = reader
-            .file
-            .metadata()
-            .map_err(|e| Stream::Skipped(format!("stat: {}", crate::error::describe_io(&e))))?;
-        // The read backends' rule: size, and modification time to the nanosecond, as
-        // the walk saw them (a rewrite within the same second moves only the
-        // nanoseconds).
-        if meta.len() != member.size || (meta.mtime(), meta.mtime_nsec()) != member.mtime {
-            self.failed += 1;
-            let line = format!(
-                "spate: {}: changed while reading (archived {} bytes of it)",
-                member.path.display(),
-                member.size
-            );
-            progress.println(&line);
-            return Ok(None);
-        }
-        Ok(reader.hasher.map(|h| h.finalize().to_hex().to_string()))
     }
 
     fn header(&mut self, member: &Member, kind: EntryType) -> Header {
@@ -561,11 +576,14 @@ impl Writer<'_> {
     }
 }
 
-enum Stream {
-    /// The file could not be archived; the run goes on.
-    Skipped(String),
-    /// The archive itself failed.
-    Fatal(anyhow::Error),
+/// The report for a streamed file the readers found changed (or could not read to the
+/// end) after its member was written: what the member holds.
+fn archived_anyway(error: &ReadError, size: u64, received: u64) -> String {
+    if received < size {
+        format!("{error}; archived {received} bytes of it, padded with zeros to {size}")
+    } else {
+        format!("{error}; archived {size} bytes of it")
+    }
 }
 
 fn os(bytes: &[u8]) -> &Path {

@@ -71,6 +71,9 @@ enum FromSource<T> {
 enum Decided<T> {
     Notice(Notice),
     Note(u64, T),
+    /// The note that starts a streamed file (see [`Feed::push_streamed`]); the file
+    /// itself has the next sequence number.
+    StreamStart(u64, T),
 }
 
 /// Decided outcomes sent to the printer at once. One message (and one wake-up of the
@@ -270,8 +273,16 @@ impl<F: SinkFactory> SinkFactory for CatchPanics<F> {
     fn make(&self, entry: &Entry, tag: &F::Tag) -> Self::Sink {
         match catch_unwind(AssertUnwindSafe(|| self.0.make(entry, tag))) {
             Ok(sink) => Guarded::Working(sink),
-            Err(payload) => Guarded::Panicked(panic_text(&*payload)),
+            Err(payload) => {
+                // No sink took what the tag holds for it.
+                self.0.unread(entry, tag);
+                Guarded::Panicked(panic_text(&*payload))
+            }
         }
+    }
+
+    fn unread(&self, entry: &Entry, tag: &F::Tag) {
+        self.0.unread(entry, tag);
     }
 }
 
@@ -286,6 +297,10 @@ impl<S: read::Sink> read::Sink for Guarded<S> {
         {
             *self = Guarded::Panicked(panic_text(&*payload));
         }
+    }
+
+    fn may_wait(&self) -> bool {
+        matches!(self, Guarded::Working(sink) if sink.may_wait())
     }
 
     fn finish(self, len: u64) -> Self::Output {
@@ -335,17 +350,12 @@ pub struct Feed<T> {
 }
 
 impl<T> Feed<T> {
-    /// Counts a file the job reads itself, outside the readers, in the progress totals.
-    pub fn found_elsewhere(&self, size: u64) {
-        self.progress.found(size);
-    }
-
     /// Takes the next item; false when the run is being torn down and the source
     /// should stop.
     pub fn push(&mut self, item: Item<T>) -> bool {
         // The printer may be waiting for an entry still in our batches: hand them
         // over before waiting for room under the limit.
-        if self.limit.would_block() && !(self.batcher.flush() && self.send_decided()) {
+        if self.limit.would_block() && !self.flush() {
             return false;
         }
         let seq = self.limit.admit();
@@ -365,6 +375,36 @@ impl<T> Feed<T> {
         };
         self.decided.push(decided);
         self.decided.len() < DECIDED_BATCH || self.send_decided()
+    }
+
+    /// Pushes a file whose bytes the job takes while they are read, from a sink that
+    /// waits for it (pack's large members go to the tar writer in pieces), as two items:
+    /// `start`, a note delivered as soon as every earlier item is (the job then takes
+    /// the bytes), and the file itself with `tag`, whose outcome follows at once. The
+    /// file's bytes count as done in the progress totals when the job advances them,
+    /// not when its outcome is delivered.
+    ///
+    /// The file travels to the readers in a batch of its own: a reader reports a batch
+    /// when every file of it is read, and a later file of the same batch may itself be
+    /// a stream waiting for the job, which waits for this file's outcome. Both numbers
+    /// are taken at once, so the note is never delivered while its file waits for room
+    /// under the limit. False when the run is being torn down.
+    pub fn push_streamed(&mut self, start: T, mut entry: Entry, tag: T) -> bool {
+        if !self.flush() {
+            return false;
+        }
+        let seq = self.limit.admit_run(2);
+        self.decided.push(Decided::StreamStart(seq, start));
+        entry.seq = seq + 1;
+        self.progress.found(entry.size);
+        self.send_decided() && self.batcher.push(entry, tag) && self.batcher.flush()
+    }
+
+    /// Hands everything pushed so far to the readers and the printer, before the source
+    /// waits for something of its own (a waiting source holding back what the printer
+    /// needs would wait forever). False when the run is being torn down.
+    pub fn flush(&mut self) -> bool {
+        self.batcher.flush() && self.send_decided()
     }
 
     /// Sends the decided outcomes gathered so far; false when the printer is gone.
@@ -431,6 +471,8 @@ fn deliver_in_order<O, T>(
     // Files read (or not), and outcomes decided without reading, waiting for their turn.
     let mut waiting: BTreeMap<u64, FileResult<O, T>> = BTreeMap::new();
     let mut decided: BTreeMap<u64, Outcome<O, T>> = BTreeMap::new();
+    // Files whose bytes the job counted as it took them (see `Feed::push_streamed`).
+    let mut streamed: std::collections::HashSet<u64> = Default::default();
     let mut next = 0u64;
     let mut source_result = Ok(());
     loop {
@@ -461,6 +503,10 @@ fn deliver_in_order<O, T>(
                         Decided::Note(seq, tag) => {
                             decided.insert(seq, Outcome::Note(tag));
                         }
+                        Decided::StreamStart(seq, tag) => {
+                            streamed.insert(seq + 1);
+                            decided.insert(seq, Outcome::Note(tag));
+                        }
                     }
                 }
             }
@@ -478,7 +524,8 @@ fn deliver_in_order<O, T>(
                 } = read;
                 match result {
                     Ok((output, len)) => {
-                        progress.done(len);
+                        let counted = streamed.remove(&next);
+                        progress.done(if counted { 0 } else { len });
                         Outcome::Read {
                             path,
                             output,
@@ -486,7 +533,10 @@ fn deliver_in_order<O, T>(
                             tag,
                         }
                     }
-                    Err(error) => Outcome::Failed { path, error, tag },
+                    Err(error) => {
+                        streamed.remove(&next);
+                        Outcome::Failed { path, error, tag }
+                    }
                 }
             } else {
                 break;

@@ -39,6 +39,13 @@ pub trait Sink: Send + 'static {
     fn update(&mut self, data: &[u8]);
     /// Called once after end-of-file with the number of bytes fed.
     fn finish(self, len: u64) -> Self::Output;
+    /// True when `update` may wait for a consumer on another thread (pack's streamed
+    /// members wait for the tar writer). The uring backend then never feeds the sink
+    /// on its ring's thread, where a wait would stall every other file of that ring,
+    /// among them perhaps the very file the consumer is waiting for.
+    fn may_wait(&self) -> bool {
+        false
+    }
 }
 
 /// Makes a [`Sink`] for every file a backend reads.
@@ -49,6 +56,10 @@ pub trait SinkFactory: Send + Sync + 'static {
     type Tag: Send + 'static;
     type Sink: Sink;
     fn make(&self, entry: &Entry, tag: &Self::Tag) -> Self::Sink;
+    /// Reading `entry` failed (its sink, if one was made, is already dropped). Called at
+    /// once, before the result travels back: a tag holding something its sink would have
+    /// taken (pack's channel to the tar writer, who waits on it) lets go of it here.
+    fn unread(&self, _entry: &Entry, _tag: &Self::Tag) {}
 }
 
 /// Output type of the sinks a factory makes.

@@ -42,11 +42,17 @@ pub(crate) fn serve<F: SinkFactory>(readers: &Readers<F>) {
     while let Ok(batch) = entries.recv_blocking() {
         let done = batch
             .into_iter()
-            .map(|(mut entry, tag)| FileResult {
-                result: read_file(&mut entry, &tag, options, pool, factory.as_ref()),
-                seq: entry.seq,
-                path: entry.path,
-                tag,
+            .map(|(mut entry, tag)| {
+                let result = read_file(&mut entry, &tag, options, pool, factory.as_ref());
+                if result.is_err() {
+                    factory.unread(&entry, &tag);
+                }
+                FileResult {
+                    result,
+                    seq: entry.seq,
+                    path: entry.path,
+                    tag,
+                }
             })
             .collect();
         if !results(done) {

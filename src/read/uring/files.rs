@@ -104,6 +104,9 @@ fn run_ring<F: SinkFactory>(readers: Readers<F>, base: usize, workers: usize) {
                                 factory.as_ref(),
                             )
                             .await;
+                            if result.is_err() {
+                                factory.unread(&entry, &tag);
+                            }
                             done.push(FileResult {
                                 seq: entry.seq,
                                 path: entry.path,
@@ -262,7 +265,11 @@ async fn read_file<F: SinkFactory>(
                 None => read_at(Rc::clone(&file), buf, 0).await,
             };
             let n = res.map_err(|e| ReadError::io("reading", e))? as u64;
-            sink.update(&buf);
+            if sink.may_wait() {
+                sink = offload(sink, buf).await?;
+            } else {
+                sink.update(&buf);
+            }
             if n == cap {
                 return Err(grew(entry));
             }
@@ -329,13 +336,18 @@ async fn read_chunks<S: Sink>(
     Ok((sink, len))
 }
 
-/// Feeds one chunk to the sink: inline when small, on a blocking thread when large so the
-/// ring keeps submitting reads meanwhile (the sink travels there and back).
+/// Feeds one chunk to the sink: inline when small, on a blocking thread when large (or
+/// when the sink may wait) so the ring keeps submitting reads meanwhile.
 async fn feed<S: Sink>(mut sink: S, buf: PooledBuf) -> Result<S, ReadError> {
-    if buf.len() < OFFLOAD_THRESHOLD {
+    if buf.len() < OFFLOAD_THRESHOLD && !sink.may_wait() {
         sink.update(&buf);
         return Ok(sink);
     }
+    offload(sink, buf).await
+}
+
+/// Feeds one chunk to the sink on a blocking thread (the sink travels there and back).
+async fn offload<S: Sink>(mut sink: S, buf: PooledBuf) -> Result<S, ReadError> {
     tokio::task::spawn_blocking(move || {
         sink.update(&buf);
         sink
