@@ -180,6 +180,8 @@ fn a_file_shrinking_while_packed_is_padded_to_its_header_size_and_reported() {
 
 /// Runs a command to its end and returns its exit code and its peak resident set in
 /// KiB, from wait4's rusage of that one child.
+// wait4 reaps the child: `Child::wait` cannot return its rusage.
+#[allow(clippy::zombie_processes)]
 fn peak_rss_kib(mut cmd: Command) -> (i32, i64) {
     let child = cmd.spawn().unwrap();
     let mut status = 0;

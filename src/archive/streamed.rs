@@ -37,12 +37,12 @@ pub fn stream(size: u64, buffer_size: usize, slot: Slot) -> (Outgoing, Incoming)
     // Emptied pieces go back to the reader to be filled again, sparing an allocation
     // (and its page faults) per piece.
     let (spare_tx, spare_rx) = sync_channel(depth + 2);
-    let outgoing = Outgoing(Mutex::new(Some(Streamer {
+    let outgoing = Outgoing(Mutex::new(Some(Box::new(Streamer {
         out: Some(tx),
         spare: spare_rx,
         left: size,
         hasher: None,
-    })));
+    }))));
     let incoming = Incoming {
         pieces: rx,
         spare: spare_tx,
@@ -51,15 +51,16 @@ pub fn stream(size: u64, buffer_size: usize, slot: Slot) -> (Outgoing, Incoming)
     (outgoing, incoming)
 }
 
-/// The reader's end, in the file's tag until the reader's sink takes it.
-pub struct Outgoing(Mutex<Option<Streamer>>);
+/// The reader's end, in the file's tag until the reader's sink takes it. Boxed: a
+/// hasher is large, and every member's tag has room for one of these.
+pub struct Outgoing(Mutex<Option<Box<Streamer>>>);
 
 impl Outgoing {
     /// The sink, once; `digest` when the manifest wants the file's BLAKE3.
     pub fn take(&self, digest: bool) -> Option<Streamer> {
         let mut streamer = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
         streamer.hasher = digest.then(blake3::Hasher::new);
-        Some(streamer)
+        Some(*streamer)
     }
 
     /// Ends the stream without a byte: the file could not be read.
