@@ -195,8 +195,9 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     }
     if config.summary {
         progress.println(&format!(
-            "spate: {}",
-            summary.render_pack(&output_name, started)
+            "spate: {}{}",
+            summary.render_pack(&output_name, started),
+            crate::memory::peak_rss_text()
         ));
     }
     Ok(failed == 0)
