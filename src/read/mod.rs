@@ -3,7 +3,8 @@
 //! A backend opens each file, reads it in pooled, page-aligned chunks and hands every
 //! chunk, in file order, to a [`Sink`] made for that file by the job's [`SinkFactory`].
 //! It knows nothing about hashing or tar. Chunks of [`OFFLOAD_THRESHOLD`] bytes or more
-//! are fed to the sink off the I/O thread, so heavy CPU work never stalls reads.
+//! (and every chunk for a sink that [may wait](Sink::may_wait) for its consumer) are fed
+//! to the sink off the I/O thread, so heavy CPU work or a wait never stalls reads.
 //!
 //! Two implementations, chosen once at start ([`select`]), each in a folder of its own
 //! with both halves of the engine: whole-file reads ([`Backend`], for hash, check and
