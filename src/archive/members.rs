@@ -12,6 +12,8 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
+use crate::error::ErrorKind;
+use crate::report::{Problem, Reporter};
 use anyhow::{Context, Result, anyhow};
 use globset::{GlobBuilder, GlobMatcher};
 
@@ -84,7 +86,7 @@ impl Members {
     /// `Err` naming the filters that selected nothing (GNU tar: "Not found in
     /// archive", exit 2). Every one but the last is written here; the last is the
     /// error, which the caller reports as the run's fatal error.
-    pub fn finish(&self) -> Result<()> {
+    pub fn finish(&self, reporter: &Reporter) -> Result<()> {
         let missing: Vec<String> = self
             .filters
             .iter()
@@ -95,7 +97,11 @@ impl Members {
             return Ok(());
         };
         for name in rest {
-            eprintln!("spate: {name}: not found in archive");
+            reporter.error(&Problem::new(
+                name,
+                ErrorKind::NotFound,
+                "not found in archive",
+            ));
         }
         Err(anyhow!("{last}: not found in archive"))
     }

@@ -37,6 +37,7 @@ use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{ArchiveSummary, Progress};
 use crate::read::{Sink, SinkFactory};
+use crate::report::{Problem, Reporter};
 use crate::walk::{self, Entry, Notice, NoticeKind};
 
 /// Files up to this size are read by the pipeline and held whole until written.
@@ -121,7 +122,8 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         output_name,
     };
 
-    let progress = Progress::new(config.progress);
+    let reporter = Reporter::with_skipped(Progress::new(config.progress), config.notices);
+    let progress = reporter.progress();
     let walk_options = walk::WalkOptions {
         own_outputs: own,
         ..config.walk.clone()
@@ -149,9 +151,9 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         IN_FLIGHT,
         &config.read,
         factory,
-        &progress,
+        progress,
         |outcome| {
-            writer.write(outcome, &progress)?;
+            writer.write(outcome, &reporter)?;
             if let Some(m) = manifest
                 .as_mut()
                 .filter(|_| writer.manifest_buf.len() >= 64 << 10)
@@ -162,7 +164,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             Ok(())
         },
     );
-    progress.finish();
+    reporter.finish();
     result?;
 
     let failed = writer.failed;
@@ -185,10 +187,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         m.commit()?;
     }
     if config.summary {
-        progress.println(&format!(
-            "spate: {}",
-            summary.render_pack(&output_name, started)
-        ));
+        reporter.say(&summary.render_pack(&output_name, started));
     }
     Ok(failed == 0)
 }
@@ -379,12 +378,12 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn write(&mut self, outcome: Outcome<Collected, Member>, progress: &Progress) -> Result<()> {
+    fn write(&mut self, outcome: Outcome<Collected, Member>, reporter: &Reporter) -> Result<()> {
         if let Outcome::Read { tag: member, .. } | Outcome::Note(member) = &outcome
             && let Some(line) = self.removed.notice(&member.removed)
             && self.config.notices
         {
-            progress.println(&line);
+            reporter.say(&line);
         }
         match outcome {
             Outcome::Read {
@@ -400,21 +399,21 @@ impl Writer<'_> {
                 self.entries += 1;
                 self.record_digest(&member, output.digest);
             }
-            Outcome::Failed { path, error, .. } => self.report(progress, &path, &error.to_string()),
-            Outcome::Notice(Notice { path, kind, .. }) => match kind {
-                NoticeKind::Skipped(why) => {
-                    if self.config.notices {
-                        progress.println(&format!("spate: {}: {why}", path.display()));
-                    }
+            Outcome::Failed { path, error, .. } => {
+                self.failed += 1;
+                reporter.read_failed(&path, error);
+            }
+            Outcome::Notice(notice) => {
+                if reporter.walk_notice(&notice) {
+                    self.failed += 1;
                 }
-                NoticeKind::Error(_, cause) => self.report(progress, &path, &cause),
-            },
-            Outcome::Note(member) => self.write_member(member, progress)?,
+            }
+            Outcome::Note(member) => self.write_member(member, reporter)?,
         }
         Ok(())
     }
 
-    fn write_member(&mut self, member: Member, progress: &Progress) -> Result<()> {
+    fn write_member(&mut self, member: Member, reporter: &Reporter) -> Result<()> {
         match &member.kind {
             Kind::Dir => {
                 let mut header = self.header(&member, EntryType::Directory);
@@ -441,14 +440,17 @@ impl Writer<'_> {
                     self.record_digest(&member, Some(digest));
                 }
             }
-            Kind::LargeFile => match self.stream_large(&member, progress) {
+            Kind::LargeFile => match self.stream_large(&member, reporter) {
                 Ok(digest) => {
                     // Also when reading failed part-way: zeros pad the member.
                     self.entries += 1;
-                    progress.done(0);
+                    reporter.progress().done(0);
                     self.record_digest(&member, digest);
                 }
-                Err(Stream::Skipped(why)) => self.report(progress, &member.path, &why),
+                Err(Stream::Skipped(problem)) => {
+                    self.failed += 1;
+                    reporter.error(&problem);
+                }
                 Err(Stream::Fatal(e)) => return Err(e),
             },
             Kind::File => {
@@ -464,10 +466,11 @@ impl Writer<'_> {
     fn stream_large(
         &mut self,
         member: &Member,
-        progress: &Progress,
+        reporter: &Reporter,
     ) -> Result<Option<String>, Stream> {
-        let file = crate::read::threads::open_nonblocking(&member.path)
-            .map_err(|e| Stream::Skipped(format!("opening: {}", crate::error::describe_io(&e))))?;
+        let path = &member.path;
+        let file = crate::read::threads::open_nonblocking(path)
+            .map_err(|e| Stream::Skipped(Problem::io(path, Some("opening"), e)))?;
         let mut header = self.header(member, EntryType::Regular);
         header.set_size(member.size);
         let mut reader = Tracked {
@@ -476,32 +479,30 @@ impl Writer<'_> {
             read: 0,
             error: None,
             hasher: self.config.manifest.is_some().then(blake3::Hasher::new),
-            progress: progress.clone(),
+            progress: reporter.progress().clone(),
         };
         self.tar
             .append_data(&mut header, os(&member.name), &mut reader)
             .map_err(|e| Stream::Fatal(self.stream_error(e)))?;
         if let Some(e) = reader.error.take() {
             self.failed += 1;
-            let line = format!("spate: {}: {e}", member.path.display());
-            progress.println(&line);
+            reporter.read_failed(path, e);
             return Ok(None);
         }
         let meta = reader
             .file
             .metadata()
-            .map_err(|e| Stream::Skipped(format!("stat: {}", crate::error::describe_io(&e))))?;
+            .map_err(|e| Stream::Skipped(Problem::io(path, Some("stat"), e)))?;
         // The read backends' rule: size, and modification time to the nanosecond, as
         // the walk saw them (a rewrite within the same second moves only the
         // nanoseconds).
         if meta.len() != member.size || (meta.mtime(), meta.mtime_nsec()) != member.mtime {
             self.failed += 1;
-            let line = format!(
-                "spate: {}: changed while reading (archived {} bytes of it)",
-                member.path.display(),
+            let words = format!(
+                "changed while reading (archived {} bytes of it)",
                 member.size
             );
-            progress.println(&line);
+            reporter.error(&Problem::new(path, ErrorKind::ChangedWhileReading, words));
             return Ok(None);
         }
         Ok(reader.hasher.map(|h| h.finalize().to_hex().to_string()))
@@ -548,11 +549,6 @@ impl Writer<'_> {
         );
     }
 
-    fn report(&mut self, progress: &Progress, path: &Path, cause: &str) {
-        self.failed += 1;
-        progress.println(&format!("spate: {}: {cause}", path.display()));
-    }
-
     /// A failed write into the tar stream. The compressor stage hands back the error
     /// that stopped it (the output's OS error, or a compressor thread that died), so
     /// this names the real cause.
@@ -563,7 +559,7 @@ impl Writer<'_> {
 
 enum Stream {
     /// The file could not be archived; the run goes on.
-    Skipped(String),
+    Skipped(Problem),
     /// The archive itself failed.
     Fatal(anyhow::Error),
 }

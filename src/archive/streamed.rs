@@ -6,6 +6,7 @@ use std::io::{self, Read};
 
 use super::codec::CHUNK;
 use crate::progress::Progress;
+use crate::read::ReadError;
 
 /// Reads exactly `left` bytes of a file for its tar entry: zeros after an early end
 /// (noting the error), nothing past the size in the header.
@@ -13,7 +14,7 @@ pub(super) struct Tracked {
     pub(super) file: File,
     pub(super) left: u64,
     pub(super) read: u64,
-    pub(super) error: Option<String>,
+    pub(super) error: Option<ReadError>,
     pub(super) hasher: Option<blake3::Hasher>,
     pub(super) progress: Progress,
 }
@@ -32,7 +33,7 @@ impl Read for Tracked {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        self.error = Some(format!("reading: {}", crate::error::describe_io(&e)));
+                        self.error = Some(ReadError::io("reading", e));
                         break 0;
                     }
                 }
@@ -40,10 +41,10 @@ impl Read for Tracked {
         };
         let n = if n == 0 {
             if self.error.is_none() {
-                self.error = Some(format!(
-                    "changed while reading (shrank to {} bytes; padded with zeros)",
+                self.error = Some(ReadError::Changed(format!(
+                    "shrank to {} bytes; padded with zeros",
                     self.read
-                ));
+                )));
             }
             buf[..want].fill(0);
             want
