@@ -6,6 +6,11 @@ use std::path::Path;
 /// What every line spate writes on stderr starts with.
 pub const PREFIX: &str = "spate: ";
 
+/// What the SIGBUS handler writes (`read/mapped.rs`): a signal handler can only write
+/// bytes fixed in advance, so this line is whole at compile time.
+pub const SIGBUS_LINE: &str = "spate: a mapped file shrank while it was read and its pages \
+                               could not be replaced; stopping\n";
+
 /// The line for a message about `path`.
 pub fn about(path: &Path, words: &dyn std::fmt::Display) -> String {
     format!("{PREFIX}{}: {words}", path.display())
