@@ -138,6 +138,11 @@ fn trim(name: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    /// A reporter for tests: nothing is shown but stderr lines.
+    fn quiet() -> Reporter {
+        Reporter::new(crate::progress::Progress::hidden())
+    }
+
     fn members(given: &[&str]) -> Members {
         let given: Vec<OsString> = given.iter().map(OsString::from).collect();
         Members::new(&given).unwrap()
@@ -151,9 +156,9 @@ mod tests {
         assert!(m.select(b"a/b/x/y"));
         assert!(!m.select(b"a/bc"));
         assert!(!m.select(b"a"));
-        assert!(m.finish().is_err(), "c/ matched nothing");
+        assert!(m.finish(&quiet()).is_err(), "c/ matched nothing");
         assert!(m.select(b"c"));
-        assert!(m.finish().is_ok());
+        assert!(m.finish(&quiet()).is_ok());
     }
 
     #[test]
@@ -172,6 +177,6 @@ mod tests {
     fn no_filters_select_everything() {
         let mut m = members(&[]);
         assert!(m.select(b"anything"));
-        assert!(m.finish().is_ok());
+        assert!(m.finish(&quiet()).is_ok());
     }
 }
