@@ -30,6 +30,12 @@ pub enum ErrorKind {
     MalformedLine,
     /// A file listed twice with different digests of the same algorithm.
     ConflictingDigests,
+    /// An archive that cannot be read on: a header that makes no sense, data cut short,
+    /// corrupt compressed data.
+    CorruptArchive,
+    /// An archive entry not extracted as asked, by design: it would leave the
+    /// destination, replace a directory, or exceed `--max-size`.
+    Refused,
     /// Any other operating-system error (the words say which).
     Io,
 }
@@ -47,6 +53,8 @@ impl ErrorKind {
             ErrorKind::SymlinkLoop => "symlink_loop",
             ErrorKind::MalformedLine => "malformed_line",
             ErrorKind::ConflictingDigests => "conflicting_digests",
+            ErrorKind::CorruptArchive => "corrupt_archive",
+            ErrorKind::Refused => "refused",
             ErrorKind::Io => "io",
         }
     }

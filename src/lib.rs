@@ -48,6 +48,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod read;
 pub mod reorder;
+pub mod report;
 pub mod shard;
 pub mod signals;
 pub mod walk;

@@ -31,8 +31,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use crate::error::ErrorKind;
 use crate::manifest::parse::{self, Hints, MAX_LINE};
 use crate::output::{Cleanup, Output};
+use crate::progress::Progress;
+use crate::report::{Problem, Reporter};
 use crate::shard::{Shard, shard_of};
 
 /// Everything `spate merge` needs to know.
@@ -92,8 +95,8 @@ pub fn run(config: &MergeConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         // Refuse: a manifest that silently picked one of two digests would let `check`
         // pass a file that one of the workers saw differently. Dropping the output
         // removes the temporary file.
-        eprintln!(
-            "spate: {} {} listed with different digests; {}",
+        merger.reporter.say(&format!(
+            "{} {} listed with different digests; {}",
             merger.conflicts,
             if merger.conflicts == 1 {
                 "path is"
@@ -104,7 +107,7 @@ pub fn run(config: &MergeConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                 Some(path) if path.as_os_str() != "-" => format!("{} not written", path.display()),
                 _ => "the output is incomplete".into(),
             }
-        );
+        ));
         return Ok(false);
     }
     out.commit()?;
@@ -300,6 +303,8 @@ impl Input {
 /// conflict; and keeps what the gap check needs.
 struct Merger {
     quiet: bool,
+    /// Where duplicates, conflicts and gaps are said (merge has no progress display).
+    reporter: Reporter,
     /// The record last written, and the input it came from.
     last: Option<(MergeRecord, usize)>,
     /// The format of the first input that listed anything, and that input.
@@ -316,6 +321,7 @@ impl Merger {
     fn new(config: &MergeConfig) -> Merger {
         Merger {
             quiet: config.quiet,
+            reporter: Reporter::new(Progress::hidden()),
             last: None,
             format: None,
             conflicts: 0,
@@ -372,26 +378,21 @@ impl Merger {
                 let (a, b) = (&inputs[*first], &inputs[index]);
                 if last.digests == record.digests {
                     if !self.quiet {
-                        eprintln!(
-                            "spate: {}: listed in {} (line {}) and {} (line {}) with the \
-                             same digest; kept once",
-                            path.display(),
-                            a.name,
-                            last.line,
-                            b.name,
-                            record.line
+                        let words = format!(
+                            "listed in {} (line {}) and {} (line {}) with the same digest; \
+                             kept once",
+                            a.name, last.line, b.name, record.line
                         );
+                        self.reporter.notice(&path, &words);
                     }
                 } else {
                     self.conflicts += 1;
-                    eprintln!(
-                        "spate: {}: different digests in {} (line {}) and {} (line {})",
-                        path.display(),
-                        a.name,
-                        last.line,
-                        b.name,
-                        record.line
+                    let words = format!(
+                        "different digests in {} (line {}) and {} (line {})",
+                        a.name, last.line, b.name, record.line
                     );
+                    let kind = ErrorKind::ConflictingDigests;
+                    self.reporter.error(&Problem::new(path, kind, words));
                 }
             }
             _ => {
@@ -436,17 +437,17 @@ impl Merger {
         let list = missing.join(", ");
         if missing.len() <= empty_inputs {
             if !self.quiet {
-                eprintln!(
-                    "spate: no file of shard {list}; taken to be the empty input{}",
+                self.reporter.say(&format!(
+                    "no file of shard {list}; taken to be the empty input{}",
                     if empty_inputs == 1 { "" } else { "s" }
-                );
+                ));
             }
             return true;
         }
-        eprintln!(
-            "spate: gap: no input lists any file of shard {list} (a worker's manifest is \
-             missing, or --shards is wrong)"
-        );
+        self.reporter.say(&format!(
+            "gap: no input lists any file of shard {list} (a worker's manifest is missing, \
+             or --shards is wrong)"
+        ));
         false
     }
 }

@@ -8,18 +8,21 @@ use super::ListConfig;
 use super::input::{self, Input};
 use super::members::Members;
 use super::unpack::header::{Kind, Meta, Mtime, quote, short_cause};
+use crate::error::ErrorKind;
 use crate::progress::Progress;
+use crate::report::{Problem, Reporter};
 
 /// Lists the archive's entries (those the member filters select); `Ok(false)` when the
 /// archive is corrupt or truncated, `Err` when a filter matched nothing.
 pub fn run(config: &ListConfig) -> Result<bool> {
-    let progress = Progress::with_unit(config.progress, "entries");
-    let result = list_all(config, &progress);
-    progress.finish();
+    let reporter = Reporter::new(Progress::with_unit(config.progress, "entries"));
+    let result = list_all(config, &reporter);
+    reporter.finish();
     result
 }
 
-fn list_all(config: &ListConfig, progress: &Progress) -> Result<bool> {
+fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
+    let progress = reporter.progress();
     let mut members = Members::new(&config.members)?;
     let Input { stream, label, .. } = input::open(&config.archive, progress)?;
     let mut archive = tar::Archive::new(stream);
@@ -28,7 +31,7 @@ fn list_all(config: &ListConfig, progress: &Progress) -> Result<bool> {
         .with_context(|| format!("reading {label}"))?;
     let mut out = Lines {
         buf: Vec::with_capacity(FLUSH_AT * 2),
-        progress,
+        reporter,
     };
     let mut widths = Widths::default();
     let mut ok = true;
@@ -39,16 +42,18 @@ fn list_all(config: &ListConfig, progress: &Progress) -> Result<bool> {
             Err(e) => {
                 out.flush()?;
                 let cause = short_cause(&e);
-                match &last {
-                    Some(name) => progress.println(&format!(
-                        "spate: {label}: truncated or corrupt after entry \"{}\": {cause}",
-                        quote(name)
-                    )),
-                    None => progress.println(&format!(
-                        "spate: {label}: cannot read the first entry \
-                         (not a tar archive, or truncated): {cause}"
-                    )),
-                }
+                let words = match &last {
+                    Some(name) => {
+                        format!(
+                            "truncated or corrupt after entry \"{}\": {cause}",
+                            quote(name)
+                        )
+                    }
+                    None => format!(
+                        "cannot read the first entry (not a tar archive, or truncated): {cause}"
+                    ),
+                };
+                reporter.error(&Problem::new(&label, ErrorKind::CorruptArchive, words));
                 ok = false;
                 break;
             }
@@ -69,10 +74,11 @@ fn list_all(config: &ListConfig, progress: &Progress) -> Result<bool> {
             }
             Err(e) => {
                 out.flush()?;
-                progress.println(&format!(
-                    "spate: {}: unreadable header: {}",
+                let words = format!("unreadable header: {}", short_cause(&e));
+                reporter.error(&Problem::new(
                     quote(&name),
-                    short_cause(&e)
+                    ErrorKind::CorruptArchive,
+                    words,
                 ));
                 ok = false;
             }
@@ -80,18 +86,18 @@ fn list_all(config: &ListConfig, progress: &Progress) -> Result<bool> {
         last = Some(name);
     }
     out.flush().context("writing to standard output")?;
-    members.finish()?;
+    members.finish(reporter)?;
     Ok(ok)
 }
 
 /// Listing lines are written in batches of about this many bytes.
 const FLUSH_AT: usize = 64 << 10;
 
-/// Lines on their way to stdout, written through the progress display so a bar on the
-/// same terminal never tears them.
+/// Lines on their way to stdout, written through the reporter so a bar on the same
+/// terminal never tears them.
 struct Lines<'a> {
     buf: Vec<u8>,
-    progress: &'a Progress,
+    reporter: &'a Reporter,
 }
 
 impl Lines<'_> {
@@ -104,8 +110,8 @@ impl Lines<'_> {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.progress
-            .write_stdout(&self.buf)
+        self.reporter
+            .results(&self.buf)
             .context("writing to standard output")?;
         self.buf.clear();
         Ok(())

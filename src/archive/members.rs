@@ -12,6 +12,8 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
+use crate::error::ErrorKind;
+use crate::report::{Problem, Reporter};
 use anyhow::{Context, Result, anyhow};
 use globset::{GlobBuilder, GlobMatcher};
 
@@ -84,7 +86,7 @@ impl Members {
     /// `Err` naming the filters that selected nothing (GNU tar: "Not found in
     /// archive", exit 2). Every one but the last is written here; the last is the
     /// error, which the caller reports as the run's fatal error.
-    pub fn finish(&self) -> Result<()> {
+    pub fn finish(&self, reporter: &Reporter) -> Result<()> {
         let missing: Vec<String> = self
             .filters
             .iter()
@@ -95,7 +97,11 @@ impl Members {
             return Ok(());
         };
         for name in rest {
-            eprintln!("spate: {name}: not found in archive");
+            reporter.error(&Problem::new(
+                name,
+                ErrorKind::NotFound,
+                "not found in archive",
+            ));
         }
         Err(anyhow!("{last}: not found in archive"))
     }
@@ -132,6 +138,11 @@ fn trim(name: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    /// A reporter for tests: nothing is shown but stderr lines.
+    fn quiet() -> Reporter {
+        Reporter::new(crate::progress::Progress::hidden())
+    }
+
     fn members(given: &[&str]) -> Members {
         let given: Vec<OsString> = given.iter().map(OsString::from).collect();
         Members::new(&given).unwrap()
@@ -145,9 +156,9 @@ mod tests {
         assert!(m.select(b"a/b/x/y"));
         assert!(!m.select(b"a/bc"));
         assert!(!m.select(b"a"));
-        assert!(m.finish().is_err(), "c/ matched nothing");
+        assert!(m.finish(&quiet()).is_err(), "c/ matched nothing");
         assert!(m.select(b"c"));
-        assert!(m.finish().is_ok());
+        assert!(m.finish(&quiet()).is_ok());
     }
 
     #[test]
@@ -166,6 +177,6 @@ mod tests {
     fn no_filters_select_everything() {
         let mut m = members(&[]);
         assert!(m.select(b"anything"));
-        assert!(m.finish().is_ok());
+        assert!(m.finish(&quiet()).is_ok());
     }
 }

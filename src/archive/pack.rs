@@ -38,7 +38,7 @@ use crate::manifest::{self, Format};
 use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{ArchiveSummary, Progress};
-use crate::read::ReadError;
+use crate::report::{Cause, Problem, Reporter};
 use crate::walk::{self, Entry, Notice, NoticeKind};
 
 /// Files up to this size are read by the pipeline and held whole until written.
@@ -128,7 +128,8 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         streamed: None,
     };
 
-    let progress = Progress::new(config.progress);
+    let reporter = Reporter::with_skipped(Progress::new(config.progress), config.notices);
+    let progress = reporter.progress();
     let walk_options = walk::WalkOptions {
         own_outputs: own,
         ..config.walk.clone()
@@ -158,9 +159,9 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         IN_FLIGHT,
         &config.read,
         factory,
-        &progress,
+        progress,
         |outcome| {
-            writer.write(outcome, &progress)?;
+            writer.write(outcome, &reporter)?;
             if let Some(m) = manifest
                 .as_mut()
                 .filter(|_| writer.manifest_buf.len() >= 64 << 10)
@@ -171,7 +172,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             Ok(())
         },
     );
-    progress.finish();
+    reporter.finish();
     result?;
 
     let failed = writer.failed;
@@ -194,8 +195,8 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         m.commit()?;
     }
     if config.summary {
-        progress.println(&format!(
-            "spate: {}{}",
+        reporter.say(&format!(
+            "{}{}",
             summary.render_pack(&output_name, started),
             crate::memory::peak_rss_text()
         ));
@@ -393,12 +394,12 @@ struct StreamEnd {
 }
 
 impl Writer<'_> {
-    fn write(&mut self, outcome: Outcome<Collected, Member>, progress: &Progress) -> Result<()> {
+    fn write(&mut self, outcome: Outcome<Collected, Member>, reporter: &Reporter) -> Result<()> {
         if let Outcome::Read { tag: member, .. } | Outcome::Note(member) = &outcome
             && let Some(line) = self.removed.notice(&member.removed)
             && self.config.notices
         {
-            progress.println(&line);
+            reporter.say(&line);
         }
         match outcome {
             Outcome::Read {
@@ -431,24 +432,27 @@ impl Writer<'_> {
             Outcome::Failed {
                 path, error, tag, ..
             } => {
-                let cause = match (&tag.kind, self.streamed.take()) {
+                self.failed += 1;
+                match (&tag.kind, self.streamed.take()) {
                     (Kind::StreamRead(_), Some(end)) if end.archived => {
-                        archived_anyway(&error, tag.size, end.received)
+                        // The cause in words (never "os error N"), then what the member holds.
+                        let mut problem = Problem::read(&path, error);
+                        let words = archived_anyway(&problem.cause, tag.size, end.received);
+                        problem.cause = Cause::Words(words);
+                        reporter.error(&problem);
                     }
-                    _ => error.to_string(),
-                };
-                self.report(progress, &path, &cause);
-            }
-            Outcome::Notice(Notice { path, kind, .. }) => match kind {
-                NoticeKind::Skipped(why) => {
-                    if self.config.notices {
-                        progress.println(&format!("spate: {}: {why}", path.display()));
-                    }
+                    _ => reporter.read_failed(&path, error),
                 }
-                NoticeKind::Error(_, cause) => self.report(progress, &path, &cause),
-            },
+            }
+            Outcome::Notice(notice) => {
+                if reporter.walk_notice(&notice) {
+                    self.failed += 1;
+                }
+            }
             Outcome::Note(mut member) => match std::mem::replace(&mut member.kind, Kind::File) {
-                Kind::StreamStart(incoming) => self.write_streamed(&member, incoming, progress)?,
+                Kind::StreamStart(incoming) => {
+                    self.write_streamed(&member, incoming, reporter.progress())?
+                }
                 kind => {
                     member.kind = kind;
                     self.write_member(member)?;
@@ -564,11 +568,6 @@ impl Writer<'_> {
         );
     }
 
-    fn report(&mut self, progress: &Progress, path: &Path, cause: &str) {
-        self.failed += 1;
-        progress.println(&format!("spate: {}: {cause}", path.display()));
-    }
-
     /// A failed write into the tar stream. The compressor stage hands back the error
     /// that stopped it (the output's OS error, or a compressor thread that died), so
     /// this names the real cause.
@@ -579,7 +578,7 @@ impl Writer<'_> {
 
 /// The report for a streamed file the readers found changed (or could not read to the
 /// end) after its member was written: what the member holds.
-fn archived_anyway(error: &ReadError, size: u64, received: u64) -> String {
+fn archived_anyway(error: &dyn std::fmt::Display, size: u64, received: u64) -> String {
     if received < size {
         format!("{error}; archived {received} bytes of it, padded with zeros to {size}")
     } else {

@@ -81,11 +81,11 @@ pub fn stored_name(path: &Path) -> (Option<Vec<u8>>, &[u8]) {
 pub struct Removed(HashSet<Vec<u8>>);
 
 impl Removed {
-    /// The notice for `prefix`, the first time it is removed.
+    /// The notice for `prefix` (GNU tar's words), the first time it is removed.
     pub fn notice(&mut self, prefix: &[u8]) -> Option<String> {
         (!prefix.is_empty() && self.0.insert(prefix.to_vec())).then(|| {
             format!(
-                "spate: Removing leading '{}' from member names",
+                "Removing leading '{}' from member names",
                 String::from_utf8_lossy(prefix)
             )
         })
@@ -138,7 +138,7 @@ mod tests {
         assert!(removed.notice(b"").is_none());
         assert_eq!(
             removed.notice(b"/").unwrap(),
-            "spate: Removing leading '/' from member names"
+            "Removing leading '/' from member names"
         );
         assert!(removed.notice(b"/").is_none());
         assert!(removed.notice(b"../").is_some());

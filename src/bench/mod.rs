@@ -184,16 +184,13 @@ fn run_on_file(
             } else {
                 ""
             };
-            let _ = writeln!(
-                std::io::stderr(),
-                "spate: {}: {}: {err}{hint}{}",
-                test.dir().display(),
-                spec.name,
-                match report.errors {
-                    1 => String::new(),
-                    n => format!(" (and {} more errors)", n - 1),
-                }
-            );
+            let more = match report.errors {
+                1 => String::new(),
+                n => format!(" (and {} more errors)", n - 1),
+            };
+            // Said after the job, with no display up: the run's own line.
+            let words = format!("{}: {err}{hint}{more}", spec.name);
+            crate::report::text::say_plainly(&format_args!("{}: {words}", test.dir().display()));
         }
         reports.push(report);
     }

@@ -14,7 +14,8 @@ use super::report::{Cpu, Latency, TreeReport};
 use crate::pipeline::{self, Outcome};
 use crate::progress::{Progress, ProgressMode};
 use crate::read::{ReadOptions, Sink, SinkFactory};
-use crate::walk::{Entry, NoticeKind, WalkOptions};
+use crate::report::Reporter;
+use crate::walk::{Entry, WalkOptions};
 
 /// Times one file from the moment its open returned (the backend makes the sink right
 /// after opening) to the last byte.
@@ -58,13 +59,15 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
     };
     // A second walk would disturb what is measured: the walk itself counts, and says
     // "counting…" until it has seen the whole tree.
-    let bar = Progress::new(progress).source_counts();
+    // Entries skipped by design are not the benchmark's business: counted, not shown.
+    let reporter = Reporter::with_skipped(Progress::new(progress).source_counts(), false);
+    let bar = reporter.progress();
     let walk = WalkOptions {
         sizes_upfront: bar.shows(),
         ..WalkOptions::default()
     };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)?;
-    let (mut files, mut bytes, mut errors) = (0u64, 0u64, 0u64);
+    let (mut files, mut bytes) = (0u64, 0u64);
     let cpu = Cpu::now();
     let started = Instant::now();
     let result = pipeline::run(
@@ -72,7 +75,7 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
         &walk,
         &read,
         Arc::new(Timers),
-        &bar,
+        bar,
         |outcome| {
             match outcome {
                 Outcome::Read { output, len, .. } => {
@@ -80,15 +83,9 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
                     bytes += len;
                     latency.saturating_record(output);
                 }
-                Outcome::Failed { path, error, .. } => {
-                    errors += 1;
-                    bar.println(&format!("spate: {}: {error}", path.display()));
-                }
+                Outcome::Failed { path, error, .. } => reporter.read_failed(&path, error),
                 Outcome::Notice(notice) => {
-                    if let NoticeKind::Error(_, cause) = notice.kind {
-                        errors += 1;
-                        bar.println(&format!("spate: {}: {cause}", notice.path.display()));
-                    }
+                    reporter.walk_notice(&notice);
                 }
                 Outcome::Note(()) => {}
             }
@@ -97,8 +94,9 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
     );
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
     let cpu = Cpu::now().since(cpu);
-    bar.finish();
+    reporter.finish();
     result?;
+    let errors = reporter.errors();
     Ok(TreeReport {
         tree: root.display().to_string(),
         backend: read.backend.name(),

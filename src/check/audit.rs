@@ -200,7 +200,7 @@ fn deliver(
         // Unreadable, it cannot be matched; it is still a file no line names.
         Outcome::Failed { path, .. } => reporter.new_file(&path),
         Outcome::Notice(notice) => match notice.kind {
-            NoticeKind::Error(_, cause) => reporter.walk_error(&notice.path, &cause),
+            NoticeKind::Error(kind, cause) => reporter.walk_error(&notice.path, kind, &cause),
             NoticeKind::Skipped(_) => Ok(()),
         },
         Outcome::Note(Walked::Candidate) => {

@@ -2,7 +2,6 @@
 //! of `sha256sum -c` where they overlap (`NAME: OK`, `NAME: FAILED`), and a summary of
 //! the counts on standard error, with a line of its own for CORRUPT files.
 
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Instant;
@@ -17,6 +16,7 @@ use crate::error::ErrorKind;
 use crate::hash::digest::{AlgoSet, Digests};
 use crate::manifest;
 use crate::progress::Progress;
+use crate::report::{self, Problem};
 
 /// Report lines are written in batches of about this many bytes.
 const FLUSH_AT: usize = 64 << 10;
@@ -91,7 +91,7 @@ pub struct Reporter {
     out: Vec<u8>,
     /// Owns the terminal: lines go to stdout and stderr through it, so they never
     /// tear the progress bar or each other.
-    progress: Progress,
+    lines: report::Reporter,
     verbosity: Verbosity,
     json: bool,
     manifests: Vec<String>,
@@ -120,7 +120,7 @@ impl Reporter {
     ) -> Self {
         Reporter {
             out: Vec::with_capacity(FLUSH_AT * 2),
-            progress,
+            lines: report::Reporter::new(progress),
             verbosity,
             json,
             manifests,
@@ -169,8 +169,7 @@ impl Reporter {
             let names: Vec<Value> = algos.iter().map(|a| Value::from(a.name())).collect();
             obj.insert("algos".into(), Value::Array(names));
             if let Verdict::Error(kind, why) = verdict {
-                obj.insert("error".into(), Value::from(why.as_str()));
-                obj.insert("error_kind".into(), Value::from(kind.as_str()));
+                report::json::push_error(&mut obj, *kind, why);
             }
             obj.insert(
                 "manifest".into(),
@@ -262,9 +261,7 @@ impl Reporter {
             self.line.clear();
             let mut obj = Map::new();
             obj.insert("status".into(), Value::from("MALFORMED"));
-            obj.insert("error".into(), Value::from(why));
-            let kind = ErrorKind::MalformedLine;
-            obj.insert("error_kind".into(), Value::from(kind.as_str()));
+            report::json::push_error(&mut obj, ErrorKind::MalformedLine, why);
             obj.insert("manifest".into(), Value::from(name.as_str()));
             obj.insert("line".into(), Value::from(line));
             self.push_json(obj);
@@ -276,14 +273,14 @@ impl Reporter {
         if !self.warn || self.counts.malformed > MALFORMED_SHOWN {
             return Ok(());
         }
-        let message = format!("spate: {name}:{line}: improperly formatted checksum line: {why}");
+        let message = format!("{name}:{line}: improperly formatted checksum line: {why}");
         if self.counts.verified() == 0 {
             self.held.push(message);
             return Ok(());
         }
         // Keep stdout and stderr in order on a terminal.
         self.flush_out()?;
-        self.progress.println(&message);
+        self.lines.say(&message);
         Ok(())
     }
 
@@ -295,7 +292,7 @@ impl Reporter {
         }
         self.flush_out()?;
         for message in self.held.drain(..) {
-            self.progress.println(&message);
+            self.lines.say(&message);
         }
         Ok(())
     }
@@ -306,10 +303,11 @@ impl Reporter {
             return Ok(());
         }
         self.flush_out()?;
-        let name = &self.manifests[manifest];
-        self.progress.println(&format!(
-            "spate: {name}: no checksum line in its first {lines} lines; not read further"
-        ));
+        let name = Path::new(&self.manifests[manifest]);
+        self.lines.notice(
+            name,
+            &format!("no checksum line in its first {lines} lines; not read further"),
+        );
         Ok(())
     }
 
@@ -319,23 +317,25 @@ impl Reporter {
         if self.verbosity == Verbosity::Status {
             return Ok(());
         }
-        self.out.flush().context("writing the report")?;
-        let name = &self.manifests[manifest];
+        self.flush_out()?;
+        let name = Path::new(&self.manifests[manifest]);
         let dir = dir.display();
-        eprintln!(
-            "spate: {name}: every listed file is missing from the current directory, \
-             but the names exist beside the manifest; run from {dir} or use --root {dir}"
+        self.lines.notice(
+            name,
+            &format!(
+                "every listed file is missing from the current directory, but the names \
+                 exist beside the manifest; run from {dir} or use --root {dir}"
+            ),
         );
         Ok(())
     }
 
     /// Reports a directory the `--audit` walk could not read.
-    pub fn walk_error(&mut self, path: &Path, cause: &str) -> Result<()> {
+    pub fn walk_error(&mut self, path: &Path, kind: ErrorKind, cause: &str) -> Result<()> {
         self.counts.error += 1;
         if self.verbosity != Verbosity::Status {
             self.flush_out()?;
-            self.progress
-                .println(&format!("spate: {}: {cause}", path.display()));
+            self.lines.error(&Problem::new(path, kind, cause));
         }
         Ok(())
     }
@@ -388,33 +388,32 @@ impl Reporter {
             let unshown = c.malformed.saturating_sub(MALFORMED_SHOWN);
             if self.warn && unshown > 0 && !self.json && is_manifest {
                 let s = if unshown == 1 { "" } else { "s" };
-                self.progress.println(&format!(
-                    "spate: … and {unshown} more improperly formatted line{s}"
+                self.lines.say(&format!(
+                    "… and {unshown} more improperly formatted line{s}"
                 ));
             }
             if !self.warn && c.malformed > 0 && !self.json && is_manifest {
                 let n = c.malformed;
                 let lines = if n == 1 { "line is" } else { "lines are" };
-                self.progress.println(&format!(
-                    "spate: WARNING: {n} {lines} improperly formatted (--warn names them)"
+                self.lines.say(&format!(
+                    "WARNING: {n} {lines} improperly formatted (--warn names them)"
                 ));
             }
             if let Some(problem) = problem {
-                self.progress.println(&format!("spate: {problem}"));
+                self.lines.say(&problem);
             }
         }
         if summary {
-            self.progress
-                .println(&format!("spate: {}", self.summary(started)));
+            self.lines.say(&self.summary(started));
         }
         // Bitrot is the one thing a weekly job must not bury: said last, in every mode,
         // `--status` and `--quiet` included.
         if self.counts.corrupt > 0 {
             let n = self.counts.corrupt;
             let files = if n == 1 { "file is" } else { "files are" };
-            self.progress.println(&format!(
-                "spate: WARNING: {n} {files} CORRUPT: content changed while size and \
-                 modification time did not (bitrot or tampering)"
+            self.lines.say(&format!(
+                "WARNING: {n} {files} CORRUPT: content changed while size and modification \
+                 time did not (bitrot or tampering)"
             ));
         }
         Ok(passed)
@@ -476,8 +475,8 @@ impl Reporter {
 
     /// Writes the lines held so far to stdout.
     fn flush_out(&mut self) -> Result<()> {
-        self.progress
-            .write_stdout(&self.out)
+        self.lines
+            .results(&self.out)
             .context("writing the report")?;
         self.out.clear();
         Ok(())

@@ -2,7 +2,6 @@
 //! of a tree read, validated into a [`BenchConfig`]. `--rw` has its own value enum,
 //! as the library's [`Rw`] knows nothing of clap.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -138,7 +137,7 @@ impl BenchArgs {
     pub(super) fn config(&self) -> Result<BenchConfig> {
         let (backend, notice) = read::select(self.io.into())?;
         if let (Some(notice), false) = (notice, self.quiet) {
-            let _ = writeln!(std::io::stderr(), "spate: {notice}");
+            crate::report::text::say_plainly(&notice);
         }
         let runtime = self.runtime;
         let work = match &self.tree {

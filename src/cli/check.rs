@@ -81,8 +81,9 @@ pub(super) struct CheckArgs {
     #[arg(long, conflicts_with = "quiet")]
     status: bool,
 
-    /// One JSON object per file: path, status, algos, manifest, line, error (and
-    /// `from`, the listed name, for MOVED).
+    /// One JSON object per file: path, status, algos, manifest, line, error and
+    /// error_kind (a stable name such as permission_denied, for ERROR and MALFORMED),
+    /// and `from`, the listed name, for MOVED.
     #[arg(long)]
     json: bool,
 

@@ -63,7 +63,9 @@ pub(super) struct HashArgs {
     tag: bool,
 
     /// JSON Lines: one object per file with path, size, one field per digest, and
-    /// mtime_ns, ctime_ns, inode, dev, hashed_ns (the README's table).
+    /// mtime_ns, ctime_ns, inode, dev, hashed_ns (the README's table). Files that fail
+    /// are not in it (it is a manifest, for check and --update): they are reported on
+    /// stderr as 'spate: PATH: cause', as without --json.
     #[arg(long)]
     json: bool,
 

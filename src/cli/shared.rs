@@ -8,7 +8,6 @@
 //! know nothing of clap, so the command line has its own, converted on the way in.
 
 use std::ffi::OsString;
-use std::io::Write;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -78,7 +77,7 @@ impl IoArgs {
     pub(super) fn options(&self, quiet: bool) -> Result<read::ReadOptions> {
         let (backend, notice) = read::select(self.io.into())?;
         if let (Some(notice), false) = (notice, quiet) {
-            let _ = writeln!(std::io::stderr(), "spate: {notice}");
+            crate::report::text::say_plainly(&notice);
         }
         let mut options = read::ReadOptions::defaults(backend);
         if let Some(jobs) = self.jobs {

@@ -18,7 +18,8 @@ use crate::output::{Cleanup, Output, OwnFiles};
 use crate::pipeline::{self, Outcome};
 use crate::progress::{Progress, ProgressMode, Summary};
 use crate::read::{ReadOptions, Sink};
-use crate::walk::{Notice, NoticeKind, WalkOptions};
+use crate::report::Reporter;
+use crate::walk::WalkOptions;
 use digest::{Algo, Blake3Mode, HasherFactory, MultiHasher};
 
 /// Everything `spate hash` needs to know.
@@ -85,7 +86,8 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         summary.files = 1;
         summary.bytes = len;
     } else {
-        let progress = Progress::new(config.progress);
+        let reporter = Reporter::with_skipped(Progress::new(config.progress), config.notices);
+        let progress = reporter.progress();
         let factory = Arc::new(stamped::StampedFactory::new(HasherFactory {
             algos: config.algos.clone(),
             blake3: config.blake3,
@@ -95,7 +97,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             &walk,
             &config.read,
             factory,
-            &progress,
+            progress,
             |outcome| {
                 match outcome {
                     Outcome::Read {
@@ -116,16 +118,14 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                         summary.files += 1;
                         summary.bytes += len;
                     }
-                    Outcome::Failed { path, error, .. } => {
-                        report_failure(&progress, &mut summary, &path, &error);
-                    }
+                    Outcome::Failed { path, error, .. } => reporter.read_failed(&path, error),
                     Outcome::Notice(notice) => {
-                        report_notice(&progress, &mut summary, config.notices, &notice);
+                        reporter.walk_notice(&notice);
                     }
                     Outcome::Note(()) => {}
                 }
                 if buf.len() >= FLUSH_AT {
-                    write_batch(&progress, &mut out, &buf)?;
+                    write_batch(&reporter, &mut out, &buf)?;
                     buf.clear();
                 }
                 Ok(())
@@ -133,34 +133,36 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         );
         // The last lines go out with the bar still up, like every batch before them:
         // finishing first would leave its last frame on screen for them to follow.
-        let written = write_batch(&progress, &mut out, &buf);
-        progress.finish();
+        let written = write_batch(&reporter, &mut out, &buf);
+        reporter.finish();
         result?;
         written?;
         buf.clear();
+        summary.errors = reporter.errors();
+        summary.skipped = reporter.skipped_count();
     }
 
     out.write_all(&buf)?;
     out.commit()?;
     if config.stats {
-        eprintln!(
-            "spate: {}; backend {} ×{}, queue depth {}, buffer {}{}",
+        crate::report::text::say_plainly(&format_args!(
+            "{}; backend {} ×{}, queue depth {}, buffer {}{}",
             summary.render(started),
             config.read.backend.name(),
             config.read.jobs,
             depth_text(&config.read),
             humansize::format_size(config.read.buffer_size as u64, humansize::BINARY),
             crate::memory::peak_rss_text(),
-        );
+        ));
     }
     Ok(summary.errors == 0)
 }
 
-/// Writes a batch of manifest lines; on stdout through the progress display, which
-/// takes the bar off a terminal they share meanwhile.
-fn write_batch(progress: &Progress, out: &mut Output, batch: &[u8]) -> Result<()> {
+/// Writes a batch of manifest lines; on stdout through the reporter, which takes the
+/// bar off a terminal they share meanwhile.
+fn write_batch(reporter: &Reporter, out: &mut Output, batch: &[u8]) -> Result<()> {
     if out.is_stdout() {
-        progress.to_stdout(|| out.write_all(batch))
+        reporter.to_stdout(|| out.write_all(batch))
     } else {
         out.write_all(batch)
     }
@@ -177,48 +179,6 @@ fn depth_text(read: &ReadOptions) -> String {
 
 fn is_stdin(paths: &[OsString]) -> bool {
     paths.is_empty() || (paths.len() == 1 && paths[0] == "-")
-}
-
-/// Reports a problem with one path on stderr without tearing the progress bar.
-/// Prints a file that could not be hashed and counts it as an error: the same for
-/// every kind of hash run.
-fn report_failure(
-    progress: &Progress,
-    summary: &mut Summary,
-    path: &Path,
-    error: &dyn std::fmt::Display,
-) {
-    progress_safe_eprint(progress, path, &error.to_string());
-    summary.errors += 1;
-}
-
-/// Counts a walk notice and prints it (a skipped entry only when `notices`); true when
-/// it was an error.
-fn report_notice(
-    progress: &Progress,
-    summary: &mut Summary,
-    notices: bool,
-    notice: &Notice,
-) -> bool {
-    match &notice.kind {
-        NoticeKind::Skipped(why) => {
-            summary.skipped += 1;
-            if notices {
-                progress_safe_eprint(progress, &notice.path, why);
-            }
-            false
-        }
-        NoticeKind::Error(_, cause) => {
-            progress_safe_eprint(progress, &notice.path, cause);
-            summary.errors += 1;
-            true
-        }
-    }
-}
-
-fn progress_safe_eprint(progress: &Progress, path: &Path, cause: &str) {
-    let line = format!("spate: {}: {cause}", path.display());
-    progress.println(&line);
 }
 
 /// Hashes standard input (no walk, no backend: a pipe has no offsets to read at).

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::report::PREFIX;
 use humansize::{BINARY, format_size};
 
 /// What is known about the total a run is heading for.
@@ -91,7 +92,7 @@ pub fn counting(s: &Snapshot, unit: &str) -> String {
 /// One line for logs (`--progress=plain`), e.g.
 /// `spate: progress: 0:05 1,204/3,000 files, 512 MiB/1.20 GiB (42%), 102 MiB/s, ETA 0:07`.
 pub fn plain(s: &Snapshot, unit: &str) -> String {
-    let head = format!("spate: progress: {}", clock(s.elapsed));
+    let head = format!("{PREFIX}progress: {}", clock(s.elapsed));
     let rate = format!("{}/s", size(s.rate()));
     match s.total {
         Total::Counting => format!("{head} {}, {rate}", counting(s, unit)),
@@ -116,7 +117,7 @@ pub fn plain(s: &Snapshot, unit: &str) -> String {
 /// The last line of `--progress=plain`, when the run is over.
 pub fn plain_end(s: &Snapshot, unit: &str) -> String {
     format!(
-        "spate: progress: {} done, {} {unit}, {} ({}/s)",
+        "{PREFIX}progress: {} done, {} {unit}, {} ({}/s)",
         clock(s.elapsed),
         group(s.done_files),
         size(s.done_bytes),

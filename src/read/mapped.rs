@@ -54,10 +54,10 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
         Fault::Replaced => {}
         Fault::Unrecoverable => {
             // Returning would touch the same missing page again, and again, forever.
-            const WHY: &[u8] = b"spate: a mapped file shrank while it was read and its \
-                pages could not be replaced; stopping\n";
+            // No reporter here: a signal handler may only write(2) bytes fixed in advance.
+            let why = crate::report::text::SIGBUS_LINE.as_bytes();
             // SAFETY: write(2) to stderr is async-signal-safe.
-            unsafe { libc::write(libc::STDERR_FILENO, WHY.as_ptr().cast(), WHY.len()) };
+            unsafe { libc::write(libc::STDERR_FILENO, why.as_ptr().cast(), why.len()) };
             fall_back_to_the_default_action();
         }
         Fault::NotOurs => fall_back_to_the_default_action(),

@@ -44,6 +44,17 @@ impl WalkError {
     pub fn is_refusal(&self) -> bool {
         matches!(self, WalkError::Symlink(_))
     }
+
+    /// The stable kind of the error.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            WalkError::Symlink(_) => ErrorKind::OutsideRoot,
+            WalkError::NotDir(_) => ErrorKind::Io,
+            WalkError::Missing(_) => ErrorKind::NotFound,
+            WalkError::Io(_, e) => ErrorKind::of_io(e),
+        }
+    }
 }
 
 impl std::fmt::Display for WalkError {

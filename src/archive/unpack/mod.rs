@@ -23,7 +23,7 @@ pub mod write;
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,8 +34,10 @@ use humansize::{BINARY, format_size};
 use super::UnpackConfig;
 use super::input::{self, Input};
 use super::members::Members;
+use crate::error::ErrorKind;
 use crate::output::Cleanup;
 use crate::progress::{ArchiveSummary, Progress};
+use crate::report::{self, Reporter};
 use confine::{Root, WalkError};
 use header::{Kind, Meta, Mtime, quote, short_cause};
 use names::{Placement, RelPath};
@@ -48,15 +50,15 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         return to_stdout::run(config);
     }
     let started = Instant::now();
-    let progress = Progress::with_unit(config.progress, "entries");
-    let result = extract_all(config, cleanup, &progress);
-    progress.finish();
+    let reporter = Reporter::with_skipped(
+        Progress::with_unit(config.progress, "entries"),
+        !config.quiet,
+    );
+    let result = extract_all(config, cleanup, &reporter);
+    reporter.finish();
     let (ok, summary, label) = result?;
     if config.summary {
-        progress.println(&format!(
-            "spate: {}",
-            summary.render_unpack(&label, started)
-        ));
+        reporter.say(&summary.render_unpack(&label, started));
     }
     Ok(ok)
 }
@@ -66,8 +68,9 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
 fn extract_all(
     config: &UnpackConfig,
     cleanup: &Arc<Cleanup>,
-    progress: &Progress,
+    reporter: &Reporter,
 ) -> Result<(bool, ArchiveSummary, String)> {
+    let progress = reporter.progress();
     let mut members = Members::new(&config.members)?;
     // Before the destination is created: input that is not an archive creates nothing.
     let Input { stream, label } = input::open(&config.archive, progress)?;
@@ -76,7 +79,7 @@ fn extract_all(
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
-    let mut extractor = Extractor::new(config, root, Arc::clone(cleanup), progress.clone());
+    let mut extractor = Extractor::new(config, root, Arc::clone(cleanup), reporter.clone());
     let mut last: Option<Vec<u8>> = None;
     let mut count = 0u64;
     for entry in entries {
@@ -84,10 +87,8 @@ fn extract_all(
             Ok(entry) => entry,
             Err(e) => {
                 let cause = short_cause(&e);
-                progress.println(&format!(
-                    "spate: {label}: {}: {cause}",
-                    after(last.as_deref())
-                ));
+                let words = format!("{}: {cause}", after(last.as_deref()));
+                reporter.error(&corrupt(&label, words));
                 extractor.failures += 1;
                 break;
             }
@@ -103,10 +104,8 @@ fn extract_all(
                     continue;
                 }
                 let cause = short_cause(&e);
-                progress.println(&format!(
-                    "spate: {}: refused: unreadable header: {cause}",
-                    quote(&name)
-                ));
+                let words = format!("refused: unreadable header: {cause}");
+                reporter.error(&corrupt(&quote(&name), words));
                 extractor.failures += 1;
                 last = Some(name);
                 continue;
@@ -126,29 +125,29 @@ fn extract_all(
                 extractor.existing += 1;
                 extractor.failures += 1;
             }
-            Err(Problem::Refused(why)) => {
-                progress.println(&format!("spate: {}: refused: {why}", quote(&name)));
+            Err(Problem::Refused(kind, why)) => {
+                let words = format!("refused: {why}");
+                reporter.error(&report::Problem::new(quote(&name), kind, words));
                 extractor.failures += 1;
             }
-            Err(Problem::Failed(why)) => {
-                progress.println(&format!("spate: {}: {why}", quote(&name)));
+            Err(Problem::Failed(kind, why)) => {
+                reporter.error(&report::Problem::new(quote(&name), kind, why));
                 extractor.failures += 1;
             }
             Err(Problem::Stream { what, cause }) => {
-                progress.println(&format!(
-                    "spate: {label}: {what} in entry \"{}\": {cause}",
-                    quote(&name)
-                ));
+                let words = format!("{what} in entry \"{}\": {cause}", quote(&name));
+                reporter.error(&corrupt(&label, words));
                 extractor.failures += 1;
                 break;
             }
             Err(Problem::Budget { size }) => {
-                progress.println(&format!(
-                    "spate: {}: refused: its {} would exceed --max-size ({}); stopping",
-                    quote(&name),
+                let words = format!(
+                    "refused: its {} would exceed --max-size ({}); stopping",
                     format_size(size, BINARY),
                     format_size(config.max_size, BINARY)
-                ));
+                );
+                let kind = ErrorKind::Refused;
+                reporter.error(&report::Problem::new(quote(&name), kind, words));
                 extractor.failures += 1;
                 break;
             }
@@ -158,10 +157,10 @@ fn extract_all(
     extractor.finish_dirs();
     match extractor.existing {
         0 => {}
-        1 => progress.println("spate: 1 file exists; use --overwrite"),
-        n => progress.println(&format!("spate: {n} files exist; use --overwrite")),
+        1 => reporter.say("1 file exists; use --overwrite"),
+        n => reporter.say(&format!("{n} files exist; use --overwrite")),
     }
-    members.finish()?;
+    members.finish(reporter)?;
     let summary = ArchiveSummary {
         entries: count,
         tar_bytes: config.max_size - extractor.budget,
@@ -178,15 +177,21 @@ fn after(last: Option<&[u8]>) -> String {
     }
 }
 
+/// An archive that cannot be read on at `what` (the archive, or an entry's name).
+fn corrupt(what: &str, words: String) -> report::Problem {
+    report::Problem::new(what, ErrorKind::CorruptArchive, words)
+}
+
 /// What went wrong with one entry.
 enum Problem {
-    /// The entry asks for something unsafe or not allowed.
-    Refused(String),
+    /// The entry asks for something unsafe or not allowed (`outside_root` for a name
+    /// or link that leads out, else `refused`).
+    Refused(ErrorKind, String),
     /// A file (or link, or special file) of that name exists, and `--overwrite` was not
     /// given.
     Exists,
     /// Extracting it failed (permissions, disk full, ...).
-    Failed(String),
+    Failed(ErrorKind, String),
     /// The archive cannot be read on (truncated, corrupt compressed data).
     Stream { what: &'static str, cause: String },
     /// The entry's data would go past `--max-size`.
@@ -196,9 +201,9 @@ enum Problem {
 impl From<WalkError> for Problem {
     fn from(e: WalkError) -> Problem {
         if e.is_refusal() {
-            Problem::Refused(e.to_string())
+            Problem::Refused(ErrorKind::OutsideRoot, e.to_string())
         } else {
-            Problem::Failed(e.to_string())
+            Problem::Failed(e.kind(), e.to_string())
         }
     }
 }
@@ -214,17 +219,26 @@ impl From<DataError> for Problem {
                 what: "truncated",
                 cause: format!("the archive ends {missing} bytes short of the entry's end"),
             },
-            DataError::Malformed(why) => Problem::Failed(why),
-            DataError::Write(e) => {
-                Problem::Failed(format!("writing: {}", crate::error::describe_io(&e)))
-            }
+            DataError::Malformed(why) => Problem::Failed(ErrorKind::CorruptArchive, why),
+            DataError::Write(e) => Problem::Failed(
+                ErrorKind::of_io(&e),
+                format!("writing: {}", crate::error::describe_io(&e)),
+            ),
         }
     }
 }
 
+/// An entry not extracted by design, for a reason that is not a way out.
+fn refused(why: &str) -> Problem {
+    Problem::Refused(ErrorKind::Refused, why.into())
+}
+
 /// Context for an I/O error of one step.
 fn failed(what: &str) -> impl FnOnce(io::Error) -> Problem + '_ {
-    move |e| Problem::Failed(format!("{what}: {}", crate::error::describe_io(&e)))
+    move |e| {
+        let words = format!("{what}: {}", crate::error::describe_io(&e));
+        Problem::Failed(ErrorKind::of_io(&e), words)
+    }
 }
 
 /// Attributes of a directory, applied once everything inside it is written.
@@ -250,7 +264,7 @@ struct Extractor<'a> {
     existing: u64,
     cleanup: Arc<Cleanup>,
     /// Where messages go while the bar is up.
-    progress: Progress,
+    reporter: Reporter,
 }
 
 impl<'a> Extractor<'a> {
@@ -258,7 +272,7 @@ impl<'a> Extractor<'a> {
         config: &'a UnpackConfig,
         root: Root,
         cleanup: Arc<Cleanup>,
-        progress: Progress,
+        reporter: Reporter,
     ) -> Extractor<'a> {
         Extractor {
             config,
@@ -272,7 +286,7 @@ impl<'a> Extractor<'a> {
             failures: 0,
             existing: 0,
             cleanup,
-            progress,
+            reporter,
         }
     }
 
@@ -285,12 +299,12 @@ impl<'a> Extractor<'a> {
             return Ok(());
         }
         let path = match names::place(&meta.name, self.config.strip_components) {
-            Err(why) => return Err(Problem::Refused(why)),
+            Err(why) => return Err(Problem::Refused(ErrorKind::OutsideRoot, why)),
             Ok(Placement::Skip) => return Ok(()),
             // `./`: the destination itself, which is the user's, not the archive's.
             Ok(Placement::Root) if meta.kind == Kind::Dir => return Ok(()),
             Ok(Placement::Root) => {
-                return Err(Problem::Refused("names the destination directory".into()));
+                return Err(refused("names the destination directory"));
             }
             Ok(Placement::At(path)) => path,
         };
@@ -301,10 +315,10 @@ impl<'a> Extractor<'a> {
             Kind::HardLink => self.hard_link(meta, &path),
             Kind::Char | Kind::Block | Kind::Fifo => self.special(meta, &path),
             Kind::Meta => Ok(()),
-            Kind::Other(t) => Err(Problem::Refused(format!(
-                "unsupported entry type '{}'",
-                t.escape_ascii()
-            ))),
+            Kind::Other(t) => Err(Problem::Refused(
+                ErrorKind::Refused,
+                format!("unsupported entry type '{}'", t.escape_ascii()),
+            )),
         }
     }
 
@@ -322,9 +336,7 @@ impl<'a> Extractor<'a> {
     fn make_room(&self, dir: &OwnedFd, name: &[u8]) -> Result<bool, Problem> {
         match confine::lstat(dir.as_raw_fd(), name).map_err(failed("checking the name"))? {
             None => Ok(false),
-            Some(st) if confine::is_dir(&st) => {
-                Err(Problem::Refused("a directory exists with that name".into()))
-            }
+            Some(st) if confine::is_dir(&st) => Err(refused("a directory exists with that name")),
             Some(_) if self.config.overwrite => Ok(true),
             Some(_) => Err(Problem::Exists),
         }
@@ -345,7 +357,7 @@ impl<'a> Extractor<'a> {
         let file = temp
             .file
             .as_mut()
-            .ok_or_else(|| Problem::Failed("temporary file gone".into()))?;
+            .ok_or_else(|| Problem::Failed(ErrorKind::Io, "temporary file gone".into()))?;
         self.copier.write_entry(entry, file, meta)?;
         let fd = file.as_raw_fd();
         if self.chown {
@@ -359,10 +371,7 @@ impl<'a> Extractor<'a> {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Err(Problem::Exists),
             Err(e) => {
-                return Err(Problem::Failed(format!(
-                    "renaming into place: {}",
-                    crate::error::describe_io(&e)
-                )));
+                return Err(failed("renaming into place")(e));
             }
         }
         temp.keep();
@@ -391,10 +400,7 @@ impl<'a> Extractor<'a> {
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
                 Err(e) => {
-                    return Err(Problem::Failed(format!(
-                        "creating the file: {}",
-                        crate::error::describe_io(&e)
-                    )));
+                    return Err(failed("creating the file")(e));
                 }
             }
         }
@@ -420,10 +426,7 @@ impl<'a> Extractor<'a> {
                 }
             }
             Err(e) => {
-                return Err(Problem::Failed(format!(
-                    "creating the directory: {}",
-                    crate::error::describe_io(&e)
-                )));
+                return Err(failed("creating the directory")(e));
             }
         }
         self.dirs.insert(
@@ -441,8 +444,9 @@ impl<'a> Extractor<'a> {
         let target = meta
             .link
             .as_deref()
-            .ok_or_else(|| Problem::Refused("symbolic link without a target".into()))?;
-        names::check_symlink_target(path, target).map_err(Problem::Refused)?;
+            .ok_or_else(|| refused("symbolic link without a target"))?;
+        names::check_symlink_target(path, target)
+            .map_err(|why| Problem::Refused(ErrorKind::OutsideRoot, why))?;
         let dir = self.root.parent_of(path)?;
         self.clear(&dir, path.name())?;
         confine::symlinkat(target, &dir, path.name()).map_err(failed("creating the link"))?;
@@ -456,22 +460,29 @@ impl<'a> Extractor<'a> {
         let target = meta
             .link
             .as_deref()
-            .ok_or_else(|| Problem::Refused("hard link without a target".into()))?;
+            .ok_or_else(|| refused("hard link without a target"))?;
         let target = names::hard_link_target(target, self.config.strip_components)
-            .map_err(Problem::Refused)?;
+            .map_err(|why| Problem::Refused(ErrorKind::OutsideRoot, why))?;
         let target_dir = self.root.existing_parent_of(&target).map_err(|e| match e {
-            WalkError::Missing(_) => Problem::Failed(format!("hard link target: {e}")),
+            WalkError::Missing(_) => Problem::Failed(e.kind(), format!("hard link target: {e}")),
             e => Problem::from(e),
         })?;
         let st = confine::lstat(target_dir.as_raw_fd(), target.name())
             .map_err(failed("checking the hard link target"))?
-            .ok_or_else(|| Problem::Failed("hard link target does not exist".into()))?;
+            .ok_or_else(|| {
+                let why = "hard link target does not exist";
+                Problem::Failed(ErrorKind::NotFound, why.into())
+            })?;
         if confine::is_symlink(&st) {
             // The new name is a symbolic link too, read from a new place: check it there.
             let link = confine::readlinkat(&target_dir, target.name())
                 .map_err(failed("reading the hard link target"))?;
-            names::check_symlink_target(path, &link)
-                .map_err(|why| Problem::Refused(format!("hard link to a link: {why}")))?;
+            names::check_symlink_target(path, &link).map_err(|why| {
+                Problem::Refused(
+                    ErrorKind::OutsideRoot,
+                    format!("hard link to a link: {why}"),
+                )
+            })?;
         }
         let dir = self.root.parent_of(path)?;
         if let Some(existing) =
@@ -493,12 +504,9 @@ impl<'a> Extractor<'a> {
             _ => ("FIFO", libc::S_IFIFO),
         };
         if !self.config.allow_special {
-            if !self.config.quiet {
-                self.progress.println(&format!(
-                    "spate: {}: skipped: {what} (use --allow-special)",
-                    quote(&meta.name)
-                ));
-            }
+            let name = quote(&meta.name);
+            let why = format!("skipped: {what} (use --allow-special)");
+            self.reporter.skipped(Path::new(&name), &why);
             return Ok(());
         }
         let dir = self.root.parent_of(path)?;
@@ -531,7 +539,8 @@ impl<'a> Extractor<'a> {
         for (components, attrs) in dirs {
             if let Err(why) = self.finish_dir(&components, &attrs) {
                 let path = quote(&components.join(&b'/'));
-                self.progress.println(&format!("spate: {path}: {why}"));
+                let kind = ErrorKind::Io;
+                self.reporter.error(&report::Problem::new(path, kind, why));
                 self.failures += 1;
             }
         }

@@ -11,20 +11,22 @@ use super::super::input::{self, Input};
 use super::super::members::Members;
 use super::header::{Kind, Meta, quote, short_cause};
 use super::write::{Copier, DataError};
+use crate::error::ErrorKind;
 use crate::progress::Progress;
+use crate::report::{Problem, Reporter};
 
 /// Writes the selected files to standard output; `Ok(false)` when some entry could not
 /// be read, `Err` when standard output fails or a filter matched nothing.
 pub fn run(config: &UnpackConfig) -> Result<bool> {
-    let progress = Progress::with_unit(config.progress, "entries");
-    let result = write_all(config, &progress);
-    progress.finish();
+    let reporter = Reporter::new(Progress::with_unit(config.progress, "entries"));
+    let result = write_all(config, &reporter);
+    reporter.finish();
     result
 }
 
-fn write_all(config: &UnpackConfig, progress: &Progress) -> Result<bool> {
+fn write_all(config: &UnpackConfig, reporter: &Reporter) -> Result<bool> {
     let mut members = Members::new(&config.members)?;
-    let Input { stream, label } = input::open(&config.archive, progress)?;
+    let Input { stream, label } = input::open(&config.archive, reporter.progress())?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
@@ -38,11 +40,8 @@ fn write_all(config: &UnpackConfig, progress: &Progress) -> Result<bool> {
             Ok(entry) => entry,
             Err(e) => {
                 out.flush().context("writing to standard output")?;
-                progress.println(&format!(
-                    "spate: {label}: {}: {}",
-                    super::after(last.as_deref()),
-                    short_cause(&e)
-                ));
+                let words = format!("{}: {}", super::after(last.as_deref()), short_cause(&e));
+                reporter.error(&super::corrupt(&label, words));
                 ok = false;
                 break;
             }
@@ -52,11 +51,8 @@ fn write_all(config: &UnpackConfig, progress: &Progress) -> Result<bool> {
             Err(e) => {
                 let name = entry.path_bytes().into_owned();
                 if members.select(&name) {
-                    progress.println(&format!(
-                        "spate: {}: refused: unreadable header: {}",
-                        quote(&name),
-                        short_cause(&e)
-                    ));
+                    let words = format!("refused: unreadable header: {}", short_cause(&e));
+                    reporter.error(&super::corrupt(&quote(&name), words));
                     ok = false;
                 }
                 last = Some(name);
@@ -70,26 +66,27 @@ fn write_all(config: &UnpackConfig, progress: &Progress) -> Result<bool> {
                     return Err(e).context("writing to standard output");
                 }
                 Err(DataError::Malformed(why)) => {
-                    progress.println(&format!("spate: {}: {why}", quote(&meta.name)));
+                    let kind = ErrorKind::CorruptArchive;
+                    reporter.error(&Problem::new(quote(&meta.name), kind, why));
                     ok = false;
                 }
                 Err(DataError::Stream(e)) => {
                     out.flush().context("writing to standard output")?;
                     let cause = short_cause(&e);
-                    progress.println(&format!(
-                        "spate: {label}: truncated or corrupt in entry \"{}\": {cause}",
-                        quote(&meta.name)
-                    ));
+                    let name = quote(&meta.name);
+                    let words = format!("truncated or corrupt in entry \"{name}\": {cause}");
+                    reporter.error(&super::corrupt(&label, words));
                     ok = false;
                     break;
                 }
                 Err(DataError::Truncated { missing }) => {
                     out.flush().context("writing to standard output")?;
-                    progress.println(&format!(
-                        "spate: {label}: truncated in entry \"{}\": the archive ends \
-                         {missing} bytes short of the entry's end",
+                    let words = format!(
+                        "truncated in entry \"{}\": the archive ends {missing} bytes short \
+                         of the entry's end",
                         quote(&meta.name)
-                    ));
+                    );
+                    reporter.error(&super::corrupt(&label, words));
                     ok = false;
                     break;
                 }
@@ -101,6 +98,6 @@ fn write_all(config: &UnpackConfig, progress: &Progress) -> Result<bool> {
         last = Some(meta.name);
     }
     out.flush().context("writing to standard output")?;
-    members.finish()?;
+    members.finish(reporter)?;
     Ok(ok)
 }

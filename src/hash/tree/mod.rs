@@ -17,9 +17,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::digest::{Blake3Mode, HasherFactory};
-use super::{
-    FLUSH_AT, HashConfig, depth_text, progress_safe_eprint, report_failure, report_notice,
-};
+use super::{FLUSH_AT, HashConfig, depth_text};
 use crate::algo::{Algo, Digests};
 use crate::error::describe_io;
 use crate::manifest::{self, Format};
@@ -27,6 +25,7 @@ use crate::output::Cleanup;
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{Progress, Summary};
 use crate::read::SinkFactory;
+use crate::report::Reporter;
 use crate::walk::{self, Entry, Found, Identity, Notice, NoticeKind, WalkOptions};
 use fold::{Closed, Digest, Fold, Kind};
 
@@ -70,8 +69,9 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let mut summary = Summary::default();
     let mut buf = Vec::with_capacity(FLUSH_AT * 2);
     let mut fold = Fold::default();
-    let progress = Progress::new(config.progress);
-    count_ahead(&progress, &config.paths, &walk);
+    let reporter = Reporter::with_skipped(Progress::new(config.progress), config.notices);
+    let progress = reporter.progress();
+    count_ahead(progress, &config.paths, &walk);
     let factory = Arc::new(Blake3Factory(HasherFactory {
         algos: vec![Algo::Blake3],
         blake3: Blake3Mode::default(),
@@ -87,7 +87,7 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         pipeline::REORDER_LIMIT,
         &config.read,
         factory,
-        &progress,
+        progress,
         |outcome| {
             match outcome {
                 Outcome::Read {
@@ -110,13 +110,13 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                     }
                 }
                 Outcome::Failed { path, error, tag } => {
-                    report_failure(&progress, &mut summary, &path, &error);
+                    reporter.read_failed(&path, error);
                     if let Tag::File { depth, .. } = tag {
                         fold.leaf_failed(depth);
                     }
                 }
                 Outcome::Notice(notice) => {
-                    if report_notice(&progress, &mut summary, config.notices, &notice) {
+                    if reporter.walk_notice(&notice) {
                         fold.failed_at(&notice.path);
                     }
                 }
@@ -129,9 +129,8 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                     ..
                 }) => {
                     // A root that is a special file (a link root is followed).
-                    summary.skipped += 1;
                     let why = format!("skipped: a {} has no tree digest", kind_name(kind));
-                    progress_safe_eprint(&progress, &path, &why);
+                    reporter.skipped(&path, &why);
                 }
                 Outcome::Note(Tag::Leaf {
                     depth,
@@ -142,9 +141,9 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                 }) => fold.leaf(depth, name.as_bytes(), kind, &digest),
                 Outcome::Note(Tag::File { .. }) => {}
             }
-            print.closed(&mut fold, &mut buf, &progress);
+            print.closed(&mut fold, &mut buf, &reporter);
             if buf.len() >= FLUSH_AT {
-                super::write_batch(&progress, &mut out, &buf)?;
+                super::write_batch(&reporter, &mut out, &buf)?;
                 buf.clear();
             }
             Ok(())
@@ -152,21 +151,23 @@ pub fn run(config: &HashConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     );
     // The last root's directories close only now that nothing follows them.
     fold.finish();
-    print.closed(&mut fold, &mut buf, &progress);
-    let written = super::write_batch(&progress, &mut out, &buf);
-    progress.finish();
+    print.closed(&mut fold, &mut buf, &reporter);
+    let written = super::write_batch(&reporter, &mut out, &buf);
+    reporter.finish();
     result?;
     written?;
     out.commit()?;
+    summary.errors = reporter.errors();
+    summary.skipped = reporter.skipped_count();
     if config.stats {
-        eprintln!(
-            "spate: {}; backend {} ×{}, queue depth {}{}",
+        reporter.say(&format!(
+            "{}; backend {} ×{}, queue depth {}{}",
             summary.render(started),
             config.read.backend.name(),
             config.read.jobs,
             depth_text(&config.read),
             crate::memory::peak_rss_text(),
-        );
+        ));
     }
     Ok(summary.errors == 0)
 }
@@ -318,12 +319,11 @@ struct Printer {
 impl Printer {
     /// Prints the directories the fold finished: a line each, or for one that has no
     /// digest, an error naming it (its failed entry was reported already).
-    fn closed(&self, fold: &mut Fold, out: &mut Vec<u8>, progress: &Progress) {
+    fn closed(&self, fold: &mut Fold, out: &mut Vec<u8>, reporter: &Reporter) {
         for closed in fold.take_closed() {
             match closed {
                 Closed::Digest(path, digest) => self.entry(out, &path, "dir", &digest),
-                Closed::Failed(path) => progress_safe_eprint(
-                    progress,
+                Closed::Failed(path) => reporter.notice(
                     &with_slash(&path),
                     "no directory digest: an entry below could not be hashed",
                 ),

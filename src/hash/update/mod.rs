@@ -23,6 +23,7 @@ use crate::manifest::{self, FileMeta, Format, Style};
 use crate::output::Cleanup;
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{Progress, Summary};
+use crate::report::Reporter;
 use crate::walk::{self, Entry, Found, WalkOptions};
 
 use super::HashConfig;
@@ -101,7 +102,7 @@ pub fn run(config: &HashConfig, update: &UpdateConfig, cleanup: &Arc<Cleanup>) -
         blake3: config.blake3,
     }));
 
-    let progress = Progress::new(config.progress);
+    let reporter = Reporter::with_skipped(Progress::new(config.progress), config.notices);
     let mut summary = Summary::default();
     let mut tally = Tally::default();
     let mut buf = Vec::with_capacity(super::FLUSH_AT * 2);
@@ -110,7 +111,7 @@ pub fn run(config: &HashConfig, update: &UpdateConfig, cleanup: &Arc<Cleanup>) -
         pipeline::REORDER_LIMIT,
         &config.read,
         factory,
-        &progress,
+        reporter.progress(),
         |outcome| {
             match outcome {
                 Outcome::Read {
@@ -126,8 +127,8 @@ pub fn run(config: &HashConfig, update: &UpdateConfig, cleanup: &Arc<Cleanup>) -
                     };
                     let (digests, meta) = match tally.count_read(why, old, &algos, digests, meta) {
                         Ok(kept) => kept,
-                        Err((kept, line)) => {
-                            progress.println(&format!("spate: {}: {line}", path.display()));
+                        Err((kept, problem)) => {
+                            reporter.notice(&path, problem);
                             kept
                         }
                     };
@@ -141,25 +142,27 @@ pub fn run(config: &HashConfig, update: &UpdateConfig, cleanup: &Arc<Cleanup>) -
                 }
                 Outcome::Note(Tag::End(leftovers)) => tally.leftovers = leftovers,
                 Outcome::Note(Tag::Read(..)) => {}
-                Outcome::Failed { path, error, .. } => {
-                    super::report_failure(&progress, &mut summary, &path, &error);
-                }
+                Outcome::Failed { path, error, .. } => reporter.read_failed(&path, error),
                 Outcome::Notice(notice) => {
-                    super::report_notice(&progress, &mut summary, config.notices, &notice);
+                    reporter.walk_notice(&notice);
                 }
             }
             if buf.len() >= super::FLUSH_AT {
-                out.write_all(&buf)?;
+                super::write_batch(&reporter, &mut out, &buf)?;
                 buf.clear();
             }
             Ok(())
         },
     );
-    progress.finish();
+    // The last lines go out with the bar still up, as in a plain run.
+    let written = super::write_batch(&reporter, &mut out, &buf);
+    reporter.finish();
     result?;
-    out.write_all(&buf)?;
+    written?;
     out.commit()?;
-    tally.report(&update.old, config.stats, &summary, started);
+    summary.errors = reporter.errors();
+    summary.skipped = reporter.skipped_count();
+    tally.report(&reporter, &update.old, config.stats, &summary, started);
     Ok(summary.errors == 0 && tally.corrupt == 0)
 }
 
@@ -248,7 +251,7 @@ impl Tally {
         algos: &[Algo],
         digests: Digests,
         meta: FileMeta,
-    ) -> Result<(Digests, FileMeta), ((Digests, FileMeta), String)> {
+    ) -> Result<(Digests, FileMeta), ((Digests, FileMeta), &'static str)> {
         match why {
             Why::New => self.new += 1,
             Why::Again(Reread::Scrub) => self.scrubbed += 1,
@@ -266,7 +269,7 @@ impl Tally {
                 };
                 let line = "content differs from OLD's digest but size, mtime and ctime do \
                             not: possible corruption (OLD's digest is kept)";
-                Err(((expected, kept), line.to_string()))
+                Err(((expected, kept), line))
             }
             _ => Ok((digests, meta)),
         }
@@ -274,17 +277,26 @@ impl Tally {
 
     /// The counts on stderr: always when something is wrong, else with `--stats` or
     /// when stderr is a terminal (as other summaries).
-    fn report(&self, old: &std::path::Path, stats: bool, summary: &Summary, started: Instant) {
+    fn report(
+        &self,
+        reporter: &Reporter,
+        old: &std::path::Path,
+        stats: bool,
+        summary: &Summary,
+        started: Instant,
+    ) {
         let Leftovers {
             gone,
             outside,
             unordered,
         } = self.leftovers;
         if unordered > 0 {
-            eprintln!(
-                "spate: {}: {unordered} records out of walk order were not used (give the \
-                 DIRs in the order OLD was written with)",
-                old.display()
+            reporter.notice(
+                old,
+                &format!(
+                    "{unordered} records out of walk order were not used (give the DIRs in \
+                     the order OLD was written with)"
+                ),
             );
         }
         if self.corrupt > 0 {
@@ -292,25 +304,25 @@ impl Tally {
                 1 => (1, "file"),
                 n => (n, "files"),
             };
-            eprintln!(
-                "spate: {n} {files} changed content without changing size or times \
-                 (possible corruption)"
-            );
+            reporter.say(&format!(
+                "{n} {files} changed content without changing size or times (possible \
+                 corruption)"
+            ));
         }
         if !(stats || std::io::stderr().is_terminal()) {
             return;
         }
-        eprintln!(
-            "spate: update: {} reused, {} read again ({} changed, {} scrubbed), {} new, \
+        reporter.say(&format!(
+            "update: {} reused, {} read again ({} changed, {} scrubbed), {} new, \
              {gone} gone, {outside} outside the DIRs",
             self.reused,
             self.changed + self.scrubbed,
             self.changed,
             self.scrubbed,
             self.new,
-        );
+        ));
         if stats {
-            eprintln!("spate: {}", summary.render(started));
+            reporter.say(&summary.render(started));
         }
     }
 }

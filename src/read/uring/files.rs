@@ -63,10 +63,10 @@ fn run_ring<F: SinkFactory>(readers: Readers<F>, base: usize, workers: usize) {
         Err(err) => {
             // The start-up probe passed, so this is a late refusal (e.g. out of locked
             // memory). Serve this thread's share with blocking reads instead of failing.
-            eprintln!(
-                "spate: setting up an io_uring ring failed ({}); this reader uses pread",
+            crate::report::text::say_plainly(&format_args!(
+                "setting up an io_uring ring failed ({}); this reader uses pread",
                 crate::error::describe_io(&err)
-            );
+            ));
             crate::read::threads::files::serve(&readers);
             return;
         }
