@@ -515,6 +515,7 @@ fn deliver(
         } => {
             let verdict = judge(&listed, &digests);
             if let Some(next) = next {
+                next.learn(&listed);
                 match verdict {
                     Verdict::Corrupt => next.keep_old(listed.key, &listed, &digests, meta),
                     _ => next.keep(listed.key, len, &digests, meta),
@@ -534,9 +535,15 @@ fn deliver(
                 }
                 other => Verdict::Error(other.kind(), other.to_string()),
             };
+            if let Some(next) = next {
+                next.learn(&listed);
+            }
             settle(listed, verdict, config, moves, reporter)
         }
         Outcome::Note(Note::Judged(listed, verdict)) => {
+            if let Some(next) = next {
+                next.learn(&listed);
+            }
             settle(listed, verdict, config, moves, reporter)
         }
         Outcome::Note(Note::Malformed {

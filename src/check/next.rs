@@ -47,18 +47,23 @@ pub(super) struct Next {
 }
 
 impl Next {
-    /// Opens NEW for `old` (which must be a JSON manifest with metadata: its first
-    /// record gives NEW's algorithms), and the files the walk must leave out: NEW's
-    /// temporary file and an earlier file under its name.
+    /// Opens NEW for `old`, and the files the walk must leave out: NEW's temporary file
+    /// and an earlier file under its name. A regular file `old` is checked first (its
+    /// first record must be JSON with metadata) and gives NEW's algorithms; a pipe
+    /// (`<(zcat old.json.gz)`) can be read only once, by the check, whose first line
+    /// then gives them ([`Next::learn`]).
     pub fn open(old: &Path, new: &Path, cleanup: &Arc<Cleanup>) -> Result<(Next, OwnFiles)> {
-        let mut first = OldManifest::open(old)?;
-        let algos = match first.peek()? {
-            Some(record) => record.digests.iter().map(|(algo, _)| *algo).collect(),
-            None => anyhow::bail!(
-                "{}: --update needs a manifest written by `spate hash --json` (it is empty)",
-                old.display()
-            ),
-        };
+        let mut algos = Vec::new();
+        if std::fs::metadata(old).is_ok_and(|m| m.is_file()) {
+            let mut first = OldManifest::open(old)?;
+            match first.peek()? {
+                Some(record) => algos = record.digests.iter().map(|(algo, _)| *algo).collect(),
+                None => anyhow::bail!(
+                    "{}: --update needs a manifest written by `spate hash --json` (it is empty)",
+                    old.display()
+                ),
+            }
+        }
         let mut own = OwnFiles::default();
         own.add_final(Some(new), NEW_ITSELF)?;
         let out = Output::open(Some(new), cleanup)?;
@@ -72,9 +77,22 @@ impl Next {
         Ok((next, own))
     }
 
-    /// NEW's algorithms: every file NEW lists is hashed with them.
+    /// NEW's algorithms: every file NEW lists is hashed with them (none before OLD's
+    /// first line is known, when OLD is a pipe).
     pub fn algos(&self) -> &[Algo] {
         &self.algos
+    }
+
+    /// Takes NEW's algorithms from the first line of OLD when OLD could not be looked
+    /// at before the check.
+    pub fn learn(&mut self, listed: &Listed) {
+        if self.algos.is_empty() {
+            self.algos = listed
+                .expected
+                .iter()
+                .filter_map(|e| e.algos.iter().next())
+                .collect();
+        }
     }
 
     /// Keeps what a listed file was found to hold, for when the walk reaches it.
