@@ -549,3 +549,52 @@ fn dirs_in_another_order_than_old_are_read_not_misjoined() {
     assert_eq!(c.reused + c.new, 20, "{c:?}");
     assert!(stderr_of(&swapped).contains("out of walk order"));
 }
+
+#[test]
+fn overlapping_dirs_list_files_twice_as_hash_does_and_reuse_both_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    numbered_tree(&dir.join("t"), 30);
+    for order in [["t", "t/d3"], ["t/d3", "t"]] {
+        let [first, second] = order;
+        // `spate hash t t/d3` lists t/d3's files once per DIR, as `b3sum` given the
+        // same file twice prints it twice.
+        ok(dir, &["hash", "--json", "-o", "old.json", first, second]);
+        let twice = read_records(&dir.join("old.json"));
+        assert_eq!(twice.len(), 33, "{order:?}");
+        let out = ok(
+            dir,
+            &[
+                "hash", "--update", "old.json", first, second, "-o", "new.json", "--stats",
+            ],
+        );
+        let expected = Counts {
+            reused: 33,
+            ..Counts::default()
+        };
+        assert_eq!(counts(&out), expected, "{order:?}: {}", stderr_of(&out));
+        assert!(!stderr_of(&out).contains("out of walk order"), "{order:?}");
+        assert_eq!(
+            comparable(&dir.join("new.json")),
+            comparable(&dir.join("old.json"))
+        );
+
+        // A file changed under both DIRs is read for each of its two lines.
+        let file = dir.join("t/d3/f0003");
+        write(&file, b"changed");
+        set_mtime(&file, 1_700_000_000, 0);
+        let out = ok(
+            dir,
+            &[
+                "hash", "--update", "old.json", first, second, "-o", "new.json", "--stats",
+            ],
+        );
+        let c = counts(&out);
+        assert_eq!((c.reused, c.changed, c.new), (31, 2, 0), "{order:?}");
+        ok(dir, &["hash", "--json", "-o", "full.json", first, second]);
+        assert_eq!(
+            comparable(&dir.join("new.json")),
+            comparable(&dir.join("full.json"))
+        );
+    }
+}

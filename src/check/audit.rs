@@ -2,9 +2,12 @@
 //! was renamed or moved (MOVED, `old -> new`) from one MISSING line plus one NEW file, as
 //! hashdeep's audit does.
 //!
-//! A NEW file is read only when some MISSING line (of a JSON manifest, which gives the
-//! size) has its size: an unchanged tree with a few new files costs the walk alone. What
-//! is kept is the MISSING lines themselves, so memory grows with them, not with the tree.
+//! A NEW file is read only when it may be a MISSING line's: when some MISSING line of a
+//! JSON manifest (which gives the size) has its size, or when some MISSING line is a
+//! GNU or BSD line (no size). An unchanged tree with a few new files costs the walk
+//! alone. What is kept is the MISSING lines themselves, so memory grows with them, not
+//! with the tree. With `--update NEW`, every NEW file is read (once): NEW needs its
+//! digest, and the same digest tells whether it moved.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -14,10 +17,13 @@ use anyhow::{Context, Result};
 
 use super::listing::Listing;
 use super::names::AuditPaths;
+use super::next::Next;
 use super::report::Reporter;
 use super::verdict::matches;
 use super::{CheckConfig, Listed};
 use crate::hash::digest::{Algo, AlgoSet, Digests, MultiHasher};
+use crate::hash::stamped::StampedSink;
+use crate::manifest::FileMeta;
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{Progress, ProgressMode};
 use crate::read::SinkFactory;
@@ -32,19 +38,23 @@ pub(super) struct Moves {
     by_digest: HashMap<String, Vec<usize>>,
     /// Sizes of the lines held: a NEW file of another size cannot be one of them.
     sizes: HashSet<u64>,
+    /// Some line held has no size (a GNU or BSD line): any NEW file may be its.
+    sizeless: bool,
     /// Every algorithm the lines held are in: what a NEW file is hashed with.
     algos: AlgoSet,
 }
 
 impl Moves {
     /// Keeps a MISSING line to match against the files the walk finds. Gives it back
-    /// when it cannot be matched cheaply (no size: a GNU or BSD line), to be reported
-    /// MISSING now.
+    /// when it has no digest to match, to be reported MISSING now.
     pub fn hold(&mut self, listed: Listed) -> Option<Listed> {
-        let (Some(size), Some(first)) = (listed.size, listed.expected.first()) else {
+        let Some(first) = listed.expected.first() else {
             return Some(listed);
         };
-        self.sizes.insert(size);
+        match listed.size {
+            Some(size) => _ = self.sizes.insert(size),
+            None => self.sizeless = true,
+        }
         self.algos = self.algos.union(listed.algos());
         self.by_digest
             .entry(first.hex.clone())
@@ -69,7 +79,8 @@ impl Moves {
             .copied()
             .filter(|&i| {
                 self.records[i].as_ref().is_some_and(|listed| {
-                    listed.size == Some(size) && matches(&listed.expected, computed).is_some()
+                    listed.size.is_none_or(|listed| listed == size)
+                        && matches(&listed.expected, computed).is_some()
                 })
             })
             .collect::<Vec<usize>>();
@@ -96,18 +107,30 @@ impl Moves {
 /// What the audit walk hands on: a file to report NEW at once, or one to read first.
 enum Walked {
     New(PathBuf),
-    /// Has the size of a MISSING line: read to see whether it is that file.
+    /// May be a MISSING line's file (or `--update` needs its digest): read first.
     Candidate,
+    /// A listed file, reached in walk order: where `--update` writes its record.
+    Listed(PathBuf, u128),
 }
 
-/// Hashes candidates with every algorithm of the lines held.
+/// Which files the walk hands to the readers.
+struct Wanted {
+    /// Sizes of MISSING lines.
+    sizes: HashSet<u64>,
+    /// Every file no line lists: a MISSING line has no size, or NEW needs them all.
+    all: bool,
+    /// Listed files go to the printer too, in walk order (`--update`).
+    listed: bool,
+}
+
+/// Hashes candidates with every algorithm of the lines held (and NEW's).
 struct CandidateHashers(Vec<Algo>);
 
 impl SinkFactory for CandidateHashers {
     type Tag = Walked;
-    type Sink = MultiHasher;
-    fn make(&self, _entry: &Entry, _tag: &Walked) -> MultiHasher {
-        MultiHasher::new(&self.0)
+    type Sink = StampedSink;
+    fn make(&self, entry: &Entry, _tag: &Walked) -> StampedSink {
+        StampedSink::new(MultiHasher::new(&self.0), entry)
     }
 }
 
@@ -119,26 +142,37 @@ pub(super) fn run(
     listing: Arc<Mutex<Listing>>,
     moves: &mut Moves,
     reporter: &mut Reporter,
+    mut next: Option<&mut Next>,
 ) -> Result<()> {
     for dir in &config.audit {
         std::fs::canonicalize(dir)
             .with_context(|| format!("cannot open --audit directory {}", dir.display()))?;
     }
     let dirs = config.audit.clone();
-    let sizes = std::mem::take(&mut moves.sizes);
+    let wanted = Wanted {
+        sizes: std::mem::take(&mut moves.sizes),
+        all: moves.sizeless || next.is_some(),
+        listed: next.is_some(),
+    };
     // The walk must know sizes to pick candidates, and needs not stat otherwise.
     let options = WalkOptions {
-        sizes_upfront: config.walk.sizes_upfront || !moves.is_empty(),
+        sizes_upfront: config.walk.sizes_upfront || !moves.is_empty() || next.is_some(),
         ..config.walk.clone()
     };
     let source = move |feed: &mut Feed<Walked>| {
         let listing = listing.lock().unwrap_or_else(|p| p.into_inner());
         for dir in dirs {
-            walk_one(&dir, &options, &listing, &sizes, feed)?;
+            walk_one(&dir, &options, &listing, &wanted, feed)?;
         }
         Ok(())
     };
-    let factory = Arc::new(CandidateHashers(moves.algos.iter().collect()));
+    let mut algos = moves.algos;
+    if let Some(next) = &next {
+        for algo in next.algos() {
+            algos.insert(*algo);
+        }
+    }
+    let factory = Arc::new(CandidateHashers(algos.iter().collect()));
     // The bar of the listed files is gone; the report's lines are printed through it,
     // so a second bar would be torn by them.
     let progress = Progress::new(ProgressMode::None);
@@ -148,7 +182,7 @@ pub(super) fn run(
         &config.read,
         factory,
         &progress,
-        |outcome| deliver(outcome, moves, reporter),
+        |outcome| deliver(outcome, moves, reporter, next.as_deref_mut()),
     )
 }
 
@@ -157,7 +191,7 @@ fn walk_one(
     dir: &Path,
     options: &WalkOptions,
     listing: &Listing,
-    sizes: &HashSet<u64>,
+    wanted: &Wanted,
     feed: &mut Feed<Walked>,
 ) -> Result<()> {
     // Walked paths take the form listed names took (the canonical directory and the
@@ -168,9 +202,10 @@ fn walk_one(
         options,
         |found| match found {
             Found::File(entry) => {
-                if listing.contains(&audit_paths.of(Path::new(""), &entry.path)) {
-                    true
-                } else if entry.stat_known && sizes.contains(&entry.size) {
+                let key = listing.key(&audit_paths.of(Path::new(""), &entry.path));
+                if listing.contains_key(key) {
+                    !wanted.listed || feed.push(Item::Note(Walked::Listed(entry.path, key)))
+                } else if wanted.all || entry.stat_known && wanted.sizes.contains(&entry.size) {
                     feed.push(Item::File(entry, Walked::Candidate))
                 } else {
                     feed.push(Item::Note(Walked::New(entry.path)))
@@ -182,23 +217,40 @@ fn walk_one(
 }
 
 fn deliver(
-    outcome: Outcome<Digests, Walked>,
+    outcome: Outcome<(Digests, FileMeta), Walked>,
     moves: &mut Moves,
     reporter: &mut Reporter,
+    next: Option<&mut Next>,
 ) -> Result<()> {
     match outcome {
         Outcome::Note(Walked::New(path)) => reporter.new_file(&path),
+        Outcome::Note(Walked::Listed(path, key)) => match next {
+            Some(next) => next.write_listed(key, &path),
+            None => Ok(()),
+        },
         Outcome::Read {
-            path, output, len, ..
+            path,
+            output: (digests, meta),
+            len,
+            ..
         } => {
             reporter.bytes(len);
-            match moves.claim(&path, len, &output) {
-                Some(listed) => reporter.moved(&listed, &path, &output),
+            if let Some(next) = next {
+                next.write_read(&path, len, &digests, meta)?;
+            }
+            match moves.claim(&path, len, &digests) {
+                Some(listed) => reporter.moved(&listed, &path, &digests),
                 None => reporter.new_file(&path),
             }
         }
-        // Unreadable, it cannot be matched; it is still a file no line names.
-        Outcome::Failed { path, .. } => reporter.new_file(&path),
+        // Unreadable, it cannot be matched; it is still a file no line names. NEW cannot
+        // list it: said as `spate hash` says it.
+        Outcome::Failed { path, error, .. } => {
+            if next.is_some() {
+                reporter.walk_error(&path, &error.to_string())?;
+            }
+            reporter.new_file(&path)
+        }
         Outcome::Notice(notice) => match notice.kind {
             NoticeKind::Error(kind, cause) => reporter.walk_error(&notice.path, kind, &cause),
             NoticeKind::Skipped(_) => Ok(()),

@@ -44,11 +44,19 @@ impl Listing {
     }
 
     /// Records that a manifest lists `path` (absolute, in the form `--audit` compares),
-    /// when auditing.
-    pub fn list(&mut self, path: &Path) {
+    /// when auditing. Returns the path's key (see [`Listing::key`]).
+    pub fn list(&mut self, path: &Path) -> u128 {
+        let key = self.key(path);
         if let Some(paths) = &mut self.paths {
-            paths.insert(xxh3_128_with_seed(path.as_os_str().as_bytes(), self.seed));
+            paths.insert(key);
         }
+        key
+    }
+
+    /// The key `path` (in the form `--audit` compares) is kept under: what `check
+    /// --update` files a listed file's result by until the walk reaches it.
+    pub fn key(&self, path: &Path) -> u128 {
+        xxh3_128_with_seed(path.as_os_str().as_bytes(), self.seed)
     }
 
     /// Records that `line` lists `path` (absolute, normalized) with `expected`. Returns
@@ -72,12 +80,10 @@ impl Listing {
         None
     }
 
-    /// True when `path` (absolute, in the form `--audit` compares) was listed. Always
+    /// True when the path of `key` (see [`Listing::key`]) was listed. Always
     /// true when not auditing.
-    pub fn contains(&self, path: &Path) -> bool {
-        self.paths.as_ref().is_none_or(|paths| {
-            paths.contains(&xxh3_128_with_seed(path.as_os_str().as_bytes(), self.seed))
-        })
+    pub fn contains_key(&self, key: u128) -> bool {
+        self.paths.as_ref().is_none_or(|paths| paths.contains(&key))
     }
 
     fn key_with_algos(&self, path: &[u8], algos: AlgoSet) -> u128 {
@@ -128,11 +134,11 @@ mod tests {
         assert_eq!(l.add(&p, &exp(Algo::Sha256, "aa"), 3), None, "same digest");
         assert_eq!(l.add(&p, &exp(Algo::Sha256, "ab"), 4), Some(1));
         assert!(
-            !l.contains(Path::new("/r/b")),
+            !l.contains_key(l.key(Path::new("/r/b"))),
             "listed for --audit only by list()"
         );
         l.list(&p);
-        assert!(l.contains(Path::new("/r/b")));
-        assert!(!l.contains(Path::new("/r/c")));
+        assert!(l.contains_key(l.key(Path::new("/r/b"))));
+        assert!(!l.contains_key(l.key(Path::new("/r/c"))));
     }
 }

@@ -18,6 +18,7 @@ mod audit;
 mod lines;
 mod listing;
 mod names;
+mod next;
 mod report;
 pub mod resolve;
 mod verdict;
@@ -34,9 +35,11 @@ use anyhow::{Context, Result};
 
 use crate::error::ErrorKind;
 use crate::hash::digest::{Algo, AlgoSet, Digests, MultiHasher};
+use crate::hash::stamped::StampedSink;
 use crate::manifest::FileMeta;
 use crate::manifest::meta::nanos;
 use crate::manifest::parse::{self, Expected, Hints, MAX_LINE, Record};
+use crate::output::Cleanup;
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{Progress, ProgressMode};
 use crate::read::{ReadError, ReadOptions, SinkFactory};
@@ -45,6 +48,7 @@ use audit::Moves;
 use lines::{LineRead, read_line};
 use listing::Listing;
 use names::{AuditPaths, Names, Tally};
+use next::Next;
 pub use report::Verbosity;
 use report::{Policy, Reporter};
 use resolve::Resolved;
@@ -78,6 +82,8 @@ pub struct CheckConfig {
     /// MODIFIED and MOVED files fail the run too (by default only CORRUPT, FAILED,
     /// MISSING, NEW and ERROR do, as in cshatag and chkbit).
     pub fail_on_change: bool,
+    /// `--update NEW`: write the next JSON manifest of the `--audit` directories.
+    pub update: Option<PathBuf>,
 }
 
 /// A manifest opened for reading, with how its names are looked up.
@@ -104,6 +110,8 @@ pub(crate) struct Listed {
     meta: Option<FileMeta>,
     /// What the `stat` before reading found, once the file is looked up.
     found: Option<verdict::Found>,
+    /// The key of its path in the form `--audit` compares (0 when not auditing).
+    key: u128,
 }
 
 impl Listed {
@@ -116,22 +124,24 @@ impl Listed {
 }
 
 /// Makes the hashers for each listed file: the algorithms its own line's digests may be
-/// in, since every line of a manifest may name another.
-struct LineHashers;
+/// in, since every line of a manifest may name another, plus those of `--update`'s NEW.
+struct LineHashers {
+    extra: AlgoSet,
+}
 
 impl SinkFactory for LineHashers {
     type Tag = Note;
-    type Sink = MultiHasher;
-    fn make(&self, _entry: &Entry, note: &Note) -> MultiHasher {
+    type Sink = StampedSink;
+    fn make(&self, entry: &Entry, note: &Note) -> StampedSink {
         let algos: Vec<Algo> = match note {
-            Note::Listed(listed) => listed.algos().iter().collect(),
+            Note::Listed(listed) => listed.algos().union(self.extra).iter().collect(),
             // Only listed files are handed to the readers.
             Note::Judged(..)
             | Note::Malformed { .. }
             | Note::GaveUp { .. }
             | Note::Misplaced { .. } => Vec::new(),
         };
-        MultiHasher::new(&algos)
+        StampedSink::new(MultiHasher::new(&algos), entry)
     }
 }
 
@@ -160,8 +170,20 @@ pub(crate) enum Note {
 
 /// Runs the job. `Ok(true)` when every listed file verified (and, with `--audit`,
 /// nothing is new); `Ok(false)` otherwise; `Err` for a fatal error (exit 2).
-pub fn run(config: &CheckConfig) -> Result<bool> {
+pub fn run(config: &CheckConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let started = Instant::now();
+    let mut config = config.clone();
+    // NEW is opened before anything is read: a manifest that is not JSON with metadata
+    // stops the run with nothing written.
+    let mut next = match (&config.update, config.manifests.first()) {
+        (Some(new), Some(old)) => {
+            let (next, own) = Next::open(Path::new(old), new, cleanup)?;
+            config.walk.own_outputs = own;
+            Some(next)
+        }
+        _ => None,
+    };
+    let config = &config;
     let manifests = open_manifests(config)?;
     let names: Vec<String> = manifests.iter().map(|m| m.name.clone()).collect();
     let summarize = config.stats || std::io::stderr().is_terminal();
@@ -188,15 +210,27 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
         source,
         pipeline::REORDER_LIMIT,
         &config.read,
-        Arc::new(LineHashers),
+        Arc::new(LineHashers {
+            extra: next.as_ref().map_or(AlgoSet::default(), |n| {
+                n.algos()
+                    .iter()
+                    .fold(AlgoSet::default(), |s, a| s.union(AlgoSet::one(*a)))
+            }),
+        }),
         &progress,
-        |outcome| deliver(outcome, config, &mut moves, &mut reporter),
+        |outcome| deliver(outcome, config, &mut moves, &mut reporter, next.as_mut()),
     );
     progress.finish();
     result?;
 
     if !config.audit.is_empty() {
-        audit::run(config, Arc::clone(&listing), &mut moves, &mut reporter)?;
+        audit::run(
+            config,
+            Arc::clone(&listing),
+            &mut moves,
+            &mut reporter,
+            next.as_mut(),
+        )?;
     }
     // Those that did not turn up elsewhere are missing after all; in manifest order.
     for listed in moves.into_missing() {
@@ -210,6 +244,9 @@ pub fn run(config: &CheckConfig) -> Result<bool> {
         strict: config.strict,
         fail_on_change: config.fail_on_change,
     };
+    if let Some(next) = next {
+        next.commit()?;
+    }
     reporter.finish(started, policy, listing.other_shards)
 }
 
@@ -325,9 +362,10 @@ fn list_files(
             } = record;
             let base = manifest.names.base();
             let full = listing::normalize(base, Path::new(os(&name)));
-            if listing.auditing() {
-                listing.list(&audit_paths.of(base, Path::new(os(&name))));
-            }
+            let key = match listing.auditing() {
+                true => listing.list(&audit_paths.of(base, Path::new(os(&name)))),
+                false => 0,
+            };
             let conflict = listing.add(&full, &expected, number);
             let listed = Listed {
                 name,
@@ -337,6 +375,7 @@ fn list_files(
                 size,
                 meta,
                 found: None,
+                key,
             };
             if let Some(first) = conflict {
                 tally.count_other();
@@ -418,6 +457,7 @@ fn item_for(
         Resolved::File {
             size,
             mtime,
+            identity,
             beneath,
         } => {
             let found = verdict::Found {
@@ -425,8 +465,9 @@ fn item_for(
                 mtime_ns: nanos(mtime),
             };
             listed.found = Some(found);
-            if listed.size.is_some_and(|listed| listed != size) {
-                // Different sizes cannot have equal digests: no need to read.
+            if listed.size.is_some_and(|listed| listed != size) && config.update.is_none() {
+                // Different sizes cannot have equal digests: no need to read (unless
+                // NEW needs the new digest).
                 mismatch(&listed, Some(found))
             } else {
                 let entry = Entry {
@@ -435,7 +476,7 @@ fn item_for(
                     size,
                     mtime,
                     stat_known: true,
-                    identity: Default::default(),
+                    identity,
                     beneath,
                 };
                 return Some(Item::File(entry, Note::Listed(listed)));
@@ -459,19 +500,27 @@ fn os(bytes: &[u8]) -> &std::ffi::OsStr {
 
 /// The printer: judges each outcome and reports it.
 fn deliver(
-    outcome: Outcome<Digests, Note>,
+    outcome: Outcome<(Digests, FileMeta), Note>,
     config: &CheckConfig,
     moves: &mut Moves,
     reporter: &mut Reporter,
+    next: Option<&mut Next>,
 ) -> Result<()> {
     match outcome {
         Outcome::Read {
-            output,
+            output: (digests, meta),
             len,
             tag: Note::Listed(listed),
             ..
         } => {
-            let verdict = judge(&listed, &output);
+            let verdict = judge(&listed, &digests);
+            if let Some(next) = next {
+                next.learn(&listed);
+                match verdict {
+                    Verdict::Corrupt => next.keep_old(listed.key, &listed, &digests, meta),
+                    _ => next.keep(listed.key, len, &digests, meta),
+                }
+            }
             reporter.bytes(len);
             reporter.file(&listed, &verdict)
         }
@@ -486,9 +535,15 @@ fn deliver(
                 }
                 other => Verdict::Error(other.kind(), other.to_string()),
             };
+            if let Some(next) = next {
+                next.learn(&listed);
+            }
             settle(listed, verdict, config, moves, reporter)
         }
         Outcome::Note(Note::Judged(listed, verdict)) => {
+            if let Some(next) = next {
+                next.learn(&listed);
+            }
             settle(listed, verdict, config, moves, reporter)
         }
         Outcome::Note(Note::Malformed {

@@ -29,6 +29,7 @@ use anyhow::{Context, Result};
 
 use crate::error::{ErrorKind, OUTSIDE_ROOT, describe_io};
 use crate::read::confined::{self, Beneath};
+use crate::walk::Identity;
 
 /// What a manifest path turned out to be.
 #[derive(Debug)]
@@ -38,6 +39,8 @@ pub enum Resolved {
     File {
         size: u64,
         mtime: (i64, i64),
+        /// ctime, inode and device, for the metadata `check --update` records.
+        identity: Identity,
         beneath: Option<Beneath>,
     },
     /// Nothing there (or a parent is not a directory).
@@ -94,16 +97,20 @@ impl Root {
     pub fn resolve(&self, name: &Path) -> Resolved {
         let resolved = self.look_up(name);
         match resolved {
-            Resolved::File { size, mtime, .. } if confined::openat2_usable() => {
-                match self.beneath(name) {
-                    Ok(beneath) => Resolved::File {
-                        size,
-                        mtime,
-                        beneath: Some(beneath),
-                    },
-                    Err(e) => from_open_error(&e),
-                }
-            }
+            Resolved::File {
+                size,
+                mtime,
+                identity,
+                ..
+            } if confined::openat2_usable() => match self.beneath(name) {
+                Ok(beneath) => Resolved::File {
+                    size,
+                    mtime,
+                    identity,
+                    beneath: Some(beneath),
+                },
+                Err(e) => from_open_error(&e),
+            },
             other => other,
         }
     }
@@ -240,6 +247,11 @@ fn describe_stat(st: &libc::stat) -> Resolved {
         libc::S_IFREG => Resolved::File {
             size: st.st_size as u64,
             mtime: (st.st_mtime, st.st_mtime_nsec),
+            identity: Identity {
+                ctime: (st.st_ctime, st.st_ctime_nsec),
+                inode: st.st_ino,
+                dev: st.st_dev,
+            },
             beneath: None,
         },
         libc::S_IFDIR => Resolved::Error(ErrorKind::IsADirectory, IS_DIR.into()),
@@ -255,6 +267,7 @@ fn describe(meta: io::Result<std::fs::Metadata>, beneath: Option<Beneath>) -> Re
         Ok(m) if m.is_file() => Resolved::File {
             size: m.len(),
             mtime: (m.mtime(), m.mtime_nsec()),
+            identity: Identity::of(&m),
             beneath,
         },
         Ok(m) if m.is_dir() => Resolved::Error(ErrorKind::IsADirectory, IS_DIR.into()),

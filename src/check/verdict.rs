@@ -126,6 +126,7 @@ mod tests {
             size: Some(10),
             meta,
             found: None,
+            key: 0,
         };
         let found = |size, mtime_ns| Some(Found { size, mtime_ns });
         let with = listed(Some(meta));

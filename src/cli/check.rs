@@ -18,6 +18,7 @@ Examples:
   spate check -q SHA256SUMS             # print only files that are not OK
   spate check --audit /data data.b3     # also list files under /data the manifest lacks (NEW)
   spate check --audit /data week1.json  # JSON manifest: also MODIFIED / CORRUPT / MOVED
+  spate check week1.json --audit /data --update week2.json   # verify, and write the next one
   find . -type f -exec sha256sum {} + | spate check -   # read the manifest from stdin";
 
 #[derive(Args, Debug)]
@@ -59,10 +60,21 @@ pub(super) struct CheckArgs {
     warn: bool,
 
     /// Also walk DIR and report files no manifest lists as NEW (repeatable). A NEW file
-    /// with the content of a MISSING line of a JSON manifest is reported once, as
-    /// `OLD -> NEW: MOVED` (NEW files are read only when their size is a MISSING one's).
+    /// with the content of a MISSING line is reported once, as `OLD -> NEW: MOVED` (NEW
+    /// files are read only when some line is MISSING: with a JSON manifest, only those
+    /// of a MISSING line's size; with GNU/BSD lines, which have no size, all of them).
     #[arg(long, value_name = "DIR")]
     audit: Vec<PathBuf>,
+
+    /// With --audit and one JSON manifest OLD (`spate hash --json`): also write NEW, the
+    /// next manifest of the --audit DIRs, from the same reads: the lines `spate hash
+    /// --json DIR...` would write, in its order, with OLD's algorithms (OK, MODIFIED and
+    /// NEW files as found, MOVED ones under their new name, MISSING ones left out). A
+    /// CORRUPT file keeps OLD's digest, as chkbit and cshatag keep a damaged file's
+    /// known-good hash: the rot is not made the reference, and is reported again next
+    /// time. Written atomically (temp file, renamed at the end). Every NEW file is read.
+    #[arg(long, value_name = "NEW", requires = "audit")]
+    update: Option<PathBuf>,
 
     /// Exit 1 also when a file is MODIFIED or MOVED. Without it, as cshatag and chkbit,
     /// those are reported as legitimate changes and only CORRUPT, FAILED, MISSING, NEW
@@ -117,6 +129,17 @@ impl CheckArgs {
             "--allow-absolute cannot be used with --root: --root checks only names beneath \
              its directory; without --root, absolute names are checked as written"
         );
+        if let Some(new) = &self.update {
+            anyhow::ensure!(
+                self.manifests.len() == 1 && self.manifests[0] != "-",
+                "--update takes one manifest file (a `spate hash --json` manifest), not \
+                 several or standard input"
+            );
+            anyhow::ensure!(
+                new.as_os_str() != "-",
+                "--update needs a file name for NEW: standard output carries the report"
+            );
+        }
         let verbosity = Verbosity::from_flags(self.quiet, self.status);
         Ok(CheckConfig {
             manifests: self.manifests.clone(),
@@ -136,6 +159,7 @@ impl CheckArgs {
             stats: self.stats,
             warn: self.warn,
             fail_on_change: self.fail_on_change,
+            update: self.update.clone(),
         })
     }
 }

@@ -58,6 +58,16 @@ pub(super) struct HashArgs {
     #[arg(short = 'w', long, requires = "check")]
     warn: bool,
 
+    /// With -c: exit 1 also when a file is MODIFIED or MOVED (as `spate check
+    /// --fail-on-change`; by default only CORRUPT, FAILED, MISSING, NEW and ERROR fail).
+    #[arg(long, requires = "check")]
+    fail_on_change: bool,
+
+    /// With -c: also walk DIR and report files no manifest lists (NEW) or that a
+    /// MISSING line names under another path (MOVED), as `spate check --audit`.
+    #[arg(long, value_name = "DIR", requires = "check")]
+    audit: Vec<PathBuf>,
+
     /// BSD-style lines: 'BLAKE3 (path) = hash' (implied by more than one --algo).
     #[arg(long, conflicts_with = "json")]
     tag: bool,
@@ -263,7 +273,7 @@ impl HashArgs {
             root: None,
             ignore_missing: self.ignore_missing,
             strict: self.strict,
-            audit: Vec::new(),
+            audit: self.audit.clone(),
             verbosity,
             json: self.json,
             walk: WalkOptions {
@@ -274,7 +284,10 @@ impl HashArgs {
             progress: self.progress.mode(silent),
             stats: self.stats,
             warn: self.warn,
-            fail_on_change: false,
+            fail_on_change: self.fail_on_change,
+            // `hash --update` names OLD, not NEW: the next manifest from a check is
+            // `spate check OLD --audit DIR --update NEW`.
+            update: None,
         })
     }
 }

@@ -153,9 +153,9 @@ fn run(cli: Cli, cleanup: &Arc<Cleanup>) -> Result<bool> {
     // The modules of this folder are named after the jobs they configure: the jobs
     // themselves are spelled `crate::`.
     match cli.command {
-        Command::Hash(args) if args.checks() => crate::check::run(&args.check_config()?),
+        Command::Hash(args) if args.checks() => crate::check::run(&args.check_config()?, cleanup),
         Command::Hash(args) => crate::hash::run(&args.config()?, cleanup),
-        Command::Check(args) => crate::check::run(&args.config()?),
+        Command::Check(args) => crate::check::run(&args.config()?, cleanup),
         Command::Pack(args) => crate::archive::pack::run(&args.config()?, cleanup),
         Command::Unpack(args) => crate::archive::unpack::run(&args.config(), cleanup),
         Command::List(args) => crate::archive::list::run(&args.config()),

@@ -53,14 +53,22 @@ pub(crate) struct StampedSink {
     meta: FileMeta,
 }
 
+impl StampedSink {
+    /// Stamps the digests of `hasher` with what `entry` is as it is about to be read
+    /// (for sinks whose algorithms vary per file, as `check`'s).
+    pub fn new(hasher: MultiHasher, entry: &Entry) -> Self {
+        StampedSink {
+            hasher,
+            meta: meta_of(entry, Some(now_ns())),
+        }
+    }
+}
+
 impl<T: Send + 'static> SinkFactory for StampedFactory<T> {
     type Tag = T;
     type Sink = StampedSink;
     fn make(&self, entry: &Entry, _tag: &T) -> StampedSink {
-        StampedSink {
-            hasher: self.hasher.make(entry, &()),
-            meta: meta_of(entry, Some(now_ns())),
-        }
+        StampedSink::new(self.hasher.make(entry, &()), entry)
     }
 }
 

@@ -94,16 +94,25 @@ impl Join {
                 // Another worker's file: neither gone nor outside for this one.
                 continue;
             }
-            let Some(root) = self.roots.iter().position(|r| record.path.starts_with(r)) else {
+            let mut under =
+                (0..self.roots.len()).filter(|&i| record.path.starts_with(&self.roots[i]));
+            let Some(first) = under.next() else {
                 self.leftovers.outside += 1;
                 continue;
             };
-            let key = (root, record.path.clone());
-            if self.last.as_ref().is_some_and(|last| key <= *last) {
+            // Overlapping DIRs (`DIR DIR/sub`) walk a file once per DIR it is under, and
+            // `spate hash` lists it once per walk: its second record belongs to the
+            // first root after the last record's at which it is still in walk order.
+            let after_last = |i: usize| {
+                self.last
+                    .as_ref()
+                    .is_none_or(|(root, path)| (i, record.path.as_path()) > (*root, path.as_path()))
+            };
+            let Some(root) = std::iter::once(first).chain(under).find(|&i| after_last(i)) else {
                 self.leftovers.unordered += 1;
                 continue;
-            }
-            self.last = Some(key);
+            };
+            self.last = Some((root, record.path.clone()));
             self.ahead = Some((root, record));
         }
         Ok(())

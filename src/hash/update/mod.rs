@@ -7,6 +7,7 @@
 //! file goes to the readers like in a plain `spate hash`. OLD is streamed in step with
 //! the walk ([`join`]), so memory does not grow with the manifest.
 
+mod fast;
 mod join;
 pub(crate) mod old;
 pub mod policy;

@@ -43,6 +43,8 @@ pub(crate) struct OldManifest {
     hints: Hints,
     /// A record read ahead by [`OldManifest::peek`].
     peeked: Option<OldRecord>,
+    /// The line being read.
+    raw: Vec<u8>,
 }
 
 impl OldManifest {
@@ -59,6 +61,7 @@ impl OldManifest {
             line: 0,
             hints: Hints::for_manifest(b"", None),
             peeked: None,
+            raw: Vec::new(),
         })
     }
 
@@ -69,7 +72,9 @@ impl OldManifest {
             return Ok(Some(record));
         }
         loop {
-            let mut raw = Vec::new();
+            // One buffer for every line: a million lines, no allocation each.
+            let mut raw = std::mem::take(&mut self.raw);
+            raw.clear();
             let limit = MAX_LINE as u64 + 2;
             let n = (&mut self.reader)
                 .take(limit)
@@ -83,6 +88,10 @@ impl OldManifest {
                 raw.pop();
             } else if n as u64 >= limit {
                 return Err(self.unusable(&format!("line longer than {MAX_LINE} bytes")));
+            }
+            if let Some(record) = super::fast::parse(&raw) {
+                self.raw = raw;
+                return Ok(Some(record));
             }
             let (record, meta) = match parse::parse_json_line(&raw, &self.hints) {
                 Ok(None) => continue,
