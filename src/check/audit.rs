@@ -247,7 +247,8 @@ fn deliver(
         // list it: said as `spate hash` says it.
         Outcome::Failed { path, error, .. } => {
             if next.is_some() {
-                reporter.walk_error(&path, &error.to_string())?;
+                let problem = crate::report::Problem::read(&path, error);
+                reporter.walk_error(&path, problem.kind, &problem.cause.to_string())?;
             }
             reporter.new_file(&path)
         }
