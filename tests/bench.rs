@@ -183,12 +183,12 @@ fn preset_runs_the_crystaldiskmark_tests() {
         names,
         [
             "SEQ1M Q8T1 read",
-            "SEQ1M Q1T1 read",
-            "RND4K Q32T1 read",
-            "RND4K Q1T1 read",
             "SEQ1M Q8T1 write",
+            "SEQ1M Q1T1 read",
             "SEQ1M Q1T1 write",
+            "RND4K Q32T1 read",
             "RND4K Q32T1 write",
+            "RND4K Q1T1 read",
             "RND4K Q1T1 write"
         ]
     );
@@ -201,8 +201,8 @@ fn preset_runs_the_crystaldiskmark_tests() {
         );
         assert_eq!(job["cache_dropped"], !write);
     }
-    assert_eq!(report["jobs"][2]["iodepth"], 32);
-    assert_eq!(report["jobs"][2]["bs"], 4096);
+    assert_eq!(report["jobs"][4]["iodepth"], 32);
+    assert_eq!(report["jobs"][4]["bs"], 4096);
     assert!(entries(dir.path()).is_empty());
 }
 

@@ -63,28 +63,42 @@ impl TestFile {
     }
 
     /// Opens the file for the jobs, with O_DIRECT when asked; a file system that
-    /// refuses O_DIRECT (tmpfs, some FUSE) gets a clear error instead of odd figures.
+    /// refuses O_DIRECT (ramfs, some FUSE) gets a clear error instead of odd figures.
     pub fn open(&self, direct: bool) -> Result<File> {
+        self.open_raw(direct)
+            .map_err(|err| self.open_error(direct, &err))
+    }
+
+    /// Opens the file for the jobs; the OS error as it is.
+    pub fn open_raw(&self, direct: bool) -> io::Result<File> {
         let mut options = OpenOptions::new();
         options.read(true).write(true);
         if direct {
             options.custom_flags(libc::O_DIRECT);
         }
-        options.open(&self.path).map_err(|err| {
-            if direct && err.raw_os_error() == Some(libc::EINVAL) {
-                anyhow::anyhow!(
-                    "{}: the file system refuses O_DIRECT (--direct): {}",
-                    self.dir().display(),
-                    crate::error::describe_io(&err)
-                )
-            } else {
-                anyhow::anyhow!(
-                    "{}: opening the test file: {}",
-                    self.dir().display(),
-                    crate::error::describe_io(&err)
-                )
-            }
-        })
+        options.open(&self.path)
+    }
+
+    /// Whether `err` from [`TestFile::open_raw`] means the file system refuses O_DIRECT.
+    pub fn refuses_direct(direct: bool, err: &io::Error) -> bool {
+        direct && err.raw_os_error() == Some(libc::EINVAL)
+    }
+
+    /// The message for an error of [`TestFile::open_raw`].
+    pub fn open_error(&self, direct: bool, err: &io::Error) -> anyhow::Error {
+        if Self::refuses_direct(direct, err) {
+            anyhow::anyhow!(
+                "{}: the file system refuses O_DIRECT (--direct): {}",
+                self.dir().display(),
+                crate::error::describe_io(err)
+            )
+        } else {
+            anyhow::anyhow!(
+                "{}: opening the test file: {}",
+                self.dir().display(),
+                crate::error::describe_io(err)
+            )
+        }
     }
 
     /// The directory the test file is in: what messages name, as the file's own name

@@ -16,7 +16,8 @@ use crate::read;
 
 pub(super) const BENCH_EXAMPLES: &str = "\
 Examples:
-  spate bench /mnt/data                          # SEQ1M Q8T1 ... RND4K Q1T1, read and write
+  spate bench /mnt/data                          # SEQ1M Q8T1 ... RND4K Q1T1, read|write grid, O_DIRECT
+  spate bench --loops 3 --buffered .             # best of 3 runs each, through the page cache
   spate bench --rw randread --bs 4k --iodepth 32 --direct --size 4GiB .
   spate bench --rw write --bs 1M --end-fsync --json /tmp | jq '.jobs[0].write.mb_s'
   spate bench --rw randwrite --fsync 1 --runtime 10s .   # fsync after every write, as fio
@@ -61,9 +62,24 @@ pub(super) struct BenchArgs {
     #[arg(long, value_name = "TIME", value_parser = parse_duration_arg, default_value = "5")]
     runtime: Duration,
 
-    /// O_DIRECT: bypass the page cache (aligned buffers; --bs a multiple of 512).
+    /// O_DIRECT: bypass the page cache (aligned buffers; --bs a multiple of 512). The
+    /// preset uses it by default, as CrystalDiskMark; a --rw job is buffered unless
+    /// asked, as fio's direct=0.
     #[arg(long)]
     direct: bool,
+
+    /// The preset through the page cache instead of O_DIRECT. Without it, where the
+    /// file system refuses O_DIRECT (ramfs, some FUSE) the preset says so in one line
+    /// and runs buffered, and the report says "O_DIRECT refused".
+    #[arg(long, conflicts_with_all = ["direct", "rw"])]
+    buffered: bool,
+
+    /// Run every job N times and report the best, as CrystalDiskMark's count (default
+    /// 5 there); --json also lists every run and the median. fio's loops= sums its
+    /// runs instead.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    loops: u32,
 
     /// Write jobs: one fsync when the writes are done, counted in the time, as fio's
     /// --end_fsync=1 (the preset's writes always end so).
@@ -85,7 +101,7 @@ pub(super) struct BenchArgs {
 
     /// Read every file below DIR instead (nothing is written): files/s, MB/s and
     /// per-file latency.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["rw", "size", "direct", "end_fsync", "fsync", "cached"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["rw", "size", "direct", "buffered", "loops", "end_fsync", "fsync", "cached"])]
     tree: Option<PathBuf>,
 
     /// I/O engine: io_uring (falls back to threads where unavailable), or threads.
@@ -172,6 +188,7 @@ impl BenchArgs {
             self.rw.is_some() || self.jobs.is_none(),
             "--jobs needs --rw (the preset runs one worker per test, as T1 says) or --tree"
         );
+        let preset = self.rw.is_none();
         let jobs = match self.rw {
             None => bench::preset(runtime),
             Some(rw) => vec![self.one_job(rw.into(), runtime)?],
@@ -179,8 +196,13 @@ impl BenchArgs {
         Ok(bench::Work::File(bench::FileWork {
             dir: self.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
             size: self.size,
-            direct: self.direct,
+            // The preset measures the disk as CrystalDiskMark does, with O_DIRECT; an
+            // explicit --direct must get it or fail.
+            direct: self.direct || (preset && !self.buffered),
+            direct_fallback: preset && !self.direct,
             cached: self.cached,
+            loops: self.loops,
+            grid: preset,
             jobs,
         }))
     }
