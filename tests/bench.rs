@@ -225,7 +225,7 @@ fn text_report_is_a_table_of_the_jobs() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("2 MiB test file in"), "{text}");
-    let heading = text.lines().nth(1).unwrap();
+    let heading = text.lines().nth(2).unwrap();
     for column in ["MB/s", "MiB/s", "IOPS", "p50", "p99.9", "CPU", "moved"] {
         assert!(heading.contains(column), "{column} missing: {heading}");
     }

@@ -12,6 +12,7 @@
 pub mod data;
 pub mod job;
 pub mod live;
+pub mod meta;
 pub mod report;
 pub mod stream;
 pub mod testfile;
@@ -163,6 +164,8 @@ fn run_on_file(config: &BenchConfig, work: &FileWork, cleanup: &Arc<Cleanup>) ->
             );
         }
     }
+    // Before the test file is laid out: the time is when the run started.
+    let meta = meta::Meta::collect(dir);
     let test = TestFile::create(dir, size, cleanup)?;
     let (file, direct) = open_test_file(&test, work)?;
     if jobs.iter().any(|j| j.rw.reads()) {
@@ -170,6 +173,7 @@ fn run_on_file(config: &BenchConfig, work: &FileWork, cleanup: &Arc<Cleanup>) ->
     } else {
         test.reserve()?;
     }
+    let reads = jobs.iter().any(|j| j.rw.reads());
     let head = FileReport {
         dir: dir.display().to_string(),
         file_size: size,
@@ -177,11 +181,12 @@ fn run_on_file(config: &BenchConfig, work: &FileWork, cleanup: &Arc<Cleanup>) ->
         direct,
         direct_refused: work.direct && !direct,
         cached: work.cached,
+        cache_dropped: reads && !work.cached,
+        meta,
         loops: work.loops,
         interrupted: false,
         jobs: Vec::new(),
     };
-    let reads = jobs.iter().any(|j| j.rw.reads());
     let stream = Stream::start(config.json, work.grid, head, reads, cleanup)?;
     for spec in jobs {
         let mut runs = Vec::with_capacity(work.loops as usize);

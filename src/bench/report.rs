@@ -9,6 +9,7 @@ use humansize::{BINARY, format_size};
 use serde::Serialize;
 
 use super::job::{DirStats, JobSpec, Rw};
+use super::meta::Meta;
 
 /// A run on a test file: its settings and one entry per job.
 #[derive(Debug, Serialize)]
@@ -22,6 +23,11 @@ pub struct FileReport {
     pub direct_refused: bool,
     /// Whether the test file's pages stayed in the page cache before read jobs.
     pub cached: bool,
+    /// Whether the file's pages were dropped from the page cache before read jobs
+    /// (some job reads, and no --cached).
+    pub cache_dropped: bool,
+    /// Version, time, host, kernel, CPU, file system and device of the run.
+    pub meta: Meta,
     /// Runs of every job (`--loops`); each job reports its best.
     pub loops: u32,
     /// SIGINT/SIGTERM stopped the run: `jobs` holds the jobs that finished.
@@ -291,7 +297,7 @@ impl FileReport {
     /// What was measured how: size, directory, engine, direct or buffered, the cache
     /// (`reads`: some job reads, so a cache was kept or dropped) and the loops.
     pub fn header(&self, reads: bool) -> String {
-        format!(
+        let first = format!(
             "{} test file in {}, --io {}, {}{}{}\n",
             format_size(self.file_size, BINARY),
             self.dir,
@@ -311,7 +317,8 @@ impl FileReport {
                 0 | 1 => String::new(),
                 n => format!(", best of {n} loops"),
             }
-        )
+        );
+        first + &self.meta.line()
     }
 
     /// One row per job and direction: bandwidth, IOPS, latency percentiles, CPU.
