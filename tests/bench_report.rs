@@ -117,3 +117,165 @@ fn json_and_header_say_what_the_run_was_on() {
         assert!(line.contains(&part), "{part} missing from {line}");
     }
 }
+
+/// The test file of a running bench in `dir`, once it has reached `size` bytes.
+fn test_file_at_size(dir: &Path, size: u64) -> std::path::PathBuf {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let found = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with(".spate-bench-"));
+        if let Some(entry) = found
+            && entry.metadata().is_ok_and(|m| m.len() == size)
+        {
+            return entry.path();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {size}-byte test file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// zstd's compressed size of `data` over its size, with matches no further back than
+/// 128 KiB: what a compressing file system sees (btrfs compresses 128 KiB extents one by
+/// one). A long window would find the buffers a job reuses, as fio's, 1 MiB apart.
+fn zstd_ratio(data: &[u8]) -> f64 {
+    use std::io::Write;
+    let mut child = Command::new("zstd")
+        .args(["-3", "--zstd=wlog=17", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out.stdout.len() as f64 / data.len() as f64
+}
+
+/// Bytes the process has written through the block layer (/proc/PID/io).
+fn written_bytes(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `args` (a long job) in `dir`, returns zstd's ratio on the test file once `ready`
+/// says so, and stops the run.
+fn ratio_of_test_file(args: &[&str], ready: impl Fn(u32) -> bool) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
+        .arg("bench")
+        .args(args)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = test_file_at_size(dir.path(), 8 << 20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready(child.id()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{args:?} never got ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let data = std::fs::read(&path).unwrap();
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    zstd_ratio(&data)
+}
+
+#[test]
+fn patterns_lay_out_and_write_what_they_name() {
+    // Read jobs read a file laid out with the pattern: complete once it has its size.
+    let laid_out = |pattern: &str| {
+        ratio_of_test_file(
+            &[
+                "--rw",
+                "randread",
+                "--size",
+                "8M",
+                "--loops",
+                "1000",
+                "--pattern",
+                pattern,
+            ],
+            |_| true,
+        )
+    };
+    let random = laid_out("random");
+    assert!(random > 0.99, "random compressed to {random}");
+    let zero = laid_out("zero");
+    assert!(zero < 0.01, "zero compressed to {zero}");
+    let half = laid_out("compressible:50");
+    assert!(
+        (0.45..0.56).contains(&half),
+        "compressible:50 compressed to {half}"
+    );
+    // A write job writes into an allocated (zero) file: read it after a whole pass.
+    let written = ratio_of_test_file(
+        &[
+            "--rw",
+            "write",
+            "--size",
+            "8M",
+            "--loops",
+            "1000",
+            "--pattern",
+            "compressible:75",
+        ],
+        |pid| written_bytes(pid) > 8 << 20,
+    );
+    assert!(
+        (0.2..0.31).contains(&written),
+        "compressible:75 writes compressed to {written}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let report = json_of(&spate_bench(
+        dir.path(),
+        &[
+            "--json",
+            "--rw",
+            "write",
+            "--size",
+            "1M",
+            "--pattern",
+            "zero",
+        ],
+    ));
+    assert_eq!(report["pattern"]["name"], "zero");
+    // The generator runs far above any disk: at least 300 MB/s even on a busy machine.
+    for pattern in ["random", "compressible:50"] {
+        let report = json_of(&spate_bench(
+            dir.path(),
+            &[
+                "--json",
+                "--rw",
+                "write",
+                "--size",
+                "1M",
+                "--pattern",
+                pattern,
+            ],
+        ));
+        let rate = report["pattern"]["generate_mb_s"].as_f64().unwrap();
+        assert!(rate > 300.0, "{pattern}: {rate} MB/s");
+    }
+    for bad in ["compressible:101", "compressible", "ones"] {
+        let out = spate_bench(
+            dir.path(),
+            &["--rw", "write", "--size", "1M", "--pattern", bad],
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(stderr_of(&out).contains("random, zero or compressible:PCT"));
+    }
+}

@@ -31,10 +31,10 @@ use crate::output::Cleanup;
 use crate::progress::ProgressMode;
 use crate::read::ops::{self, OpsWorker};
 use crate::read::{BackendKind, ReadOptions};
-use data::random_buffer;
+use data::{Pattern, pattern_buffer};
 use job::{JobOps, JobSpec, Recorder, Rw};
 use live::Live;
-use report::{Cpu, DirReport, FileReport, JobReport, SyncReport};
+use report::{Cpu, DirReport, FileReport, JobReport, PatternReport, SyncReport};
 use stream::Stream;
 use testfile::TestFile;
 
@@ -74,6 +74,8 @@ pub struct FileWork {
     /// Runs of every job; the report keeps the best (CrystalDiskMark's count) and the
     /// median.
     pub loops: u32,
+    /// What is written, the layout included.
+    pub pattern: Pattern,
     /// Print the read|write grid (the preset) instead of the table of jobs.
     pub grid: bool,
     pub jobs: Vec<JobSpec>,
@@ -89,7 +91,7 @@ pub const DEFAULT_RUNTIME: Duration = Duration::from_secs(5);
 /// read first and then every write; its window can fill a column afterwards, a pipe
 /// cannot.) Writes end with an fsync inside the timing: otherwise a buffered write job
 /// measures memory.
-pub fn preset(runtime: Duration) -> Vec<JobSpec> {
+pub fn preset(runtime: Duration, pattern: Pattern) -> Vec<JobSpec> {
     let tests = [
         ("SEQ1M", false, 1 << 20, 8),
         ("SEQ1M", false, 1 << 20, 1),
@@ -116,6 +118,7 @@ pub fn preset(runtime: Duration) -> Vec<JobSpec> {
                 runtime,
                 end_fsync: write,
                 fsync_every: 0,
+                pattern,
             });
         }
     }
@@ -169,7 +172,7 @@ fn run_on_file(config: &BenchConfig, work: &FileWork, cleanup: &Arc<Cleanup>) ->
     let test = TestFile::create(dir, size, cleanup)?;
     let (file, direct) = open_test_file(&test, work)?;
     if jobs.iter().any(|j| j.rw.reads()) {
-        test.lay_out()?;
+        test.lay_out(work.pattern)?;
     } else {
         test.reserve()?;
     }
@@ -183,6 +186,10 @@ fn run_on_file(config: &BenchConfig, work: &FileWork, cleanup: &Arc<Cleanup>) ->
         cached: work.cached,
         cache_dropped: reads && !work.cached,
         meta,
+        pattern: PatternReport {
+            name: work.pattern.name(),
+            generate_mb_s: data::generation_rate(work.pattern) / 1e6,
+        },
         loops: work.loops,
         interrupted: false,
         jobs: Vec::new(),
@@ -268,7 +275,7 @@ fn run_job(
     let buffers: Vec<Vec<_>> = (0..spec.jobs)
         .map(|w| {
             (0..spec.iodepth)
-                .map(|t| random_buffer(spec.bs as usize, (w * 1000 + t) as u64))
+                .map(|t| pattern_buffer(spec.bs as usize, (w * 1000 + t) as u64, spec.pattern))
                 .collect()
         })
         .collect();

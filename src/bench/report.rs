@@ -28,11 +28,23 @@ pub struct FileReport {
     pub cache_dropped: bool,
     /// Version, time, host, kernel, CPU, file system and device of the run.
     pub meta: Meta,
+    /// What the writes and the layout hold.
+    pub pattern: PatternReport,
     /// Runs of every job (`--loops`); each job reports its best.
     pub loops: u32,
     /// SIGINT/SIGTERM stopped the run: `jobs` holds the jobs that finished.
     pub interrupted: bool,
     pub jobs: Vec<JobReport>,
+}
+
+/// The data pattern and what generating it costs.
+#[derive(Debug, Serialize)]
+pub struct PatternReport {
+    /// `random`, `zero` or `compressible:PCT`.
+    pub name: String,
+    /// How fast the generator fills a buffer, 10^6 bytes per second. Buffers are filled
+    /// once per job, before the clock; a write only stamps 8 bytes per 4 KiB block.
+    pub generate_mb_s: f64,
 }
 
 /// One job's figures.
@@ -298,7 +310,7 @@ impl FileReport {
     /// (`reads`: some job reads, so a cache was kept or dropped) and the loops.
     pub fn header(&self, reads: bool) -> String {
         let first = format!(
-            "{} test file in {}, --io {}, {}{}{}\n",
+            "{} test file in {}, --io {}, {}{}{}{}\n",
             format_size(self.file_size, BINARY),
             self.dir,
             self.backend,
@@ -316,6 +328,10 @@ impl FileReport {
             match self.loops {
                 0 | 1 => String::new(),
                 n => format!(", best of {n} loops"),
+            },
+            match self.pattern.name.as_str() {
+                "random" => String::new(),
+                name => format!(", --pattern {name}"),
             }
         );
         first + &self.meta.line()

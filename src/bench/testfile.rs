@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use humansize::{BINARY, format_size};
 
-use super::data::{random_buffer, stamp};
+use super::data::{Pattern, pattern_buffer, stamp};
 use crate::output::Cleanup;
 
 /// Size of each write while laying the file out.
@@ -107,19 +107,21 @@ impl TestFile {
         self.path.parent().unwrap_or(Path::new("."))
     }
 
-    /// Fills the whole file with random data and syncs it, so read jobs read real
-    /// blocks (a sparse file reads as zeros without touching the disk).
-    pub fn lay_out(&self) -> Result<()> {
+    /// Fills the whole file with `pattern` and syncs it, so read jobs read real blocks
+    /// (a sparse file reads as zeros without touching the disk).
+    pub fn lay_out(&self, pattern: Pattern) -> Result<()> {
         let what = || format!("{}: laying out the test file", self.dir().display());
         let file = OpenOptions::new()
             .write(true)
             .open(&self.path)
             .with_context(what)?;
-        let mut buf = random_buffer(LAYOUT_CHUNK, 0x1A40);
+        let mut buf = pattern_buffer(LAYOUT_CHUNK, 0x1A40, pattern);
         let mut offset = 0u64;
         while offset < self.size {
             let len = (self.size - offset).min(LAYOUT_CHUNK as u64) as usize;
-            stamp(&mut buf, len, offset, 0);
+            if pattern.stamped() {
+                stamp(&mut buf, len, offset, 0);
+            }
             write_all_at(&file, &buf[..len], offset).with_context(what)?;
             offset += len as u64;
         }

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 
 use super::shared::{IoArg, ProgressArgs};
 use super::units::{parse_duration_arg, parse_size_arg};
-use crate::bench::{self, BenchConfig, job::JobSpec, job::Rw};
+use crate::bench::{self, BenchConfig, data::Pattern, job::JobSpec, job::Rw};
 use crate::read;
 
 pub(super) const BENCH_EXAMPLES: &str = "\
@@ -94,6 +94,13 @@ pub(super) struct BenchArgs {
           default_missing_value = "", value_parser = parse_fsync_every)]
     fsync: Option<u64>,
 
+    /// What is written (and laid out for reads): random (nothing to compress or
+    /// dedupe), zero (fio's zero_buffers) or compressible:PCT (PCT% of every 4 KiB
+    /// block zeros, fio's buffer_compress_percentage). Filled once per job, not per
+    /// write.
+    #[arg(long, value_name = "PATTERN", default_value = "random", value_parser = Pattern::parse)]
+    pattern: Pattern,
+
     /// Keep the test file's pages in the page cache before read jobs (default: drop
     /// them, as fio does, so reads measure the disk).
     #[arg(long)]
@@ -101,7 +108,7 @@ pub(super) struct BenchArgs {
 
     /// Read every file below DIR instead (nothing is written): files/s, MB/s and
     /// per-file latency.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["rw", "size", "direct", "buffered", "loops", "end_fsync", "fsync", "cached"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["rw", "size", "direct", "buffered", "loops", "pattern", "end_fsync", "fsync", "cached"])]
     tree: Option<PathBuf>,
 
     /// I/O engine: io_uring (falls back to threads where unavailable), or threads.
@@ -190,7 +197,7 @@ impl BenchArgs {
         );
         let preset = self.rw.is_none();
         let jobs = match self.rw {
-            None => bench::preset(runtime),
+            None => bench::preset(runtime, self.pattern),
             Some(rw) => vec![self.one_job(rw.into(), runtime)?],
         };
         Ok(bench::Work::File(bench::FileWork {
@@ -202,6 +209,7 @@ impl BenchArgs {
             direct_fallback: preset && !self.direct,
             cached: self.cached,
             loops: self.loops,
+            pattern: self.pattern,
             grid: preset,
             jobs,
         }))
@@ -235,6 +243,7 @@ impl BenchArgs {
             runtime,
             end_fsync: self.end_fsync,
             fsync_every: self.fsync.unwrap_or(0),
+            pattern: self.pattern,
         })
     }
 }
