@@ -188,6 +188,10 @@ fn ratio_of_test_file(args: &[&str], ready: impl Fn(u32) -> bool) -> f64 {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let data = std::fs::read(&path).unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{args:?} ended too soon"
+    );
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(child.wait().unwrap().code(), Some(130));
@@ -222,10 +226,17 @@ fn patterns_lay_out_and_write_what_they_name() {
         "compressible:50 compressed to {half}"
     );
     // A write job writes into an allocated (zero) file: read it after a whole pass.
+    // 1 MiB writes with an fsync each: slow enough that the run is still going when
+    // the file is read. (A job's buffers are reused: with writes under 128 KiB, one
+    // extent would hold repeats of the same buffer.)
     let written = ratio_of_test_file(
         &[
             "--rw",
             "write",
+            "--bs",
+            "1M",
+            "--fsync",
+            "1",
             "--size",
             "8M",
             "--loops",
@@ -278,4 +289,107 @@ fn patterns_lay_out_and_write_what_they_name() {
         assert_eq!(out.status.code(), Some(2), "{bad}");
         assert!(stderr_of(&out).contains("random, zero or compressible:PCT"));
     }
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/bench")
+        .join(name)
+}
+
+/// `(test, dir) -> MB/s` of a saved spate report, as the grid names them.
+fn mb_s_of_spate(path: &Path) -> Vec<(String, String, f64)> {
+    let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for job in doc["jobs"].as_array().unwrap() {
+        let name = job["name"].as_str().unwrap();
+        let (test, dir) = name.rsplit_once(' ').unwrap();
+        out.push((
+            test.to_string(),
+            dir.to_string(),
+            job[dir]["mb_s"].as_f64().unwrap(),
+        ));
+    }
+    out
+}
+
+fn mb_s_of_fio(path: &Path) -> Vec<(String, String, f64)> {
+    let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for job in doc["jobs"].as_array().unwrap() {
+        let name = job["jobname"].as_str().unwrap().replace('-', " ");
+        // The preset's names end in their direction; a --rw job's is the one that moved.
+        let (test, dir) = match name.rsplit_once(' ') {
+            Some((test, dir)) if dir == "read" || dir == "write" => (test, dir),
+            _ if job["read"]["io_bytes"].as_u64() > Some(0) => (name.as_str(), "read"),
+            _ => (name.as_str(), "write"),
+        };
+        let bw = job[dir]["bw_bytes"].as_f64().unwrap();
+        out.push((test.to_string(), dir.to_string(), bw / 1e6));
+    }
+    out
+}
+
+#[test]
+fn compare_prints_each_result_and_its_ratio_to_the_first() {
+    let (a, b, c) = (
+        fixture("direct.json"),
+        fixture("buffered.json"),
+        fixture("fio-preset.json"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = spate_bench(
+        dir.path(),
+        &[
+            "--compare",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            c.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("A: spate ") && lines[0].contains("O_DIRECT"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("B: spate ") && !lines[1].contains("O_DIRECT"),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("C: fio-3"), "{text}");
+    let (a, b, c) = (mb_s_of_spate(&a), mb_s_of_spate(&b), mb_s_of_fio(&c));
+    assert_eq!(a.len(), 8);
+    let rows = &lines[4..];
+    assert_eq!(rows.len(), 8, "{text}");
+    for (i, (test, dir, av)) in a.iter().enumerate() {
+        let find = |v: &[(String, String, f64)]| {
+            v.iter()
+                .find(|(t, d, _)| t == test && d == dir)
+                .map(|x| x.2)
+                .unwrap_or_else(|| panic!("{test} {dir} missing"))
+        };
+        let (bv, cv) = (find(&b), find(&c));
+        let cells: Vec<&str> = rows[i].split_whitespace().collect();
+        // "SEQ1M Q8T1 read A B B/A C C/A"
+        assert_eq!(format!("{} {}", cells[0], cells[1]), *test, "{}", rows[i]);
+        assert_eq!(cells[2], dir);
+        assert_eq!(cells[3], format!("{av:.1}"));
+        assert_eq!(cells[4], format!("{bv:.1}"));
+        assert_eq!(cells[5], format!("{:.2}", bv / av), "{}", rows[i]);
+        assert_eq!(cells[6], format!("{cv:.1}"));
+        assert_eq!(cells[7], format!("{:.2}", cv / av), "{}", rows[i]);
+    }
+    let out = spate_bench(dir.path(), &["--compare", a_path_str(), "missing.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("missing.json"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+fn a_path_str() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/bench/direct.json")
 }

@@ -10,10 +10,12 @@
 //! ```
 
 pub mod data;
+pub mod fio;
 pub mod job;
 pub mod live;
 pub mod meta;
 pub mod report;
+pub mod results;
 pub mod stream;
 pub mod testfile;
 pub mod tree;
@@ -57,6 +59,12 @@ pub enum Work {
     File(FileWork),
     /// Read every file below `root`.
     Tree { root: PathBuf, read: ReadOptions },
+    /// Print the fio job file of these jobs and measure nothing (`--emit-fio`).
+    EmitFio(FileWork),
+    /// Show a fio JSON result as the grid (`--fio-json`).
+    ShowFio(PathBuf),
+    /// Saved results side by side (`--compare`).
+    Compare(Vec<PathBuf>),
 }
 
 /// Jobs on a temporary test file of `size` bytes in `dir`.
@@ -134,7 +142,32 @@ pub fn run(config: &BenchConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             Ok(report.errors == 0)
         }
         Work::File(work) => run_on_file(config, work, cleanup),
+        Work::EmitFio(work) => {
+            emit_text(&fio::job_file(work, config.backend))?;
+            Ok(true)
+        }
+        Work::ShowFio(path) => {
+            let loaded = results::load(path)?;
+            emit_text(&results::grid(&loaded))?;
+            Ok(true)
+        }
+        Work::Compare(paths) => {
+            let all = paths
+                .iter()
+                .map(|p| results::load(p))
+                .collect::<Result<Vec<_>>>()?;
+            emit_text(&results::compare(&all))?;
+            Ok(true)
+        }
     }
+}
+
+fn emit_text(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")
 }
 
 fn print<T: serde::Serialize>(json: bool, data: &T, text: impl FnOnce() -> String) -> Result<()> {

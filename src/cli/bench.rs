@@ -21,7 +21,10 @@ Examples:
   spate bench --rw randread --bs 4k --iodepth 32 --direct --size 4GiB .
   spate bench --rw write --bs 1M --end-fsync --json /tmp | jq '.jobs[0].write.mb_s'
   spate bench --rw randwrite --fsync 1 --runtime 10s .   # fsync after every write, as fio
-  spate bench --tree ~/Photos                    # files/s and MB/s before hashing it";
+  spate bench --tree ~/Photos                    # files/s and MB/s before hashing it
+  spate bench --emit-fio /mnt/data > cdm.fio && fio cdm.fio --output-format=json > fio.json
+  spate bench --fio-json fio.json                # fio's figures in spate's grid
+  spate bench --compare old.json new.json fio.json   # side by side, ratios to the first";
 
 #[derive(Args, Debug)]
 pub(super) struct BenchArgs {
@@ -111,6 +114,21 @@ pub(super) struct BenchArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["rw", "size", "direct", "buffered", "loops", "pattern", "end_fsync", "fsync", "cached"])]
     tree: Option<PathBuf>,
 
+    /// Print the equivalent fio job file (one [section] per job, run one after another)
+    /// and exit without measuring: fio FILE --output-format=json checks a figure.
+    #[arg(long, conflicts_with_all = ["tree", "json"])]
+    emit_fio: bool,
+
+    /// Show a fio --output-format=json result as spate's read|write grid (job names
+    /// with - read as spaces, so --emit-fio's sections line up with spate's tests).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tree", "json", "emit_fio", "dir"])]
+    fio_json: Option<PathBuf>,
+
+    /// Show saved results side by side, with each one's MB/s over the first's (B/A):
+    /// spate --json reports or fio JSON results, from any machine.
+    #[arg(long, value_name = "FILE", num_args = 2.., conflicts_with_all = ["tree", "json", "emit_fio", "fio_json", "dir"])]
+    compare: Vec<PathBuf>,
+
     /// I/O engine: io_uring (falls back to threads where unavailable), or threads.
     #[arg(long = "io", value_enum, default_value = "auto")]
     io: IoArg,
@@ -164,9 +182,18 @@ impl BenchArgs {
             let _ = writeln!(std::io::stderr(), "spate: {notice}");
         }
         let runtime = self.runtime;
-        let work = match &self.tree {
-            Some(root) => self.tree_work(root, backend),
-            None => self.file_work(runtime)?,
+        let work = if !self.compare.is_empty() {
+            bench::Work::Compare(self.compare.clone())
+        } else if let Some(path) = &self.fio_json {
+            bench::Work::ShowFio(path.clone())
+        } else {
+            match &self.tree {
+                Some(root) => self.tree_work(root, backend),
+                None => match self.file_work(runtime)? {
+                    bench::Work::File(work) if self.emit_fio => bench::Work::EmitFio(work),
+                    work => work,
+                },
+            }
         };
         Ok(BenchConfig {
             work,
