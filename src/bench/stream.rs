@@ -98,7 +98,7 @@ impl Shared {
     /// A grid row whose write never came (interrupted, or an odd job count).
     fn flush_pending_row(&mut self) -> Result<()> {
         let jobs = &self.report.jobs;
-        if self.json || !self.grid || jobs.len() % 2 == 0 {
+        if self.json || !self.grid || jobs.len().is_multiple_of(2) {
             return Ok(());
         }
         let row = grid_row(&jobs[jobs.len() - 1], None);
