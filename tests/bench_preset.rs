@@ -192,9 +192,9 @@ fn grid_rows_come_as_tests_finish_and_survive_ctrl_c() {
     let mut child = start_preset(dir.path(), false);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();
-    // Header, headings, and the first test's row: printed while the run goes on (to a
-    // pipe, not only on a terminal).
-    for _ in 0..3 {
+    // Header, machine line, headings, and the first test's row: printed while the run
+    // goes on (to a pipe, not only on a terminal).
+    for _ in 0..4 {
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         lines.push(line.trim_end().to_string());
@@ -209,13 +209,14 @@ fn grid_rows_come_as_tests_finish_and_survive_ctrl_c() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(lines[0].contains("O_DIRECT"), "{lines:?}");
+    assert!(lines[1].starts_with("spate "), "{lines:?}");
     assert!(
-        lines[1].starts_with("test")
-            && lines[1].contains("read MB/s")
-            && lines[1].contains("write MB/s"),
+        lines[2].starts_with("test")
+            && lines[2].contains("read MB/s")
+            && lines[2].contains("write MB/s"),
         "{lines:?}"
     );
-    assert_grid_row(&lines[2], TESTS[0]);
+    assert_grid_row(&lines[3], TESTS[0]);
     assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
 }
 
