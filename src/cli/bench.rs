@@ -16,15 +16,15 @@ use crate::read;
 
 pub(super) const BENCH_EXAMPLES: &str = "\
 Examples:
-  spate bench /mnt/data                          # SEQ1M Q8T1 ... RND4K Q1T1, read|write grid, O_DIRECT
-  spate bench --loops 3 --buffered .             # best of 3 runs each, through the page cache
+  spate bench /mnt/data                          # CrystalDiskMark's grid, O_DIRECT
+  spate bench --loops 3 --buffered .             # best of 3, through the page cache
   spate bench --rw randread --bs 4k --iodepth 32 --direct --size 4GiB .
   spate bench --rw write --bs 1M --end-fsync --json /tmp | jq '.jobs[0].write.mb_s'
   spate bench --rw randwrite --fsync 1 --runtime 10s .   # fsync after every write, as fio
   spate bench --tree ~/Photos                    # files/s and MB/s before hashing it
-  spate bench --emit-fio /mnt/data > cdm.fio && fio cdm.fio --output-format=json > fio.json
+  spate bench --emit-fio /mnt/data > cdm.fio     # then: fio cdm.fio --output-format=json
   spate bench --fio-json fio.json                # fio's figures in spate's grid
-  spate bench --compare old.json new.json fio.json   # side by side, ratios to the first";
+  spate bench --compare old.json new.json        # side by side, ratios to the first";
 
 #[derive(Args, Debug)]
 pub(super) struct BenchArgs {
