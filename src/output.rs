@@ -15,10 +15,13 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
-/// Temporary files to delete if the process is interrupted.
+/// Temporary files to delete if the process is interrupted, and what to say first.
 #[derive(Default)]
 pub struct Cleanup {
     paths: Mutex<Vec<PathBuf>>,
+    /// Run on SIGINT/SIGTERM after the files are gone: a job that streams results (bench
+    /// keeps the rows it finished) writes what it has before the process exits.
+    last_words: Mutex<Vec<Box<dyn Fn() + Send>>>,
 }
 
 impl Cleanup {
@@ -31,11 +34,24 @@ impl Cleanup {
     }
 
     /// Deletes every registered file (signal path: errors are ignored, nothing else can
-    /// be done about them).
+    /// be done about them), then runs the [`Cleanup::on_interrupt`] hooks.
     pub fn remove_all(&self) {
         for path in self.lock().drain(..) {
             let _ = std::fs::remove_file(path);
         }
+        let hooks = self.last_words.lock().unwrap_or_else(|p| p.into_inner());
+        for hook in hooks.iter() {
+            hook();
+        }
+    }
+
+    /// Registers `hook` to run when the run is interrupted, after the temporary files
+    /// are removed and before the process exits.
+    pub(crate) fn on_interrupt(&self, hook: Box<dyn Fn() + Send>) {
+        self.last_words
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {

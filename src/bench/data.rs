@@ -1,5 +1,11 @@
-//! The bytes a benchmark writes: random, so that a compressing or deduplicating file
-//! system cannot make a write look faster than the disk is.
+//! The bytes a benchmark writes: random by default, so that a compressing or
+//! deduplicating file system cannot make a write look faster than the disk is; zeros
+//! or partly compressible data on request (`--pattern`), to measure what such a file
+//! system gains.
+//!
+//! Buffers are filled once per job, before the clock starts, never per operation: a
+//! write only gets its 4 KiB blocks stamped ([`stamp`], 8 bytes a block), so the
+//! generator cannot become the bottleneck (KDiskMark's refill_buffers did).
 
 use crate::read::buffer::AlignedBuf;
 
@@ -39,19 +45,103 @@ impl XorShift {
     }
 }
 
+/// What the written blocks hold (`--pattern`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// Random bytes, every 4 KiB block stamped unique: nothing to compress or dedupe.
+    Random,
+    /// Zeros, written as they are (fio's `zero_buffers`): as much as a file system can
+    /// compress and deduplicate.
+    Zero,
+    /// PCT% of every 4 KiB block zeros, the rest random (fio's
+    /// `buffer_compress_percentage`); blocks are still stamped unique.
+    Compressible(u8),
+}
+
+impl Pattern {
+    /// `random`, `zero` or `compressible:PCT`, as `--pattern` takes it.
+    pub fn parse(s: &str) -> Result<Pattern, String> {
+        match s {
+            "random" => Ok(Pattern::Random),
+            "zero" | "zeros" => Ok(Pattern::Zero),
+            _ => s
+                .strip_prefix("compressible:")
+                .map(|pct| pct.trim_end_matches('%'))
+                .and_then(|pct| pct.parse::<u8>().ok())
+                .filter(|&pct| pct <= 100)
+                .map(Pattern::Compressible)
+                .ok_or_else(|| {
+                    "use random, zero or compressible:PCT (PCT from 0 to 100)".to_string()
+                }),
+        }
+    }
+
+    /// The name `--pattern` takes and the report shows.
+    pub fn name(self) -> String {
+        match self {
+            Pattern::Random => "random".into(),
+            Pattern::Zero => "zero".into(),
+            Pattern::Compressible(pct) => format!("compressible:{pct}"),
+        }
+    }
+
+    /// Whether writes get their blocks stamped unique (zeros stay zeros).
+    pub fn stamped(self) -> bool {
+        self != Pattern::Zero
+    }
+
+    /// Fills `bytes` with this pattern.
+    pub fn fill(self, bytes: &mut [u8], seed: u64) {
+        let mut rng = XorShift::new(seed.wrapping_add(0x5EED));
+        match self {
+            Pattern::Random => rng.fill(bytes),
+            Pattern::Zero => bytes.fill(0),
+            Pattern::Compressible(pct) => {
+                for block in bytes.chunks_mut(4096) {
+                    let random = block.len() * (100 - usize::from(pct)) / 100;
+                    let (head, tail) = block.split_at_mut(random);
+                    rng.fill(head);
+                    tail.fill(0);
+                }
+            }
+        }
+    }
+}
+
 /// A page-aligned buffer of at least `len` bytes (aligned for O_DIRECT), filled with
 /// random data to its capacity.
 pub fn random_buffer(len: usize, seed: u64) -> AlignedBuf {
+    pattern_buffer(len, seed, Pattern::Random)
+}
+
+/// A page-aligned buffer of at least `len` bytes, filled with `pattern` to its capacity.
+pub fn pattern_buffer(len: usize, seed: u64, pattern: Pattern) -> AlignedBuf {
     let mut buf = AlignedBuf::new(len);
     let cap = buf.capacity();
     // SAFETY: the pointer is valid for `cap` bytes, and all of them are written before
     // they are marked filled.
     unsafe {
         let bytes = std::slice::from_raw_parts_mut(buf.as_mut_ptr(), cap);
-        XorShift::new(seed.wrapping_add(0x5EED)).fill(bytes);
+        pattern.fill(bytes, seed);
         buf.set_len(cap);
     }
     buf
+}
+
+/// The generator's throughput for `pattern`, bytes per second: the time to fill 16 MiB
+/// of memory already faulted in (what the report gives as `generate_mb_s`, to show it
+/// is far above the disk; first-touch page faults are the allocator's cost, not the
+/// generator's).
+pub fn generation_rate(pattern: Pattern) -> f64 {
+    const LEN: usize = 16 << 20;
+    let mut buf = pattern_buffer(LEN, 1, pattern);
+    // SAFETY: the whole capacity was written by pattern_buffer.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr(), buf.capacity()) };
+    let started = std::time::Instant::now();
+    pattern.fill(bytes, 2);
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    std::hint::black_box(&buf);
+    LEN as f64 / secs
 }
 
 /// Makes the first `len` bytes of a buffer unique before it is written again: the
@@ -85,6 +175,28 @@ mod tests {
             buf[8..4096],
             copy[8..4096],
             "and only the first 8 of a block"
+        );
+    }
+
+    #[test]
+    fn patterns_compress_as_named() {
+        let compressed = |p: Pattern| {
+            let buf = pattern_buffer(1 << 20, 3, p);
+            zstd::bulk::compress(&buf, 3).unwrap().len() as f64 / buf.len() as f64
+        };
+        assert!(compressed(Pattern::Random) > 0.99);
+        assert!(compressed(Pattern::Zero) < 0.01);
+        let half = compressed(Pattern::Compressible(50));
+        assert!((0.45..0.55).contains(&half), "{half}");
+        let most = compressed(Pattern::Compressible(90));
+        assert!((0.07..0.13).contains(&most), "{most}");
+        assert_eq!(
+            Pattern::parse("compressible:101"),
+            Err(Pattern::parse("x").unwrap_err())
+        );
+        assert_eq!(
+            Pattern::parse("compressible:40%"),
+            Ok(Pattern::Compressible(40))
         );
     }
 

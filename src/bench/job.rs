@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::data::{XorShift, stamp};
+use super::data::{Pattern, XorShift, stamp};
 use crate::read::buffer::AlignedBuf;
 use crate::read::ops::{Dir, Op, OpRecorder, OpSource};
 
@@ -79,6 +79,8 @@ pub struct JobSpec {
     /// Write jobs: an fsync after every this many writes of a worker, 0 for none
     /// (fio's `fsync=N`).
     pub fsync_every: u64,
+    /// What written blocks hold.
+    pub pattern: Pattern,
 }
 
 /// Hands out one worker's operations: one pass over its slice of the file, sequential
@@ -99,6 +101,7 @@ pub struct JobOps {
     /// `fsync=N`: N, and the writes handed out since the last fsync.
     fsync_every: u64,
     unsynced: u64,
+    pattern: Pattern,
 }
 
 impl JobOps {
@@ -119,6 +122,7 @@ impl JobOps {
             writes: 0,
             fsync_every: spec.fsync_every,
             unsynced: 0,
+            pattern: spec.pattern,
         }
     }
 }
@@ -172,7 +176,9 @@ impl OpSource for JobOps {
     /// (compression, deduplication) can write less than asked.
     fn prepare_write(&mut self, op: &Op, buf: &mut AlignedBuf) {
         self.writes += 1;
-        stamp(buf, op.len, op.offset, self.writes);
+        if self.pattern.stamped() {
+            stamp(buf, op.len, op.offset, self.writes);
+        }
     }
 }
 
@@ -296,6 +302,7 @@ mod tests {
             runtime: Duration::from_secs(60),
             end_fsync: false,
             fsync_every: 0,
+            pattern: Pattern::Random,
         }
     }
 

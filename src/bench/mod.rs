@@ -10,9 +10,13 @@
 //! ```
 
 pub mod data;
+pub mod fio;
 pub mod job;
 pub mod live;
+pub mod meta;
 pub mod report;
+pub mod results;
+pub mod stream;
 pub mod testfile;
 pub mod tree;
 
@@ -29,10 +33,11 @@ use crate::output::Cleanup;
 use crate::progress::ProgressMode;
 use crate::read::ops::{self, OpsWorker};
 use crate::read::{BackendKind, ReadOptions};
-use data::random_buffer;
+use data::{Pattern, pattern_buffer};
 use job::{JobOps, JobSpec, Recorder, Rw};
 use live::Live;
-use report::{Cpu, DirReport, FileReport, JobReport, SyncReport};
+use report::{Cpu, DirReport, FileReport, JobReport, PatternReport, SyncReport};
+use stream::Stream;
 use testfile::TestFile;
 
 /// Everything `spate bench` needs to know.
@@ -54,6 +59,12 @@ pub enum Work {
     File(FileWork),
     /// Read every file below `root`.
     Tree { root: PathBuf, read: ReadOptions },
+    /// Print the fio job file of these jobs and measure nothing (`--emit-fio`).
+    EmitFio(FileWork),
+    /// Show a fio JSON result as the grid (`--fio-json`).
+    ShowFio(PathBuf),
+    /// Saved results side by side (`--compare`).
+    Compare(Vec<PathBuf>),
 }
 
 /// Jobs on a temporary test file of `size` bytes in `dir`.
@@ -63,8 +74,18 @@ pub struct FileWork {
     pub size: u64,
     /// Open the file with O_DIRECT.
     pub direct: bool,
+    /// Where the file system refuses O_DIRECT, run buffered with a notice instead of
+    /// failing (the preset, whose direct I/O is a default and not a request).
+    pub direct_fallback: bool,
     /// Keep the file's pages cached before read jobs.
     pub cached: bool,
+    /// Runs of every job; the report keeps the best (CrystalDiskMark's count) and the
+    /// median.
+    pub loops: u32,
+    /// What is written, the layout included.
+    pub pattern: Pattern,
+    /// Print the read|write grid (the preset) instead of the table of jobs.
+    pub grid: bool,
     pub jobs: Vec<JobSpec>,
 }
 
@@ -73,10 +94,12 @@ pub const DEFAULT_SIZE: u64 = 1 << 30;
 /// Default longest run per job.
 pub const DEFAULT_RUNTIME: Duration = Duration::from_secs(5);
 
-/// CrystalDiskMark's default tests, every read first and then every write (as its
-/// "All" does). Writes end with an fsync inside the timing: otherwise a buffered write
-/// job measures memory.
-pub fn preset(runtime: Duration) -> Vec<JobSpec> {
+/// CrystalDiskMark's default tests, each test's read and then its write, so that a
+/// row of the read|write grid is whole when it is printed. (CrystalDiskMark runs every
+/// read first and then every write; its window can fill a column afterwards, a pipe
+/// cannot.) Writes end with an fsync inside the timing: otherwise a buffered write job
+/// measures memory.
+pub fn preset(runtime: Duration, pattern: Pattern) -> Vec<JobSpec> {
     let tests = [
         ("SEQ1M", false, 1 << 20, 8),
         ("SEQ1M", false, 1 << 20, 1),
@@ -84,8 +107,8 @@ pub fn preset(runtime: Duration) -> Vec<JobSpec> {
         ("RND4K", true, 4096, 1),
     ];
     let mut jobs = Vec::new();
-    for write in [false, true] {
-        for (label, random, bs, depth) in tests {
+    for (label, random, bs, depth) in tests {
+        for write in [false, true] {
             let rw = match (random, write) {
                 (false, false) => Rw::Read,
                 (false, true) => Rw::Write,
@@ -103,6 +126,7 @@ pub fn preset(runtime: Duration) -> Vec<JobSpec> {
                 runtime,
                 end_fsync: write,
                 fsync_every: 0,
+                pattern,
             });
         }
     }
@@ -117,12 +141,33 @@ pub fn run(config: &BenchConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
             print(config.json, &report, || report.render())?;
             Ok(report.errors == 0)
         }
-        Work::File(work) => {
-            let report = run_on_file(config, work, cleanup)?;
-            print(config.json, &report, || report.render())?;
-            Ok(report.jobs.iter().all(|j| j.errors == 0))
+        Work::File(work) => run_on_file(config, work, cleanup),
+        Work::EmitFio(work) => {
+            emit_text(&fio::job_file(work, config.backend))?;
+            Ok(true)
+        }
+        Work::ShowFio(path) => {
+            let loaded = results::load(path)?;
+            emit_text(&results::grid(&loaded))?;
+            Ok(true)
+        }
+        Work::Compare(paths) => {
+            let all = paths
+                .iter()
+                .map(|p| results::load(p))
+                .collect::<Result<Vec<_>>>()?;
+            emit_text(&results::compare(&all))?;
+            Ok(true)
         }
     }
+}
+
+fn emit_text(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing to standard output")
 }
 
 fn print<T: serde::Serialize>(json: bool, data: &T, text: impl FnOnce() -> String) -> Result<()> {
@@ -138,20 +183,13 @@ fn print<T: serde::Serialize>(json: bool, data: &T, text: impl FnOnce() -> Strin
         .context("writing to standard output")
 }
 
-/// Creates the test file, runs every job on it, and removes it.
-fn run_on_file(
-    config: &BenchConfig,
-    work: &FileWork,
-    cleanup: &Arc<Cleanup>,
-) -> Result<FileReport> {
+/// Creates the test file, runs every job on it (`loops` times each), prints each
+/// result as it finishes, and removes the file; false when a job had I/O errors.
+fn run_on_file(config: &BenchConfig, work: &FileWork, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let FileWork {
-        dir,
-        size,
-        direct,
-        cached,
-        jobs,
+        dir, size, jobs, ..
     } = work;
-    let (size, direct, cached) = (*size, *direct, *cached);
+    let size = *size;
     for spec in jobs {
         if spec.bs * spec.jobs as u64 > size {
             bail!(
@@ -162,46 +200,91 @@ fn run_on_file(
             );
         }
     }
+    // Before the test file is laid out: the time is when the run started.
+    let meta = meta::Meta::collect(dir);
     let test = TestFile::create(dir, size, cleanup)?;
-    let file = test.open(direct)?;
+    let (file, direct) = open_test_file(&test, work)?;
     if jobs.iter().any(|j| j.rw.reads()) {
-        test.lay_out()?;
+        test.lay_out(work.pattern)?;
     } else {
         test.reserve()?;
     }
-    let mut reports = Vec::with_capacity(jobs.len());
-    for spec in jobs {
-        let drop_cache = spec.rw.reads() && !cached;
-        if drop_cache {
-            test.drop_cache(&file)?;
-        }
-        testfile::advise(&file, spec.rw.is_random())?;
-        let report = run_job(&file, size, spec, config, drop_cache);
-        if let Some(err) = &report.error {
-            // EINVAL on an O_DIRECT operation is nearly always alignment.
-            let hint = if direct && err.ends_with("Invalid argument") {
-                " (O_DIRECT needs --bs to be a multiple of the device's logical block size)"
-            } else {
-                ""
-            };
-            let more = match report.errors {
-                1 => String::new(),
-                n => format!(" (and {} more errors)", n - 1),
-            };
-            // Said after the job, with no display up: the run's own line.
-            let words = format!("{}: {err}{hint}{more}", spec.name);
-            crate::report::text::say_plainly(&format_args!("{}: {words}", test.dir().display()));
-        }
-        reports.push(report);
-    }
-    Ok(FileReport {
+    let reads = jobs.iter().any(|j| j.rw.reads());
+    let head = FileReport {
         dir: dir.display().to_string(),
         file_size: size,
         backend: config.backend.name(),
         direct,
-        cached,
-        jobs: reports,
-    })
+        direct_refused: work.direct && !direct,
+        cached: work.cached,
+        cache_dropped: reads && !work.cached,
+        meta,
+        pattern: PatternReport {
+            name: work.pattern.name(),
+            generate_mb_s: data::generation_rate(work.pattern) / 1e6,
+        },
+        loops: work.loops,
+        interrupted: false,
+        jobs: Vec::new(),
+    };
+    let stream = Stream::start(config.json, work.grid, head, reads, cleanup)?;
+    for spec in jobs {
+        let mut runs = Vec::with_capacity(work.loops as usize);
+        for _ in 0..work.loops {
+            let drop_cache = spec.rw.reads() && !work.cached;
+            if drop_cache {
+                test.drop_cache(&file)?;
+            }
+            testfile::advise(&file, spec.rw.is_random())?;
+            let report = run_job(&file, size, spec, config, drop_cache);
+            if let Some(err) = &report.error {
+                report_job_error(&test, spec, &report, err, direct);
+                runs.push(report);
+                // A failing disk does not get better by asking again.
+                break;
+            }
+            runs.push(report);
+        }
+        stream.job_done(JobReport::best_of(spec, runs))?;
+    }
+    stream.finish()
+}
+
+/// Opens the test file with O_DIRECT when asked. Where the file system refuses it and
+/// the run allows (`direct_fallback`), says so in one line and opens it buffered.
+/// Returns the file and whether it is open with O_DIRECT.
+fn open_test_file(test: &TestFile, work: &FileWork) -> Result<(File, bool)> {
+    match test.open_raw(work.direct) {
+        Ok(file) => Ok((file, work.direct)),
+        Err(err) if work.direct_fallback && TestFile::refuses_direct(work.direct, &err) => {
+            crate::report::text::say_plainly(&format_args!(
+                "{}: the file system refuses O_DIRECT; running buffered instead",
+                test.dir().display()
+            ));
+            Ok((test.open(false)?, false))
+        }
+        Err(err) => Err(test.open_error(work.direct, &err)),
+    }
+}
+
+/// `spate: DIR: JOB: cause`, for the first I/O error of a job.
+fn report_job_error(test: &TestFile, spec: &JobSpec, report: &JobReport, err: &str, direct: bool) {
+    // EINVAL on an O_DIRECT operation is nearly always alignment.
+    let hint = if direct && err.ends_with("Invalid argument") {
+        " (O_DIRECT needs --bs to be a multiple of the device's logical block size)"
+    } else {
+        ""
+    };
+    let more = match report.errors {
+        1 => String::new(),
+        n => format!(" (and {} more errors)", n - 1),
+    };
+    // Said after the job, with no display up: the run's own line.
+    crate::report::text::say_plainly(&format_args!(
+        "{}: {}: {err}{hint}{more}",
+        test.dir().display(),
+        spec.name
+    ));
 }
 
 /// Runs one job on the open test file and measures it.
@@ -224,7 +307,7 @@ fn run_job(
     let buffers: Vec<Vec<_>> = (0..spec.jobs)
         .map(|w| {
             (0..spec.iodepth)
-                .map(|t| random_buffer(spec.bs as usize, (w * 1000 + t) as u64))
+                .map(|t| pattern_buffer(spec.bs as usize, (w * 1000 + t) as u64, spec.pattern))
                 .collect()
         })
         .collect();

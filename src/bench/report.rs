@@ -9,6 +9,7 @@ use humansize::{BINARY, format_size};
 use serde::Serialize;
 
 use super::job::{DirStats, JobSpec, Rw};
+use super::meta::Meta;
 
 /// A run on a test file: its settings and one entry per job.
 #[derive(Debug, Serialize)]
@@ -16,10 +17,34 @@ pub struct FileReport {
     pub dir: String,
     pub file_size: u64,
     pub backend: &'static str,
+    /// Whether the jobs ran with O_DIRECT.
     pub direct: bool,
+    /// O_DIRECT was the default but the file system refused it: the jobs ran buffered.
+    pub direct_refused: bool,
     /// Whether the test file's pages stayed in the page cache before read jobs.
     pub cached: bool,
+    /// Whether the file's pages were dropped from the page cache before read jobs
+    /// (some job reads, and no --cached).
+    pub cache_dropped: bool,
+    /// Version, time, host, kernel, CPU, file system and device of the run.
+    pub meta: Meta,
+    /// What the writes and the layout hold.
+    pub pattern: PatternReport,
+    /// Runs of every job (`--loops`); each job reports its best.
+    pub loops: u32,
+    /// SIGINT/SIGTERM stopped the run: `jobs` holds the jobs that finished.
+    pub interrupted: bool,
     pub jobs: Vec<JobReport>,
+}
+
+/// The data pattern and what generating it costs.
+#[derive(Debug, Serialize)]
+pub struct PatternReport {
+    /// `random`, `zero` or `compressible:PCT`.
+    pub name: String,
+    /// How fast the generator fills a buffer, 10^6 bytes per second. Buffers are filled
+    /// once per job, before the clock; a write only stamps 8 bytes per 4 KiB block.
+    pub generate_mb_s: f64,
 }
 
 /// One job's figures.
@@ -48,6 +73,39 @@ pub struct JobReport {
     pub errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Every run's figure under `--loops`; the figures above are those of the best.
+    pub loops: Loops,
+}
+
+/// The runs of one job under `--loops N`, by throughput: MB/s of both directions
+/// added (10^6 bytes per second).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Loops {
+    /// Each run's MB/s, in the order they ran.
+    pub mb_s: Vec<f64>,
+    /// The best run (the one reported, as CrystalDiskMark reports its best).
+    pub best_mb_s: f64,
+    /// The median run (the mean of the middle two for an even count).
+    pub median_mb_s: f64,
+}
+
+impl Loops {
+    /// The summary of runs with these MB/s figures.
+    pub fn of(mb_s: Vec<f64>) -> Loops {
+        let mut sorted = mb_s.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = match n {
+            0 => 0.0,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        Loops {
+            best_mb_s: sorted.last().copied().unwrap_or(0.0),
+            median_mb_s: median,
+            mb_s,
+        }
+    }
 }
 
 /// CPU time the process used during a job (getrusage), in seconds.
@@ -209,7 +267,31 @@ impl JobReport {
             sync: None,
             errors: 0,
             error: None,
+            loops: Loops::default(),
         }
+    }
+
+    /// MB/s of both directions added.
+    pub fn mb_s(&self) -> f64 {
+        [&self.read, &self.write]
+            .iter()
+            .filter_map(|d| d.as_ref().map(|d| d.mb_s))
+            .sum()
+    }
+
+    /// The best of several runs of one job, with every run's figure in `loops`. A run
+    /// with errors wins over clean ones, so a failure is never hidden by a retry.
+    pub fn best_of(spec: &JobSpec, runs: Vec<JobReport>) -> JobReport {
+        let loops = Loops::of(runs.iter().map(JobReport::mb_s).collect());
+        let best = runs.into_iter().max_by(|a, b| {
+            (a.errors > 0)
+                .cmp(&(b.errors > 0))
+                .then(a.mb_s().total_cmp(&b.mb_s()))
+        });
+        // No run at all only if `--loops 0` got through: an empty row, not a panic.
+        let mut best = best.unwrap_or_else(|| JobReport::for_spec(spec, false));
+        best.loops = loops;
+        best
     }
 }
 
@@ -219,23 +301,45 @@ const HEADINGS: [&str; 12] = [
 ];
 
 impl FileReport {
-    /// The human-readable table.
+    /// The human-readable table, after the header line.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{} test file in {}, --io {}, {}{}",
+        self.header(self.jobs.iter().any(|j| j.rw.reads())) + &self.table()
+    }
+
+    /// What was measured how: size, directory, engine, direct or buffered, the cache
+    /// (`reads`: some job reads, so a cache was kept or dropped) and the loops.
+    pub fn header(&self, reads: bool) -> String {
+        let first = format!(
+            "{} test file in {}, --io {}, {}{}{}{}\n",
             format_size(self.file_size, BINARY),
             self.dir,
             self.backend,
-            if self.direct { "O_DIRECT" } else { "buffered" },
+            match (self.direct, self.direct_refused) {
+                (true, _) => "O_DIRECT",
+                (false, true) => "buffered (O_DIRECT refused by the file system)",
+                (false, false) => "buffered",
+            },
             // A write-only run reads nothing: there is no cache to keep or drop.
-            match (self.jobs.iter().any(|j| j.rw.reads()), self.cached) {
+            match (reads, self.cached) {
                 (false, _) => "",
                 (true, true) => ", page cache kept (--cached)",
                 (true, false) => ", page cache dropped before reads",
+            },
+            match self.loops {
+                0 | 1 => String::new(),
+                n => format!(", best of {n} loops"),
+            },
+            match self.pattern.name.as_str() {
+                "random" => String::new(),
+                name => format!(", --pattern {name}"),
             }
         );
+        first + &self.meta.line()
+    }
+
+    /// One row per job and direction: bandwidth, IOPS, latency percentiles, CPU.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
         let mut rows = vec![HEADINGS.map(String::from).to_vec()];
         for job in &self.jobs {
             let both = job.read.is_some() && job.write.is_some();
@@ -351,7 +455,7 @@ impl TreeReport {
 }
 
 /// Nanoseconds as a short human duration: `850ns`, `12.3µs`, `4.56ms`, `1.20s`.
-fn duration(ns: f64) -> String {
+pub(super) fn duration(ns: f64) -> String {
     if ns < 1e3 {
         format!("{ns:.0}ns")
     } else if ns < 1e6 {

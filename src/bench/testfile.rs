@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use humansize::{BINARY, format_size};
 
-use super::data::{random_buffer, stamp};
+use super::data::{Pattern, pattern_buffer, stamp};
 use crate::output::Cleanup;
 
 /// Size of each write while laying the file out.
@@ -63,28 +63,42 @@ impl TestFile {
     }
 
     /// Opens the file for the jobs, with O_DIRECT when asked; a file system that
-    /// refuses O_DIRECT (tmpfs, some FUSE) gets a clear error instead of odd figures.
+    /// refuses O_DIRECT (ramfs, some FUSE) gets a clear error instead of odd figures.
     pub fn open(&self, direct: bool) -> Result<File> {
+        self.open_raw(direct)
+            .map_err(|err| self.open_error(direct, &err))
+    }
+
+    /// Opens the file for the jobs; the OS error as it is.
+    pub fn open_raw(&self, direct: bool) -> io::Result<File> {
         let mut options = OpenOptions::new();
         options.read(true).write(true);
         if direct {
             options.custom_flags(libc::O_DIRECT);
         }
-        options.open(&self.path).map_err(|err| {
-            if direct && err.raw_os_error() == Some(libc::EINVAL) {
-                anyhow::anyhow!(
-                    "{}: the file system refuses O_DIRECT (--direct): {}",
-                    self.dir().display(),
-                    crate::error::describe_io(&err)
-                )
-            } else {
-                anyhow::anyhow!(
-                    "{}: opening the test file: {}",
-                    self.dir().display(),
-                    crate::error::describe_io(&err)
-                )
-            }
-        })
+        options.open(&self.path)
+    }
+
+    /// Whether `err` from [`TestFile::open_raw`] means the file system refuses O_DIRECT.
+    pub fn refuses_direct(direct: bool, err: &io::Error) -> bool {
+        direct && err.raw_os_error() == Some(libc::EINVAL)
+    }
+
+    /// The message for an error of [`TestFile::open_raw`].
+    pub fn open_error(&self, direct: bool, err: &io::Error) -> anyhow::Error {
+        if Self::refuses_direct(direct, err) {
+            anyhow::anyhow!(
+                "{}: the file system refuses O_DIRECT (--direct): {}",
+                self.dir().display(),
+                crate::error::describe_io(err)
+            )
+        } else {
+            anyhow::anyhow!(
+                "{}: opening the test file: {}",
+                self.dir().display(),
+                crate::error::describe_io(err)
+            )
+        }
     }
 
     /// The directory the test file is in: what messages name, as the file's own name
@@ -93,19 +107,21 @@ impl TestFile {
         self.path.parent().unwrap_or(Path::new("."))
     }
 
-    /// Fills the whole file with random data and syncs it, so read jobs read real
-    /// blocks (a sparse file reads as zeros without touching the disk).
-    pub fn lay_out(&self) -> Result<()> {
+    /// Fills the whole file with `pattern` and syncs it, so read jobs read real blocks
+    /// (a sparse file reads as zeros without touching the disk).
+    pub fn lay_out(&self, pattern: Pattern) -> Result<()> {
         let what = || format!("{}: laying out the test file", self.dir().display());
         let file = OpenOptions::new()
             .write(true)
             .open(&self.path)
             .with_context(what)?;
-        let mut buf = random_buffer(LAYOUT_CHUNK, 0x1A40);
+        let mut buf = pattern_buffer(LAYOUT_CHUNK, 0x1A40, pattern);
         let mut offset = 0u64;
         while offset < self.size {
             let len = (self.size - offset).min(LAYOUT_CHUNK as u64) as usize;
-            stamp(&mut buf, len, offset, 0);
+            if pattern.stamped() {
+                stamp(&mut buf, len, offset, 0);
+            }
             write_all_at(&file, &buf[..len], offset).with_context(what)?;
             offset += len as u64;
         }

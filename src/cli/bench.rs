@@ -10,16 +10,20 @@ use clap::{Args, ValueEnum};
 
 use super::shared::{IoArg, ProgressArgs};
 use super::units::{parse_duration_arg, parse_size_arg};
-use crate::bench::{self, BenchConfig, job::JobSpec, job::Rw};
+use crate::bench::{self, BenchConfig, data::Pattern, job::JobSpec, job::Rw};
 use crate::read;
 
 pub(super) const BENCH_EXAMPLES: &str = "\
 Examples:
-  spate bench /mnt/data                          # SEQ1M Q8T1 ... RND4K Q1T1, read and write
+  spate bench /mnt/data                          # CrystalDiskMark's grid, O_DIRECT
+  spate bench --loops 3 --buffered .             # best of 3, through the page cache
   spate bench --rw randread --bs 4k --iodepth 32 --direct --size 4GiB .
   spate bench --rw write --bs 1M --end-fsync --json /tmp | jq '.jobs[0].write.mb_s'
   spate bench --rw randwrite --fsync 1 --runtime 10s .   # fsync after every write, as fio
-  spate bench --tree ~/Photos                    # files/s and MB/s before hashing it";
+  spate bench --tree ~/Photos                    # files/s and MB/s before hashing it
+  spate bench --emit-fio /mnt/data > cdm.fio     # then: fio cdm.fio --output-format=json
+  spate bench --fio-json fio.json                # fio's figures in spate's grid
+  spate bench --compare old.json new.json        # side by side, ratios to the first";
 
 #[derive(Args, Debug)]
 pub(super) struct BenchArgs {
@@ -60,9 +64,24 @@ pub(super) struct BenchArgs {
     #[arg(long, value_name = "TIME", value_parser = parse_duration_arg, default_value = "5")]
     runtime: Duration,
 
-    /// O_DIRECT: bypass the page cache (aligned buffers; --bs a multiple of 512).
+    /// O_DIRECT: bypass the page cache (aligned buffers; --bs a multiple of 512). The
+    /// preset uses it by default, as CrystalDiskMark; a --rw job is buffered unless
+    /// asked, as fio's direct=0.
     #[arg(long)]
     direct: bool,
+
+    /// The preset through the page cache instead of O_DIRECT. Without it, where the
+    /// file system refuses O_DIRECT (ramfs, some FUSE) the preset says so in one line
+    /// and runs buffered, and the report says "O_DIRECT refused".
+    #[arg(long, conflicts_with_all = ["direct", "rw"])]
+    buffered: bool,
+
+    /// Run every job N times and report the best, as CrystalDiskMark's count (default
+    /// 5 there); --json also lists every run and the median. fio's loops= sums its
+    /// runs instead.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    loops: u32,
 
     /// Write jobs: one fsync when the writes are done, counted in the time, as fio's
     /// --end_fsync=1 (the preset's writes always end so).
@@ -77,6 +96,13 @@ pub(super) struct BenchArgs {
           default_missing_value = "", value_parser = parse_fsync_every)]
     fsync: Option<u64>,
 
+    /// What is written (and laid out for reads): random (nothing to compress or
+    /// dedupe), zero (fio's zero_buffers) or compressible:PCT (PCT% of every 4 KiB
+    /// block zeros, fio's buffer_compress_percentage). Filled once per job, not per
+    /// write.
+    #[arg(long, value_name = "PATTERN", default_value = "random", value_parser = Pattern::parse)]
+    pattern: Pattern,
+
     /// Keep the test file's pages in the page cache before read jobs (default: drop
     /// them, as fio does, so reads measure the disk).
     #[arg(long)]
@@ -84,8 +110,23 @@ pub(super) struct BenchArgs {
 
     /// Read every file below DIR instead (nothing is written): files/s, MB/s and
     /// per-file latency.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["rw", "size", "direct", "end_fsync", "fsync", "cached"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["rw", "size", "direct", "buffered", "loops", "pattern", "end_fsync", "fsync", "cached"])]
     tree: Option<PathBuf>,
+
+    /// Print the equivalent fio job file (one [section] per job, run one after another)
+    /// and exit without measuring: fio FILE --output-format=json checks a figure.
+    #[arg(long, conflicts_with_all = ["tree", "json"])]
+    emit_fio: bool,
+
+    /// Show a fio --output-format=json result as spate's read|write grid (job names
+    /// with - read as spaces, so --emit-fio's sections line up with spate's tests).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tree", "json", "emit_fio", "dir"])]
+    fio_json: Option<PathBuf>,
+
+    /// Show saved results side by side, with each one's MB/s over the first's (B/A):
+    /// spate --json reports or fio JSON results, from any machine.
+    #[arg(long, value_name = "FILE", num_args = 2.., conflicts_with_all = ["tree", "json", "emit_fio", "fio_json", "dir"])]
+    compare: Vec<PathBuf>,
 
     /// I/O engine: io_uring (falls back to threads where unavailable), or threads.
     #[arg(long = "io", value_enum, default_value = "auto")]
@@ -140,9 +181,18 @@ impl BenchArgs {
             crate::report::text::say_plainly(&notice);
         }
         let runtime = self.runtime;
-        let work = match &self.tree {
-            Some(root) => self.tree_work(root, backend),
-            None => self.file_work(runtime)?,
+        let work = if !self.compare.is_empty() {
+            bench::Work::Compare(self.compare.clone())
+        } else if let Some(path) = &self.fio_json {
+            bench::Work::ShowFio(path.clone())
+        } else {
+            match &self.tree {
+                Some(root) => self.tree_work(root, backend),
+                None => match self.file_work(runtime)? {
+                    bench::Work::File(work) if self.emit_fio => bench::Work::EmitFio(work),
+                    work => work,
+                },
+            }
         };
         Ok(BenchConfig {
             work,
@@ -171,15 +221,22 @@ impl BenchArgs {
             self.rw.is_some() || self.jobs.is_none(),
             "--jobs needs --rw (the preset runs one worker per test, as T1 says) or --tree"
         );
+        let preset = self.rw.is_none();
         let jobs = match self.rw {
-            None => bench::preset(runtime),
+            None => bench::preset(runtime, self.pattern),
             Some(rw) => vec![self.one_job(rw.into(), runtime)?],
         };
         Ok(bench::Work::File(bench::FileWork {
             dir: self.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
             size: self.size,
-            direct: self.direct,
+            // The preset measures the disk as CrystalDiskMark does, with O_DIRECT; an
+            // explicit --direct must get it or fail.
+            direct: self.direct || (preset && !self.buffered),
+            direct_fallback: preset && !self.direct,
             cached: self.cached,
+            loops: self.loops,
+            pattern: self.pattern,
+            grid: preset,
             jobs,
         }))
     }
@@ -212,6 +269,7 @@ impl BenchArgs {
             runtime,
             end_fsync: self.end_fsync,
             fsync_every: self.fsync.unwrap_or(0),
+            pattern: self.pattern,
         })
     }
 }

@@ -1,0 +1,153 @@
+//! The bridge to fio: `--emit-fio` writes the run as a fio job file (so a figure can be
+//! checked with fio itself), and fio's `--output-format=json` results are read into
+//! the same rows as spate's own (`--fio-json`, `--compare`).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::FileWork;
+use super::data::Pattern;
+use super::job::Rw;
+use super::results::{Figures, JobRow, Results};
+use crate::read::BackendKind;
+
+/// The fio job file equivalent to `work` on `backend`: one `[section]` per job, each
+/// with `stonewall` so they run one after another as spate's do.
+pub fn job_file(work: &FileWork, backend: BackendKind) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "; spate {} bench, as a fio job file: fio THIS_FILE --output-format=json > r.json,\n\
+         ; then spate bench --fio-json r.json. fio leaves its test file behind: remove it.",
+        env!("CARGO_PKG_VERSION")
+    );
+    if work.loops > 1 {
+        let _ = writeln!(
+            out,
+            "; --loops {0}: run fio {0} times and keep the best (fio's loops= adds runs up)",
+            work.loops
+        );
+    }
+    let file = work.dir.join("spate-fio.test");
+    let _ = writeln!(out, "[global]");
+    let _ = writeln!(out, "filename={}", file.display());
+    let _ = writeln!(out, "size={}", work.size);
+    let _ = writeln!(out, "direct={}", u8::from(work.direct));
+    // spate drops the file's pages before every read job unless --cached (fio's
+    // default invalidate=1), and hints the access pattern (fio's fadvise_hint=1).
+    let _ = writeln!(out, "invalidate={}", u8::from(!work.cached));
+    // spate draws random offsets with replacement, as fio's norandommap.
+    let _ = writeln!(out, "norandommap=1");
+    match work.pattern {
+        Pattern::Random => {}
+        Pattern::Zero => {
+            let _ = writeln!(out, "zero_buffers=1");
+        }
+        Pattern::Compressible(pct) => {
+            let _ = writeln!(out, "buffer_compress_percentage={pct}");
+        }
+    }
+    for spec in &work.jobs {
+        let name: String = spec
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let _ = writeln!(out, "\n[{name}]");
+        let _ = writeln!(out, "stonewall");
+        let _ = writeln!(out, "rw={}", spec.rw.name());
+        if spec.rw == Rw::Randrw {
+            let _ = writeln!(out, "rwmixread={}", spec.rwmixread);
+        }
+        let _ = writeln!(out, "bs={}", spec.bs);
+        let _ = writeln!(out, "runtime={}", fio_time(spec.runtime));
+        match backend {
+            BackendKind::Uring => {
+                let _ = writeln!(out, "ioengine=io_uring");
+                let _ = writeln!(out, "iodepth={}", spec.iodepth);
+                let _ = writeln!(out, "numjobs={}", spec.jobs);
+                if spec.jobs > 1 {
+                    // spate's workers each take their own slice of the file.
+                    let slice = work.size / spec.jobs as u64;
+                    let _ = writeln!(out, "size={slice}\noffset_increment={slice}");
+                    let _ = writeln!(out, "group_reporting=1");
+                }
+            }
+            BackendKind::Threads => {
+                // spate's threads engine keeps iodepth blocking threads per worker: fio's
+                // psync with that many jobs, each on its own slice.
+                let threads = spec.iodepth * spec.jobs;
+                let slice = work.size / threads as u64;
+                let _ = writeln!(out, "ioengine=psync");
+                let _ = writeln!(out, "numjobs={threads}");
+                if threads > 1 {
+                    let _ = writeln!(out, "size={slice}\noffset_increment={slice}");
+                    let _ = writeln!(out, "group_reporting=1");
+                }
+            }
+        }
+        if spec.rw.writes() {
+            if spec.end_fsync {
+                let _ = writeln!(out, "end_fsync=1");
+            }
+            if spec.fsync_every > 0 {
+                let _ = writeln!(out, "fsync={}", spec.fsync_every);
+            }
+        }
+    }
+    out
+}
+
+/// A duration as fio takes it: whole seconds, or milliseconds.
+fn fio_time(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Whether a JSON document is fio's `--output-format=json`.
+pub fn is_fio(doc: &Value) -> bool {
+    doc.get("fio version").is_some()
+}
+
+/// fio's JSON result as rows: a job's name with `-` read as a space (so the sections
+/// `--emit-fio` wrote match spate's names), read and write bandwidth, IOPS and
+/// latency (fio's `lat`, which is what spate times; p99 from `clat`'s percentiles).
+pub fn results(doc: &Value) -> Results {
+    let version = doc["fio version"].as_str().unwrap_or("fio");
+    let when = doc["time"].as_str().unwrap_or("");
+    let jobs = doc["jobs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|job| JobRow {
+            name: job["jobname"].as_str().unwrap_or("?").replace('-', " "),
+            read: figures(&job["read"]),
+            write: figures(&job["write"]),
+        })
+        .collect();
+    Results {
+        source: format!("{version}, {when}")
+            .trim_end_matches(", ")
+            .to_string(),
+        jobs,
+    }
+}
+
+fn figures(dir: &Value) -> Option<Figures> {
+    let bw = dir["bw_bytes"].as_f64()?;
+    if dir["total_ios"].as_u64().unwrap_or(0) == 0 && bw == 0.0 {
+        return None;
+    }
+    Some(Figures {
+        mb_s: bw / 1e6,
+        iops: dir["iops"].as_f64().unwrap_or(0.0),
+        mean_ns: dir["lat_ns"]["mean"].as_f64().unwrap_or(0.0),
+        p99_ns: dir["clat_ns"]["percentile"]["99.000000"].as_f64(),
+    })
+}
