@@ -53,5 +53,5 @@ pub mod signals;
 pub mod walk;
 
 pub use algo::Algo;
-pub use api::{FileDigest, HashError, HashOptions, HashTree, hash_tree};
+pub use api::*;
 pub use error::ErrorKind;

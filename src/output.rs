@@ -56,6 +56,8 @@ enum Dest {
     /// another program reads): written in place, as tar and zstd write to it. The
     /// temporary file and rename would replace the node with a regular file.
     Special(File, PathBuf),
+    /// A caller's writer (the library's `pack_to`), written as it is.
+    Writer(Box<dyn Write + Send>),
 }
 
 impl Output {
@@ -80,6 +82,14 @@ impl Output {
             Some(p) => Dest::File(AtomicFile::create(p, Arc::clone(cleanup))?),
         };
         Ok(Output { dest, written: 0 })
+    }
+
+    /// Bytes go to `writer` (library use): nothing to rename or remove.
+    pub fn writer(writer: Box<dyn Write + Send>) -> Output {
+        Output {
+            dest: Dest::Writer(writer),
+            written: 0,
+        }
     }
 
     /// Whether the bytes go to standard output (which may share a terminal with a
@@ -110,6 +120,7 @@ impl Output {
             Dest::Special(file, path) => file
                 .write_all(bytes)
                 .with_context(|| format!("writing {}", path.display())),
+            Dest::Writer(writer) => writer.write_all(bytes).context("writing the output"),
         }
     }
 
@@ -119,6 +130,7 @@ impl Output {
             Dest::Stdout(_) => "standard output".into(),
             Dest::File(file) => file.target.display().to_string(),
             Dest::Special(_, path) => path.display().to_string(),
+            Dest::Writer(_) => "the output".into(),
         }
     }
 
@@ -132,6 +144,7 @@ impl Output {
             Dest::Stdout(out) => File::from(out.as_fd().try_clone_to_owned()?).metadata()?,
             Dest::File(file) => file.file.metadata()?,
             Dest::Special(file, _) => file.metadata()?,
+            Dest::Writer(_) => return Ok(None),
         };
         Ok(meta.is_file().then(|| (meta.dev(), meta.ino())))
     }
@@ -145,6 +158,7 @@ impl Output {
             Dest::Special(mut file, path) => file
                 .flush()
                 .with_context(|| format!("writing {}", path.display())),
+            Dest::Writer(mut writer) => writer.flush().context("writing the output"),
         }
     }
 }
@@ -157,6 +171,7 @@ impl Write for Output {
             Dest::Stdout(out) => out.write(bytes),
             Dest::File(file) => file.file.write(bytes),
             Dest::Special(file, _) => file.write(bytes),
+            Dest::Writer(writer) => writer.write(bytes),
         }?;
         self.written += n as u64;
         Ok(n)
@@ -167,6 +182,7 @@ impl Write for Output {
             Dest::Stdout(out) => out.flush(),
             Dest::File(file) => file.file.flush(),
             Dest::Special(file, _) => file.flush(),
+            Dest::Writer(writer) => writer.flush(),
         }
     }
 }

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
+use super::Findings;
 use super::listing::Listing;
 use super::names::AuditPaths;
-use super::report::Reporter;
 use super::verdict::matches;
 use super::{CheckConfig, Listed};
 use crate::hash::digest::{Algo, AlgoSet, Digests, MultiHasher};
@@ -118,7 +118,7 @@ pub(super) fn run(
     config: &CheckConfig,
     listing: Arc<Mutex<Listing>>,
     moves: &mut Moves,
-    reporter: &mut Reporter,
+    reporter: &mut dyn Findings,
 ) -> Result<()> {
     for dir in &config.audit {
         std::fs::canonicalize(dir)
@@ -184,7 +184,7 @@ fn walk_one(
 fn deliver(
     outcome: Outcome<Digests, Walked>,
     moves: &mut Moves,
-    reporter: &mut Reporter,
+    reporter: &mut dyn Findings,
 ) -> Result<()> {
     match outcome {
         Outcome::Note(Walked::New(path)) => reporter.new_file(&path),
@@ -200,7 +200,7 @@ fn deliver(
         // Unreadable, it cannot be matched; it is still a file no line names.
         Outcome::Failed { path, .. } => reporter.new_file(&path),
         Outcome::Notice(notice) => match notice.kind {
-            NoticeKind::Error(_, cause) => reporter.walk_error(&notice.path, &cause),
+            NoticeKind::Error(kind, cause) => reporter.walk_error(&notice.path, kind, &cause),
             NoticeKind::Skipped(_) => Ok(()),
         },
         Outcome::Note(Walked::Candidate) => {
