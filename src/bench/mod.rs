@@ -68,11 +68,6 @@ pub struct FileWork {
     pub jobs: Vec<JobSpec>,
 }
 
-/// Default test file size, as CrystalDiskMark's.
-pub const DEFAULT_SIZE: u64 = 1 << 30;
-/// Default longest run per job.
-pub const DEFAULT_RUNTIME: Duration = Duration::from_secs(5);
-
 /// CrystalDiskMark's default tests, every read first and then every write (as its
 /// "All" does). Writes end with an fsync inside the timing: otherwise a buffered write
 /// job measures memory.
