@@ -131,7 +131,9 @@ pub fn pack<P: AsRef<Path>>(
 
 /// [`pack`], writing the archive to `writer` (zstd unless
 /// [`PackOptions::format`] says otherwise). The writer is flushed, not synced; on an
-/// error it holds part of an archive.
+/// error it holds part of an archive. The walk cannot know which file a writer writes
+/// to: to put the archive inside the tree being packed, use [`pack`], which leaves its
+/// own archive out (as GNU tar does).
 ///
 /// ```
 /// let dir = tempfile::tempdir()?;
