@@ -6,11 +6,17 @@ use std::fmt;
 /// A checksum algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algo {
+    /// BLAKE3, 256 bits (b3sum).
     Blake3,
+    /// SHA-256 (sha256sum).
     Sha256,
+    /// SHA-512 (sha512sum).
     Sha512,
+    /// SHA-1 (sha1sum).
     Sha1,
+    /// MD5 (md5sum).
     Md5,
+    /// XXH3, 64 bits (xxhsum -H3).
     Xxh3,
 }
 

@@ -18,41 +18,42 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The pipeline, in the order a byte travels:
-//! - [`walk`]: a walker thread lists the tree into a bounded channel;
-//! - [`read`]: a backend (io_uring or a `pread` pool) reads each file in pooled chunks;
-//! - a job stage consumes the chunks: [`hash`] computes digests;
-//! - [`bench`](mod@bench) measures disk throughput on a test file of its own, like fio;
-//! - [`pipeline`] puts results back into walk order, and the job writes them with
-//!   [`manifest`] formatting to an [`output`];
-//! - [`signals`] removes unfinished output files when SIGINT or SIGTERM stops a run;
-//! - [`algo`] is the table of checksum algorithms that digests and manifests share;
-//! - [`shard`] splits a tree between workers, and [`merge`] joins their manifests.
+//! The same crate verifies manifests ([`verify`]), and writes and extracts tar archives
+//! ([`pack`], [`pack_to`], [`unpack`], [`unpack_from`]). Each call prints nothing:
+//! results, per-file problems and progress come back as values.
+//!
+//! Inside, the pipeline, in the order a byte travels: a walker thread lists the tree
+//! into a bounded channel (`walk`); a backend (io_uring or a `pread` pool) reads each
+//! file in pooled chunks (`read`); a job stage consumes the chunks (`hash`, `check`,
+//! `archive`); `pipeline` puts results back into walk order for the one thread that
+//! writes them. Those modules are the crate's own; the calls above are its interface.
 //!
 //! The binary is a thin wrapper around [`cli::main`].
 
+#![warn(missing_docs)]
+
 mod api;
 
-pub mod algo;
-pub mod archive;
-pub mod bench;
-pub mod check;
+pub(crate) mod algo;
+pub(crate) mod archive;
+pub(crate) mod bench;
+pub(crate) mod check;
 pub mod cli;
-pub mod error;
-pub mod hash;
-pub mod manifest;
-pub mod memory;
-pub mod merge;
-pub mod output;
-pub mod pipeline;
-pub mod progress;
-pub mod read;
-pub mod reorder;
-pub mod report;
-pub mod shard;
-pub mod signals;
-pub mod walk;
+pub(crate) mod error;
+pub(crate) mod hash;
+pub(crate) mod manifest;
+pub(crate) mod memory;
+pub(crate) mod merge;
+pub(crate) mod output;
+pub(crate) mod pipeline;
+pub(crate) mod progress;
+pub(crate) mod read;
+pub(crate) mod reorder;
+pub(crate) mod report;
+pub(crate) mod shard;
+pub(crate) mod signals;
+pub(crate) mod walk;
 
 pub use algo::Algo;
-pub use api::{FileDigest, HashError, HashOptions, HashTree, hash_tree};
+pub use api::*;
 pub use error::ErrorKind;

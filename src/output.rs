@@ -72,6 +72,8 @@ enum Dest {
     /// another program reads): written in place, as tar and zstd write to it. The
     /// temporary file and rename would replace the node with a regular file.
     Special(File, PathBuf),
+    /// A caller's writer (the library's `pack_to`), written as it is.
+    Writer(Box<dyn Write + Send>),
 }
 
 impl Output {
@@ -96,6 +98,14 @@ impl Output {
             Some(p) => Dest::File(AtomicFile::create(p, Arc::clone(cleanup))?),
         };
         Ok(Output { dest, written: 0 })
+    }
+
+    /// Bytes go to `writer` (library use): nothing to rename or remove.
+    pub fn writer(writer: Box<dyn Write + Send>) -> Output {
+        Output {
+            dest: Dest::Writer(writer),
+            written: 0,
+        }
     }
 
     /// Whether the bytes go to standard output (which may share a terminal with a
@@ -126,6 +136,7 @@ impl Output {
             Dest::Special(file, path) => file
                 .write_all(bytes)
                 .with_context(|| format!("writing {}", path.display())),
+            Dest::Writer(writer) => writer.write_all(bytes).context("writing the output"),
         }
     }
 
@@ -135,6 +146,7 @@ impl Output {
             Dest::Stdout(_) => "standard output".into(),
             Dest::File(file) => file.target.display().to_string(),
             Dest::Special(_, path) => path.display().to_string(),
+            Dest::Writer(_) => "the output".into(),
         }
     }
 
@@ -148,6 +160,7 @@ impl Output {
             Dest::Stdout(out) => File::from(out.as_fd().try_clone_to_owned()?).metadata()?,
             Dest::File(file) => file.file.metadata()?,
             Dest::Special(file, _) => file.metadata()?,
+            Dest::Writer(_) => return Ok(None),
         };
         Ok(meta.is_file().then(|| (meta.dev(), meta.ino())))
     }
@@ -161,6 +174,7 @@ impl Output {
             Dest::Special(mut file, path) => file
                 .flush()
                 .with_context(|| format!("writing {}", path.display())),
+            Dest::Writer(mut writer) => writer.flush().context("writing the output"),
         }
     }
 }
@@ -173,6 +187,7 @@ impl Write for Output {
             Dest::Stdout(out) => out.write(bytes),
             Dest::File(file) => file.file.write(bytes),
             Dest::Special(file, _) => file.write(bytes),
+            Dest::Writer(writer) => writer.write(bytes),
         }?;
         self.written += n as u64;
         Ok(n)
@@ -183,6 +198,7 @@ impl Write for Output {
             Dest::Stdout(out) => out.flush(),
             Dest::File(file) => file.file.flush(),
             Dest::Special(file, _) => file.flush(),
+            Dest::Writer(writer) => writer.flush(),
         }
     }
 }

@@ -111,16 +111,6 @@ pub enum Found {
     Notice(Notice),
 }
 
-impl Found {
-    /// Gives the entry or notice its place in the output.
-    pub fn set_seq(&mut self, seq: u64) {
-        match self {
-            Found::File(e) => e.seq = seq,
-            Found::Notice(n) => n.seq = seq,
-        }
-    }
-}
-
 /// Compiles the exclude patterns once.
 pub fn compile_excludes(patterns: &[String]) -> Result<GlobSet> {
     let mut builder = GlobSetBuilder::new();
@@ -315,6 +305,40 @@ fn classify(entry: walkdir::DirEntry, stat: bool) -> Option<Found> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_deleted_mid_walk_is_reported_and_the_walk_goes_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path().join("t");
+        for name in ["a/f", "b/g", "c/h"] {
+            std::fs::create_dir_all(t.join(name).parent().unwrap()).unwrap();
+            std::fs::write(t.join(name), b"x").unwrap();
+        }
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        let options = WalkOptions::default();
+        walk(&[t.clone().into_os_string()], &options, |found| {
+            match found {
+                Found::File(entry) => {
+                    // The walk has listed t/ already; b/ goes away before it is entered.
+                    if entry.path.ends_with("a/f") {
+                        std::fs::remove_dir_all(t.join("b")).unwrap();
+                    }
+                    files.push(entry.path);
+                }
+                Found::Notice(notice) => errors.push(notice),
+            }
+            true
+        })
+        .unwrap();
+        assert_eq!(files, vec![t.join("a/f"), t.join("c/h")]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, t.join("b"));
+        assert!(
+            matches!(&errors[0].kind, NoticeKind::Error(_, e) if e.contains("No such file")),
+            "{errors:?}"
+        );
+    }
 
     #[test]
     fn exclude_matches_name_or_whole_path() {

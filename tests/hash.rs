@@ -475,9 +475,27 @@ fn cached_pages(path: &Path) -> usize {
     use std::os::unix::io::AsRawFd;
     let file = std::fs::File::open(path).unwrap();
     let len = file.metadata().unwrap().len();
-    let (_, resident) =
-        spate::read::mapped::residency(file.as_raw_fd(), len, [(0, len)]).expect("mincore");
-    resident
+    let len = len as usize;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let pages = len.div_ceil(page);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: a read-only mapping of the whole file, only queried by mincore and unmapped.
+    unsafe {
+        let ptr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(ptr, libc::MAP_FAILED, "mmap {}", path.display());
+        let rc = libc::mincore(ptr, len, vec.as_mut_ptr());
+        libc::munmap(ptr, len);
+        assert_eq!(rc, 0, "mincore {}", path.display());
+    }
+    vec.iter().filter(|&&r| r & 1 == 1).count()
 }
 
 #[test]

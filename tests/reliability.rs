@@ -258,39 +258,6 @@ fn random_and_damaged_archives_never_panic_or_escape() {
 }
 
 #[test]
-fn a_directory_deleted_mid_walk_is_reported_and_the_walk_goes_on() {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path().join("t");
-    for name in ["a/f", "b/g", "c/h"] {
-        write(&t.join(name), b"x");
-    }
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    let options = spate::walk::WalkOptions::default();
-    spate::walk::walk(&[t.clone().into_os_string()], &options, |found| {
-        match found {
-            spate::walk::Found::File(entry) => {
-                // The walk has listed t/ already; b/ goes away before it is entered.
-                if entry.path.ends_with("a/f") {
-                    std::fs::remove_dir_all(t.join("b")).unwrap();
-                }
-                files.push(entry.path);
-            }
-            spate::walk::Found::Notice(notice) => errors.push(notice),
-        }
-        true
-    })
-    .unwrap();
-    assert_eq!(files, vec![t.join("a/f"), t.join("c/h")]);
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0].path, t.join("b"));
-    assert!(
-        matches!(&errors[0].kind, spate::walk::NoticeKind::Error(_, e) if e.contains("No such file")),
-        "{errors:?}"
-    );
-}
-
-#[test]
 fn a_file_whose_size_lies_is_changed_while_reading_and_never_gets_a_digest() {
     // /proc files say they are empty and then yield bytes: to spate that is a file
     // that changed between the walk's stat and the end of the read.

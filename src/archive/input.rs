@@ -53,6 +53,22 @@ impl<R: Read> Read for Counted<R> {
 /// size when it is a file.
 pub fn open(path: &Path, progress: &Progress) -> Result<Input> {
     let (reader, label) = open_reader(path, progress)?;
+    start(reader, label, progress)
+}
+
+/// [`open`] for an archive already open as `reader` (library use), named `label` in
+/// messages; its size is not known.
+pub fn from_reader(
+    reader: Box<dyn Read + Send>,
+    label: String,
+    progress: &Progress,
+) -> Result<Input> {
+    progress.set_unknown_total();
+    start(reader, label, progress)
+}
+
+/// Starts the decompressor on `reader` and checks the first header.
+fn start(reader: Box<dyn Read + Send>, label: String, progress: &Progress) -> Result<Input> {
     let reader: Box<dyn Read + Send> = Box::new(Counted {
         inner: reader,
         progress: progress.clone(),

@@ -87,14 +87,39 @@ pub enum Kind {
 /// Runs the job. `Ok(false)` when some entries could not be packed (each reported).
 pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let started = Instant::now();
+    let reporter = Reporter::with_skipped(Progress::new(config.progress), config.notices);
+    let (ok, summary, output_name) = pack(config, cleanup, None, &reporter)?;
+    if config.summary {
+        reporter.say(&format!(
+            "{}{}",
+            summary.render_pack(&output_name, started),
+            crate::memory::peak_rss_text()
+        ));
+    }
+    Ok(ok)
+}
+
+/// Packs into `config.output`, or into `writer` when given; says whether every entry
+/// was packed, what was written, and the archive's name for messages. Everything it
+/// has to say goes through `reporter`.
+pub(crate) fn pack(
+    config: &PackConfig,
+    cleanup: &Arc<Cleanup>,
+    writer: Option<Output>,
+    reporter: &Reporter,
+) -> Result<(bool, ArchiveSummary, String)> {
     walk::compile_excludes(&config.walk.exclude)?;
-    let out_path = (config.output.as_os_str() != "-").then_some(config.output.as_path());
+    let out_path =
+        (writer.is_none() && config.output.as_os_str() != "-").then_some(config.output.as_path());
     // The files under the final names are looked at before the temporary files exist:
     // an earlier run's archive there is about to be replaced, not packed.
     let mut own = OwnFiles::default();
     own.add_final(out_path, ARCHIVE_ITSELF)?;
     own.add_final(config.manifest.as_deref(), MANIFEST_ITSELF)?;
-    let out = Output::open(out_path, cleanup)?;
+    let out = match writer {
+        Some(out) => out,
+        None => Output::open(out_path, cleanup)?,
+    };
     own.add_open(&out, ARCHIVE_ITSELF)?;
     let mut manifest = match &config.manifest {
         Some(path) => Some(Output::open(Some(path), cleanup)?),
@@ -128,7 +153,6 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         streamed: None,
     };
 
-    let reporter = Reporter::with_skipped(Progress::new(config.progress), config.notices);
     let progress = reporter.progress();
     let walk_options = walk::WalkOptions {
         own_outputs: own,
@@ -161,7 +185,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         factory,
         progress,
         |outcome| {
-            writer.write(outcome, &reporter)?;
+            writer.write(outcome, reporter)?;
             if let Some(m) = manifest
                 .as_mut()
                 .filter(|_| writer.manifest_buf.len() >= 64 << 10)
@@ -194,14 +218,7 @@ pub fn run(config: &PackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         m.write_all(&manifest_buf)?;
         m.commit()?;
     }
-    if config.summary {
-        reporter.say(&format!(
-            "{}{}",
-            summary.render_pack(&output_name, started),
-            crate::memory::peak_rss_text()
-        ));
-    }
-    Ok(failed == 0)
+    Ok((failed == 0, summary, output_name))
 }
 
 const ARCHIVE_ITSELF: &str = "the archive being written; not packed";

@@ -110,6 +110,7 @@ impl Pattern {
 
 /// A page-aligned buffer of at least `len` bytes (aligned for O_DIRECT), filled with
 /// random data to its capacity.
+#[cfg(test)]
 pub fn random_buffer(len: usize, seed: u64) -> AlignedBuf {
     pattern_buffer(len, seed, Pattern::Random)
 }

@@ -89,11 +89,6 @@ pub struct FileWork {
     pub jobs: Vec<JobSpec>,
 }
 
-/// Default test file size, as CrystalDiskMark's.
-pub const DEFAULT_SIZE: u64 = 1 << 30;
-/// Default longest run per job.
-pub const DEFAULT_RUNTIME: Duration = Duration::from_secs(5);
-
 /// CrystalDiskMark's default tests, each test's read and then its write, so that a
 /// row of the read|write grid is whole when it is printed. (CrystalDiskMark runs every
 /// read first and then every write; its window can fill a column afterwards, a pipe

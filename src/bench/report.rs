@@ -301,11 +301,6 @@ const HEADINGS: [&str; 12] = [
 ];
 
 impl FileReport {
-    /// The human-readable table, after the header line.
-    pub fn render(&self) -> String {
-        self.header(self.jobs.iter().any(|j| j.rw.reads())) + &self.table()
-    }
-
     /// What was measured how: size, directory, engine, direct or buffered, the cache
     /// (`reads`: some job reads, so a cache was kept or dropped) and the loops.
     pub fn header(&self, reads: bool) -> String {

@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -56,10 +56,6 @@ impl TestFile {
             size,
             cleanup: Arc::clone(cleanup),
         })
-    }
-
-    pub fn path(&self) -> PathBuf {
-        self.path.to_path_buf()
     }
 
     /// Opens the file for the jobs, with O_DIRECT when asked; a file system that

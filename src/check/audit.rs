@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
+use super::Findings;
 use super::listing::Listing;
 use super::names::AuditPaths;
 use super::next::Next;
-use super::report::Reporter;
 use super::verdict::matches;
 use super::{CheckConfig, Listed};
 use crate::hash::digest::{Algo, AlgoSet, Digests, MultiHasher};
@@ -141,7 +141,7 @@ pub(super) fn run(
     config: &CheckConfig,
     listing: Arc<Mutex<Listing>>,
     moves: &mut Moves,
-    reporter: &mut Reporter,
+    reporter: &mut dyn Findings,
     mut next: Option<&mut Next>,
 ) -> Result<()> {
     for dir in &config.audit {
@@ -219,7 +219,7 @@ fn walk_one(
 fn deliver(
     outcome: Outcome<(Digests, FileMeta), Walked>,
     moves: &mut Moves,
-    reporter: &mut Reporter,
+    reporter: &mut dyn Findings,
     next: Option<&mut Next>,
 ) -> Result<()> {
     match outcome {

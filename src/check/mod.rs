@@ -15,13 +15,14 @@
 //! leave the root, and a file listed twice with different digests is an error.
 
 mod audit;
+mod findings;
 mod lines;
 mod listing;
 mod names;
-mod next;
+pub(crate) mod next;
 mod report;
 pub mod resolve;
-mod verdict;
+pub(crate) mod verdict;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -45,6 +46,7 @@ use crate::progress::{Progress, ProgressMode};
 use crate::read::{ReadError, ReadOptions, SinkFactory};
 use crate::walk::{Entry, WalkOptions};
 use audit::Moves;
+pub(crate) use findings::Findings;
 use lines::{LineRead, read_line};
 use listing::Listing;
 use names::{AuditPaths, Names, Tally};
@@ -52,7 +54,8 @@ use next::Next;
 pub use report::Verbosity;
 use report::{Policy, Reporter};
 use resolve::Resolved;
-use verdict::{Verdict, judge, mismatch};
+pub(crate) use verdict::Verdict;
+use verdict::{judge, mismatch};
 
 /// Everything `spate check` needs to know.
 #[derive(Debug, Clone)]
@@ -87,7 +90,7 @@ pub struct CheckConfig {
 }
 
 /// A manifest opened for reading, with how its names are looked up.
-struct Manifest {
+pub(crate) struct Manifest {
     /// Shown in messages: the name as given, or "-".
     name: String,
     reader: Box<dyn BufRead + Send>,
@@ -196,6 +199,29 @@ pub fn run(config: &CheckConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         config.warn,
         progress.clone(),
     );
+    let other_shards = verify(manifests, config, &progress, &mut reporter, next.as_mut())?;
+    let policy = Policy {
+        ignore_missing: config.ignore_missing,
+        strict: config.strict,
+        fail_on_change: config.fail_on_change,
+    };
+    if let Some(next) = next {
+        next.commit()?;
+    }
+    reporter.finish(started, policy, other_shards)
+}
+
+/// Checks the files `manifests` list (and, with `--audit`, walks for the others), and
+/// tells `findings` what became of each, in manifest order; with `next`, writes
+/// `--update`'s NEW from the same reads. Returns how many lines
+/// were left to other `--shard` workers.
+pub(crate) fn verify(
+    manifests: Vec<Manifest>,
+    config: &CheckConfig,
+    progress: &Progress,
+    findings: &mut dyn Findings,
+    mut next: Option<&mut Next>,
+) -> Result<u64> {
     let listing = Arc::new(Mutex::new(Listing::new(!config.audit.is_empty())));
     let mut moves = Moves::default();
     let source = {
@@ -211,43 +237,29 @@ pub fn run(config: &CheckConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         pipeline::REORDER_LIMIT,
         &config.read,
         Arc::new(LineHashers {
-            extra: next.as_ref().map_or(AlgoSet::default(), |n| {
+            extra: next.as_deref().map_or(AlgoSet::default(), |n| {
                 n.algos()
                     .iter()
                     .fold(AlgoSet::default(), |s, a| s.union(AlgoSet::one(*a)))
             }),
         }),
-        &progress,
-        |outcome| deliver(outcome, config, &mut moves, &mut reporter, next.as_mut()),
+        progress,
+        |outcome| deliver(outcome, config, &mut moves, findings, next.as_deref_mut()),
     );
     progress.finish();
     result?;
 
     if !config.audit.is_empty() {
-        audit::run(
-            config,
-            Arc::clone(&listing),
-            &mut moves,
-            &mut reporter,
-            next.as_mut(),
-        )?;
+        audit::run(config, Arc::clone(&listing), &mut moves, findings, next)?;
     }
     // Those that did not turn up elsewhere are missing after all; in manifest order.
     for listed in moves.into_missing() {
         if !config.ignore_missing {
-            reporter.file(&listed, &Verdict::Missing)?;
+            findings.file(&listed, &Verdict::Missing)?;
         }
     }
     let listing = listing.lock().unwrap_or_else(|p| p.into_inner());
-    let policy = Policy {
-        ignore_missing: config.ignore_missing,
-        strict: config.strict,
-        fail_on_change: config.fail_on_change,
-    };
-    if let Some(next) = next {
-        next.commit()?;
-    }
-    reporter.finish(started, policy, listing.other_shards)
+    Ok(listing.other_shards)
 }
 
 fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {
@@ -275,19 +287,33 @@ fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {
                 let dir = dir.map(Path::to_path_buf);
                 (Box::new(BufReader::with_capacity(256 << 10, file)), dir)
             };
-            let names = Names::new(config.root.as_deref())?;
-            let beside = dir.filter(|_| !names.confined());
-            let file_name = Path::new(name).file_name().map(OsStrExt::as_bytes);
-            let hints = Hints::for_manifest(file_name.unwrap_or(b""), config.algo);
-            Ok(Manifest {
-                name: shown,
-                reader,
-                names,
-                beside,
-                hints,
-            })
+            Manifest::new(shown, reader, dir, config)
         })
         .collect()
+}
+
+impl Manifest {
+    /// A manifest read from `reader`, shown in messages as `name`; `dir` is the
+    /// directory it is in, when it is a file elsewhere than the current directory.
+    pub(crate) fn new(
+        name: String,
+        reader: Box<dyn BufRead + Send>,
+        dir: Option<PathBuf>,
+        config: &CheckConfig,
+    ) -> Result<Manifest> {
+        let names = Names::new(config.root.as_deref())?;
+        let beside = dir.filter(|_| !names.confined());
+        // The file name hints at the algorithm of 64-digit lines (`x.b3`, `SHA256SUMS`).
+        let file_name = Path::new(&name).file_name().map(OsStrExt::as_bytes);
+        let hints = Hints::for_manifest(file_name.unwrap_or(b""), config.algo);
+        Ok(Manifest {
+            name,
+            reader,
+            names,
+            beside,
+            hints,
+        })
+    }
 }
 
 /// The source: reads every manifest line by line and pushes one item per file (or
@@ -503,7 +529,7 @@ fn deliver(
     outcome: Outcome<(Digests, FileMeta), Note>,
     config: &CheckConfig,
     moves: &mut Moves,
-    reporter: &mut Reporter,
+    reporter: &mut dyn Findings,
     next: Option<&mut Next>,
 ) -> Result<()> {
     match outcome {
@@ -568,7 +594,7 @@ fn settle(
     verdict: Verdict,
     config: &CheckConfig,
     moves: &mut Moves,
-    reporter: &mut Reporter,
+    reporter: &mut dyn Findings,
 ) -> Result<()> {
     if matches!(verdict, Verdict::Missing) {
         if !config.audit.is_empty() {

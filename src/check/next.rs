@@ -37,7 +37,7 @@ struct Kept {
 }
 
 /// NEW, being written.
-pub(super) struct Next {
+pub(crate) struct Next {
     out: Output,
     /// OLD's algorithms, in the order of its first line: NEW's.
     algos: Vec<Algo>,

@@ -27,11 +27,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::output::Cleanup;
 
 /// Exit code: everything succeeded.
-pub const EXIT_OK: i32 = 0;
+pub(crate) const EXIT_OK: i32 = 0;
 /// Exit code: the run finished, but some files failed.
-pub const EXIT_FAILED: i32 = 1;
+pub(crate) const EXIT_FAILED: i32 = 1;
 /// Exit code: bad usage or a fatal error.
-pub const EXIT_FATAL: i32 = 2;
+pub(crate) const EXIT_FATAL: i32 = 2;
 
 /// `spate --help`'s examples: one line per job, each runnable as written.
 const TOP_EXAMPLES: &str = "\

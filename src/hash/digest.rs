@@ -2,7 +2,7 @@
 
 use sha2::Digest as _;
 
-pub use crate::algo::{ALL, Algo, AlgoSet, Digests};
+pub use crate::algo::{Algo, AlgoSet, Digests};
 
 use crate::read::{OFFLOAD_THRESHOLD, Sink, SinkFactory};
 use crate::walk::Entry;
@@ -159,6 +159,7 @@ impl SinkFactory for HasherFactory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algo::ALL;
 
     fn digest_of(algo: Algo, data: &[u8]) -> String {
         let mut h = MultiHasher::new(&[algo]);

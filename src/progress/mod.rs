@@ -77,6 +77,21 @@ enum Display {
     Hidden,
     Bar(ProgressBar),
     Plain(Duration),
+    /// A caller's own display (the library's): counts and lines go to it, nothing to
+    /// the terminal. `counts`: it wants the counts, not only the lines.
+    Observed {
+        observer: Arc<dyn Observer>,
+        counts: bool,
+    },
+}
+
+/// What a caller that shows progress its own way receives instead of a bar.
+pub trait Observer: Send + Sync {
+    /// Done so far (files or entries, and bytes), and the totals once known; called a
+    /// few times a second and once at the end.
+    fn counts(&self, done: (u64, u64), total: Option<(u64, u64)>);
+    /// A line the job would have printed on stderr.
+    fn line(&self, line: &str);
 }
 
 #[derive(Default)]
@@ -109,7 +124,13 @@ impl Progress {
                 Display::Plain(interval(PLAIN_EVERY))
             }
         };
-        let progress = Progress {
+        let progress = Progress::with_display(display, unit);
+        progress.start_redraw();
+        progress
+    }
+
+    fn with_display(display: Display, unit: &'static str) -> Self {
+        Progress {
             inner: Arc::new(Inner {
                 display,
                 counts: Counts::default(),
@@ -122,9 +143,7 @@ impl Progress {
                 over: AtomicBool::new(false),
                 redraw: Mutex::new(None),
             }),
-        };
-        progress.start_redraw();
-        progress
+        }
     }
 
     /// A display that never shows (library use, tests).
@@ -132,9 +151,20 @@ impl Progress {
         Progress::new(ProgressMode::None)
     }
 
+    /// No display: counts (when `counts`) and lines go to `observer` (library use).
+    pub fn observed(unit: &'static str, observer: Arc<dyn Observer>, counts: bool) -> Self {
+        let progress = Progress::with_display(Display::Observed { observer, counts }, unit);
+        progress.start_redraw();
+        progress
+    }
+
     /// Whether anything is shown (a bar or plain lines).
     pub fn shows(&self) -> bool {
-        !matches!(self.inner.display, Display::Hidden)
+        match &self.inner.display {
+            Display::Hidden => false,
+            Display::Bar(_) | Display::Plain(_) => true,
+            Display::Observed { counts, .. } => *counts,
+        }
     }
 
     /// Runs `count` on a thread of its own to find the run's totals ahead of the job,
@@ -236,6 +266,7 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.inner.display {
             Display::Bar(bar) if !self.stopped() => bar.println(line),
+            Display::Observed { observer, .. } => observer.line(line),
             _ => {
                 let _ = writeln!(std::io::stderr(), "{line}");
             }
@@ -265,7 +296,7 @@ impl Progress {
 
     /// Ends the display: removes the bar, or prints plain's last line.
     pub fn finish(&self) {
-        self.inner.over.store(true, Ordering::Relaxed);
+        let finished_before = self.inner.over.swap(true, Ordering::Relaxed);
         *self.inner.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.inner.wake.notify_all();
         let redraw = self
@@ -283,6 +314,9 @@ impl Progress {
                 let line = render::plain_end(&self.snapshot(), self.inner.unit);
                 let _ = writeln!(std::io::stderr(), "{line}");
             }
+            // Once: a caller's last count is the final one.
+            Display::Observed { .. } if !finished_before => self.show(),
+            Display::Observed { .. } => {}
             Display::Hidden => {}
         }
     }
@@ -322,7 +356,8 @@ impl Progress {
     /// output, so the hot path never touches the terminal.
     fn start_redraw(&self) {
         let every = match &self.inner.display {
-            Display::Hidden => return,
+            Display::Hidden | Display::Observed { counts: false, .. } => return,
+            Display::Observed { .. } => interval(BAR_EVERY),
             Display::Bar(_) => interval(BAR_EVERY),
             Display::Plain(every) => *every,
         };
@@ -355,7 +390,11 @@ impl Progress {
         let s = self.snapshot();
         let unit = self.inner.unit;
         match &self.inner.display {
-            Display::Hidden => {}
+            Display::Hidden | Display::Observed { counts: false, .. } => {}
+            Display::Observed { observer, .. } => {
+                let total = (s.total == Total::Known).then_some((s.found_files, s.found_bytes));
+                observer.counts((s.done_files, s.done_bytes), total);
+            }
             Display::Plain(_) => {
                 let _ = writeln!(std::io::stderr(), "{}", render::plain(&s, unit));
             }

@@ -116,9 +116,6 @@ pub type Batch<T> = Vec<(Entry, T)>;
 /// more (the run is being torn down), which makes the reader stop.
 pub type Report<O, T> = Arc<dyn Fn(Vec<FileResult<O, T>>) -> bool + Send + Sync>;
 
-/// A file's result as a job's readers report it.
-pub type ResultOf<F> = FileResult<SinkOutput<F>, <F as SinkFactory>::Tag>;
-
 /// Which backend a user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IoMode {

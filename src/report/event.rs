@@ -70,15 +70,6 @@ impl Problem {
         }
     }
 
-    /// A problem with an OS error; its kind follows from the error.
-    pub fn io(path: impl Into<PathBuf>, op: Option<&'static str>, err: io::Error) -> Problem {
-        Problem {
-            path: path.into(),
-            kind: ErrorKind::of_io(&err),
-            cause: Cause::Io { op, err },
-        }
-    }
-
     /// A file the readers could not read to the end.
     pub fn read(path: impl Into<PathBuf>, err: ReadError) -> Problem {
         let kind = err.kind();

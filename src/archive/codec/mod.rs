@@ -21,7 +21,6 @@ mod format;
 mod parallel_bzip2;
 mod parallel_gzip;
 
-pub use compressor::ThreadEncoder;
 pub use decode::Decoder;
 pub use encode::{EncodeOptions, Encoder};
 pub use format::Compression;

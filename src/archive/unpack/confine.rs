@@ -201,11 +201,6 @@ pub fn create_file(dir: &OwnedFd, name: &[u8], mode: u32) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-/// Opens an existing directory beneath `dir` without following a link.
-pub fn open_dir(dir: &OwnedFd, name: &[u8]) -> io::Result<OwnedFd> {
-    open_dir_raw(dir.as_raw_fd(), name, true)
-}
-
 pub fn mkdirat(dir: RawFd, name: &[u8], mode: u32) -> io::Result<()> {
     let c_name = cstring(name)?;
     // SAFETY: valid descriptor and NUL-terminated name.

@@ -54,7 +54,7 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         Progress::with_unit(config.progress, "entries"),
         !config.quiet,
     );
-    let result = extract_all(config, cleanup, &reporter);
+    let result = extract_all(config, cleanup, None, &reporter);
     reporter.finish();
     let (ok, summary, label) = result?;
     if config.summary {
@@ -63,17 +63,22 @@ pub fn run(config: &UnpackConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     Ok(ok)
 }
 
-/// Extracts every entry: whether all went well, what was moved, and the archive's
-/// name for messages.
-fn extract_all(
+/// Extracts every entry of `config.archive`, or of `reader` when given: whether all
+/// went well, what was moved, and the archive's name for messages. Everything it has to
+/// say goes through `reporter`.
+pub(crate) fn extract_all(
     config: &UnpackConfig,
     cleanup: &Arc<Cleanup>,
+    reader: Option<Box<dyn Read + Send>>,
     reporter: &Reporter,
 ) -> Result<(bool, ArchiveSummary, String)> {
     let progress = reporter.progress();
     let mut members = Members::new(&config.members)?;
     // Before the destination is created: input that is not an archive creates nothing.
-    let Input { stream, label } = input::open(&config.archive, progress)?;
+    let Input { stream, label } = match reader {
+        Some(reader) => input::from_reader(reader, "the archive".into(), progress)?,
+        None => input::open(&config.archive, progress)?,
+    };
     let root = Root::open(&config.dest)?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive

@@ -1,4 +1,4 @@
-//! The library's front door: hash a tree from Rust code and get the results as an
+//! `hash_tree`: hash a tree from Rust code and get the results as an
 //! iterator, in walk order, through the same walker, readers and digests as
 //! `spate hash`.
 
@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use super::options::{ReadOptions, WalkOptions};
 use crate::algo::{Algo, Digests};
 use crate::error::ErrorKind;
 use crate::hash::digest::HasherFactory;
 use crate::pipeline::{self, Outcome};
 use crate::progress::Progress;
-use crate::read::{self, IoMode, ReadOptions};
-use crate::walk::{NoticeKind, WalkOptions};
+use crate::walk::NoticeKind;
 
 /// How [`hash_tree`] walks and reads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HashOptions {
     /// The digests to compute for every file, from one read.
     pub algos: Vec<Algo>,
@@ -27,16 +27,12 @@ pub struct HashOptions {
 }
 
 impl Default for HashOptions {
-    /// BLAKE3, the whole tree, and `spate hash`'s read settings on io_uring where the
-    /// kernel allows it (else the thread pool).
+    /// BLAKE3, the whole tree, and `spate hash`'s read settings.
     fn default() -> Self {
-        let backend = read::select(IoMode::Auto)
-            .map(|(backend, _)| backend)
-            .unwrap_or(read::BackendKind::Threads);
         HashOptions {
             algos: vec![Algo::Blake3],
             walk: WalkOptions::default(),
-            read: ReadOptions::defaults(backend),
+            read: ReadOptions::default(),
         }
     }
 }
@@ -58,8 +54,11 @@ pub enum HashError {
     /// One file or directory could not be read; the walk goes on.
     #[error("{}: {message}", path.display())]
     File {
+        /// The file or directory.
         path: PathBuf,
+        /// The stable kind (`not_found`, `permission_denied`, …).
         kind: ErrorKind,
+        /// The cause in words.
         message: String,
     },
     /// The run could not go on (a thread died, the options were refused); the last item.
@@ -95,43 +94,44 @@ pub fn hash_tree<P: AsRef<Path>>(paths: &[P], options: &HashOptions) -> HashTree
     // letting results pile up.
     let (tx, rx) = mpsc::sync_channel(1024);
     let runner = std::thread::spawn(move || {
+        let read = match options.read.resolve() {
+            Ok(read) => read,
+            Err(why) => {
+                let _ = tx.send(Err(HashError::Fatal(why)));
+                return;
+            }
+        };
+        let walk = options.walk.to_walk();
         let factory = Arc::new(HasherFactory::new(options.algos.clone()));
         let progress = Progress::hidden();
         let sent = tx.clone();
-        let result = pipeline::run(
-            &roots,
-            &options.walk,
-            &options.read,
-            factory,
-            &progress,
-            |outcome| {
-                let item = match outcome {
-                    Outcome::Read {
-                        path, output, len, ..
-                    } => Ok(FileDigest {
-                        path,
-                        size: len,
-                        digests: output,
+        let result = pipeline::run(&roots, &walk, &read, factory, &progress, |outcome| {
+            let item = match outcome {
+                Outcome::Read {
+                    path, output, len, ..
+                } => Ok(FileDigest {
+                    path,
+                    size: len,
+                    digests: output,
+                }),
+                Outcome::Failed { path, error, .. } => Err(HashError::File {
+                    path,
+                    kind: error.kind(),
+                    message: error.to_string(),
+                }),
+                Outcome::Notice(notice) => match notice.kind {
+                    NoticeKind::Skipped(_) => return Ok(()),
+                    NoticeKind::Error(kind, message) => Err(HashError::File {
+                        path: notice.path,
+                        kind,
+                        message,
                     }),
-                    Outcome::Failed { path, error, .. } => Err(HashError::File {
-                        path,
-                        kind: error.kind(),
-                        message: error.to_string(),
-                    }),
-                    Outcome::Notice(notice) => match notice.kind {
-                        NoticeKind::Skipped(_) => return Ok(()),
-                        NoticeKind::Error(kind, message) => Err(HashError::File {
-                            path: notice.path,
-                            kind,
-                            message,
-                        }),
-                    },
-                    Outcome::Note(()) => return Ok(()),
-                };
-                sent.send(item)
-                    .map_err(|_| anyhow::anyhow!("the iterator was dropped"))
-            },
-        );
+                },
+                Outcome::Note(()) => return Ok(()),
+            };
+            sent.send(item)
+                .map_err(|_| anyhow::anyhow!("the iterator was dropped"))
+        });
         if let Err(err) = result {
             let _ = tx.send(Err(HashError::Fatal(format!("{err:#}"))));
         }
