@@ -31,7 +31,7 @@ use super::counting::{Counted, count_files};
 use super::member_sink::{CollectFactory, Collected};
 use super::owners::Owners;
 use super::stored_names::{Removed, Root, stored_name};
-use super::streamed::{self, Incoming, Outgoing, Slots};
+use super::streamed::{self, Incoming, Outgoing, Slots, StreamEnd, archived_anyway};
 use crate::error::{ErrorKind, describe_io};
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
@@ -402,14 +402,6 @@ struct Writer<'a> {
     streamed: Option<StreamEnd>,
 }
 
-/// How much of a streamed file the archive holds.
-struct StreamEnd {
-    /// False when not a byte came (the file could not be opened): no member.
-    archived: bool,
-    /// Bytes from the file; zeros pad the member from there to its size.
-    received: u64,
-}
-
 impl Writer<'_> {
     fn write(&mut self, outcome: Outcome<Collected, Member>, reporter: &Reporter) -> Result<()> {
         if let Outcome::Read { tag: member, .. } | Outcome::Note(member) = &outcome
@@ -590,16 +582,6 @@ impl Writer<'_> {
     /// this names the real cause.
     fn stream_error(&self, e: io::Error) -> anyhow::Error {
         anyhow::Error::new(e).context(format!("writing {}", self.output_name))
-    }
-}
-
-/// The report for a streamed file the readers found changed (or could not read to the
-/// end) after its member was written: what the member holds.
-fn archived_anyway(error: &dyn std::fmt::Display, size: u64, received: u64) -> String {
-    if received < size {
-        format!("{error}; archived {received} bytes of it, padded with zeros to {size}")
-    } else {
-        format!("{error}; archived {size} bytes of it")
     }
 }
 

@@ -247,6 +247,24 @@ impl Drop for Slot {
     }
 }
 
+/// How much of a streamed file the archive holds.
+pub(super) struct StreamEnd {
+    /// False when not a byte came (the file could not be opened): no member.
+    pub(super) archived: bool,
+    /// Bytes from the file; zeros pad the member from there to its size.
+    pub(super) received: u64,
+}
+
+/// The report for a streamed file the readers found changed (or could not read to the
+/// end) after its member was written: what the member holds.
+pub(super) fn archived_anyway(error: &dyn std::fmt::Display, size: u64, received: u64) -> String {
+    if received < size {
+        format!("{error}; archived {received} bytes of it, padded with zeros to {size}")
+    } else {
+        format!("{error}; archived {size} bytes of it")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@
 
 mod audit;
 mod findings;
+mod hashers;
 mod lines;
 mod listing;
 mod names;
@@ -35,18 +36,18 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::error::ErrorKind;
-use crate::hash::digest::{Algo, AlgoSet, Digests, MultiHasher};
-use crate::hash::stamped::StampedSink;
+use crate::hash::digest::{Algo, AlgoSet, Digests};
 use crate::manifest::FileMeta;
 use crate::manifest::meta::nanos;
 use crate::manifest::parse::{self, Expected, Hints, MAX_LINE, Record};
 use crate::output::Cleanup;
 use crate::pipeline::{self, Feed, Item, Outcome};
 use crate::progress::{Progress, ProgressMode};
-use crate::read::{ReadError, ReadOptions, SinkFactory};
+use crate::read::{ReadError, ReadOptions};
 use crate::walk::{Entry, WalkOptions};
 use audit::Moves;
 pub(crate) use findings::Findings;
+use hashers::LineHashers;
 use lines::{LineRead, read_line};
 use listing::Listing;
 use names::{AuditPaths, Names, Tally};
@@ -123,28 +124,6 @@ impl Listed {
         self.expected
             .iter()
             .fold(AlgoSet::default(), |set, e| set.union(e.algos))
-    }
-}
-
-/// Makes the hashers for each listed file: the algorithms its own line's digests may be
-/// in, since every line of a manifest may name another, plus those of `--update`'s NEW.
-struct LineHashers {
-    extra: AlgoSet,
-}
-
-impl SinkFactory for LineHashers {
-    type Tag = Note;
-    type Sink = StampedSink;
-    fn make(&self, entry: &Entry, note: &Note) -> StampedSink {
-        let algos: Vec<Algo> = match note {
-            Note::Listed(listed) => listed.algos().union(self.extra).iter().collect(),
-            // Only listed files are handed to the readers.
-            Note::Judged(..)
-            | Note::Malformed { .. }
-            | Note::GaveUp { .. }
-            | Note::Misplaced { .. } => Vec::new(),
-        };
-        StampedSink::new(MultiHasher::new(&algos), entry)
     }
 }
 
@@ -236,13 +215,7 @@ pub(crate) fn verify(
         source,
         pipeline::REORDER_LIMIT,
         &config.read,
-        Arc::new(LineHashers {
-            extra: next.as_deref().map_or(AlgoSet::default(), |n| {
-                n.algos()
-                    .iter()
-                    .fold(AlgoSet::default(), |s, a| s.union(AlgoSet::one(*a)))
-            }),
-        }),
+        Arc::new(LineHashers::new(next.as_deref())),
         progress,
         |outcome| deliver(outcome, config, &mut moves, findings, next.as_deref_mut()),
     );
