@@ -5,25 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use common::*;
 use serde_json::Value;
-
-fn spate_bench(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spate"))
-        .arg("bench")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("running spate bench")
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(out.status.success(), "{}", stderr_of(out));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 /// fio's read MB/s of its first job.
 fn fio_read_mb_s(path: &Path) -> f64 {

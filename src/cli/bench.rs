@@ -32,6 +32,11 @@ pub(super) struct BenchArgs {
     dir: Option<PathBuf>,
 
     /// One job instead of the preset: read, write, randread, randwrite or randrw.
+    ///
+    /// The preset is CrystalDiskMark's SEQ1M Q8T1, SEQ1M Q1T1, RND4K Q32T1 and RND4K
+    /// Q1T1. Unlike CrystalDiskMark, which runs every read first, each test's read runs
+    /// and then its write, so each row of the read|write grid is printed whole as it
+    /// finishes.
     #[arg(long, value_enum)]
     rw: Option<RwArg>,
 

@@ -183,3 +183,20 @@ pub fn set_mtime(path: &Path, secs: i64, nanos: i64) {
     };
     assert_eq!(rc, 0, "utimensat {}", path.display());
 }
+
+/// Runs `spate bench ARGS` in `dir`.
+pub fn spate_bench(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spate"))
+        .arg("bench")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running spate bench")
+}
+
+/// The JSON a successful run printed on stdout.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr_of(out));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
