@@ -109,6 +109,16 @@ impl AlgoSet {
     }
 }
 
+impl FromIterator<Algo> for AlgoSet {
+    fn from_iter<I: IntoIterator<Item = Algo>>(algos: I) -> Self {
+        let mut set = AlgoSet::default();
+        for algo in algos {
+            set.insert(algo);
+        }
+        set
+    }
+}
+
 impl fmt::Display for AlgoSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.iter().map(Algo::name).collect();

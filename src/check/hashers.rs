@@ -18,11 +18,7 @@ pub(super) struct LineHashers {
 impl LineHashers {
     /// Hashers for a check; with `next`, also in the algorithms NEW is written in.
     pub(super) fn new(next: Option<&Next>) -> LineHashers {
-        let extra = next.map_or(AlgoSet::default(), |n| {
-            n.algos()
-                .iter()
-                .fold(AlgoSet::default(), |s, a| s.union(AlgoSet::one(*a)))
-        });
+        let extra = next.map_or(AlgoSet::default(), |n| n.algos().iter().copied().collect());
         LineHashers { extra }
     }
 }

@@ -11,9 +11,9 @@ use humansize::{BINARY, format_size};
 use serde_json::{Map, Value};
 
 use super::Listed;
-use super::verdict::{Verdict, matches};
+use super::verdict::Verdict;
 use crate::error::ErrorKind;
-use crate::hash::digest::{AlgoSet, Digests};
+use crate::hash::digest::Digests;
 use crate::manifest;
 use crate::progress::Progress;
 use crate::report::{self, Problem};
@@ -159,13 +159,7 @@ impl Reporter {
             let mut obj = Map::new();
             manifest::push_json_path(&mut obj, &listed.name);
             obj.insert("status".into(), Value::from(verdict.word()));
-            let algos = match verdict {
-                Verdict::Ok(matched) => *matched,
-                _ => listed
-                    .expected
-                    .iter()
-                    .fold(AlgoSet::default(), |s, e| s.union(e.algos)),
-            };
+            let algos = listed.algos_for(verdict);
             let names: Vec<Value> = algos.iter().map(|a| Value::from(a.name())).collect();
             obj.insert("algos".into(), Value::Array(names));
             if let Verdict::Error(kind, why) = verdict {
@@ -211,7 +205,7 @@ impl Reporter {
             for (key, value) in from {
                 obj.insert(key.replacen("path", "from", 1), value);
             }
-            let algos = matches(&listed.expected, computed).unwrap_or_default();
+            let algos = listed.matched(computed);
             let names: Vec<Value> = algos.iter().map(|a| Value::from(a.name())).collect();
             obj.insert("algos".into(), Value::Array(names));
             obj.insert(
