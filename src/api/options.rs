@@ -3,6 +3,7 @@
 //! (probing io_uring, checking bounds) only when a call starts.
 
 use crate::error::describe_chain;
+use crate::read::limits::{self, MAX_BUFFER_SIZE, MAX_JOBS, MAX_QUEUE_DEPTH, MAX_READ_BUFFERS};
 use crate::read::{self, IoMode};
 use crate::walk;
 
@@ -58,14 +59,6 @@ pub struct ReadOptions {
     pub no_mmap: bool,
 }
 
-/// The bounds `spate`'s options enforce, for the same reasons: more readers than this
-/// only wait for a core, a deeper queue than NVMe's only sizes allocations, and read
-/// buffers are the run's memory bound.
-const MAX_JOBS: usize = 1024;
-const MAX_QUEUE_DEPTH: usize = 65536;
-const BUFFER_SIZES: std::ops::RangeInclusive<usize> = 1..=1 << 30;
-const MAX_READ_BUFFERS: u64 = 16 << 30;
-
 impl ReadOptions {
     /// Probes the backend and applies these settings to the defaults; `Err` in words
     /// when a setting is out of bounds or io_uring was demanded and is not available.
@@ -96,13 +89,18 @@ impl ReadOptions {
         }
         if let Some(size) = self.buffer_size {
             let bounds = "1 byte to 1 GiB";
-            check(BUFFER_SIZES.contains(&size), "buffer_size", size, bounds)?;
+            check(
+                (1..=MAX_BUFFER_SIZE).contains(&size),
+                "buffer_size",
+                size,
+                bounds,
+            )?;
             options.buffer_size = size;
         }
         if self.no_mmap {
             options.mmap_threshold = None;
         }
-        let bytes = (options.pool_buffers() as u64).saturating_mul(options.buffer_size as u64);
+        let bytes = limits::pool_bytes(&options);
         if bytes > MAX_READ_BUFFERS {
             return Err(format!(
                 "queue_depth, jobs and buffer_size would hold {bytes} bytes of read buffers; \

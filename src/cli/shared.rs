@@ -14,6 +14,7 @@ use clap::{Args, ValueEnum};
 
 use crate::algo::Algo;
 use crate::progress::ProgressMode;
+use crate::read::limits::{self, MAX_JOBS, MAX_QUEUE_DEPTH, MAX_READ_BUFFERS};
 use crate::read::{self, IoMode};
 use crate::shard::Shard;
 use crate::walk::WalkOptions;
@@ -93,7 +94,7 @@ impl IoArgs {
         }
         if let Some(size) = self.buffer_size {
             anyhow::ensure!(
-                size <= 1 << 30,
+                size <= limits::MAX_BUFFER_SIZE as u64,
                 "--buffer-size must be at most 1 GiB (got {size} bytes)"
             );
             options.buffer_size = size as usize;
@@ -128,7 +129,7 @@ impl From<IoArg> for IoMode {
 /// Refuses settings whose buffer pool would hold more than [`MAX_READ_BUFFERS`].
 fn check_read_buffers(options: &read::ReadOptions) -> Result<()> {
     let buffers = options.pool_buffers();
-    let bytes = (buffers as u64).saturating_mul(options.buffer_size as u64);
+    let bytes = limits::pool_bytes(options);
     anyhow::ensure!(
         bytes <= MAX_READ_BUFFERS,
         "--queue-depth, --jobs and --buffer-size would hold {bytes} bytes of read buffers \
@@ -138,24 +139,6 @@ fn check_read_buffers(options: &read::ReadOptions) -> Result<()> {
     );
     Ok(())
 }
-
-/// Most rings or reader threads: the threads default (2 × cores) of a 512-core
-/// machine. Past a few readers per core each only waits for a core; a larger number is
-/// a typo, and `-j 100000000` spent its first minute starting readers.
-const MAX_JOBS: usize = 1024;
-
-/// Most files in flight. The deepest device queue there is (NVMe: 65536 commands)
-/// cannot take more; a larger number only sizes channels and pools, and a huge one
-/// overflowed their allocations (a panic) or exhausted memory.
-const MAX_QUEUE_DEPTH: usize = 65536;
-
-/// Most bytes the read buffer pool may hold (it is the run's memory bound: one buffer
-/// per file in flight plus read-ahead per job). The defaults hold tens of MiB; 16 GiB
-/// leaves room for deliberate large-memory runs, yet refuses products that can only be
-/// typos before they end in an allocation failure or the OOM killer (`--queue-depth
-/// 100000000` was killed) instead of a message. A fixed bound rather than a share of
-/// RAM, so one command line is accepted or refused alike on every machine.
-const MAX_READ_BUFFERS: u64 = 16 << 30;
 
 pub(super) fn parse_jobs(s: &str) -> Result<usize, String> {
     parse_count(s, MAX_JOBS)

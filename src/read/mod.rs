@@ -15,6 +15,7 @@
 
 pub mod buffer;
 pub mod confined;
+pub mod limits;
 pub mod mapped;
 pub mod ops;
 pub mod probe;
