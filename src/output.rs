@@ -19,6 +19,8 @@ use anyhow::{Context, Result};
 #[derive(Default)]
 pub struct Cleanup {
     paths: Mutex<Vec<PathBuf>>,
+    /// Directories a job made and fills (bench's --write-tree): removed with all they hold.
+    dirs: Mutex<Vec<PathBuf>>,
     /// Run on SIGINT/SIGTERM after the files are gone: a job that streams results (bench
     /// keeps the rows it finished) writes what it has before the process exits.
     last_words: Mutex<Vec<Box<dyn Fn() + Send>>>,
@@ -33,11 +35,27 @@ impl Cleanup {
         self.lock().retain(|p| p != path);
     }
 
+    /// A directory of our own to remove, with everything in it, on SIGINT/SIGTERM.
+    pub(crate) fn register_dir(&self, path: &Path) {
+        self.dirs_lock().push(path.to_path_buf());
+    }
+
+    pub(crate) fn unregister_dir(&self, path: &Path) {
+        self.dirs_lock().retain(|p| p != path);
+    }
+
+    fn dirs_lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Deletes every registered file (signal path: errors are ignored, nothing else can
     /// be done about them), then runs the [`Cleanup::on_interrupt`] hooks.
     pub fn remove_all(&self) {
         for path in self.lock().drain(..) {
             let _ = std::fs::remove_file(path);
+        }
+        for dir in self.dirs_lock().drain(..) {
+            let _ = std::fs::remove_dir_all(dir);
         }
         let hooks = self.last_words.lock().unwrap_or_else(|p| p.into_inner());
         for hook in hooks.iter() {

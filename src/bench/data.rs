@@ -129,6 +129,31 @@ pub fn pattern_buffer(len: usize, seed: u64, pattern: Pattern) -> AlignedBuf {
     buf
 }
 
+/// Distinct data a write job cycles through, per job: the buffers in flight and, up to
+/// this much, spare buffers filled before the clock starts. Written blocks then repeat
+/// no sooner than every 16 MiB (besides the stamp that makes every 4 KiB block unique),
+/// so neither a deduplicating nor a compressing device can write less than asked,
+/// while memory stays bounded.
+pub const WRITE_RING_BYTES: u64 = 16 << 20;
+
+/// The spare write buffers of worker `worker` of a job: enough that the job's buffers
+/// add up to [`WRITE_RING_BYTES`]; none for a job that only reads, or whose buffers in
+/// flight hold that much already.
+pub fn write_ring(spec: &super::job::JobSpec, worker: usize) -> Vec<AlignedBuf> {
+    if !spec.rw.writes() {
+        return Vec::new();
+    }
+    let per_worker = WRITE_RING_BYTES / spec.jobs as u64;
+    let count = (per_worker / spec.bs).saturating_sub(spec.iodepth as u64);
+    (0..count)
+        .map(|i| {
+            // Seeds apart from those of the buffers in flight (worker × 1000 + slot).
+            let seed = ((worker as u64) << 32) | (0x8000_0000 + i);
+            pattern_buffer(spec.bs as usize, seed, spec.pattern)
+        })
+        .collect()
+}
+
 /// The generator's throughput for `pattern`, bytes per second: the time to fill 16 MiB
 /// of memory already faulted in (what the report gives as `generate_mb_s`, to show it
 /// is far above the disk; first-touch page faults are the allocator's cost, not the
@@ -154,6 +179,11 @@ pub fn stamp(buf: &mut AlignedBuf, len: usize, offset: u64, counter: u64) {
     // SAFETY: the first `buf.len() >= len` bytes are initialised, the pointer is valid
     // for them, and `buf` is borrowed mutably while the slice lives.
     let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr(), len) };
+    stamp_slice(bytes, offset, counter);
+}
+
+/// [`stamp`] on bytes of our own.
+pub fn stamp_slice(bytes: &mut [u8], offset: u64, counter: u64) {
     for (i, block) in bytes.chunks_mut(4096).enumerate() {
         let tag = (offset + i as u64 * 4096) ^ counter.rotate_left(40);
         let n = block.len().min(8);
