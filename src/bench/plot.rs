@@ -139,6 +139,11 @@ fn draw(area: &DrawingArea<SVGBackend<'_>, Shift>, chart: &Chart) -> Result<()> 
         .map(|l| plotted(chart.kind, &l.points))
         .collect();
     let (x, y) = ranges(chart.kind, &lines);
+    // On log scales, ticks at whole decades and whole nines only.
+    let (x_ticks, y_ticks) = (
+        x.end.ceil() as usize + 1,
+        (y.end - y.start).ceil() as usize + 1,
+    );
     let mut c = ChartBuilder::on(area)
         .caption(&chart.title, ("sans-serif", 18))
         .margin(12)
@@ -152,6 +157,8 @@ fn draw(area: &DrawingArea<SVGBackend<'_>, Shift>, chart: &Chart) -> Result<()> 
         Kind::Latency => mesh
             .x_desc("percentile")
             .y_desc("latency")
+            .x_labels(x_ticks)
+            .y_labels(y_ticks)
             .x_label_formatter(&nines_label)
             .y_label_formatter(&latency_label),
         Kind::MbPerSec => mesh.x_desc("seconds").y_desc("MB/s"),
