@@ -45,6 +45,14 @@ impl XorShift {
     }
 }
 
+/// SplitMix64's output function: distinct seeds to unrelated 64-bit states.
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// What the written blocks hold (`--pattern`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pattern {
@@ -92,7 +100,9 @@ impl Pattern {
 
     /// Fills `bytes` with this pattern.
     pub fn fill(self, bytes: &mut [u8], seed: u64) {
-        let mut rng = XorShift::new(seed.wrapping_add(0x5EED));
+        // Mixed first: XorShift::new sets the low bit, so seeds n and n + 1 could
+        // otherwise start the same stream and fill two buffers alike.
+        let mut rng = XorShift::new(splitmix64(seed));
         match self {
             Pattern::Random => rng.fill(bytes),
             Pattern::Zero => bytes.fill(0),
@@ -229,6 +239,15 @@ mod tests {
             Pattern::parse("compressible:40%"),
             Ok(Pattern::Compressible(40))
         );
+    }
+
+    #[test]
+    fn neighbouring_seeds_fill_different_buffers() {
+        let bufs: Vec<Vec<u8>> = (0..64)
+            .map(|seed| random_buffer(4096, seed).to_vec())
+            .collect();
+        let distinct: std::collections::HashSet<&Vec<u8>> = bufs.iter().collect();
+        assert_eq!(distinct.len(), bufs.len());
     }
 
     #[test]
