@@ -21,6 +21,7 @@ Examples:
   spate bench --rw write --bs 1M --end-fsync --json /tmp | jq '.jobs[0].write.mb_s'
   spate bench --rw randwrite --fsync 1 --runtime 10s .   # fsync after every write, as fio
   spate bench --tree ~/Photos                    # files/s and MB/s before hashing it
+  spate bench --write-tree 1000x4K /mnt/data     # create, write, fsync 1000 files
   spate bench --emit-fio /mnt/data > cdm.fio     # then: fio cdm.fio --output-format=json
   spate bench --fio-json fio.json                # fio's figures in spate's grid
   spate bench --compare old.json new.json        # side by side, ratios to the first
@@ -104,8 +105,10 @@ pub(super) struct BenchArgs {
 
     /// What is written (and laid out for reads): random (nothing to compress or
     /// dedupe), zero (fio's zero_buffers) or compressible:PCT (PCT% of every 4 KiB
-    /// block zeros, fio's buffer_compress_percentage). Filled once per job, not per
-    /// write.
+    /// block zeros, fio's buffer_compress_percentage). Filled once per job before the
+    /// clock, not per write; writes cycle through 16 MiB of distinct buffers per job
+    /// (more only if bs × iodepth × jobs is), every 4 KiB block stamped unique, so a
+    /// deduplicating or compressing device cannot write less than asked.
     #[arg(long, value_name = "PATTERN", default_value = "random", value_parser = Pattern::parse)]
     pattern: Pattern,
 
