@@ -77,6 +77,24 @@ impl Cleanup {
     }
 }
 
+/// The file a final name stands for: a symbolic link's target, followed as a shell's
+/// `>` and `tar -f` follow it (renaming over the link would replace the link with a
+/// file and leave its target stale). A dangling link's target is created.
+pub fn through_links(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    // As many hops as the kernel follows before ELOOP; a loop then fails to open.
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    path
+}
+
 /// Where results go, and how many bytes went there.
 pub struct Output {
     dest: Dest,
@@ -113,7 +131,7 @@ impl Output {
                     })?,
                 p.to_path_buf(),
             ),
-            Some(p) => Dest::File(AtomicFile::create(p, Arc::clone(cleanup))?),
+            Some(p) => Dest::File(AtomicFile::create(&through_links(p), Arc::clone(cleanup))?),
         };
         Ok(Output { dest, written: 0 })
     }
@@ -339,6 +357,7 @@ impl OwnFiles {
     /// it, if any.
     pub fn add_final(&mut self, path: Option<&Path>, why: &'static str) -> Result<()> {
         let Some(path) = path else { return Ok(()) };
+        let path = &through_links(path);
         self.paths.push((absolute(path)?, why));
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             self.ids.insert((meta.dev(), meta.ino()), why);
