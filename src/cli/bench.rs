@@ -124,7 +124,7 @@ pub(super) struct BenchArgs {
     /// says. --emit-fio gives fio's nearest job (create_on_open, fsync_on_close), which
     /// does not fsync the directory.
     #[arg(long, value_name = "NxSIZE", value_parser = parse_shape,
-          conflicts_with_all = ["rw", "tree", "size", "direct", "buffered", "cached", "jobs"])]
+          conflicts_with_all = ["rw", "tree", "size", "direct", "buffered", "cached", "jobs", "runtime"])]
     write_tree: Option<bench::writetree::Shape>,
 
     /// Read every file below DIR instead (nothing is written): files/s, MB/s and
