@@ -55,7 +55,7 @@ impl Cleanup {
             let _ = std::fs::remove_file(path);
         }
         for dir in self.dirs_lock().drain(..) {
-            let _ = std::fs::remove_dir_all(dir);
+            remove_busy_dir(&dir);
         }
         let hooks = self.last_words.lock().unwrap_or_else(|p| p.into_inner());
         for hook in hooks.iter() {
@@ -93,6 +93,28 @@ pub fn through_links(path: &Path) -> PathBuf {
         };
     }
     path
+}
+
+/// Removes a directory another thread may still be creating files in: renamed first,
+/// so that thread's next create fails (it names files by the old path) instead of
+/// landing between remove_dir_all's listing and its rmdir.
+fn remove_busy_dir(dir: &Path) {
+    let mut gone = dir.as_os_str().to_owned();
+    gone.push(".removing");
+    let gone = PathBuf::from(gone);
+    let target = if std::fs::rename(dir, &gone).is_ok() {
+        gone
+    } else {
+        dir.to_path_buf()
+    };
+    // A file being written when the rename came is removed with the rest; only a
+    // create racing a failed rename could need a second pass.
+    for _ in 0..10 {
+        match std::fs::remove_dir_all(&target) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => continue,
+            _ => break,
+        }
+    }
 }
 
 /// Where results go, and how many bytes went there.
