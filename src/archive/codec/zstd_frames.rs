@@ -73,6 +73,11 @@ impl<W: Write> ZstdFrames<W> {
         }
     }
 
+    /// The output.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     /// Writes every frame still in flight; returns the output and every frame's sizes,
     /// in order.
     pub fn finish(mut self) -> io::Result<(W, Vec<FrameSizes>)> {
