@@ -549,16 +549,23 @@ fn indexed_archives_are_the_same_bytes_whatever_the_threads_backend_or_output() 
 }
 
 #[test]
-fn the_level_applies_to_the_frames() {
+fn the_level_applies_to_the_frames_and_defaults_to_3() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // Text that compresses, differently at each level.
-    let text: String = (0..400_000)
+    let text: String = (0..60_000)
         .map(|i| format!("line {} of {}\n", i * 7919 % 100_003, i % 97))
         .collect();
     write(&dir.join("src/a.txt"), text.as_bytes());
-    write(&dir.join("src/b.txt"), &text.as_bytes()[..1 << 20]);
+    write(&dir.join("src/b.txt"), &text.as_bytes()[..300_000]);
     pack_ok(dir, &["-q", "--level", "1", "-o", "l1.tar.zst", "src"]);
+    pack_ok(dir, &["-q", "--level", "3", "-o", "l3.tar.zst", "src"]);
+    pack_ok(dir, &["-q", "-o", "default.tar.zst", "src"]);
+    let default = std::fs::read(dir.join("default.tar.zst")).unwrap();
+    assert!(
+        default == std::fs::read(dir.join("l3.tar.zst")).unwrap(),
+        "the default is zstd's level 3"
+    );
     pack_ok(dir, &["-q", "--level", "19", "-o", "l19.tar.zst", "src"]);
     let l1 = std::fs::read(dir.join("l1.tar.zst")).unwrap();
     let l19 = std::fs::read(dir.join("l19.tar.zst")).unwrap();
