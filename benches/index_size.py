@@ -28,9 +28,11 @@ def main() -> None:
     if toc_magic != 0x184D2A5B:
         sys.exit(f"{path}: no table of contents after the data frames")
     toc = 8 + toc_size
+    members = struct.unpack_from("<I", data, frames_end + 8 + 8)[0]
     total = len(data)
     print(
-        f"  index of {path.rsplit('/', 1)[-1]}: {n} frames; TOC {toc} bytes, seek table "
+        f"  index of {path.rsplit('/', 1)[-1]}: {members} members, {n} frames; TOC {toc} bytes"
+        f" ({toc / max(members, 1):.1f} a member), seek table "
         f"{table} bytes: {(toc + table) / total * 100:.3f}% of {total} bytes"
     )
 

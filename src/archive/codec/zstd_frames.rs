@@ -100,10 +100,9 @@ fn record(w: Written<'_, ()>, written: &mut Vec<FrameSizes>, spare: &mut Vec<Vec
         d_size: w.chunk.len() as u32,
         checksum,
     });
-    // Two spare buffers are enough: the pool hands them back one at a time.
-    if spare.len() < 2 {
-        spare.push(w.chunk);
-    }
+    // Every buffer comes back from a frame in flight, so the spares never outnumber
+    // the frames the pool holds at once.
+    spare.push(w.chunk);
 }
 
 thread_local! {
