@@ -15,6 +15,9 @@
 # entries sorted by name, tar in directory order, which alone moves the size by a few
 # percent on real trees; `tar --sort=name | zstd -T0 -3` is timed too, and is the
 # like-for-like size reference for the compression itself.
+# Both modes also time the indexed .tar.zst (the default) against `--no-index` (the plain
+# single stream), and print how much of the archive the index (the table of contents and
+# the seek table, benches/index_size.py) takes.
 # SPATE=path/to/spate uses that binary instead of building one.
 # Needs: hyperfine, GNU tar, zstd, gzip, python3. A smoke run: bash benches/pack.sh /tmp/x 200
 set -euo pipefail
@@ -34,11 +37,14 @@ if [ "${1:-}" = --corpus ]; then
     echo "corpus: $corpus: $(find "$corpus" -type f | wc -l) files, $(du -sb "$corpus" | cut -f1) bytes"
     python3 benches/compare.py "pack $corpus, zstd -3, warm cache" \
       "$spate pack -q -o $out/spate.tar.zst -C $parent $name" \
+      "$spate pack -q --no-index -o $out/plain.tar.zst -C $parent $name" \
       "bash -c 'tar -C $parent -cf - $name | zstd -T0 -3 -q -o $out/peer.tar.zst -f'" \
       "bash -c 'tar -C $parent --sort=name -cf - $name | zstd -T0 -3 -q -o $out/sorted.tar.zst -f'"
     a=$(stat -c %s "$out/spate.tar.zst") b=$(stat -c %s "$out/peer.tar.zst") c=$(stat -c %s "$out/sorted.tar.zst")
-    python3 -c "import sys; a,b,c=map(int,sys.argv[1:]); print(f'  sizes: spate {a}, tar|zstd -T0 -3 {b}, tar --sort=name|zstd -T0 -3 {c} bytes;'
-      f' spate/peer {(a/b-1)*100:+.2f}%, spate/sorted peer {(a/c-1)*100:+.2f}%')" "$a" "$b" "$c"
+    d=$(stat -c %s "$out/plain.tar.zst")
+    python3 -c "import sys; a,b,c,d=map(int,sys.argv[1:]); print(f'  sizes: spate {a}, spate --no-index {d}, tar|zstd -T0 -3 {b}, tar --sort=name|zstd -T0 -3 {c} bytes;'
+      f' spate/peer {(a/b-1)*100:+.2f}%, spate/sorted peer {(a/c-1)*100:+.2f}%, spate/--no-index {(a/d-1)*100:+.2f}%')" "$a" "$b" "$c" "$d"
+    python3 benches/index_size.py "$out/spate.tar.zst"
     rm -f "$out"/*.tar.zst
   done
   exit 0
@@ -59,10 +65,12 @@ echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinf
 echo "tree: $(find text -type f | wc -l) files, $(du -sb text | cut -f1) bytes; $(zstd --version)"
 compare "pack, zstd (level 3), warm cache" \
   "$spate pack -q -o $out/spate.tar.zst text" \
+  "$spate pack -q --no-index -o $out/plain.tar.zst text" \
   "bash -c 'tar -cf - text | zstd -T0 -3 -q -o $out/peer.tar.zst -f'"
-echo "sizes: spate $(size $out/spate.tar.zst), tar|zstd -3 $(size $out/peer.tar.zst) bytes"
-python3 -c "import sys; a,c=map(int,sys.argv[1:]); print(f'  spate/peer size: {a/c:.4f}')" \
-  "$(size $out/spate.tar.zst)" "$(size $out/peer.tar.zst)"
+echo "sizes: spate $(size $out/spate.tar.zst), spate --no-index $(size $out/plain.tar.zst), tar|zstd -3 $(size $out/peer.tar.zst) bytes"
+python3 -c "import sys; a,b,c=map(int,sys.argv[1:]); print(f'  spate/peer size: {a/c:.4f}, --no-index/peer: {b/c:.4f}')" \
+  "$(size $out/spate.tar.zst)" "$(size $out/plain.tar.zst)" "$(size $out/peer.tar.zst)"
+python3 "$repo/benches/index_size.py" "$out/spate.tar.zst"
 # pigz (apt-get install pigz) is the parallel peer, when installed.
 pigz_cmd=()
 if command -v pigz >/dev/null; then

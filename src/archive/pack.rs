@@ -26,7 +26,7 @@ use anyhow::{Context, Result};
 use tar::{EntryType, Header};
 
 use super::PackConfig;
-use super::codec::{EncodeOptions, Encoder};
+use super::codec::{Compression, EncodeOptions, Encoder};
 use super::counting::{Counted, count_files};
 use super::index::TocEntry;
 use super::member_sink::{CollectFactory, Collected};
@@ -179,8 +179,11 @@ pub(crate) fn pack(
     let buffer_size = config.read.buffer_size;
     let source =
         { move |feed: &mut Feed<Member>| list_members(&roots, &walk_options, buffer_size, feed) };
+    // The table of contents of an indexed archive carries every file's BLAKE3, as the
+    // manifest does: both come from the same read.
+    let indexed = config.index && config.compression == Compression::Zstd;
     let factory = Arc::new(CollectFactory {
-        digest: config.manifest.is_some(),
+        digest: config.manifest.is_some() || indexed,
     });
     let result = pipeline::run_source(
         source,
@@ -624,6 +627,10 @@ impl Writer<'_> {
         }
         if let Some(inode) = member.inode {
             self.links.entry(inode).or_insert_with(|| hex.clone());
+        }
+        // Digests are also made for the index alone: no manifest, no lines to keep.
+        if self.config.manifest.is_none() {
+            return;
         }
         let digests = vec![(Algo::Blake3, hex)];
         manifest::push_record(

@@ -25,7 +25,15 @@ a leading '/' and anything up to a last '..' are removed, with a one-time notice
 ('Removing leading '/' from member names'). -o, -T and --manifest are relative to the
 directory spate was started in; the manifest lists the paths as given.
 pack reads with one reader (ring or thread) unless --readers says otherwise: compression
-keeps the cores busy, and one reader with many files in flight keeps up with it.";
+keeps the cores busy, and one reader with many files in flight keeps up with it.
+
+A .tar.zst (and '-') is indexed: zstd frames of about 4 MiB cut at member boundaries, then
+a table of contents (every member's name, metadata, place and BLAKE3) and the zstd
+seekable format's seek table, in skippable frames. It is one ordinary zstd stream of one
+ordinary tar stream: tar -xf, zstd -dc | tar -x and any zstd reader read it unchanged,
+byte for byte what --no-index writes; spate lists it from the table and extracts one
+member without decompressing the rest. .tar, .tar.gz, .tar.xz and .tar.bz2 are plain
+streams.";
 
 #[derive(Args, Debug)]
 pub(super) struct PackArgs {
@@ -81,9 +89,17 @@ pub(super) struct PackArgs {
     level: Option<i32>,
 
     /// Compression threads, as zstd -T: 0 for one per core, 1 for the format's plain
-    /// single-threaded stream [default: one per core].
+    /// single-threaded stream [default: one per core]. An indexed .tar.zst compresses
+    /// each frame on one thread, so it is the same bytes whatever N.
     #[arg(long, value_name = "N")]
     threads: Option<u32>,
+
+    /// zstd: one plain stream (libzstd's own multithreaded encoder), without frames cut
+    /// at members, table of contents or seek table. The default .tar.zst already reads
+    /// with every zstd and tar tool; this only gives up spate's instant list, member
+    /// extraction and parallel unpack, for a slightly smaller archive.
+    #[arg(long)]
+    no_index: bool,
 
     /// Same tree, same bytes: owner 0/0 with no names, mtimes clamped to --mtime or
     /// SOURCE_DATE_EPOCH (when set).
@@ -223,7 +239,7 @@ impl PackArgs {
             compression,
             level: self.level,
             threads,
-            index: true,
+            index: !self.no_index,
             reproducible: self.reproducible,
             clamp_mtime,
             manifest: self.manifest.clone(),

@@ -1,10 +1,15 @@
 //! Compressing a stream's chunks on a pool of threads and writing them in order: the
-//! engine under pack's parallel gzip and bzip2.
+//! engine under pack's parallel gzip and bzip2, and under the indexed `.tar.zst`'s
+//! frames.
 //!
 //! Each chunk goes to a pool thread with the tail of the chunk before it (for formats
 //! that prime the next chunk with history); the results are written in chunk order,
 //! and each input chunk goes back to its sender for reuse. At most two chunks per
 //! thread are in flight, so memory stays at a few chunks whatever the stream's length.
+//!
+//! [`Ordered`] is pushed one chunk at a time, by a writer that decides where chunks
+//! end (the indexed writer cuts at tar member boundaries); [`in_order`] drains a
+//! channel of fixed-size chunks through it.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -27,6 +32,125 @@ pub struct Pool {
     pub prime: usize,
 }
 
+/// A job: compresses a chunk, given the last [`Pool::prime`] bytes of the chunk before
+/// it, into bytes and a side result.
+type Job<T> = dyn Fn(&[u8], &[u8]) -> io::Result<(Vec<u8>, T)> + Send + Sync;
+
+/// One chunk written out: the input (for reuse), the compressed bytes as written, and
+/// the job's side result.
+pub struct Written<'a, T> {
+    pub chunk: Vec<u8>,
+    pub compressed: &'a [u8],
+    pub side: T,
+}
+
+/// Chunks compressed on a pool and written in the order they were pushed.
+pub struct Ordered<T> {
+    pool: rayon::ThreadPool,
+    job: Arc<Job<T>>,
+    prime: usize,
+    /// Chunks in flight at most: two per thread, one being compressed and one ready.
+    most: usize,
+    in_flight: VecDeque<Receiver<Done<T>>>,
+    tail: Vec<u8>,
+}
+
+impl<T: Send + 'static> Ordered<T> {
+    /// Starts the pool's threads.
+    pub fn new<F>(pool: Pool, job: F) -> io::Result<Ordered<T>>
+    where
+        F: Fn(&[u8], &[u8]) -> io::Result<(Vec<u8>, T)> + Send + Sync + 'static,
+    {
+        let Pool {
+            threads,
+            name,
+            prime,
+        } = pool;
+        let threads = threads.max(1);
+        let rayon_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("{name}-{i}"))
+            // Without a handler rayon aborts the process on a panic, leaving the
+            // temporary output behind. The panic hook has already printed the message;
+            // the job's result channel closes unsent, and `write_next` fails the stream.
+            .panic_handler(|_| {})
+            .build()
+            .map_err(io::Error::other)?;
+        Ok(Ordered {
+            pool: rayon_pool,
+            job: Arc::new(job),
+            prime,
+            most: 2 * threads,
+            in_flight: VecDeque::new(),
+            tail: Vec::new(),
+        })
+    }
+
+    /// Starts compressing `chunk`; when the window is full, first waits for the oldest
+    /// chunk in flight and writes it to `out` (then `written` sees it).
+    pub fn push<W: Write>(
+        &mut self,
+        chunk: Vec<u8>,
+        out: &mut W,
+        written: &mut impl FnMut(Written<'_, T>),
+    ) -> io::Result<()> {
+        if self.in_flight.len() >= self.most {
+            self.write_next(out, written)?;
+        }
+        let primed = if self.prime == 0 {
+            Vec::new()
+        } else {
+            std::mem::replace(
+                &mut self.tail,
+                chunk[chunk.len().saturating_sub(self.prime)..].to_vec(),
+            )
+        };
+        let (tx, rx) = sync_channel(1);
+        let job = Arc::clone(&self.job);
+        self.pool.spawn(move || {
+            let compressed = job(&chunk, &primed);
+            let _ = tx.send(Done { compressed, chunk });
+        });
+        self.in_flight.push_back(rx);
+        Ok(())
+    }
+
+    /// Writes every chunk still in flight, in order.
+    pub fn finish<W: Write>(
+        &mut self,
+        out: &mut W,
+        written: &mut impl FnMut(Written<'_, T>),
+    ) -> io::Result<()> {
+        while !self.in_flight.is_empty() {
+            self.write_next(out, written)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest chunk in flight and writes it.
+    fn write_next<W: Write>(
+        &mut self,
+        out: &mut W,
+        written: &mut impl FnMut(Written<'_, T>),
+    ) -> io::Result<()> {
+        let Some(rx) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        // A job always sends its result: a closed channel means it panicked.
+        let done = rx
+            .recv()
+            .map_err(|_| io::Error::other("a compression thread panicked"))?;
+        let (bytes, side) = done.compressed?;
+        out.write_all(&bytes)?;
+        written(Written {
+            chunk: done.chunk,
+            compressed: &bytes,
+            side,
+        });
+        Ok(())
+    }
+}
+
 /// Compresses every chunk from `chunks` with `job` on the pool's threads, writing the
 /// results to `out` in order. `job` gets the chunk and the last `pool.prime` bytes of
 /// the chunk before it; `written` sees each chunk's length and the job's side result
@@ -44,68 +168,17 @@ where
     T: Send + 'static,
     F: Fn(&[u8], &[u8]) -> io::Result<(Vec<u8>, T)> + Send + Sync + 'static,
 {
-    let Pool {
-        threads,
-        name,
-        prime,
-    } = pool;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .thread_name(move |i| format!("{name}-{i}"))
-        // Without a handler rayon aborts the process on a panic, leaving the
-        // temporary output behind. The panic hook has already printed the message;
-        // the job's result channel closes unsent, and `write_next` fails the stream.
-        .panic_handler(|_| {})
-        .build()
-        .map_err(io::Error::other)?;
-    let job = Arc::new(job);
-    // Two chunks per thread in flight: one being compressed, one ready to start.
-    let most = 2 * threads.max(1);
-    let mut in_flight: VecDeque<Receiver<Done<T>>> = VecDeque::new();
-    let mut tail: Vec<u8> = Vec::new();
-    for chunk in chunks {
-        if in_flight.len() >= most {
-            write_next(&mut in_flight, out, spent, &mut written)?;
+    let mut ordered = Ordered::new(pool, job)?;
+    let mut done = |w: Written<'_, T>| {
+        written(w.chunk.len(), w.side);
+        if let Some(spent) = spent {
+            let _ = spent.try_send(w.chunk);
         }
-        let primed = std::mem::replace(
-            &mut tail,
-            chunk[chunk.len().saturating_sub(prime)..].to_vec(),
-        );
-        let (tx, rx) = sync_channel(1);
-        let job = Arc::clone(&job);
-        pool.spawn(move || {
-            let compressed = job(&chunk, &primed);
-            let _ = tx.send(Done { compressed, chunk });
-        });
-        in_flight.push_back(rx);
-    }
-    while !in_flight.is_empty() {
-        write_next(&mut in_flight, out, spent, &mut written)?;
-    }
-    Ok(())
-}
-
-/// Waits for the oldest chunk in flight and writes it.
-fn write_next<W: Write, T>(
-    in_flight: &mut VecDeque<Receiver<Done<T>>>,
-    out: &mut W,
-    spent: Option<&SyncSender<Vec<u8>>>,
-    written: &mut impl FnMut(usize, T),
-) -> io::Result<()> {
-    let Some(rx) = in_flight.pop_front() else {
-        return Ok(());
     };
-    // A job always sends its result: a closed channel means it panicked.
-    let done = rx
-        .recv()
-        .map_err(|_| io::Error::other("a compression thread panicked"))?;
-    let (bytes, side) = done.compressed?;
-    out.write_all(&bytes)?;
-    written(done.chunk.len(), side);
-    if let Some(spent) = spent {
-        let _ = spent.try_send(done.chunk);
+    for chunk in chunks {
+        ordered.push(chunk, out, &mut done)?;
     }
-    Ok(())
+    ordered.finish(out, &mut done)
 }
 
 #[cfg(test)]

@@ -56,7 +56,10 @@ impl Encoder {
         let what = out.describe();
         if options.compression == Compression::Zstd && options.index {
             let level = options.level.unwrap_or(Compression::Zstd.default_level());
-            let enc = IndexedWriter::new(out, level, FRAME_TARGET)
+            // As zstd -T: frames compressed on `threads` threads; the job's 0 (from
+            // `--threads 1`) is one thread of its own.
+            let threads = (options.threads as usize).max(1);
+            let enc = IndexedWriter::with_threads(out, level, FRAME_TARGET, threads)
                 .with_context(|| format!("writing {what}"))?;
             return Ok(Encoder::Indexed(Box::new(enc)));
         }

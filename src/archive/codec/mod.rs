@@ -11,6 +11,8 @@
 //! - `compressor.rs`: the compressor thread and the chunks it is fed;
 //! - `parallel_gzip.rs` and `parallel_bzip2.rs`: gzip and bzip2 on several threads, on
 //!   the pool of `chunk_pool.rs`;
+//! - `zstd_frames.rs`: independent zstd frames on that pool, cut where the writer says
+//!   (the indexed `.tar.zst`'s data frames);
 //! - `decode.rs`: [`Decoder`], the decompressor thread.
 
 mod chunk_pool;
@@ -20,10 +22,12 @@ mod encode;
 mod format;
 mod parallel_bzip2;
 mod parallel_gzip;
+mod zstd_frames;
 
 pub use decode::Decoder;
 pub use encode::{EncodeOptions, Encoder};
 pub use format::Compression;
+pub use zstd_frames::{FrameSizes, ZstdFrames};
 
 /// Size of the chunks passed between stages.
 pub const CHUNK: usize = 1 << 20;

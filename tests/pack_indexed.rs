@@ -1,0 +1,632 @@
+//! The indexed `.tar.zst` that `spate pack` writes by default: plain tools (GNU tar,
+//! `zstd -dc`) read it exactly as they read a plain stream of the same tree, and its
+//! seek table and table of contents are what the README's byte layout says, read here
+//! by a decoder written from that layout (not from spate's own reader).
+
+mod common;
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+fn pack(dir: &Path, args: &[&str]) -> Output {
+    let mut all = os(&["pack"]);
+    all.extend(os(args));
+    let refs: Vec<&OsStr> = all.iter().map(OsString::as_os_str).collect();
+    spate(dir, &refs)
+}
+
+fn pack_ok(dir: &Path, args: &[&str]) {
+    let out = pack(dir, args);
+    assert!(out.status.success(), "pack {args:?}: {}", stderr_of(&out));
+}
+
+/// Runs a peer tool in `dir`, feeding `input`, and returns its standard output; the
+/// tool must succeed.
+fn tool(dir: &Path, program: &str, args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} (installed by .ci/run): {e}"));
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        // Written from a thread so that a large input cannot deadlock with the output.
+        std::thread::spawn(move || stdin.write_all(&input));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+/// Magic numbers from the zstd format and the seekable format's spec.
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+const SEEK_TABLE_MAGIC: u32 = 0x184D_2A5E;
+const SEEKABLE_FOOTER_MAGIC: u32 = 0x8F92_EAB1;
+const TOC_MAGIC: u32 = 0x184D_2A5B;
+
+/// One seek-table entry, as the seekable format's spec lays it out.
+#[derive(Debug, Clone, Copy)]
+struct SeekEntry {
+    c_size: u32,
+    d_size: u32,
+    checksum: u32,
+}
+
+/// An indexed archive taken apart by the byte layout alone.
+struct Layout {
+    /// Where each data frame starts in the file, with its seek-table entry.
+    frames: Vec<(usize, SeekEntry)>,
+    /// The table of contents' skippable frame: its content (after magic and size).
+    toc: Vec<u8>,
+}
+
+/// Reads the seek table from the end of `archive` as facebook/zstd's
+/// `contrib/seekable_format/zstd_seekable_compression_format.md` lays it out: the last
+/// 9 bytes are the footer (frame count u32 LE, descriptor u8, magic 0x8F92EAB1 LE), and
+/// the table is the skippable frame (magic 0x184D2A5E, size u32 LE) of 12-byte entries
+/// (compressed size, decompressed size, checksum: u32 LE each) that ends with it. The
+/// data frames fill the file from 0, back to back; the table of contents' skippable
+/// frame fills the gap between the last of them and the seek table.
+fn layout(archive: &[u8]) -> Layout {
+    let len = archive.len();
+    assert!(len >= 17, "too short for a seek table: {len} bytes");
+    assert_eq!(
+        u32_at(archive, len - 4),
+        SEEKABLE_FOOTER_MAGIC,
+        "footer magic"
+    );
+    let descriptor = archive[len - 5];
+    assert_eq!(descriptor & 0x80, 0x80, "checksums are present");
+    assert_eq!(descriptor & 0x7c, 0, "reserved bits are zero");
+    let n = u32_at(archive, len - 9) as usize;
+    let table_size = 8 + 12 * n + 9;
+    let table_at = len - table_size;
+    assert_eq!(
+        u32_at(archive, table_at),
+        SEEK_TABLE_MAGIC,
+        "seek table magic"
+    );
+    assert_eq!(
+        u32_at(archive, table_at + 4) as usize,
+        12 * n + 9,
+        "seek table frame size"
+    );
+    let mut frames = Vec::with_capacity(n);
+    let mut at = 0usize;
+    for i in 0..n {
+        let e = table_at + 8 + 12 * i;
+        let entry = SeekEntry {
+            c_size: u32_at(archive, e),
+            d_size: u32_at(archive, e + 4),
+            checksum: u32_at(archive, e + 8),
+        };
+        frames.push((at, entry));
+        at += entry.c_size as usize;
+    }
+    assert_eq!(
+        u32_at(archive, at),
+        TOC_MAGIC,
+        "the TOC frame follows the data"
+    );
+    let toc_size = u32_at(archive, at + 4) as usize;
+    assert_eq!(
+        at + 8 + toc_size,
+        table_at,
+        "the seek table follows the TOC"
+    );
+    Layout {
+        frames,
+        toc: archive[at + 8..table_at].to_vec(),
+    }
+}
+
+/// Checks every data frame against its seek-table entry: it is one whole zstd frame of
+/// `c_size` bytes that decompresses (with the `zstd` CLI) to `d_size` bytes whose
+/// XXH64 (seed 0, from `xxhsum -H64`) has `checksum` as its low 32 bits. Returns the
+/// frames' decompressed bytes, concatenated.
+fn verify_frames(dir: &Path, archive: &[u8], layout: &Layout) -> Vec<u8> {
+    let mut tar = Vec::new();
+    for (i, (at, entry)) in layout.frames.iter().enumerate() {
+        let frame = &archive[*at..*at + entry.c_size as usize];
+        assert_eq!(u32_at(frame, 0), ZSTD_MAGIC, "frame {i} is a zstd frame");
+        let data = tool(dir, "zstd", &["-dc", "-q"], Some(frame));
+        assert_eq!(data.len(), entry.d_size as usize, "frame {i}: d_size");
+        let part = dir.join("frame.part");
+        std::fs::write(&part, &data).unwrap();
+        let line = tool(dir, "xxhsum", &["-H64", "frame.part"], None);
+        let text = String::from_utf8_lossy(&line);
+        let hex = text.split_whitespace().next().unwrap_or_default();
+        // xxhsum prints the 64-bit value big-endian, as hex; its low 32 bits are the
+        // last 8 digits.
+        let low = u32::from_str_radix(&hex[hex.len() - 8..], 16).unwrap();
+        assert_eq!(low, entry.checksum, "frame {i}: checksum ({text})");
+        tar.extend_from_slice(&data);
+    }
+    tar
+}
+
+/// One table-of-contents record, as the README lays it out.
+#[derive(Debug, Clone)]
+struct Record {
+    entry_type: u8,
+    name: Vec<u8>,
+    mode: u64,
+    size: u64,
+    mtime: i64,
+    header_at: u64,
+    link: Option<Vec<u8>>,
+    digest: Option<[u8; 32]>,
+}
+
+/// The table of contents' head and records.
+struct TocView {
+    tar_len: u64,
+    frames: u32,
+    records: Vec<Record>,
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn byte(&mut self) -> u8 {
+        self.at += 1;
+        self.bytes[self.at - 1]
+    }
+    /// An unsigned LEB128 number.
+    fn num(&mut self) -> u64 {
+        let (mut n, mut shift) = (0u64, 0);
+        loop {
+            let b = self.byte();
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return n;
+            }
+            shift += 7;
+        }
+    }
+    /// A LEB128 length, then that many bytes.
+    fn bytes(&mut self) -> Vec<u8> {
+        let len = self.num() as usize;
+        self.at += len;
+        self.bytes[self.at - len..self.at].to_vec()
+    }
+}
+
+/// Decodes the TOC frame's content: "SPTI", version 1, three zero bytes, entry count
+/// (u32), tar length (u64), frame count (u32), body length (u32), compressed body
+/// length (u32), the body as one zstd frame, then the BLAKE3 of all of it.
+fn decode_toc(content: &[u8]) -> TocView {
+    assert_eq!(&content[..4], b"SPTI", "TOC tag");
+    assert_eq!(content[4..8], [1, 0, 0, 0], "TOC version 1");
+    let (signed, sum) = content.split_at(content.len() - 32);
+    assert_eq!(blake3::hash(signed).as_bytes(), sum, "the TOC's own BLAKE3");
+    let count = u32_at(content, 8) as usize;
+    let tar_len = u64_at(content, 12);
+    let frames = u32_at(content, 20);
+    let body_len = u32_at(content, 24) as usize;
+    let packed_len = u32_at(content, 28) as usize;
+    assert_eq!(32 + packed_len, signed.len(), "compressed body length");
+    let body = zstd::stream::decode_all(&signed[32..]).unwrap();
+    assert_eq!(body.len(), body_len, "body length");
+    let mut cur = Cursor {
+        bytes: &body,
+        at: 0,
+    };
+    let mut records = Vec::with_capacity(count);
+    let mut last = 0u64;
+    for _ in 0..count {
+        let presence = cur.byte();
+        let entry_type = cur.byte();
+        let name = cur.bytes();
+        let mode = cur.num();
+        let _uid = cur.num();
+        let _gid = cur.num();
+        let size = cur.num();
+        let zigzag = cur.num();
+        let mtime = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+        let _nanos = cur.num();
+        let header_at = last + cur.num();
+        last = header_at;
+        let link = (presence & 1 != 0).then(|| cur.bytes());
+        for bit in [2, 4] {
+            if presence & bit != 0 {
+                cur.bytes();
+            }
+        }
+        if presence & 8 != 0 {
+            cur.num();
+            cur.num();
+        }
+        let digest = (presence & 16 != 0).then(|| {
+            cur.at += 32;
+            body[cur.at - 32..cur.at].try_into().unwrap()
+        });
+        records.push(Record {
+            entry_type,
+            name,
+            mode,
+            size,
+            mtime,
+            header_at,
+            link,
+            digest,
+        });
+    }
+    assert_eq!(cur.at, body.len(), "records fill the body");
+    TocView {
+        tar_len,
+        frames,
+        records,
+    }
+}
+
+/// A tree with every kind of member, a long name, and a file large enough to span
+/// several frames.
+fn indexed_tree(root: &Path) {
+    make_tree(root, true);
+    write(&root.join("big.bin"), &bytes(21 << 20, 7));
+    let long = root.join("l".repeat(150)).join("n".repeat(120));
+    write(&long, b"long name\n");
+    std::os::unix::fs::symlink("sizes/f1.bin", root.join("link")).unwrap();
+    std::fs::hard_link(root.join("with space.txt"), root.join("hard link")).unwrap();
+}
+
+fn zstd_dc(dir: &Path, archive: &str) -> Vec<u8> {
+    tool(dir, "zstd", &["-dc", "-q", archive], None)
+}
+
+#[test]
+fn gnu_tar_and_zstd_read_an_indexed_archive_as_the_plain_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    indexed_tree(&dir.join("src"));
+    let fixed = ["-q", "--reproducible", "--mtime", "1600000000"];
+    pack_ok(
+        dir,
+        &[&fixed[..], &["-o", "indexed.tar.zst", "src"]].concat(),
+    );
+    pack_ok(
+        dir,
+        &[&fixed[..], &["--no-index", "-o", "plain.tar.zst", "src"]].concat(),
+    );
+    let indexed = std::fs::read(dir.join("indexed.tar.zst")).unwrap();
+    let plain = std::fs::read(dir.join("plain.tar.zst")).unwrap();
+    assert_eq!(u32_at(&indexed, indexed.len() - 4), SEEKABLE_FOOTER_MAGIC);
+    assert_ne!(u32_at(&plain, plain.len() - 4), SEEKABLE_FOOTER_MAGIC);
+    assert!(indexed != plain, "two different archives");
+    let stream = zstd_dc(dir, "indexed.tar.zst");
+    assert!(
+        stream == zstd_dc(dir, "plain.tar.zst"),
+        "zstd -dc gives the same tar stream"
+    );
+    let tv = |name: &str| tool(dir, "tar", &["-tvf", name, "--numeric-owner"], None);
+    let listing = tv("indexed.tar.zst");
+    assert_eq!(
+        String::from_utf8_lossy(&listing),
+        String::from_utf8_lossy(&tv("plain.tar.zst"))
+    );
+    // tar -xf on the file, and zstd -dc | tar -x: both give the tree back.
+    std::fs::create_dir(dir.join("x")).unwrap();
+    tool(dir, "tar", &["-xf", "indexed.tar.zst", "-C", "x"], None);
+    std::fs::create_dir(dir.join("y")).unwrap();
+    tool(dir, "tar", &["-xf", "-", "-C", "y"], Some(&stream));
+    for file in files_below(&dir.join("src")) {
+        let rel = file.strip_prefix(dir).unwrap();
+        let want = std::fs::read(&file).unwrap();
+        assert!(
+            std::fs::read(dir.join("x").join(rel)).unwrap() == want,
+            "{rel:?}"
+        );
+        assert!(
+            std::fs::read(dir.join("y").join(rel)).unwrap() == want,
+            "{rel:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(dir.join("x/src/link")).unwrap(),
+        Path::new("sizes/f1.bin")
+    );
+}
+
+#[test]
+fn a_decoder_written_from_the_seekable_spec_reads_every_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    indexed_tree(&dir.join("src"));
+    pack_ok(dir, &["-q", "-o", "a.tar.zst", "src"]);
+    let archive = std::fs::read(dir.join("a.tar.zst")).unwrap();
+    let layout = layout(&archive);
+    let stream = verify_frames(dir, &archive, &layout);
+    assert!(stream == zstd_dc(dir, "a.tar.zst"), "frames are the stream");
+    let toc = decode_toc(&layout.toc);
+    assert_eq!(toc.tar_len, stream.len() as u64);
+    assert_eq!(toc.frames as usize, layout.frames.len());
+    let names = tool(dir, "tar", &["-tf", "a.tar.zst"], None);
+    assert_eq!(
+        toc.records.len(),
+        names
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+    );
+    // Every record points at its member's header: a ustar block, whose name field is
+    // the member's name (or GNU's long-name marker for a name over 100 bytes).
+    let mut starts = Vec::new();
+    let mut at = 0u64;
+    for (_, frame) in &layout.frames {
+        starts.push(at);
+        at += u64::from(frame.d_size);
+    }
+    for r in &toc.records {
+        let block = &stream[r.header_at as usize..r.header_at as usize + 512];
+        assert_eq!(&block[257..262], b"ustar", "{:?}", r.name);
+        let field = &block[..block[..100].iter().position(|&b| b == 0).unwrap_or(100)];
+        if r.name.len() > 100 {
+            assert_eq!(field, b"././@LongLink");
+        } else {
+            assert_eq!(field, r.name.as_slice());
+        }
+    }
+    // The big file's data spans several frames, small members share frames, and a
+    // frame starts at a member's header unless the member before it is larger than
+    // any frame target (1 MiB at least) or the frame holds only the end-of-archive
+    // blocks.
+    let big = toc
+        .records
+        .iter()
+        .find(|r| r.name == b"src/big.bin")
+        .unwrap();
+    let end = big.header_at + 512 + big.size;
+    let spanned = starts
+        .iter()
+        .zip(&layout.frames)
+        .filter(|(s, (_, f))| **s < end && **s + u64::from(f.d_size) > big.header_at)
+        .count();
+    assert!(spanned >= 3, "big.bin spans {spanned} frames");
+    assert!(
+        layout.frames.len() < toc.records.len(),
+        "members share frames"
+    );
+    let last = toc.records.last().unwrap();
+    let members_end = last.header_at + 512 + last.size.div_ceil(512) * 512;
+    for s in &starts {
+        let Some(before) = toc.records.iter().rev().find(|r| r.header_at <= *s) else {
+            panic!("a frame starts before the first member");
+        };
+        assert!(
+            before.header_at == *s || before.size > 1 << 20 || *s >= members_end,
+            "a frame starting at {s} cuts the small member {:?}",
+            String::from_utf8_lossy(&before.name)
+        );
+    }
+}
+
+/// A `--manifest` file's digests by name: `HASH  NAME` lines, where a leading `\`
+/// means the name is escaped (`\\`, `\n`, `\r`), as b3sum writes them.
+fn manifest_digests(text: &[u8]) -> std::collections::BTreeMap<Vec<u8>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let (escaped, line) = match line.strip_prefix(b"\\") {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let hash = String::from_utf8_lossy(&line[..64]).into_owned();
+        let raw = &line[66..];
+        let mut name = Vec::new();
+        let mut i = 0;
+        while i < raw.len() {
+            if escaped && raw[i] == b'\\' && i + 1 < raw.len() {
+                name.push(match raw[i + 1] {
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    other => other,
+                });
+                i += 2;
+            } else {
+                name.push(raw[i]);
+                i += 1;
+            }
+        }
+        out.insert(name, hash);
+    }
+    out
+}
+
+#[test]
+fn the_table_of_contents_agrees_with_b3sum_the_manifest_and_the_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    indexed_tree(&dir.join("src"));
+    pack_ok(dir, &["-q", "--manifest", "m.b3", "-o", "a.tar.zst", "src"]);
+    let archive = std::fs::read(dir.join("a.tar.zst")).unwrap();
+    let toc = decode_toc(&layout(&archive).toc);
+    // b3sum's own digests of every file, by path.
+    let files = files_below(&dir.join("src"));
+    let rel: Vec<_> = files
+        .iter()
+        .map(|f| f.strip_prefix(dir).unwrap().to_path_buf())
+        .collect();
+    let b3 = peer(dir, "b3sum", &[], &rel).stdout;
+    let b3: std::collections::BTreeMap<String, String> = String::from_utf8_lossy(&b3)
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(h, p)| (p.to_string(), h.to_string()))
+        .collect();
+    let manifest = manifest_digests(&std::fs::read(dir.join("m.b3")).unwrap());
+    let mut in_manifest = 0;
+    let mut digested = 0;
+    for r in &toc.records {
+        let name = String::from_utf8_lossy(&r.name).into_owned();
+        let path = dir.join(std::ffi::OsStr::from_bytes(&r.name));
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert_eq!(r.mtime, meta.mtime(), "{name}: mtime");
+        assert_eq!(r.mode as u32, meta.mode() & 0o7777, "{name}: mode");
+        match r.entry_type {
+            b'5' => assert!(meta.is_dir(), "{name}"),
+            b'2' => assert_eq!(
+                r.link.as_deref(),
+                Some(std::fs::read_link(&path).unwrap().as_os_str().as_bytes())
+            ),
+            b'0' | b'1' => {
+                assert_eq!(r.entry_type == b'0', r.size == meta.len(), "{name}: size");
+                let hex: String = r
+                    .digest
+                    .unwrap_or_else(|| panic!("{name}: no digest"))
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                digested += 1;
+                // b3sum escapes names with a newline or backslash; those are checked
+                // through the manifest below.
+                if let Some(want) = b3.get(&name) {
+                    assert_eq!(&hex, want, "{name}: TOC digest vs b3sum");
+                }
+                assert_eq!(manifest.get(&r.name), Some(&hex), "{name}: TOC vs manifest");
+                in_manifest += 1;
+            }
+            other => panic!("{name}: unexpected type {other}"),
+        }
+    }
+    assert_eq!(digested, files.len(), "every file has a digest");
+    assert_eq!(in_manifest, files.len());
+    assert_eq!(manifest.len(), files.len());
+}
+
+#[test]
+fn indexed_archives_are_the_same_bytes_whatever_the_threads_backend_or_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    indexed_tree(&dir.join("src"));
+    let fixed = ["-q", "--reproducible", "--mtime", "1600000000"];
+    let runs: [(&str, &[&str]); 3] = [
+        ("t1.tar.zst", &["--threads", "1", "--io", "uring"]),
+        ("t2.tar.zst", &["--threads", "2", "--io", "threads"]),
+        ("t5.tar.zst", &["--threads", "5"]),
+    ];
+    for (name, extra) in runs {
+        pack_ok(dir, &[&fixed[..], extra, &["-o", name, "src"]].concat());
+    }
+    let one = std::fs::read(dir.join("t1.tar.zst")).unwrap();
+    for (name, _) in &runs[1..] {
+        assert!(std::fs::read(dir.join(name)).unwrap() == one, "{name}");
+    }
+    let out = pack(dir, &[&fixed[..], &["-o", "-", "src"]].concat());
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        out.stdout == one,
+        "standard output gets the same indexed archive"
+    );
+    layout(&one);
+}
+
+#[test]
+fn the_level_applies_to_the_frames_and_defaults_to_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Text that compresses, differently at each level.
+    let text: String = (0..60_000)
+        .map(|i| format!("line {} of {}\n", i * 7919 % 100_003, i % 97))
+        .collect();
+    write(&dir.join("src/a.txt"), text.as_bytes());
+    write(&dir.join("src/b.txt"), &text.as_bytes()[..300_000]);
+    pack_ok(dir, &["-q", "--level", "1", "-o", "l1.tar.zst", "src"]);
+    pack_ok(dir, &["-q", "--level", "3", "-o", "l3.tar.zst", "src"]);
+    pack_ok(dir, &["-q", "-o", "default.tar.zst", "src"]);
+    let default = std::fs::read(dir.join("default.tar.zst")).unwrap();
+    assert!(
+        default == std::fs::read(dir.join("l3.tar.zst")).unwrap(),
+        "the default is zstd's level 3"
+    );
+    pack_ok(dir, &["-q", "--level", "19", "-o", "l19.tar.zst", "src"]);
+    let l1 = std::fs::read(dir.join("l1.tar.zst")).unwrap();
+    let l19 = std::fs::read(dir.join("l19.tar.zst")).unwrap();
+    let (a, b) = (layout(&l1), layout(&l19));
+    let data = |l: &Layout| {
+        l.frames
+            .iter()
+            .map(|(_, f)| u64::from(f.c_size))
+            .sum::<u64>()
+    };
+    assert!(
+        data(&b) < data(&a),
+        "level 19 frames ({}) smaller than level 1 frames ({})",
+        data(&b),
+        data(&a)
+    );
+    assert!(zstd_dc(dir, "l1.tar.zst") == zstd_dc(dir, "l19.tar.zst"));
+}
+
+#[test]
+fn other_compressions_and_no_index_write_plain_streams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for i in 0..20 {
+        write(
+            &dir.join(format!("src/d{}/f{i}", i % 3)),
+            &bytes(1000 * i, i as u64),
+        );
+    }
+    for (name, extra) in [
+        ("a.tar", &[][..]),
+        ("a.tar.gz", &[][..]),
+        ("a.tar.xz", &[][..]),
+        ("a.tar.bz2", &[][..]),
+        ("a.tar.zst", &["--no-index"][..]),
+        ("b.tar.zst", &["--no-index", "--threads", "1"][..]),
+    ] {
+        pack_ok(dir, &[extra, &["-q", "-o", name, "src"]].concat());
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        assert_ne!(
+            u32_at(&bytes, bytes.len() - 4),
+            SEEKABLE_FOOTER_MAGIC,
+            "{name} {extra:?} has no seek table"
+        );
+        tool(dir, "tar", &["-tf", name], None);
+    }
+    // --no-index is today's single stream: libzstd's, one frame.
+    let plain = std::fs::read(dir.join("a.tar.zst")).unwrap();
+    let first = zstd::zstd_safe::find_frame_compressed_size(&plain).unwrap();
+    assert_eq!(first, plain.len(), "one zstd frame");
+}
+
+#[test]
+fn pack_help_says_what_the_default_tar_zst_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = spate(tmp.path(), &[OsStr::new("pack"), OsStr::new("--help")]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for words in ["--no-index", "indexed", "seek table", "zstd -dc | tar -x"] {
+        assert!(
+            help.contains(words),
+            "pack --help mentions {words:?}:\n{help}"
+        );
+    }
+}
