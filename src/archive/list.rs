@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
 use super::ListConfig;
+use super::index::{self, Index};
 use super::input::{self, Input};
 use super::members::Members;
 use super::unpack::header::{Kind, Meta, Mtime, quote, short_cause};
@@ -22,25 +23,68 @@ pub fn run(config: &ListConfig) -> Result<bool> {
 }
 
 fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
-    let progress = reporter.progress();
     let mut members = Members::new(&config.members)?;
+    let mut out = Listing {
+        lines: Lines {
+            buf: Vec::with_capacity(FLUSH_AT * 2),
+            reporter,
+        },
+        widths: Widths::default(),
+        json: config.json,
+    };
+    // The table holds every header field a line shows: an archive that has one (and
+    // whose table checks out) is listed without decompressing a byte of it.
+    let ok = match index::open::indexed(&config.archive, reporter) {
+        Some((_, index)) => {
+            from_table(&index, &mut members, &mut out, reporter.progress())?;
+            true
+        }
+        None => scan(config, &mut members, &mut out, reporter)?,
+    };
+    out.lines.flush().context("writing to standard output")?;
+    members.finish(reporter)?;
+    Ok(ok)
+}
+
+/// Lists the entries of an archive's table of contents.
+fn from_table(
+    index: &Index,
+    members: &mut Members,
+    out: &mut Listing<'_>,
+    progress: &Progress,
+) -> Result<()> {
+    progress.set_unknown_total();
+    for entry in &index.entries {
+        progress.done(0);
+        if entry.kind() == Kind::Meta || !members.select(&entry.name) {
+            continue;
+        }
+        out.entry(&entry.to_meta())?;
+    }
+    Ok(())
+}
+
+/// Lists the entries of the archive as its headers come, decompressing it whole;
+/// `Ok(false)` when it is corrupt or truncated.
+fn scan(
+    config: &ListConfig,
+    members: &mut Members,
+    out: &mut Listing<'_>,
+    reporter: &Reporter,
+) -> Result<bool> {
+    let progress = reporter.progress();
     let Input { stream, label, .. } = input::open(&config.archive, progress)?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
-    let mut out = Lines {
-        buf: Vec::with_capacity(FLUSH_AT * 2),
-        reporter,
-    };
-    let mut widths = Widths::default();
     let mut ok = true;
     let mut last: Option<Vec<u8>> = None;
     for entry in entries {
         let mut entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                out.flush()?;
+                out.lines.flush()?;
                 let cause = short_cause(&e);
                 let words = match &last {
                     Some(name) => {
@@ -63,17 +107,9 @@ fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
         match Meta::read(&mut entry) {
             Ok(meta) if meta.kind == Kind::Meta => {}
             Ok(meta) if !members.select(&meta.name) => {}
-            Ok(meta) => {
-                let mut line = Vec::new();
-                if config.json {
-                    push_json(&mut line, &meta);
-                } else {
-                    widths.push_line(&mut line, &meta);
-                }
-                out.push(&line)?;
-            }
+            Ok(meta) => out.entry(&meta)?,
             Err(e) => {
-                out.flush()?;
+                out.lines.flush()?;
                 let words = format!("unreadable header: {}", short_cause(&e));
                 reporter.error(&Problem::new(
                     quote(&name),
@@ -85,9 +121,26 @@ fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
         }
         last = Some(name);
     }
-    out.flush().context("writing to standard output")?;
-    members.finish(reporter)?;
     Ok(ok)
+}
+
+/// The listing as it is written: `tar -tv` lines or JSON objects.
+struct Listing<'a> {
+    lines: Lines<'a>,
+    widths: Widths,
+    json: bool,
+}
+
+impl Listing<'_> {
+    fn entry(&mut self, meta: &Meta) -> Result<()> {
+        let mut line = Vec::new();
+        if self.json {
+            push_json(&mut line, meta);
+        } else {
+            self.widths.push_line(&mut line, meta);
+        }
+        self.lines.push(&line)
+    }
 }
 
 /// Listing lines are written in batches of about this many bytes.
