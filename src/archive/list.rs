@@ -54,12 +54,28 @@ fn from_table(
     progress: &Progress,
 ) -> Result<()> {
     progress.set_unknown_total();
+    let Some(first) = index.entries.first() else {
+        return Ok(());
+    };
+    // One value refilled for each entry: its buffers are reused, not reallocated.
+    let mut meta = first.to_meta();
     for entry in &index.entries {
         progress.done(0);
         if entry.kind() == Kind::Meta || !members.select(&entry.name) {
             continue;
         }
-        out.entry(&entry.to_meta())?;
+        meta.name.clone_from(&entry.name);
+        meta.kind = entry.kind();
+        meta.link.clone_from(&entry.link);
+        meta.mode = entry.mode;
+        meta.uid = entry.uid;
+        meta.gid = entry.gid;
+        meta.user.clone_from(&entry.user);
+        meta.group.clone_from(&entry.group);
+        meta.size = entry.size;
+        meta.mtime = entry.mtime;
+        meta.device = entry.device;
+        out.entry(&meta)?;
     }
     Ok(())
 }
@@ -132,14 +148,17 @@ struct Listing<'a> {
 }
 
 impl Listing<'_> {
+    /// Adds the entry's line to the batch (rendered in place: no buffer per line).
     fn entry(&mut self, meta: &Meta) -> Result<()> {
-        let mut line = Vec::new();
         if self.json {
-            push_json(&mut line, meta);
+            push_json(&mut self.lines.buf, meta);
         } else {
-            self.widths.push_line(&mut line, meta);
+            self.widths.push_line(&mut self.lines.buf, meta);
         }
-        self.lines.push(&line)
+        if self.lines.buf.len() >= FLUSH_AT {
+            self.lines.flush()?;
+        }
+        Ok(())
     }
 }
 
@@ -154,14 +173,6 @@ struct Lines<'a> {
 }
 
 impl Lines<'_> {
-    fn push(&mut self, line: &[u8]) -> Result<()> {
-        self.buf.extend_from_slice(line);
-        if self.buf.len() >= FLUSH_AT {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
     fn flush(&mut self) -> Result<()> {
         self.reporter
             .results(&self.buf)
@@ -175,6 +186,26 @@ impl Lines<'_> {
 /// so columns line up as far as the entries seen so far allow.
 struct Widths {
     user_group_size: usize,
+    users: Owner,
+    groups: Owner,
+}
+
+/// The owner (or group) of the last line, as shown: most entries have the same one.
+#[derive(Default)]
+struct Owner {
+    last: Option<(Option<Vec<u8>>, u64)>,
+    shown: String,
+}
+
+impl Owner {
+    fn name(&mut self, name: Option<&[u8]>, id: u64) -> String {
+        let same = matches!(&self.last, Some((n, i)) if n.as_deref() == name && *i == id);
+        if !same {
+            self.shown = owner_name(name, id);
+            self.last = Some((name.map(<[u8]>::to_vec), id));
+        }
+        self.shown.clone()
+    }
 }
 
 impl Default for Widths {
@@ -182,14 +213,17 @@ impl Default for Widths {
         // GNU tar's starting width (UGSWIDTH).
         Widths {
             user_group_size: 19,
+            users: Owner::default(),
+            groups: Owner::default(),
         }
     }
 }
 
 impl Widths {
     fn push_line(&mut self, out: &mut Vec<u8>, meta: &Meta) {
-        let user = owner_name(meta.user.as_deref(), meta.uid);
-        let group = owner_name(meta.group.as_deref(), meta.gid);
+        use std::io::Write;
+        let user = self.users.name(meta.user.as_deref(), meta.uid);
+        let group = self.groups.name(meta.group.as_deref(), meta.gid);
         let size = match (meta.kind, meta.device) {
             (Kind::Char | Kind::Block, Some((major, minor))) => format!("{major},{minor}"),
             _ => meta.size.to_string(),
@@ -197,21 +231,26 @@ impl Widths {
         let pad = user.chars().count() + 1 + group.chars().count() + 1 + size.len();
         self.user_group_size = self.user_group_size.max(pad);
         let size_width = self.user_group_size - pad + size.len();
-        let mut line = format!(
-            "{} {user}/{group} {size:>size_width$} {} {}",
-            mode_string(meta),
-            date(meta.mtime),
-            quote(&meta.name)
-        );
+        // Straight into the batch: a listing is tens of thousands of these lines, and
+        // from an index nothing else is done for them.
+        out.extend_from_slice(mode_string(meta).as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, " {user}/{group} {size:>size_width$} ");
+        push_date(out, meta.mtime);
+        out.push(b' ');
+        out.extend_from_slice(quote(&meta.name).as_bytes());
         match (meta.kind, &meta.link) {
-            (Kind::Symlink, Some(target)) => line.push_str(&format!(" -> {}", quote(target))),
+            (Kind::Symlink, Some(target)) => {
+                out.extend_from_slice(b" -> ");
+                out.extend_from_slice(quote(target).as_bytes());
+            }
             (Kind::HardLink, Some(target)) => {
-                line.push_str(&format!(" link to {}", quote(target)));
+                out.extend_from_slice(b" link to ");
+                out.extend_from_slice(quote(target).as_bytes());
             }
             _ => {}
         }
-        line.push('\n');
-        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
     }
 }
 
@@ -260,15 +299,26 @@ fn mode_string(meta: &Meta) -> String {
 
 /// `YYYY-MM-DD HH:MM` in UTC (GNU tar uses the local time zone; UTC keeps the listing
 /// the same wherever it is made).
+#[cfg(test)]
 fn date(mtime: Mtime) -> String {
+    let mut out = Vec::with_capacity(16);
+    push_date(&mut out, mtime);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`date`], written onto `out`.
+fn push_date(out: &mut Vec<u8>, mtime: Mtime) {
+    use std::io::Write;
     let days = mtime.secs.div_euclid(86_400);
     let seconds = mtime.secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02} {:02}:{:02}",
         seconds / 3600,
         seconds % 3600 / 60
-    )
+    );
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
