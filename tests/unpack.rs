@@ -2,6 +2,7 @@
 //! archives built header by header.
 
 mod common;
+mod index_writer;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -61,8 +62,11 @@ struct Info {
     ino: u64,
 }
 
+/// What [`snapshot`] finds: each name below a root and what it is.
+type Tree = BTreeMap<Vec<u8>, Info>;
+
 /// Everything below `root`, by relative path bytes (the root itself left out).
-fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Info> {
+fn snapshot(root: &Path) -> Tree {
     let mut map = BTreeMap::new();
     for entry in walkdir::WalkDir::new(root).min_depth(1) {
         let entry = entry.unwrap();
@@ -207,11 +211,59 @@ impl Scratch {
     }
 
     /// Writes the archive beside `dest` and extracts it with extra arguments.
+    ///
+    /// First, each in a scratch area of its own, the same archive as an indexed
+    /// `.tar.zst` (its table listing every member where the headers say) is extracted
+    /// whole and with a `*` member filter (which reads it from the table): both must do
+    /// exactly what the plain archive does, leave the same tree and touch nothing
+    /// outside.
     fn unpack(&self, entries: &[(tar::Header, Vec<u8>)], extra: &[&str]) -> Output {
-        std::fs::write(self.outer.join("a.tar"), archive(entries)).unwrap();
+        let tar = archive(entries);
+        let indexed = index_writer::members_of(&tar).map(|m| index_writer::write(&tar, &m, 1));
+        let runs: Vec<(&str, Output, Tree)> = match &indexed {
+            Some(zst) => [None, Some("*")]
+                .into_iter()
+                .map(|filter| {
+                    let other = Scratch::new();
+                    // What the test left in `dest` before, links and all.
+                    let copied = Command::new("cp")
+                        .arg("-a")
+                        .arg(self.dest.join("."))
+                        .arg(&other.dest)
+                        .status()
+                        .unwrap();
+                    assert!(copied.success());
+                    std::fs::write(other.outer.join("a.tar"), zst).unwrap();
+                    let out = other.run(extra, filter);
+                    other.assert_outside_untouched();
+                    (filter.unwrap_or("whole"), out, snapshot(&other.dest))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        std::fs::write(self.outer.join("a.tar"), tar).unwrap();
+        let out = self.run(extra, None);
+        let tree = snapshot(&self.dest);
+        for (how, theirs, their_tree) in runs {
+            let shown = format!("indexed, {how}: {}", stderr_of(&theirs));
+            assert_eq!(theirs.status.code(), out.status.code(), "{shown}");
+            assert_eq!(stderr_of(&theirs), stderr_of(&out), "{shown}");
+            let kinds = |t: &Tree| -> Vec<(Vec<u8>, Node, u32)> {
+                t.iter()
+                    .map(|(k, v)| (k.clone(), v.node.clone(), v.mode))
+                    .collect()
+            };
+            assert_eq!(kinds(&their_tree), kinds(&tree), "{shown}");
+        }
+        out
+    }
+
+    /// Extracts `a.tar` into `dest` with extra arguments, and a member filter.
+    fn run(&self, extra: &[&str], filter: Option<&str>) -> Output {
         let mut args: Vec<OsString> = vec!["unpack".into(), "a.tar".into(), "-C".into()];
         args.push(self.dest.clone().into());
         args.extend(extra.iter().map(OsString::from));
+        args.extend(filter.map(OsString::from));
         spate(&self.outer, &args)
     }
 

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
 use super::ListConfig;
+use super::index::{self, Index};
 use super::input::{self, Input};
 use super::members::Members;
 use super::unpack::header::{Kind, Meta, Mtime, quote, short_cause};
@@ -22,25 +23,84 @@ pub fn run(config: &ListConfig) -> Result<bool> {
 }
 
 fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
-    let progress = reporter.progress();
     let mut members = Members::new(&config.members)?;
+    let mut out = Listing {
+        lines: Lines {
+            buf: Vec::with_capacity(FLUSH_AT * 2),
+            reporter,
+        },
+        widths: Widths::default(),
+        json: config.json,
+    };
+    // The table holds every header field a line shows: an archive that has one (and
+    // whose table checks out) is listed without decompressing a byte of it.
+    let ok = match index::open::indexed(&config.archive, reporter) {
+        Some((_, index)) => {
+            from_table(&index, &mut members, &mut out, reporter.progress())?;
+            true
+        }
+        None => scan(config, &mut members, &mut out, reporter)?,
+    };
+    out.lines.flush().context("writing to standard output")?;
+    members.finish(reporter)?;
+    Ok(ok)
+}
+
+/// Lists the entries of an archive's table of contents.
+fn from_table(
+    index: &Index,
+    members: &mut Members,
+    out: &mut Listing<'_>,
+    progress: &Progress,
+) -> Result<()> {
+    progress.set_unknown_total();
+    let Some(first) = index.entries.first() else {
+        return Ok(());
+    };
+    // One value refilled for each entry: its buffers are reused, not reallocated.
+    let mut meta = first.to_meta();
+    for entry in &index.entries {
+        progress.done(0);
+        if entry.kind() == Kind::Meta || !members.select(&entry.name) {
+            continue;
+        }
+        meta.name.clone_from(&entry.name);
+        meta.kind = entry.kind();
+        meta.link.clone_from(&entry.link);
+        meta.mode = entry.mode;
+        meta.uid = entry.uid;
+        meta.gid = entry.gid;
+        meta.user.clone_from(&entry.user);
+        meta.group.clone_from(&entry.group);
+        meta.size = entry.size;
+        meta.mtime = entry.mtime;
+        meta.device = entry.device;
+        out.entry(&meta)?;
+    }
+    Ok(())
+}
+
+/// Lists the entries of the archive as its headers come, decompressing it whole;
+/// `Ok(false)` when it is corrupt or truncated.
+fn scan(
+    config: &ListConfig,
+    members: &mut Members,
+    out: &mut Listing<'_>,
+    reporter: &Reporter,
+) -> Result<bool> {
+    let progress = reporter.progress();
     let Input { stream, label, .. } = input::open(&config.archive, progress)?;
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
-    let mut out = Lines {
-        buf: Vec::with_capacity(FLUSH_AT * 2),
-        reporter,
-    };
-    let mut widths = Widths::default();
     let mut ok = true;
     let mut last: Option<Vec<u8>> = None;
     for entry in entries {
         let mut entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                out.flush()?;
+                out.lines.flush()?;
                 let cause = short_cause(&e);
                 let words = match &last {
                     Some(name) => {
@@ -63,17 +123,9 @@ fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
         match Meta::read(&mut entry) {
             Ok(meta) if meta.kind == Kind::Meta => {}
             Ok(meta) if !members.select(&meta.name) => {}
-            Ok(meta) => {
-                let mut line = Vec::new();
-                if config.json {
-                    push_json(&mut line, &meta);
-                } else {
-                    widths.push_line(&mut line, &meta);
-                }
-                out.push(&line)?;
-            }
+            Ok(meta) => out.entry(&meta)?,
             Err(e) => {
-                out.flush()?;
+                out.lines.flush()?;
                 let words = format!("unreadable header: {}", short_cause(&e));
                 reporter.error(&Problem::new(
                     quote(&name),
@@ -85,9 +137,29 @@ fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
         }
         last = Some(name);
     }
-    out.flush().context("writing to standard output")?;
-    members.finish(reporter)?;
     Ok(ok)
+}
+
+/// The listing as it is written: `tar -tv` lines or JSON objects.
+struct Listing<'a> {
+    lines: Lines<'a>,
+    widths: Widths,
+    json: bool,
+}
+
+impl Listing<'_> {
+    /// Adds the entry's line to the batch (rendered in place: no buffer per line).
+    fn entry(&mut self, meta: &Meta) -> Result<()> {
+        if self.json {
+            push_json(&mut self.lines.buf, meta);
+        } else {
+            self.widths.push_line(&mut self.lines.buf, meta);
+        }
+        if self.lines.buf.len() >= FLUSH_AT {
+            self.lines.flush()?;
+        }
+        Ok(())
+    }
 }
 
 /// Listing lines are written in batches of about this many bytes.
@@ -101,14 +173,6 @@ struct Lines<'a> {
 }
 
 impl Lines<'_> {
-    fn push(&mut self, line: &[u8]) -> Result<()> {
-        self.buf.extend_from_slice(line);
-        if self.buf.len() >= FLUSH_AT {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
     fn flush(&mut self) -> Result<()> {
         self.reporter
             .results(&self.buf)
@@ -122,6 +186,26 @@ impl Lines<'_> {
 /// so columns line up as far as the entries seen so far allow.
 struct Widths {
     user_group_size: usize,
+    users: Owner,
+    groups: Owner,
+}
+
+/// The owner (or group) of the last line, as shown: most entries have the same one.
+#[derive(Default)]
+struct Owner {
+    last: Option<(Option<Vec<u8>>, u64)>,
+    shown: String,
+}
+
+impl Owner {
+    fn name(&mut self, name: Option<&[u8]>, id: u64) -> String {
+        let same = matches!(&self.last, Some((n, i)) if n.as_deref() == name && *i == id);
+        if !same {
+            self.shown = owner_name(name, id);
+            self.last = Some((name.map(<[u8]>::to_vec), id));
+        }
+        self.shown.clone()
+    }
 }
 
 impl Default for Widths {
@@ -129,14 +213,17 @@ impl Default for Widths {
         // GNU tar's starting width (UGSWIDTH).
         Widths {
             user_group_size: 19,
+            users: Owner::default(),
+            groups: Owner::default(),
         }
     }
 }
 
 impl Widths {
     fn push_line(&mut self, out: &mut Vec<u8>, meta: &Meta) {
-        let user = owner_name(meta.user.as_deref(), meta.uid);
-        let group = owner_name(meta.group.as_deref(), meta.gid);
+        use std::io::Write;
+        let user = self.users.name(meta.user.as_deref(), meta.uid);
+        let group = self.groups.name(meta.group.as_deref(), meta.gid);
         let size = match (meta.kind, meta.device) {
             (Kind::Char | Kind::Block, Some((major, minor))) => format!("{major},{minor}"),
             _ => meta.size.to_string(),
@@ -144,21 +231,26 @@ impl Widths {
         let pad = user.chars().count() + 1 + group.chars().count() + 1 + size.len();
         self.user_group_size = self.user_group_size.max(pad);
         let size_width = self.user_group_size - pad + size.len();
-        let mut line = format!(
-            "{} {user}/{group} {size:>size_width$} {} {}",
-            mode_string(meta),
-            date(meta.mtime),
-            quote(&meta.name)
-        );
+        // Straight into the batch: a listing is tens of thousands of these lines, and
+        // from an index nothing else is done for them.
+        out.extend_from_slice(mode_string(meta).as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, " {user}/{group} {size:>size_width$} ");
+        push_date(out, meta.mtime);
+        out.push(b' ');
+        out.extend_from_slice(quote(&meta.name).as_bytes());
         match (meta.kind, &meta.link) {
-            (Kind::Symlink, Some(target)) => line.push_str(&format!(" -> {}", quote(target))),
+            (Kind::Symlink, Some(target)) => {
+                out.extend_from_slice(b" -> ");
+                out.extend_from_slice(quote(target).as_bytes());
+            }
             (Kind::HardLink, Some(target)) => {
-                line.push_str(&format!(" link to {}", quote(target)));
+                out.extend_from_slice(b" link to ");
+                out.extend_from_slice(quote(target).as_bytes());
             }
             _ => {}
         }
-        line.push('\n');
-        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
     }
 }
 
@@ -207,15 +299,26 @@ fn mode_string(meta: &Meta) -> String {
 
 /// `YYYY-MM-DD HH:MM` in UTC (GNU tar uses the local time zone; UTC keeps the listing
 /// the same wherever it is made).
+#[cfg(test)]
 fn date(mtime: Mtime) -> String {
+    let mut out = Vec::with_capacity(16);
+    push_date(&mut out, mtime);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`date`], written onto `out`.
+fn push_date(out: &mut Vec<u8>, mtime: Mtime) {
+    use std::io::Write;
     let days = mtime.secs.div_euclid(86_400);
     let seconds = mtime.secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02} {:02}:{:02}",
         seconds / 3600,
         seconds % 3600 / 60
-    )
+    );
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).

@@ -31,7 +31,7 @@ use super::counting::{Counted, count_files};
 use super::index::TocEntry;
 use super::member_sink::{CollectFactory, Collected};
 use super::owners::Owners;
-use super::stored_names::{Removed, Root, stored_name};
+use super::stored_names::{self, Removed, Root, stored_name};
 use super::streamed::{self, Incoming, Outgoing, Slots, StreamEnd, archived_anyway};
 use super::unpack::header::Mtime;
 use crate::error::{ErrorKind, describe_io};
@@ -590,9 +590,10 @@ impl Writer<'_> {
         link: Option<&[u8]>,
     ) -> Result<Option<usize>> {
         let entry = || TocEntry {
-            name: name.to_vec(),
+            // As the header will say them: the tar crate rewrites short names.
+            name: stored_names::as_stored(name, false),
             entry_type: header.entry_type().as_byte(),
-            link: link.map(<[u8]>::to_vec),
+            link: link.map(|l| stored_names::as_stored(l, true)),
             mode: header.mode().unwrap_or(0),
             uid: header.uid().unwrap_or(0),
             gid: header.gid().unwrap_or(0),

@@ -281,7 +281,13 @@ after the rest is extracted. Existing files are kept, unlike tar: each is left a
 and one line at the end says how many ('N files exist; use --overwrite'; exit 1).
 
 Symbolic links are created as stored, absolute targets too (as GNU tar does); no entry
-is ever written through a symbolic link, whether the archive made it or it was there.";
+is ever written through a symbolic link, whether the archive made it or it was there.
+
+MEMBERs of an indexed .tar.zst (spate pack's default) are found in its table: only the
+frames holding them are decompressed, and each is checked to start with a tar header of
+that name before anything is written. A table that disagrees with the file is ignored
+with one line ('index ignored: WHY; reading the whole archive'). A hard link selected
+without its target fails, as with GNU tar.";
 
 #[derive(Args, Debug)]
 pub(super) struct UnpackArgs {
@@ -364,7 +370,11 @@ pub(super) const LIST_EXAMPLES: &str = "\
 Examples:
   spate list photos.tar.zst
   spate list photos.tar.zst Photos/2024 '*.raw'  # only those (as unpack selects them)
-  spate list --json backup.tgz | jq -r .path";
+  spate list --json backup.tgz | jq -r .path
+
+An indexed .tar.zst (spate pack's default) is listed from its table alone, without
+decompressing it; a table that disagrees with the file is ignored with one line, and
+archives without one are read whole, as tar reads them.";
 
 #[derive(Args, Debug)]
 pub(super) struct ListArgs {

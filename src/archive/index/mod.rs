@@ -6,12 +6,16 @@
 //!
 //! - `format.rs`: the byte layout of the two tables;
 //! - `read.rs`: finding and checking the index at the end of a file, reading frames;
-//! - `writer.rs`: [`IndexedWriter`], which pack writes the tar stream into.
+//! - `writer.rs`: [`IndexedWriter`], which pack writes the tar stream into;
+//! - `open.rs`: whether an archive named on the command line is read from its index;
+//! - `extract.rs`: the members `unpack MEMBER…` selects, as a tar stream of just them.
 
 // The reading side is used by list, unpack and check as they learn the index; until
 // then only the tests here read it.
+pub(crate) mod extract;
 #[allow(dead_code)]
 mod format;
+pub(crate) mod open;
 #[allow(dead_code)]
 mod read;
 mod writer;

@@ -257,6 +257,14 @@ pub fn short_cause(e: &io::Error) -> String {
 /// backslash and control characters escaped, bytes that are not UTF-8 in octal, so a
 /// name can never forge a line of output.
 pub fn quote(name: &[u8]) -> String {
+    // Most names are printable ASCII without a backslash: nothing to escape.
+    if name
+        .iter()
+        .all(|&b| b == b' ' || (b.is_ascii_graphic() && b != b'\\'))
+        && let Ok(text) = std::str::from_utf8(name)
+    {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(name.len());
     for chunk in name.utf8_chunks() {
         for c in chunk.valid().chars() {

@@ -32,6 +32,7 @@ use anyhow::{Context, Result};
 use humansize::{BINARY, format_size};
 
 use super::UnpackConfig;
+use super::index;
 use super::input::{self, Input};
 use super::members::Members;
 use crate::error::ErrorKind;
@@ -77,7 +78,11 @@ pub(crate) fn extract_all(
     // Before the destination is created: input that is not an archive creates nothing.
     let Input { stream, label } = match reader {
         Some(reader) => input::from_reader(reader, "the archive".into(), progress)?,
-        None => input::open(&config.archive, progress)?,
+        // Named members of an indexed archive: only the frames that hold them.
+        None => match index::extract::open(&config.archive, &config.members, reporter)? {
+            Some(input) => input,
+            None => input::open(&config.archive, progress)?,
+        },
     };
     let root = Root::open(&config.dest)?;
     let mut archive = tar::Archive::new(stream);

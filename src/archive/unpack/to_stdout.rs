@@ -7,6 +7,7 @@ use std::io::{BufWriter, Write};
 use anyhow::{Context, Result};
 
 use super::super::UnpackConfig;
+use super::super::index;
 use super::super::input::{self, Input};
 use super::super::members::Members;
 use super::header::{Kind, Meta, quote, short_cause};
@@ -26,7 +27,11 @@ pub fn run(config: &UnpackConfig) -> Result<bool> {
 
 fn write_all(config: &UnpackConfig, reporter: &Reporter) -> Result<bool> {
     let mut members = Members::new(&config.members)?;
-    let Input { stream, label } = input::open(&config.archive, reporter.progress())?;
+    let opened = index::extract::open(&config.archive, &config.members, reporter)?;
+    let Input { stream, label } = match opened {
+        Some(input) => input,
+        None => input::open(&config.archive, reporter.progress())?,
+    };
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()

@@ -1,0 +1,45 @@
+//! Whether an archive named on the command line can be read from its index: a regular
+//! file (not standard input, not a pipe) whose table checks out. A table that is there
+//! but disagrees with the file is one warning line, and the caller reads the archive
+//! from the start as if it had none.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Found, Index, read_index};
+use crate::report::Reporter;
+
+/// The archive at `path` and its index, or `None` when it has to be read from the
+/// start: standard input, a pipe, no index, or an index found broken (said on
+/// `reporter`). Errors opening the file are left to the scan, which reports them as it
+/// always has.
+pub(crate) fn indexed(path: &Path, reporter: &Reporter) -> Option<(Arc<File>, Index)> {
+    if path.as_os_str() == "-" {
+        return None;
+    }
+    let file = File::open(path).ok()?;
+    // A pipe or a device cannot be read from its end.
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    match read_index(&file) {
+        Ok(Found::Indexed(index)) => Some((Arc::new(file), index)),
+        Ok(Found::Plain) => None,
+        Ok(Found::Broken(why)) => {
+            ignored(path, &why, reporter);
+            None
+        }
+        Err(e) => {
+            let why = format!("cannot be read: {}", crate::error::describe_io(&e));
+            ignored(path, &why, reporter);
+            None
+        }
+    }
+}
+
+/// The one line that says the table is not used, and why.
+pub(crate) fn ignored(path: &Path, why: &str, reporter: &Reporter) {
+    let words = format!("index ignored: {why}; reading the whole archive");
+    reporter.notice(path, &words);
+}
