@@ -168,14 +168,22 @@ fn hard_link(name: &[u8], target: &[u8]) -> (tar::Header, Vec<u8>) {
     (raw_header(name, b'1', 0, 0o644, target), Vec::new())
 }
 
+/// Each entry's blocks: its header and its data, padded.
+fn members(entries: &[(tar::Header, Vec<u8>)]) -> Vec<Vec<u8>> {
+    entries
+        .iter()
+        .map(|(header, data)| {
+            let mut out = header.as_bytes().to_vec();
+            out.extend_from_slice(data);
+            out.resize(out.len().next_multiple_of(512), 0);
+            out
+        })
+        .collect()
+}
+
 /// A complete uncompressed archive of these entries.
 fn archive(entries: &[(tar::Header, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (header, data) in entries {
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(data);
-        out.resize(out.len().next_multiple_of(512), 0);
-    }
+    let mut out = members(entries).concat();
     out.resize(out.len() + 1024, 0);
     out
 }
@@ -207,12 +215,47 @@ impl Scratch {
     }
 
     /// Writes the archive beside `dest` and extracts it with extra arguments.
+    ///
+    /// The same entries are also written as an indexed `.tar.zst` (a frame per entry,
+    /// so that unpack takes its parallel path) and extracted into a copy of `dest` as
+    /// it was: the exit status, the messages and the tree made must be the same, so
+    /// that every hostile archive here is tried with an index too.
     fn unpack(&self, entries: &[(tar::Header, Vec<u8>)], extra: &[&str]) -> Output {
+        let twin = self.outer.join("dest-indexed");
+        if twin.exists() {
+            std::fs::remove_dir_all(&twin).unwrap();
+        }
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(&self.dest)
+            .arg(&twin)
+            .status()
+            .unwrap();
+        assert!(copied.success());
         std::fs::write(self.outer.join("a.tar"), archive(entries)).unwrap();
-        let mut args: Vec<OsString> = vec!["unpack".into(), "a.tar".into(), "-C".into()];
-        args.push(self.dest.clone().into());
-        args.extend(extra.iter().map(OsString::from));
-        spate(&self.outer, &args)
+        let indexed = common::indexed_tar_zst(&members(entries));
+        std::fs::write(self.outer.join("a.tar.zst"), indexed).unwrap();
+        let run = |archive: &str, dest: &Path| {
+            let mut args: Vec<OsString> = vec!["unpack".into(), archive.into(), "-C".into()];
+            args.push(dest.into());
+            args.extend(extra.iter().map(OsString::from));
+            spate(&self.outer, &args)
+        };
+        let plain = run("a.tar", &self.dest);
+        let with_index = run("a.tar.zst", &twin);
+        assert_eq!(plain.status.code(), with_index.status.code(), "exit status");
+        let lines = |out: &Output| {
+            let mut lines: Vec<String> = stderr_of(out)
+                .replace("a.tar.zst", "a.tar")
+                .lines()
+                .map(String::from)
+                .collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(lines(&plain), lines(&with_index), "messages");
+        assert_same_outcome(&self.dest, &twin);
+        plain
     }
 
     /// Everything in `outer` except `dest/` and `a.tar`, which must be just what
@@ -225,7 +268,7 @@ impl Scratch {
         names.sort();
         assert_eq!(
             names,
-            ["a.tar", "dest", "outside"],
+            ["a.tar", "a.tar.zst", "dest", "dest-indexed", "outside"],
             "something appeared beside dest"
         );
         let inside: Vec<_> = std::fs::read_dir(&self.outside)
@@ -237,6 +280,36 @@ impl Scratch {
             std::fs::read(self.outside.join("victim")).unwrap(),
             b"original"
         );
+    }
+}
+
+/// Asserts that two extractions made the same tree: names, kinds, contents, link
+/// targets, modes, hard-link groups, and the mtimes of everything but directories
+/// (those the archive does not name get the time they were made).
+fn assert_same_outcome(a: &Path, b: &Path) {
+    let (a, b) = (snapshot(a), snapshot(b));
+    let shown = |m: &BTreeMap<Vec<u8>, Info>| {
+        m.keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shown(&a), shown(&b), "names differ with an index");
+    for (name, want) in &a {
+        let got = &b[name];
+        let name = String::from_utf8_lossy(name);
+        assert_eq!(want.node, got.node, "{name}: content or kind with an index");
+        assert_eq!(want.mode, got.mode, "{name}: mode with an index");
+        if want.node != Node::Dir {
+            assert_eq!(want.mtime, got.mtime, "{name}: mtime with an index");
+        }
+        for (other, other_want) in &a {
+            let linked = other_want.ino == want.ino;
+            assert_eq!(
+                linked,
+                b[other].ino == got.ino,
+                "{name}: hard links with an index"
+            );
+        }
     }
 }
 

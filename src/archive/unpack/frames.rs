@@ -170,13 +170,8 @@ impl ParallelFrames {
         let frame = &self.shared.frames[self.next];
         self.progress.advance(u64::from(frame.c_size));
         self.next += 1;
-        Some(result.map_err(|e| {
-            let at = frame.c_offset;
-            io::Error::new(
-                e.kind(),
-                format!("zstd frame {} (at byte {at}): {e}", self.next),
-            )
-        }))
+        // The error names the frame by its byte offset already.
+        Some(result)
     }
 }
 

@@ -83,7 +83,8 @@ pub(crate) fn extract_all(
     // Before the destination is created: input that is not an archive creates nothing.
     let (stream, label, indexed): (Box<dyn Read>, String, bool) = match reader {
         Some(reader) => {
-            let Input { stream, label } = input::from_reader(reader, "the archive".into(), progress)?;
+            let Input { stream, label } =
+                input::from_reader(reader, "the archive".into(), progress)?;
             (Box::new(stream), label, false)
         }
         None => match frames::open(&config.archive, cores, reporter)? {
@@ -242,4 +243,3 @@ fn failed(what: &str) -> impl FnOnce(io::Error) -> Problem + '_ {
         Problem::Failed(ErrorKind::of_io(&e), words)
     }
 }
-
