@@ -265,7 +265,12 @@ after the rest is extracted. Existing files are kept, unlike tar: each is left a
 and one line at the end says how many ('N files exist; use --overwrite'; exit 1).
 
 Symbolic links are created as stored, absolute targets too (as GNU tar does); no entry
-is ever written through a symbolic link, whether the archive made it or it was there.";
+is ever written through a symbolic link, whether the archive made it or it was there.
+
+An indexed .tar.zst file (spate pack's default) is decompressed on every core and its
+files written by several threads, with the same rules; messages about files that could
+not be written may then come a few entries late. A broken index is said once and the
+archive read as one stream.";
 
 #[derive(Args, Debug)]
 pub(super) struct UnpackArgs {
