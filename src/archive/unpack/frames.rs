@@ -98,6 +98,9 @@ struct State {
     /// Frames the reader has taken.
     taken: usize,
     done: BTreeMap<usize, io::Result<Vec<u8>>>,
+    /// Buffers of frames the reader is through with, for the next frames: fresh ones
+    /// would be page-faulted in anew, frame after frame.
+    spare: Vec<Vec<u8>>,
     stop: bool,
 }
 
@@ -165,6 +168,9 @@ impl ParallelFrames {
                 .unwrap_or_else(|p| p.into_inner());
         };
         state.taken = self.next + 1;
+        if self.current.capacity() > 0 {
+            state.spare.push(std::mem::take(&mut self.current));
+        }
         drop(state);
         self.shared.room.notify_all();
         let frame = &self.shared.frames[self.next];
@@ -218,8 +224,10 @@ fn stop(shared: &Shared, threads: Vec<JoinHandle<()>>) {
 /// A decompressing thread: takes the next frame nobody has taken, within the window
 /// ahead of the reader, until there are none or it is told to stop.
 fn decompress(shared: &Shared) {
+    let mut packed = Vec::new();
     loop {
         let mut state = shared.lock();
+        let mut out = state.spare.pop().unwrap_or_default();
         let i = loop {
             if state.stop || state.claimed == shared.frames.len() {
                 return;
@@ -233,7 +241,8 @@ fn decompress(shared: &Shared) {
         drop(state);
         // A panic must not lose the frame: the reader would wait for it forever.
         let result = catch_unwind(AssertUnwindSafe(|| {
-            index::read_frame(&shared.file, &shared.frames[i])
+            index::read_frame_into(&shared.file, &shared.frames[i], &mut packed, &mut out)
+                .map(|()| out)
         }))
         .unwrap_or_else(|_| Err(io::Error::other("the decompressing thread failed")));
         shared.lock().done.insert(i, result);
