@@ -122,7 +122,7 @@ fn read_block(reader: &mut impl Read) -> io::Result<Vec<u8>> {
 /// Whether `block` is a whole tar header block the tar reader accepts: all zeros
 /// (the end of an empty archive), or a header whose checksum matches, by the rule the
 /// `tar` crate reads with.
-fn is_tar_block(block: &[u8]) -> bool {
+pub(super) fn is_tar_block(block: &[u8]) -> bool {
     if block.len() < BLOCK {
         return false;
     }

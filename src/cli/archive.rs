@@ -287,7 +287,11 @@ MEMBERs of an indexed .tar.zst (spate pack's default) are found in its table: on
 frames holding them are decompressed, and each is checked to start with a tar header of
 that name before anything is written. A table that disagrees with the file is ignored
 with one line ('index ignored: WHY; reading the whole archive'). A hard link selected
-without its target fails, as with GNU tar.";
+without its target fails, as with GNU tar.
+
+A whole indexed .tar.zst is decompressed on every core and its files written by
+several threads, with the same rules; messages about files that could not be written
+may then come a few entries late.";
 
 #[derive(Args, Debug)]
 pub(super) struct UnpackArgs {

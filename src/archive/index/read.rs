@@ -126,21 +126,38 @@ fn checked(file: &File, len: u64, footer: Footer) -> io::Result<Result<Option<In
 
 /// Reads and decompresses one frame, checking its size and checksum.
 pub fn read_frame(file: &File, frame: &Frame) -> io::Result<Vec<u8>> {
-    let mut packed = vec![0u8; frame.c_size as usize];
-    file.read_exact_at(&mut packed, frame.c_offset)
+    let mut out = Vec::new();
+    read_frame_into(file, frame, &mut Vec::new(), &mut out)?;
+    Ok(out)
+}
+
+/// [`read_frame`] into `out` (its old contents replaced), with `packed` as room for the
+/// compressed bytes: a reader of many frames that keeps both buffers reuses their
+/// memory instead of faulting in fresh pages for every frame.
+pub fn read_frame_into(
+    file: &File,
+    frame: &Frame,
+    packed: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    packed.resize(frame.c_size as usize, 0);
+    file.read_exact_at(packed, frame.c_offset)
         .map_err(|e| damaged(frame, &format!("cannot be read: {e}")))?;
-    let data = zstd::bulk::decompress(&packed, frame.d_size as usize)
+    out.clear();
+    out.reserve(frame.d_size as usize);
+    zstd::bulk::Decompressor::new()
+        .and_then(|mut d| d.decompress_to_buffer(packed.as_slice(), out))
         .map_err(|e| damaged(frame, &format!("does not decompress: {e}")))?;
-    if data.len() != frame.d_size as usize {
+    if out.len() != frame.d_size as usize {
         return Err(damaged(
             frame,
             "decompresses to another size than the index says",
         ));
     }
-    if checksum(&data) != frame.checksum {
+    if checksum(out) != frame.checksum {
         return Err(damaged(frame, "fails its checksum"));
     }
-    Ok(data)
+    Ok(())
 }
 
 /// The checksum the seek table keeps: the low 32 bits of the XXH64 (seed 0).

@@ -19,7 +19,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -74,11 +74,15 @@ impl std::fmt::Display for WalkError {
     }
 }
 
-/// The destination directory, and the last directory walked to (entries of an archive
-/// mostly come grouped by directory).
+/// The destination directory, and the directories of the last path walked to (entries
+/// of an archive come grouped by directory, a directory's files often before and after
+/// its subdirectories).
 pub struct Root {
-    root: Rc<OwnedFd>,
-    last: Option<(Vec<Vec<u8>>, Rc<OwnedFd>)>,
+    root: Arc<OwnedFd>,
+    /// Each component of the last path walked to with its descriptor, outermost first:
+    /// the next walk starts from the longest prefix it shares, so going from `a/b/c`
+    /// back to `a/b` opens nothing.
+    chain: Vec<(Vec<u8>, Arc<OwnedFd>)>,
 }
 
 impl Root {
@@ -89,36 +93,38 @@ impl Root {
         let fd = open_dir_raw(libc::AT_FDCWD, dest.as_os_str().as_bytes(), false)
             .with_context(|| format!("opening {}", dest.display()))?;
         Ok(Root {
-            root: Rc::new(fd),
-            last: None,
+            root: Arc::new(fd),
+            chain: Vec::new(),
         })
     }
 
     /// The directory holding `path`, creating missing directories on the way (with the
     /// default mode; those the archive names get theirs at the end).
-    pub fn parent_of(&mut self, path: &RelPath) -> Result<Rc<OwnedFd>, WalkError> {
+    pub fn parent_of(&mut self, path: &RelPath) -> Result<Arc<OwnedFd>, WalkError> {
         self.dir(path.dirs(), true)
     }
 
     /// The directory holding `path`, which must already exist.
-    pub fn existing_parent_of(&mut self, path: &RelPath) -> Result<Rc<OwnedFd>, WalkError> {
+    pub fn existing_parent_of(&mut self, path: &RelPath) -> Result<Arc<OwnedFd>, WalkError> {
         self.dir(path.dirs(), false)
     }
 
     /// The directory at `components` (empty: the destination itself).
-    pub fn dir(&mut self, components: &[Vec<u8>], create: bool) -> Result<Rc<OwnedFd>, WalkError> {
-        if components.is_empty() {
-            return Ok(Rc::clone(&self.root));
-        }
-        // The cache stays right because nothing here ever removes or replaces a
-        // directory.
-        if let Some((path, fd)) = &self.last
-            && path.as_slice() == components
-        {
-            return Ok(Rc::clone(fd));
-        }
-        let mut current = Rc::clone(&self.root);
-        for (i, part) in components.iter().enumerate() {
+    pub fn dir(&mut self, components: &[Vec<u8>], create: bool) -> Result<Arc<OwnedFd>, WalkError> {
+        // The cached chain stays right because nothing here ever removes or replaces a
+        // directory: a descriptor opened once names the same directory for the whole run.
+        let common = self
+            .chain
+            .iter()
+            .zip(components)
+            .take_while(|((cached, _), part)| cached == *part)
+            .count();
+        self.chain.truncate(common);
+        let mut current = match self.chain.last() {
+            Some((_, fd)) => Arc::clone(fd),
+            None => Arc::clone(&self.root),
+        };
+        for (i, part) in components.iter().enumerate().skip(common) {
             let here = || components[..=i].join(&b'/');
             let next = match open_dir_raw(current.as_raw_fd(), part, true) {
                 Ok(fd) => fd,
@@ -133,9 +139,9 @@ impl Root {
                 }
                 Err(e) => return Err(classify(current.as_raw_fd(), part, here(), e)),
             };
-            current = Rc::new(next);
+            current = Arc::new(next);
+            self.chain.push((part.clone(), Arc::clone(&current)));
         }
-        self.last = Some((components.to_vec(), Rc::clone(&current)));
         Ok(current)
     }
 }
@@ -245,8 +251,12 @@ pub fn renameat(dir: &OwnedFd, from: &[u8], to: &[u8], replace: bool) -> io::Res
         )
     };
     match check(ret) {
-        // File systems without RENAME_NOREPLACE: the caller checked just before.
+        // File systems without RENAME_NOREPLACE: check, then rename (a race with
+        // another process remains there, as for GNU tar).
         Err(e) if !replace && e.raw_os_error() == Some(libc::EINVAL) => {
+            if lstat(dir.as_raw_fd(), to)?.is_some() {
+                return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            }
             // SAFETY: as above.
             check(unsafe {
                 libc::renameat(

@@ -12,24 +12,27 @@
 //! entry's name; on SIGINT/SIGTERM the signal thread removes the temporary file
 //! (registered by its `/proc/self/fd/DIR/NAME` path). Directory modes and
 //! times are set at the end, deepest first, once nothing more is written into them.
+//!
+//! An indexed `.tar.zst` on disk is decompressed on every core ([`frames`]) and its
+//! files written by writer threads ([`writers`]); the entry loop and every decision
+//! it makes stay the same.
 
 pub mod confine;
+mod extractor;
+mod frames;
 pub mod header;
 pub mod names;
 pub mod sparse;
+mod temp;
 mod to_stdout;
 pub mod write;
+mod writers;
 
-use std::collections::HashMap;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use humansize::{BINARY, format_size};
 
 use super::UnpackConfig;
 use super::index;
@@ -40,9 +43,11 @@ use crate::output::Cleanup;
 use crate::progress::{ArchiveSummary, Progress};
 use crate::report::{self, Reporter};
 use confine::{Root, WalkError};
-use header::{Kind, Meta, Mtime, quote, short_cause};
-use names::{Placement, RelPath};
-use write::{Copier, DataError};
+use extractor::{Extractor, Flow};
+use header::{Kind, Meta, quote, short_cause};
+use temp::Temps;
+use write::DataError;
+use writers::Writers;
 
 /// Extracts the archive (the entries the member filters select); `Ok(false)` when some
 /// entries failed or were refused, `Err` when a filter matched nothing.
@@ -75,21 +80,49 @@ pub(crate) fn extract_all(
 ) -> Result<(bool, ArchiveSummary, String)> {
     let progress = reporter.progress();
     let mut members = Members::new(&config.members)?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Before the destination is created: input that is not an archive creates nothing.
-    let Input { stream, label } = match reader {
-        Some(reader) => input::from_reader(reader, "the archive".into(), progress)?,
+    let (stream, label, indexed): (Box<dyn Read>, String, bool) = match reader {
+        Some(reader) => {
+            let Input { stream, label } =
+                input::from_reader(reader, "the archive".into(), progress)?;
+            (Box::new(stream), label, false)
+        }
         // Named members of an indexed archive: only the frames that hold them.
-        None => match index::extract::open(&config.archive, &config.members, reporter)? {
-            Some(input) => input,
-            None => input::open(&config.archive, progress)?,
+        None if !config.members.is_empty() => {
+            let input = match index::extract::open(&config.archive, &config.members, reporter)? {
+                Some(input) => input,
+                None => input::open(&config.archive, progress)?,
+            };
+            (Box::new(input.stream), input.label, false)
+        }
+        // A whole indexed archive: its frames decompressed on every core.
+        None => match frames::open(&config.archive, cores, reporter)? {
+            Some(frames) => (frames, config.archive.display().to_string(), true),
+            None => {
+                let Input { stream, label } = input::open(&config.archive, progress)?;
+                (Box::new(stream), label, false)
+            }
         },
     };
     let root = Root::open(&config.dest)?;
+    let temps = Arc::new(Temps::new(Arc::clone(cleanup)));
+    let writers = match indexed {
+        true => Some(Writers::start(cores, Arc::clone(&temps))?),
+        false => None,
+    };
     let mut archive = tar::Archive::new(stream);
     let entries = archive
         .entries()
         .with_context(|| format!("reading {label}"))?;
-    let mut extractor = Extractor::new(config, root, Arc::clone(cleanup), reporter.clone());
+    let mut extractor = Extractor::new(
+        config,
+        root,
+        temps,
+        writers,
+        reporter.clone(),
+        label.clone(),
+    );
     let mut last: Option<Vec<u8>> = None;
     let mut count = 0u64;
     for entry in entries {
@@ -127,40 +160,10 @@ pub(crate) fn extract_all(
             last = Some(name);
             continue;
         }
-        match extractor.extract(&mut entry, &meta) {
-            Ok(()) => {}
-            // Counted, not reported one by one: unpacking over an earlier unpack would
-            // otherwise print a line per file.
-            Err(Problem::Exists) => {
-                extractor.existing += 1;
-                extractor.failures += 1;
-            }
-            Err(Problem::Refused(kind, why)) => {
-                let words = format!("refused: {why}");
-                reporter.error(&report::Problem::new(quote(&name), kind, words));
-                extractor.failures += 1;
-            }
-            Err(Problem::Failed(kind, why)) => {
-                reporter.error(&report::Problem::new(quote(&name), kind, why));
-                extractor.failures += 1;
-            }
-            Err(Problem::Stream { what, cause }) => {
-                let words = format!("{what} in entry \"{}\": {cause}", quote(&name));
-                reporter.error(&corrupt(&label, words));
-                extractor.failures += 1;
-                break;
-            }
-            Err(Problem::Budget { size }) => {
-                let words = format!(
-                    "refused: its {} would exceed --max-size ({}); stopping",
-                    format_size(size, BINARY),
-                    format_size(config.max_size, BINARY)
-                );
-                let kind = ErrorKind::Refused;
-                reporter.error(&report::Problem::new(quote(&name), kind, words));
-                extractor.failures += 1;
-                break;
-            }
+        if let Err(problem) = extractor.extract(&mut entry, &meta)
+            && extractor.report(&name, problem) == Flow::Stop
+        {
+            break;
         }
         last = Some(name);
     }
@@ -173,7 +176,7 @@ pub(crate) fn extract_all(
     members.finish(reporter)?;
     let summary = ArchiveSummary {
         entries: count,
-        tar_bytes: config.max_size - extractor.budget,
+        tar_bytes: extractor.written(),
         archive_bytes: progress.totals().1,
     };
     Ok((extractor.failures == 0, summary, label))
@@ -248,352 +251,5 @@ fn failed(what: &str) -> impl FnOnce(io::Error) -> Problem + '_ {
     move |e| {
         let words = format!("{what}: {}", crate::error::describe_io(&e));
         Problem::Failed(ErrorKind::of_io(&e), words)
-    }
-}
-
-/// Attributes of a directory, applied once everything inside it is written.
-struct DirAttrs {
-    mode: u32,
-    mtime: Mtime,
-    owner: (u64, u64),
-}
-
-struct Extractor<'a> {
-    config: &'a UnpackConfig,
-    root: Root,
-    copier: Copier,
-    /// Bytes of file data `--max-size` still allows.
-    budget: u64,
-    /// Directories the archive names, by path.
-    dirs: HashMap<Vec<Vec<u8>>, DirAttrs>,
-    /// Restore owners (as GNU tar does when run by root).
-    chown: bool,
-    temp_counter: u64,
-    failures: u64,
-    /// Entries left out because their name was taken (counted in `failures` too).
-    existing: u64,
-    cleanup: Arc<Cleanup>,
-    /// Where messages go while the bar is up.
-    reporter: Reporter,
-}
-
-impl<'a> Extractor<'a> {
-    fn new(
-        config: &'a UnpackConfig,
-        root: Root,
-        cleanup: Arc<Cleanup>,
-        reporter: Reporter,
-    ) -> Extractor<'a> {
-        Extractor {
-            config,
-            root,
-            copier: Copier::default(),
-            budget: config.max_size,
-            dirs: HashMap::new(),
-            // SAFETY: geteuid has no preconditions.
-            chown: unsafe { libc::geteuid() } == 0,
-            temp_counter: 0,
-            failures: 0,
-            existing: 0,
-            cleanup,
-            reporter,
-        }
-    }
-
-    fn extract<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        meta: &Meta,
-    ) -> Result<(), Problem> {
-        if meta.kind == Kind::Meta {
-            return Ok(());
-        }
-        let path = match names::place(&meta.name, self.config.strip_components) {
-            Err(why) => return Err(Problem::Refused(ErrorKind::OutsideRoot, why)),
-            Ok(Placement::Skip) => return Ok(()),
-            // `./`: the destination itself, which is the user's, not the archive's.
-            Ok(Placement::Root) if meta.kind == Kind::Dir => return Ok(()),
-            Ok(Placement::Root) => {
-                return Err(refused("names the destination directory"));
-            }
-            Ok(Placement::At(path)) => path,
-        };
-        match meta.kind {
-            Kind::File => self.file(entry, meta, &path),
-            Kind::Dir => self.dir(meta, &path),
-            Kind::Symlink => self.symlink(meta, &path),
-            Kind::HardLink => self.hard_link(meta, &path),
-            Kind::Char | Kind::Block | Kind::Fifo => self.special(meta, &path),
-            Kind::Meta => Ok(()),
-            Kind::Other(t) => Err(Problem::Refused(
-                ErrorKind::Refused,
-                format!("unsupported entry type '{}'", t.escape_ascii()),
-            )),
-        }
-    }
-
-    /// Permission bits to set: setuid, setgid and sticky only when asked for.
-    fn mode(&self, meta: &Meta) -> u32 {
-        if self.config.same_permissions {
-            meta.mode & 0o7777
-        } else {
-            meta.mode & 0o777
-        }
-    }
-
-    /// Checks whether `name` may be created in `dir`: `Ok(false)` free, `Ok(true)`
-    /// taken by a non-directory that `--overwrite` lets us replace.
-    fn make_room(&self, dir: &OwnedFd, name: &[u8]) -> Result<bool, Problem> {
-        match confine::lstat(dir.as_raw_fd(), name).map_err(failed("checking the name"))? {
-            None => Ok(false),
-            Some(st) if confine::is_dir(&st) => Err(refused("a directory exists with that name")),
-            Some(_) if self.config.overwrite => Ok(true),
-            Some(_) => Err(Problem::Exists),
-        }
-    }
-
-    fn file<R: Read>(
-        &mut self,
-        entry: &mut tar::Entry<'_, R>,
-        meta: &Meta,
-        path: &RelPath,
-    ) -> Result<(), Problem> {
-        if meta.size > self.budget {
-            return Err(Problem::Budget { size: meta.size });
-        }
-        let dir = self.root.parent_of(path)?;
-        let taken = self.make_room(&dir, path.name())?;
-        let mut temp = self.temp_file(&dir)?;
-        let file = temp
-            .file
-            .as_mut()
-            .ok_or_else(|| Problem::Failed(ErrorKind::Io, "temporary file gone".into()))?;
-        self.copier.write_entry(entry, file, meta)?;
-        let fd = file.as_raw_fd();
-        if self.chown {
-            // Ownership is best effort, as for GNU tar without --same-owner errors.
-            let _ = confine::set_owner_fd(fd, meta.uid, meta.gid);
-        }
-        // After chown, which clears setuid/setgid.
-        confine::set_mode_fd(fd, self.mode(meta)).map_err(failed("setting the mode"))?;
-        confine::set_mtime_fd(fd, meta.mtime).map_err(failed("setting the time"))?;
-        match confine::renameat(&dir, &temp.name, path.name(), taken) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Err(Problem::Exists),
-            Err(e) => {
-                return Err(failed("renaming into place")(e));
-            }
-        }
-        temp.keep();
-        self.budget -= meta.size;
-        Ok(())
-    }
-
-    /// A new temporary file in `dir`, deleted unless kept. Short names: the target's
-    /// own name may already be as long as a name can be.
-    fn temp_file(&mut self, dir: &Rc<OwnedFd>) -> Result<TempFile, Problem> {
-        loop {
-            self.temp_counter += 1;
-            let name = format!(".spate-{}-{}.tmp", std::process::id(), self.temp_counter);
-            match confine::create_file(dir, name.as_bytes(), 0o600) {
-                Ok(file) => {
-                    // The signal thread removes it by a path through our descriptor of
-                    // its directory, which stays open as long as the temporary file.
-                    let by_fd = PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()));
-                    self.cleanup.register(&by_fd);
-                    return Ok(TempFile {
-                        dir: Rc::clone(dir),
-                        name: name.into_bytes(),
-                        file: Some(file),
-                        registered: Some((by_fd, Arc::clone(&self.cleanup))),
-                    });
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-                Err(e) => {
-                    return Err(failed("creating the file")(e));
-                }
-            }
-        }
-    }
-
-    fn dir(&mut self, meta: &Meta, path: &RelPath) -> Result<(), Problem> {
-        let parent = self.root.parent_of(path)?;
-        let name = path.name();
-        // Owner-only until the end: the archive's mode might not let us write into it.
-        match confine::mkdirat(parent.as_raw_fd(), name, 0o700) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                let st = confine::lstat(parent.as_raw_fd(), name)
-                    .map_err(failed("checking the name"))?;
-                match st {
-                    Some(st) if confine::is_dir(&st) => {}
-                    Some(_) if self.config.overwrite => {
-                        confine::unlinkat(&parent, name).map_err(failed("removing"))?;
-                        confine::mkdirat(parent.as_raw_fd(), name, 0o700)
-                            .map_err(failed("creating the directory"))?;
-                    }
-                    _ => return Err(Problem::Exists),
-                }
-            }
-            Err(e) => {
-                return Err(failed("creating the directory")(e));
-            }
-        }
-        self.dirs.insert(
-            path.components().to_vec(),
-            DirAttrs {
-                mode: self.mode(meta),
-                mtime: meta.mtime,
-                owner: (meta.uid, meta.gid),
-            },
-        );
-        Ok(())
-    }
-
-    fn symlink(&mut self, meta: &Meta, path: &RelPath) -> Result<(), Problem> {
-        let target = meta
-            .link
-            .as_deref()
-            .ok_or_else(|| refused("symbolic link without a target"))?;
-        names::check_symlink_target(path, target)
-            .map_err(|why| Problem::Refused(ErrorKind::OutsideRoot, why))?;
-        let dir = self.root.parent_of(path)?;
-        self.clear(&dir, path.name())?;
-        confine::symlinkat(target, &dir, path.name()).map_err(failed("creating the link"))?;
-        if self.chown {
-            let _ = confine::set_owner_at(&dir, path.name(), meta.uid, meta.gid);
-        }
-        confine::set_mtime_at(&dir, path.name(), meta.mtime).map_err(failed("setting the time"))
-    }
-
-    fn hard_link(&mut self, meta: &Meta, path: &RelPath) -> Result<(), Problem> {
-        let target = meta
-            .link
-            .as_deref()
-            .ok_or_else(|| refused("hard link without a target"))?;
-        let target = names::hard_link_target(target, self.config.strip_components)
-            .map_err(|why| Problem::Refused(ErrorKind::OutsideRoot, why))?;
-        let target_dir = self.root.existing_parent_of(&target).map_err(|e| match e {
-            WalkError::Missing(_) => Problem::Failed(e.kind(), format!("hard link target: {e}")),
-            e => Problem::from(e),
-        })?;
-        let st = confine::lstat(target_dir.as_raw_fd(), target.name())
-            .map_err(failed("checking the hard link target"))?
-            .ok_or_else(|| {
-                let why = "hard link target does not exist";
-                Problem::Failed(ErrorKind::NotFound, why.into())
-            })?;
-        if confine::is_symlink(&st) {
-            // The new name is a symbolic link too, read from a new place: check it there.
-            let link = confine::readlinkat(&target_dir, target.name())
-                .map_err(failed("reading the hard link target"))?;
-            names::check_symlink_target(path, &link).map_err(|why| {
-                Problem::Refused(
-                    ErrorKind::OutsideRoot,
-                    format!("hard link to a link: {why}"),
-                )
-            })?;
-        }
-        let dir = self.root.parent_of(path)?;
-        if let Some(existing) =
-            confine::lstat(dir.as_raw_fd(), path.name()).map_err(failed("checking the name"))?
-            && existing.st_ino == st.st_ino
-            && existing.st_dev == st.st_dev
-        {
-            return Ok(()); // already that very file
-        }
-        self.clear(&dir, path.name())?;
-        confine::linkat(&target_dir, target.name(), &dir, path.name())
-            .map_err(failed("creating the hard link"))
-    }
-
-    fn special(&mut self, meta: &Meta, path: &RelPath) -> Result<(), Problem> {
-        let (what, type_bits) = match meta.kind {
-            Kind::Char => ("character device", libc::S_IFCHR),
-            Kind::Block => ("block device", libc::S_IFBLK),
-            _ => ("FIFO", libc::S_IFIFO),
-        };
-        if !self.config.allow_special {
-            let name = quote(&meta.name);
-            let why = format!("skipped: {what} (use --allow-special)");
-            self.reporter.skipped(Path::new(&name), &why);
-            return Ok(());
-        }
-        let dir = self.root.parent_of(path)?;
-        self.clear(&dir, path.name())?;
-        let mode = type_bits | self.mode(meta);
-        confine::mknodat(&dir, path.name(), mode, meta.device.unwrap_or((0, 0)))
-            .map_err(failed(&format!("creating the {what}")))?;
-        if self.chown {
-            let _ = confine::set_owner_at(&dir, path.name(), meta.uid, meta.gid);
-        }
-        confine::set_mtime_at(&dir, path.name(), meta.mtime).map_err(failed("setting the time"))
-    }
-
-    /// Makes `name` free for a link or special file: refused if taken, unless
-    /// `--overwrite` (then the old non-directory is removed; a link is removed, never
-    /// followed).
-    fn clear(&self, dir: &OwnedFd, name: &[u8]) -> Result<(), Problem> {
-        if self.make_room(dir, name)? {
-            confine::unlinkat(dir, name).map_err(failed("removing the existing file"))?;
-        }
-        Ok(())
-    }
-
-    /// Sets the mode, owner and time of every directory the archive named, deepest
-    /// first, so that no later write changes a time already set and a read-only mode
-    /// comes after the writes beneath it.
-    fn finish_dirs(&mut self) {
-        let mut dirs: Vec<_> = std::mem::take(&mut self.dirs).into_iter().collect();
-        dirs.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        for (components, attrs) in dirs {
-            if let Err(why) = self.finish_dir(&components, &attrs) {
-                let path = quote(&components.join(&b'/'));
-                let kind = ErrorKind::Io;
-                self.reporter.error(&report::Problem::new(path, kind, why));
-                self.failures += 1;
-            }
-        }
-    }
-
-    fn finish_dir(&mut self, components: &[Vec<u8>], attrs: &DirAttrs) -> Result<(), String> {
-        let fd = self
-            .root
-            .dir(components, false)
-            .map_err(|e| format!("setting attributes: {e}"))?;
-        if self.chown {
-            let _ = confine::set_owner_fd(fd.as_raw_fd(), attrs.owner.0, attrs.owner.1);
-        }
-        confine::set_mode_fd(fd.as_raw_fd(), attrs.mode)
-            .map_err(|e| format!("setting the mode: {}", crate::error::describe_io(&e)))?;
-        confine::set_mtime_fd(fd.as_raw_fd(), attrs.mtime)
-            .map_err(|e| format!("setting the time: {}", crate::error::describe_io(&e)))
-    }
-}
-
-/// A file being written under a temporary name; removed when dropped unless kept.
-struct TempFile {
-    dir: Rc<OwnedFd>,
-    name: Vec<u8>,
-    file: Option<std::fs::File>,
-    /// Where the signal thread would remove it from.
-    registered: Option<(PathBuf, Arc<Cleanup>)>,
-}
-
-impl TempFile {
-    fn keep(mut self) {
-        self.file = None;
-        self.name.clear();
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some((path, cleanup)) = self.registered.take() {
-            cleanup.unregister(&path);
-        }
-        if !self.name.is_empty() {
-            let _ = confine::unlinkat(&self.dir, &self.name);
-        }
     }
 }
