@@ -210,6 +210,7 @@ fn run<P: AsRef<Path>>(
         compression,
         level: options.level,
         threads,
+        index: true,
         reproducible: options.reproducible,
         clamp_mtime: options.mtime.filter(|_| options.reproducible),
         manifest: options.manifest.clone(),

@@ -7,6 +7,7 @@
 pub mod codec;
 mod counting;
 pub mod files_from;
+pub mod index;
 mod input;
 pub mod list;
 mod member_sink;
@@ -42,6 +43,8 @@ pub struct PackConfig {
     /// Compression worker threads; 0: the format's single-threaded encoder on a thread
     /// of its own.
     pub threads: u32,
+    /// zstd: write an indexed archive (`index`); `false`: one plain stream.
+    pub index: bool,
     /// Same tree → same bytes: fixed owner, clamped mtimes, sorted order.
     pub reproducible: bool,
     /// Upper bound on mtimes with `--reproducible` (from `--mtime` or

@@ -28,10 +28,12 @@ use tar::{EntryType, Header};
 use super::PackConfig;
 use super::codec::{EncodeOptions, Encoder};
 use super::counting::{Counted, count_files};
+use super::index::TocEntry;
 use super::member_sink::{CollectFactory, Collected};
 use super::owners::Owners;
 use super::stored_names::{Removed, Root, stored_name};
 use super::streamed::{self, Incoming, Outgoing, Slots, StreamEnd, archived_anyway};
+use super::unpack::header::Mtime;
 use crate::error::{ErrorKind, describe_io};
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
@@ -134,6 +136,7 @@ pub(crate) fn pack(
             compression: config.compression,
             level: config.level,
             threads: config.threads,
+            index: config.index,
         },
         out,
     )?;
@@ -151,6 +154,7 @@ pub(crate) fn pack(
         failed: 0,
         output_name,
         streamed: None,
+        streamed_toc: None,
     };
 
     let progress = reporter.progress();
@@ -203,6 +207,12 @@ pub(crate) fn pack(
     let manifest_buf = std::mem::take(&mut writer.manifest_buf);
     let output_name = std::mem::take(&mut writer.output_name);
     let entries = writer.entries;
+    writer
+        .tar
+        .get_mut()
+        .inner
+        .end_of_members()
+        .with_context(|| format!("writing {output_name}"))?;
     let counted = writer
         .tar
         .into_inner()
@@ -400,6 +410,8 @@ struct Writer<'a> {
     output_name: String,
     /// What went into the archive of the streamed file whose outcome comes next.
     streamed: Option<StreamEnd>,
+    /// Its place in the index, for its digest.
+    streamed_toc: Option<usize>,
 }
 
 impl Writer<'_> {
@@ -421,8 +433,9 @@ impl Writer<'_> {
                 ..
             } => {
                 // Its bytes are in the archive already; it was read to the end, unchanged.
+                let toc = self.streamed_toc.take();
                 if self.streamed.take().is_some_and(|end| end.archived) {
-                    self.record_digest(&member, output.digest);
+                    self.record_digest(&member, output.digest, toc);
                 }
             }
             Outcome::Read {
@@ -432,11 +445,12 @@ impl Writer<'_> {
             } => {
                 let mut header = self.header(&member, EntryType::Regular);
                 header.set_size(output.data.len() as u64);
+                let toc = self.begin(&header, &member.name, None)?;
                 self.tar
                     .append_data(&mut header, os(&member.name), output.data.as_slice())
                     .map_err(|e| self.stream_error(e))?;
                 self.entries += 1;
-                self.record_digest(&member, output.digest);
+                self.record_digest(&member, output.digest, toc);
             }
             Outcome::Failed {
                 path, error, tag, ..
@@ -491,6 +505,7 @@ impl Writer<'_> {
         };
         let mut header = self.header(member, EntryType::Regular);
         header.set_size(member.size);
+        self.streamed_toc = self.begin(&header, &member.name, None)?;
         self.tar
             .append_data(&mut header, os(&member.name), &mut body)
             .map_err(|e| self.stream_error(e))?;
@@ -507,6 +522,7 @@ impl Writer<'_> {
             Kind::Dir => {
                 let mut header = self.header(&member, EntryType::Directory);
                 header.set_size(0);
+                self.begin(&header, &member.name, None)?;
                 self.tar
                     .append_data(&mut header, os(&member.name), io::empty())
                     .map_err(|e| self.stream_error(e))?;
@@ -519,6 +535,7 @@ impl Writer<'_> {
                 };
                 let mut header = self.header(&member, kind);
                 header.set_size(0);
+                let toc = self.begin(&header, &member.name, Some(target))?;
                 self.tar
                     .append_link(&mut header, os(&member.name), os(target))
                     .map_err(|e| self.stream_error(e))?;
@@ -526,7 +543,7 @@ impl Writer<'_> {
                 if let Kind::HardLink(_) = member.kind
                     && let Some(digest) = member.inode.and_then(|i| self.links.get(&i)).cloned()
                 {
-                    self.record_digest(&member, Some(digest));
+                    self.record_digest(&member, Some(digest), toc);
                 }
             }
             Kind::File | Kind::LargeFile | Kind::StreamStart(_) | Kind::StreamRead(_) => {
@@ -562,8 +579,49 @@ impl Writer<'_> {
         header
     }
 
-    fn record_digest(&mut self, member: &Member, digest: Option<String>) {
+    /// Records, in an indexed archive, the member whose header comes next.
+    fn begin(
+        &mut self,
+        header: &Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+    ) -> Result<Option<usize>> {
+        let entry = || TocEntry {
+            name: name.to_vec(),
+            entry_type: header.entry_type().as_byte(),
+            link: link.map(<[u8]>::to_vec),
+            mode: header.mode().unwrap_or(0),
+            uid: header.uid().unwrap_or(0),
+            gid: header.gid().unwrap_or(0),
+            user: header
+                .username_bytes()
+                .filter(|u| !u.is_empty())
+                .map(<[u8]>::to_vec),
+            group: header
+                .groupname_bytes()
+                .filter(|g| !g.is_empty())
+                .map(<[u8]>::to_vec),
+            size: header.size().unwrap_or(0),
+            mtime: Mtime {
+                secs: i64::try_from(header.mtime().unwrap_or(0)).unwrap_or(i64::MAX),
+                nanos: 0,
+            },
+            device: None,
+            header_at: 0,
+            digest: None,
+        };
+        self.tar
+            .get_mut()
+            .inner
+            .begin_member(entry)
+            .map_err(|e| self.stream_error(e))
+    }
+
+    fn record_digest(&mut self, member: &Member, digest: Option<String>, toc: Option<usize>) {
         let Some(hex) = digest else { return };
+        if let (Some(at), Some(bytes)) = (toc, digest_bytes(&hex)) {
+            self.tar.get_mut().inner.set_digest(at, bytes);
+        }
         if let Some(inode) = member.inode {
             self.links.entry(inode).or_insert_with(|| hex.clone());
         }
@@ -583,6 +641,20 @@ impl Writer<'_> {
     fn stream_error(&self, e: io::Error) -> anyhow::Error {
         anyhow::Error::new(e).context(format!("writing {}", self.output_name))
     }
+}
+
+/// A hex BLAKE3 digest as its 32 bytes.
+fn digest_bytes(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let digit = |c: u8| (c as char).to_digit(16);
+        *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(out)
 }
 
 fn os(bytes: &[u8]) -> &Path {

@@ -223,6 +223,7 @@ impl PackArgs {
             compression,
             level: self.level,
             threads,
+            index: true,
             reproducible: self.reproducible,
             clamp_mtime,
             manifest: self.manifest.clone(),

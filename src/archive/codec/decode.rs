@@ -176,6 +176,7 @@ mod tests {
             compression: Compression::Gzip,
             level: None,
             threads: 0,
+            index: false,
         };
         let mut enc = Encoder::start(options, out).unwrap();
         Write::write_all(&mut enc, &vec![7u8; 100_000]).unwrap();

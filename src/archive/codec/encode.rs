@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use super::compressor::{Chunks, ThreadEncoder};
 use super::format::Compression;
 use super::{parallel_bzip2, parallel_gzip};
+use crate::archive::index::{FRAME_TARGET, IndexedWriter, TocEntry};
 use crate::output::Output;
 
 /// How to compress.
@@ -28,6 +29,9 @@ pub struct EncodeOptions {
     pub level: Option<i32>,
     /// Worker threads (0: compress on the stage's own thread).
     pub threads: u32,
+    /// zstd only: write an indexed archive (frames cut at member boundaries, a table
+    /// of contents and a seek table, `archive::index`) instead of one plain stream.
+    pub index: bool,
 }
 
 /// The writing end of a compressor stage. [`Encoder::finish`] returns the output,
@@ -40,6 +44,8 @@ pub enum Encoder {
     Zstd(Box<ZstdEncoder>),
     /// Every other codec: compressed on a thread of its own.
     Thread(ThreadEncoder),
+    /// An indexed `.tar.zst`: the writer tells it where members begin.
+    Indexed(Box<IndexedWriter<Output>>),
 }
 
 impl Encoder {
@@ -48,6 +54,12 @@ impl Encoder {
     /// names the output.
     pub fn start(options: EncodeOptions, out: Output) -> Result<Encoder> {
         let what = out.describe();
+        if options.compression == Compression::Zstd && options.index {
+            let level = options.level.unwrap_or(Compression::Zstd.default_level());
+            let enc = IndexedWriter::new(out, level, FRAME_TARGET)
+                .with_context(|| format!("writing {what}"))?;
+            return Ok(Encoder::Indexed(Box::new(enc)));
+        }
         if options.compression == Compression::Zstd && options.threads > 0 {
             let enc = zstd_encoder(options, out).with_context(|| format!("writing {what}"))?;
             return Ok(Encoder::Zstd(Box::new(enc)));
@@ -58,11 +70,39 @@ impl Encoder {
             .with_context(|| format!("writing {what}"))
     }
 
+    /// Records, in an indexed archive, a member whose first header byte is the next
+    /// byte written; its index there, for [`Encoder::set_digest`].
+    pub fn begin_member(&mut self, entry: impl FnOnce() -> TocEntry) -> io::Result<Option<usize>> {
+        match self {
+            Encoder::Indexed(enc) => enc.begin_member(entry()).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The content digest of the member at `index` (from [`Encoder::begin_member`]).
+    pub fn set_digest(&mut self, index: usize, digest: [u8; 32]) {
+        if let Encoder::Indexed(enc) = self {
+            enc.set_digest(index, digest);
+        }
+    }
+
+    /// Every member is written; what follows is the end-of-archive blocks.
+    pub fn end_of_members(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Indexed(enc) => enc.end_of_members(),
+            _ => Ok(()),
+        }
+    }
+
     /// Flushes what is left and returns the finished output.
     pub fn finish(self) -> Result<Output> {
         let (what, result) = match self {
             Encoder::Zstd(enc) => (enc.get_ref().describe(), enc.finish()),
             Encoder::Thread(enc) => (enc.what.clone(), enc.finish()),
+            Encoder::Indexed(enc) => {
+                let what = enc.get_ref().describe();
+                (what, enc.finish())
+            }
         };
         result.with_context(|| format!("writing {what}"))
     }
@@ -73,6 +113,7 @@ impl Write for Encoder {
         match self {
             Encoder::Zstd(enc) => enc.write(bytes),
             Encoder::Thread(enc) => enc.write(bytes),
+            Encoder::Indexed(enc) => enc.write(bytes),
         }
     }
 
@@ -188,6 +229,7 @@ mod tests {
             (Compression::Gzip, 0),
             (Compression::Zstd, 2),
             (Compression::Zstd, 0),
+            (Compression::Zstd, 1),
             (Compression::Xz, 2),
             (Compression::Xz, 0),
             (Compression::Bzip2, 2),
@@ -201,6 +243,8 @@ mod tests {
                 compression,
                 level: None,
                 threads,
+                // The indexed archive is one zstd stream too: threads 1 stands for it.
+                index: compression == Compression::Zstd && threads == 1,
             };
             let mut enc = Encoder::start(options, out).unwrap();
             Write::write_all(&mut enc, &data).unwrap();

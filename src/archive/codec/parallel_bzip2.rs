@@ -94,6 +94,7 @@ mod tests {
             compression: Compression::Bzip2,
             level: Some(1),
             threads: 2,
+            index: false,
         };
         let mut enc = Encoder::start(options, out).unwrap();
         Write::write_all(&mut enc, &data).unwrap();

@@ -28,7 +28,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(entry_type: tar::EntryType) -> Kind {
+    pub fn of(entry_type: tar::EntryType) -> Kind {
         match entry_type.as_byte() {
             b'0' | b'\0' | b'7' | b'S' => Kind::File,
             b'5' | b'D' => Kind::Dir,

@@ -1,0 +1,23 @@
+//! Indexed `.tar.zst` archives: a zstd stream cut into frames at member boundaries,
+//! followed by a table of contents and the zstd seekable format's seek table, both in
+//! skippable frames that every zstd decoder passes over (`zstd -dc x.tar.zst | tar -x`
+//! reads it unchanged). With them, spate lists an archive from its table, extracts
+//! one member by decompressing only its frames, and unpacks frames in parallel.
+//!
+//! - `format.rs`: the byte layout of the two tables;
+//! - `read.rs`: finding and checking the index at the end of a file, reading frames;
+//! - `writer.rs`: [`IndexedWriter`], which pack writes the tar stream into.
+
+// The reading side is used by list, unpack and check as they learn the index; until
+// then only the tests here read it.
+#[allow(dead_code)]
+mod format;
+#[allow(dead_code)]
+mod read;
+mod writer;
+
+#[allow(unused_imports)]
+pub use format::{Frame, Toc, TocEntry};
+#[allow(unused_imports)]
+pub use read::{Found, FrameReader, Index, read_frame, read_index};
+pub use writer::{FRAME_TARGET, IndexedWriter};

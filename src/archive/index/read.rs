@@ -1,0 +1,199 @@
+//! Finding and checking an archive's index from the end of the file, and reading its
+//! frames: one at a time ([`read_frame`]) or as a stream ([`FrameReader`]).
+//!
+//! Nothing here trusts the table further than it checked it: the seek table must add
+//! up to the file's length, the TOC must pass its BLAKE3, and every frame read must
+//! decompress to the size and checksum the seek table gives. What a member's offset
+//! points at is checked by whoever reads the member (a tar header with that name).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use super::format::{self, FOOTER_LEN, Footer, Frame, TocEntry};
+
+/// The largest frame spate reads: its own are at most a few MiB, and a table that
+/// says more must not make it allocate gigabytes.
+const MAX_FRAME: usize = 64 << 20;
+
+/// An archive's index, checked against the file.
+#[derive(Debug, Clone)]
+pub struct Index {
+    pub frames: Vec<Frame>,
+    pub entries: Vec<TocEntry>,
+    /// Bytes of the tar stream (the data frames' content).
+    pub tar_len: u64,
+}
+
+impl Index {
+    /// The frame holding byte `tar_offset` of the tar stream.
+    pub fn frame_at(&self, tar_offset: u64) -> Option<usize> {
+        let i = self
+            .frames
+            .partition_point(|f| f.d_offset + u64::from(f.d_size) <= tar_offset);
+        (i < self.frames.len()).then_some(i)
+    }
+}
+
+/// What the end of an archive holds.
+#[derive(Debug)]
+pub enum Found {
+    Indexed(Index),
+    /// No index: a plain stream (GNU tar's, `--no-index`, another compressor), or
+    /// another tool's seekable archive without spate's table of contents.
+    Plain,
+    /// An index is there but disagrees with the file; says why.
+    Broken(String),
+}
+
+/// Reads the index at the end of `file`, touching only the table's bytes.
+pub fn read_index(file: &File) -> io::Result<Found> {
+    let len = file.metadata()?.len();
+    if len < FOOTER_LEN as u64 {
+        return Ok(Found::Plain);
+    }
+    let mut tail = [0u8; FOOTER_LEN];
+    file.read_exact_at(&mut tail, len - FOOTER_LEN as u64)?;
+    let Some(footer) = Footer::decode(&tail) else {
+        return Ok(Found::Plain);
+    };
+    Ok(match checked(file, len, footer)? {
+        Ok(Some(index)) => Found::Indexed(index),
+        Ok(None) => Found::Plain,
+        Err(why) => Found::Broken(why),
+    })
+}
+
+/// The index, or why it cannot be believed; `Ok(None)`: a seek table without spate's
+/// TOC.
+fn checked(file: &File, len: u64, footer: Footer) -> io::Result<Result<Option<Index>, String>> {
+    let table_len = footer.table_len();
+    if table_len > len {
+        return Ok(Err("the seek table is longer than the file".into()));
+    }
+    let table_at = len - table_len;
+    let mut table = vec![0u8; table_len as usize];
+    file.read_exact_at(&mut table, table_at)?;
+    let frames = match format::decode_seek_table(&table, footer) {
+        Ok(frames) => frames,
+        Err(why) => return Ok(Err(why)),
+    };
+    if frames
+        .iter()
+        .any(|f| f.d_size as usize > MAX_FRAME || f.c_size as usize > MAX_FRAME)
+    {
+        return Ok(Err("the seek table lists a frame over 64 MiB".into()));
+    }
+    let data_end: u64 = frames.iter().map(|f| u64::from(f.c_size)).sum();
+    if data_end > table_at {
+        return Ok(Err(format!(
+            "the seek table lists {data_end} bytes of frames; the file has {table_at}"
+        )));
+    }
+    let toc_len = table_at - data_end;
+    if toc_len == 0 {
+        return Ok(Ok(None));
+    }
+    if toc_len < 8 {
+        return Ok(Err("the table of contents is cut short".into()));
+    }
+    let mut head = [0u8; 8];
+    file.read_exact_at(&mut head, data_end)?;
+    if format::toc_frame_len(&head) != Some(toc_len) {
+        return Ok(Err(
+            "the seek table's frames do not end where the table of contents starts".into(),
+        ));
+    }
+    let mut bytes = vec![0u8; toc_len as usize];
+    file.read_exact_at(&mut bytes, data_end)?;
+    let toc = match format::decode_toc(&bytes) {
+        Ok(toc) => toc,
+        Err(why) => return Ok(Err(why)),
+    };
+    let tar_len: u64 = frames.iter().map(|f| u64::from(f.d_size)).sum();
+    if toc.frames as usize != frames.len() || toc.tar_len != tar_len {
+        return Ok(Err(
+            "the table of contents and the seek table disagree".into()
+        ));
+    }
+    Ok(Ok(Some(Index {
+        frames,
+        entries: toc.entries,
+        tar_len,
+    })))
+}
+
+/// Reads and decompresses one frame, checking its size and checksum.
+pub fn read_frame(file: &File, frame: &Frame) -> io::Result<Vec<u8>> {
+    let mut packed = vec![0u8; frame.c_size as usize];
+    file.read_exact_at(&mut packed, frame.c_offset)
+        .map_err(|e| damaged(frame, &format!("cannot be read: {e}")))?;
+    let data = zstd::bulk::decompress(&packed, frame.d_size as usize)
+        .map_err(|e| damaged(frame, &format!("does not decompress: {e}")))?;
+    if data.len() != frame.d_size as usize {
+        return Err(damaged(
+            frame,
+            "decompresses to another size than the index says",
+        ));
+    }
+    if checksum(&data) != frame.checksum {
+        return Err(damaged(frame, "fails its checksum"));
+    }
+    Ok(data)
+}
+
+/// The checksum the seek table keeps: the low 32 bits of the XXH64 (seed 0).
+pub fn checksum(data: &[u8]) -> u32 {
+    xxhash_rust::xxh64::xxh64(data, 0) as u32
+}
+
+fn damaged(frame: &Frame, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the frame at byte {} {what}", frame.c_offset),
+    )
+}
+
+/// The tar stream from a frame on, decompressed one frame at a time, each checked.
+pub struct FrameReader {
+    file: Arc<File>,
+    frames: Vec<Frame>,
+    next: usize,
+    buf: Vec<u8>,
+    at: usize,
+    skip: u64,
+}
+
+impl FrameReader {
+    /// Reads from frame `from_frame` on, starting `skip` bytes into it.
+    pub fn new(file: Arc<File>, frames: Vec<Frame>, from_frame: usize, skip: u64) -> FrameReader {
+        FrameReader {
+            file,
+            frames,
+            next: from_frame,
+            buf: Vec::new(),
+            at: 0,
+            skip,
+        }
+    }
+}
+
+impl Read for FrameReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.buf.len() {
+            let Some(frame) = self.frames.get(self.next) else {
+                return Ok(0);
+            };
+            self.buf = read_frame(&self.file, frame)?;
+            self.next += 1;
+            let skip = usize::try_from(self.skip).unwrap_or(usize::MAX);
+            self.at = skip.min(self.buf.len());
+            self.skip -= self.at as u64;
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
