@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{IoArg, IoArgs, ProgressArgs, WalkArgs, parse_jobs, parse_queue_depth};
+use super::shared::{
+    IoArg, IoArgs, ProgressArgs, ShardArgs, WalkArgs, parse_jobs, parse_queue_depth,
+};
 use super::units::parse_size_arg;
 use crate::archive::{Compression, ListConfig, PackConfig, UnpackConfig, files_from};
 use crate::read;
+use crate::walk::WalkOptions;
 
 pub(super) const PACK_EXAMPLES: &str = "\
 Examples:
@@ -25,7 +28,14 @@ a leading '/' and anything up to a last '..' are removed, with a one-time notice
 ('Removing leading '/' from member names'). -o, -T and --manifest are relative to the
 directory spate was started in; the manifest lists the paths as given.
 pack reads with one reader (ring or thread) unless --readers says otherwise: compression
-keeps the cores busy, and one reader with many files in flight keeps up with it.";
+keeps the cores busy, and one reader with many files in flight keeps up with it.
+
+--shard K/N packs the files `spate hash --shard K/N` hashes, with two differences: every
+directory goes to shard 1 only (merged, each is stored once, ahead of its files; a
+shard unpacked alone gets its files' directories created with default modes), and all
+names of a hard-linked file go to the shard of its first name. Join the parts with
+`spate merge -o all.tar.zst part-1.tar.zst ... part-N.tar.zst`:
+  spate pack --shard 2/3 -o part-2.tar.zst tree   # on each worker, same path, same cwd";
 
 #[derive(Args, Debug)]
 pub(super) struct PackArgs {
@@ -100,6 +110,9 @@ pub(super) struct PackArgs {
 
     #[command(flatten)]
     walk: WalkArgs,
+
+    #[command(flatten)]
+    shard: ShardArgs,
 
     #[command(flatten)]
     io: PackIoArgs,
@@ -216,6 +229,7 @@ impl PackArgs {
         for list in &self.files_from {
             paths.extend(files_from::read(list, self.null)?);
         }
+        let shard = self.shard.select_for_walk(&paths)?;
         Ok(PackConfig {
             paths,
             directory: self.directory.clone(),
@@ -227,7 +241,10 @@ impl PackArgs {
             reproducible: self.reproducible,
             clamp_mtime,
             manifest: self.manifest.clone(),
-            walk: self.walk.options(),
+            walk: WalkOptions {
+                shard,
+                ..self.walk.options()
+            },
             read: self.pack_read_options()?,
             progress: self.progress.mode(self.quiet),
             notices: !self.quiet,

@@ -75,7 +75,8 @@ enum Command {
     /// List an archive's entries, like `tar -tv`.
     #[command(after_help = archive::LIST_EXAMPLES)]
     List(archive::ListArgs),
-    /// Merge shard manifests into one, in walk order; refuse conflicting digests.
+    /// Merge shard manifests into one, in walk order (refusing conflicting digests), or
+    /// shard archives into one indexed archive.
     #[command(after_help = hash::MERGE_EXAMPLES)]
     Merge(hash::MergeArgs),
     /// Print a shell completion script.
