@@ -63,7 +63,8 @@ enum Command {
     /// Hash files and directory trees; print a manifest b3sum/sha256sum can check.
     #[command(after_help = hash::HASH_EXAMPLES)]
     Hash(hash::HashArgs),
-    /// Verify files against manifests from spate, b3sum or sha256sum and friends.
+    /// Verify files against manifests from spate, b3sum or sha256sum and friends, or an
+    /// archive against its own table of contents.
     #[command(after_help = check::CHECK_EXAMPLES)]
     Check(check::CheckArgs),
     /// Pack files and trees into a tar archive, compressed by the output's extension.
