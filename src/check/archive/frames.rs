@@ -4,7 +4,8 @@
 //! Decompression is what a check of an archive spends its time on, and frames are
 //! independent: each worker takes the next frame number, reads and decompresses it
 //! (with its size and checksum verified by [`read_frame`]), and the consumer gets them
-//! back in archive order. Workers stay at most [`AHEAD_PER_THREAD`] frames per thread
+//! back in archive order, decompressing the next one itself when no worker has taken
+//! it yet. Workers stay at most [`AHEAD_PER_THREAD`] frames per thread
 //! ahead of the consumer, so memory is bounded by a few frames per core whatever the
 //! archive's size.
 
@@ -18,7 +19,7 @@ use std::thread::JoinHandle;
 use crate::archive::index::{Frame, read_frame};
 
 /// Frames each worker may decompress ahead of the consumer.
-const AHEAD_PER_THREAD: usize = 2;
+const AHEAD_PER_THREAD: usize = 4;
 
 /// What became of one frame.
 pub(super) type Decoded = io::Result<Vec<u8>>;
@@ -46,6 +47,8 @@ impl Shared {
 
 /// Frames in archive order, decompressed ahead.
 pub(super) struct AheadFrames {
+    file: Arc<File>,
+    frames: Arc<Vec<Frame>>,
     results: Receiver<(usize, Decoded)>,
     /// Frames decompressed before their turn.
     early: BTreeMap<usize, Decoded>,
@@ -90,6 +93,8 @@ impl AheadFrames {
             })
             .collect();
         AheadFrames {
+            file,
+            frames,
             results,
             early: BTreeMap::new(),
             next: 0,
@@ -107,6 +112,19 @@ impl AheadFrames {
         let decoded = loop {
             if let Some(decoded) = self.early.remove(&self.next) {
                 break decoded;
+            }
+            // No worker has taken it yet: decompress it here rather than sleep until
+            // one does (on a busy machine every wake-up waits for a core).
+            let untaken = {
+                let mut schedule = self.shared.lock();
+                let untaken = schedule.next == self.next;
+                if untaken {
+                    schedule.next += 1;
+                }
+                untaken
+            };
+            if untaken {
+                break read_frame(&self.file, &self.frames[self.next]);
             }
             match self.results.recv() {
                 Ok((i, decoded)) => _ = self.early.insert(i, decoded),
