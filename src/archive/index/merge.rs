@@ -322,3 +322,94 @@ impl Merged {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::IndexedWriter;
+    use super::*;
+    use crate::archive::unpack::header::Mtime;
+
+    /// An indexed archive of `files` written by a writer that leaves the end blocks in
+    /// the last members' frame (no `end_of_members`), as another writer might.
+    fn part(path: &Path, files: &[(&str, &[u8])]) {
+        let file = File::create(path).unwrap();
+        let mut builder = tar::Builder::new(IndexedWriter::new(file, 3, 1 << 20).unwrap());
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder
+                .get_mut()
+                .begin_member(TocEntry {
+                    name: name.as_bytes().to_vec(),
+                    entry_type: b'0',
+                    link: None,
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                    user: None,
+                    group: None,
+                    size: data.len() as u64,
+                    mtime: Mtime { secs: 0, nanos: 0 },
+                    device: None,
+                    header_at: 0,
+                    digest: Some(*blake3::hash(data).as_bytes()),
+                })
+                .unwrap();
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+    }
+
+    #[test]
+    fn a_part_whose_end_blocks_share_its_last_frame_is_cut_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, out) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("ab"),
+        );
+        part(&a, &[("one", b"first part"), ("two", &[7u8; 700])]);
+        part(&b, &[("three", b"second part")]);
+        for p in [&a, &b] {
+            let Found::Indexed(index) = read_index(&File::open(p).unwrap()).unwrap() else {
+                panic!("no index");
+            };
+            assert_eq!(
+                index.frames.len(),
+                1,
+                "members and end blocks share one frame"
+            );
+        }
+        let cleanup = Arc::new(Cleanup::default());
+        assert!(run(&[a, b], Some(&out), true, &cleanup).unwrap());
+        let Found::Indexed(index) = read_index(&File::open(&out).unwrap()).unwrap() else {
+            panic!("the merged archive has no index");
+        };
+        let names: Vec<&[u8]> = index.entries.iter().map(|e| e.name.as_slice()).collect();
+        assert_eq!(names, [&b"one"[..], b"two", b"three"]);
+        // One stream: the members of both parts, then one end, as tar reads it.
+        let stream = zstd::stream::decode_all(File::open(&out).unwrap()).unwrap();
+        assert_eq!(stream.len() as u64, index.tar_len);
+        let mut archive = tar::Archive::new(&stream[..]);
+        let mut read = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let at = entry.raw_header_position();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            read.push((entry.path_bytes().into_owned(), at, data));
+        }
+        assert_eq!(
+            read.len(),
+            3,
+            "tar stops at no end blocks before the last part"
+        );
+        for ((name, at, data), e) in read.iter().zip(&index.entries) {
+            assert_eq!((name, *at), (&e.name, e.header_at));
+            assert_eq!(blake3::hash(data).as_bytes(), &e.digest.unwrap());
+        }
+        assert!(stream[stream.len() - 1024..].iter().all(|&b| b == 0));
+    }
+}
