@@ -19,6 +19,8 @@ use anyhow::{Context, Result};
 #[derive(Default)]
 pub struct Cleanup {
     paths: Mutex<Vec<PathBuf>>,
+    /// Directories a job made and fills (bench's --write-tree): removed with all they hold.
+    dirs: Mutex<Vec<PathBuf>>,
     /// Run on SIGINT/SIGTERM after the files are gone: a job that streams results (bench
     /// keeps the rows it finished) writes what it has before the process exits.
     last_words: Mutex<Vec<Box<dyn Fn() + Send>>>,
@@ -33,11 +35,27 @@ impl Cleanup {
         self.lock().retain(|p| p != path);
     }
 
+    /// A directory of our own to remove, with everything in it, on SIGINT/SIGTERM.
+    pub(crate) fn register_dir(&self, path: &Path) {
+        self.dirs_lock().push(path.to_path_buf());
+    }
+
+    pub(crate) fn unregister_dir(&self, path: &Path) {
+        self.dirs_lock().retain(|p| p != path);
+    }
+
+    fn dirs_lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Deletes every registered file (signal path: errors are ignored, nothing else can
     /// be done about them), then runs the [`Cleanup::on_interrupt`] hooks.
     pub fn remove_all(&self) {
         for path in self.lock().drain(..) {
             let _ = std::fs::remove_file(path);
+        }
+        for dir in self.dirs_lock().drain(..) {
+            remove_busy_dir(&dir);
         }
         let hooks = self.last_words.lock().unwrap_or_else(|p| p.into_inner());
         for hook in hooks.iter() {
@@ -56,6 +74,46 @@ impl Cleanup {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
         self.paths.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The file a final name stands for: a symbolic link's target, followed as a shell's
+/// `>` and `tar -f` follow it (renaming over the link would replace the link with a
+/// file and leave its target stale). A dangling link's target is created.
+pub fn through_links(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    // As many hops as the kernel follows before ELOOP; a loop then fails to open.
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    path
+}
+
+/// Removes a directory another thread may still be creating files in: renamed first,
+/// so that thread's next create fails (it names files by the old path) instead of
+/// landing between remove_dir_all's listing and its rmdir.
+fn remove_busy_dir(dir: &Path) {
+    let mut gone = dir.as_os_str().to_owned();
+    gone.push(".removing");
+    let gone = PathBuf::from(gone);
+    let target = if std::fs::rename(dir, &gone).is_ok() {
+        gone
+    } else {
+        dir.to_path_buf()
+    };
+    // A file being written when the rename came is removed with the rest; only a
+    // create racing a failed rename could need a second pass.
+    for _ in 0..10 {
+        match std::fs::remove_dir_all(&target) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => continue,
+            _ => break,
+        }
     }
 }
 
@@ -95,7 +153,7 @@ impl Output {
                     })?,
                 p.to_path_buf(),
             ),
-            Some(p) => Dest::File(AtomicFile::create(p, Arc::clone(cleanup))?),
+            Some(p) => Dest::File(AtomicFile::create(&through_links(p), Arc::clone(cleanup))?),
         };
         Ok(Output { dest, written: 0 })
     }
@@ -321,6 +379,7 @@ impl OwnFiles {
     /// it, if any.
     pub fn add_final(&mut self, path: Option<&Path>, why: &'static str) -> Result<()> {
         let Some(path) = path else { return Ok(()) };
+        let path = &through_links(path);
         self.paths.push((absolute(path)?, why));
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             self.ids.insert((meta.dev(), meta.ino()), why);

@@ -155,6 +155,12 @@ fn written_bytes(pid: u32) -> u64 {
 /// Runs `args` (a long job) in `dir`, returns zstd's ratio on the test file once `ready`
 /// says so, and stops the run.
 fn ratio_of_test_file(args: &[&str], ready: impl Fn(u32) -> bool) -> f64 {
+    zstd_ratio(&test_file_of(args, ready))
+}
+
+/// Runs `args` (a long job on an 8 MiB file), returns the test file's bytes once
+/// `ready` says so, and stops the run.
+fn test_file_of(args: &[&str], ready: impl Fn(u32) -> bool) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_spate"))
         .arg("bench")
@@ -180,7 +186,34 @@ fn ratio_of_test_file(args: &[&str], ready: impl Fn(u32) -> bool) -> f64 {
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(child.wait().unwrap().code(), Some(130));
-    zstd_ratio(&data)
+    data
+}
+
+#[test]
+fn consecutive_writes_carry_different_data() {
+    // One write in flight: before the write ring, every write reused its one buffer,
+    // and blocks differed only in their 8-byte stamps.
+    for backend in ["uring", "threads"] {
+        let data = test_file_of(
+            &[
+                "--io", backend, "--rw", "write", "--bs", "64k", "--fsync", "1", "--size", "8M",
+                "--loops", "1000",
+            ],
+            |pid| written_bytes(pid) > 8 << 20,
+        );
+        // Every 4 KiB block without its stamp: no two alike in 8 MiB (the ring is 16).
+        let unstamped: Vec<&[u8]> = data.chunks(4096).map(|b| &b[8..]).collect();
+        let distinct: std::collections::HashSet<&[u8]> = unstamped.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            unstamped.len(),
+            "{backend}: repeated blocks"
+        );
+        let blocks: Vec<&[u8]> = data.chunks(64 << 10).collect();
+        for pair in blocks.windows(2) {
+            assert_ne!(pair[0][8..4096], pair[1][8..4096], "{backend}");
+        }
+    }
 }
 
 #[test]

@@ -880,3 +880,54 @@ fn output_to_a_device_or_fifo_writes_into_it_and_keeps_the_node() {
     let meta = std::fs::metadata(&fifo).unwrap();
     assert!(meta.file_type().is_fifo(), "the FIFO was replaced");
 }
+
+#[test]
+fn output_through_a_symlink_writes_its_target_and_keeps_the_link() {
+    // As `sha256sum > link` and `tar -cf link` do: the link stays, its target is written.
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("tree/a"), b"hello");
+    std::fs::create_dir(tmp.path().join("store")).unwrap();
+    std::os::unix::fs::symlink("store/sums.b3", tmp.path().join("latest.b3")).unwrap();
+    std::os::unix::fs::symlink("store/tree.tar.zst", tmp.path().join("latest.tar.zst")).unwrap();
+    let out = spate(
+        tmp.path(),
+        &os(&["hash", "-o", "latest.b3", "tree"])
+            .iter()
+            .map(OsString::as_os_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = spate(
+        tmp.path(),
+        &os(&["pack", "-q", "-o", "latest.tar.zst", "tree"])
+            .iter()
+            .map(OsString::as_os_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    for (link, target) in [
+        ("latest.b3", "store/sums.b3"),
+        ("latest.tar.zst", "store/tree.tar.zst"),
+    ] {
+        let meta = std::fs::symlink_metadata(tmp.path().join(link)).unwrap();
+        assert!(
+            meta.file_type().is_symlink(),
+            "{link} was replaced by a file"
+        );
+        assert!(
+            std::fs::metadata(tmp.path().join(target)).unwrap().len() > 0,
+            "{target} was not written"
+        );
+    }
+    let expected = spate(tmp.path(), &[OsStr::new("hash"), OsStr::new("tree")]).stdout;
+    assert_eq!(
+        std::fs::read(tmp.path().join("store/sums.b3")).unwrap(),
+        expected
+    );
+    let listed = Command::new("tar")
+        .args(["-tf", "latest.tar.zst"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("tree/a"));
+}

@@ -45,6 +45,14 @@ impl XorShift {
     }
 }
 
+/// SplitMix64's output function: distinct seeds to unrelated 64-bit states.
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// What the written blocks hold (`--pattern`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pattern {
@@ -92,7 +100,9 @@ impl Pattern {
 
     /// Fills `bytes` with this pattern.
     pub fn fill(self, bytes: &mut [u8], seed: u64) {
-        let mut rng = XorShift::new(seed.wrapping_add(0x5EED));
+        // Mixed first: XorShift::new sets the low bit, so seeds n and n + 1 could
+        // otherwise start the same stream and fill two buffers alike.
+        let mut rng = XorShift::new(splitmix64(seed));
         match self {
             Pattern::Random => rng.fill(bytes),
             Pattern::Zero => bytes.fill(0),
@@ -129,6 +139,31 @@ pub fn pattern_buffer(len: usize, seed: u64, pattern: Pattern) -> AlignedBuf {
     buf
 }
 
+/// Distinct data a write job cycles through, per job: the buffers in flight and, up to
+/// this much, spare buffers filled before the clock starts. Written blocks then repeat
+/// no sooner than every 16 MiB (besides the stamp that makes every 4 KiB block unique),
+/// so neither a deduplicating nor a compressing device can write less than asked,
+/// while memory stays bounded.
+pub const WRITE_RING_BYTES: u64 = 16 << 20;
+
+/// The spare write buffers of worker `worker` of a job: enough that the job's buffers
+/// add up to [`WRITE_RING_BYTES`]; none for a job that only reads, or whose buffers in
+/// flight hold that much already.
+pub fn write_ring(spec: &super::job::JobSpec, worker: usize) -> Vec<AlignedBuf> {
+    if !spec.rw.writes() {
+        return Vec::new();
+    }
+    let per_worker = WRITE_RING_BYTES / spec.jobs as u64;
+    let count = (per_worker / spec.bs).saturating_sub(spec.iodepth as u64);
+    (0..count)
+        .map(|i| {
+            // Seeds apart from those of the buffers in flight (worker × 1000 + slot).
+            let seed = ((worker as u64) << 32) | (0x8000_0000 + i);
+            pattern_buffer(spec.bs as usize, seed, spec.pattern)
+        })
+        .collect()
+}
+
 /// The generator's throughput for `pattern`, bytes per second: the time to fill 16 MiB
 /// of memory already faulted in (what the report gives as `generate_mb_s`, to show it
 /// is far above the disk; first-touch page faults are the allocator's cost, not the
@@ -154,6 +189,11 @@ pub fn stamp(buf: &mut AlignedBuf, len: usize, offset: u64, counter: u64) {
     // SAFETY: the first `buf.len() >= len` bytes are initialised, the pointer is valid
     // for them, and `buf` is borrowed mutably while the slice lives.
     let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr(), len) };
+    stamp_slice(bytes, offset, counter);
+}
+
+/// [`stamp`] on bytes of our own.
+pub fn stamp_slice(bytes: &mut [u8], offset: u64, counter: u64) {
     for (i, block) in bytes.chunks_mut(4096).enumerate() {
         let tag = (offset + i as u64 * 4096) ^ counter.rotate_left(40);
         let n = block.len().min(8);
@@ -199,6 +239,15 @@ mod tests {
             Pattern::parse("compressible:40%"),
             Ok(Pattern::Compressible(40))
         );
+    }
+
+    #[test]
+    fn neighbouring_seeds_fill_different_buffers() {
+        let bufs: Vec<Vec<u8>> = (0..64)
+            .map(|seed| random_buffer(4096, seed).to_vec())
+            .collect();
+        let distinct: std::collections::HashSet<&Vec<u8>> = bufs.iter().collect();
+        assert_eq!(distinct.len(), bufs.len());
     }
 
     #[test]

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::FileWork;
 use super::data::Pattern;
 use super::job::Rw;
 use super::results::{Figures, JobRow, Results};
+use super::{FileWork, WriteTreeWork};
 use crate::read::BackendKind;
 
 /// The fio job file equivalent to `work` on `backend`: one `[section]` per job, each
@@ -100,6 +100,51 @@ pub fn job_file(work: &FileWork, backend: BackendKind) -> String {
     out
 }
 
+/// The fio job file closest to `--write-tree`: files created when fio opens them, one
+/// at a time, each written in full and fsynced when closed, then removed. fio has no
+/// fsync of the directory, and its figure is per write, not per file.
+pub fn write_tree_job_file(work: &WriteTreeWork) -> String {
+    let shape = work.shape;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "; spate {} bench --write-tree {}, as a fio job file: fio THIS_FILE\n\
+         ; --output-format=json > r.json. Unlike spate, fio does not fsync the directory,\n\
+         ; and reports per write (bs), not per file: with filesize <= bs they are the same.",
+        env!("CARGO_PKG_VERSION"),
+        shape.label()
+    );
+    let name: String = work
+        .spec()
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let _ = writeln!(out, "[{name}]");
+    let _ = writeln!(out, "directory={}", work.dir.display());
+    let _ = writeln!(out, "ioengine=psync");
+    let _ = writeln!(out, "rw=write");
+    let _ = writeln!(out, "bs={}", shape.size.min(1 << 20));
+    let _ = writeln!(out, "nrfiles={}", shape.files);
+    let _ = writeln!(out, "filesize={}", shape.size);
+    let _ = writeln!(out, "size={}", shape.files.saturating_mul(shape.size));
+    let _ = writeln!(out, "create_on_open=1");
+    let _ = writeln!(out, "openfiles=1");
+    let _ = writeln!(out, "file_service_type=sequential");
+    let _ = writeln!(out, "fsync_on_close=1");
+    let _ = writeln!(out, "unlink=1");
+    match work.pattern {
+        Pattern::Random => {}
+        Pattern::Zero => {
+            let _ = writeln!(out, "zero_buffers=1");
+        }
+        Pattern::Compressible(pct) => {
+            let _ = writeln!(out, "buffer_compress_percentage={pct}");
+        }
+    }
+    out
+}
+
 /// A duration as fio takes it: whole seconds, or milliseconds.
 fn fio_time(d: Duration) -> String {
     if d.subsec_millis() == 0 {
@@ -129,6 +174,7 @@ pub fn results(doc: &Value) -> Results {
             name: job["jobname"].as_str().unwrap_or("?").replace('-', " "),
             read: figures(&job["read"]),
             write: figures(&job["write"]),
+            samples: None,
         })
         .collect();
     Results {
@@ -149,5 +195,18 @@ fn figures(dir: &Value) -> Option<Figures> {
         iops: dir["iops"].as_f64().unwrap_or(0.0),
         mean_ns: dir["lat_ns"]["mean"].as_f64().unwrap_or(0.0),
         p99_ns: dir["clat_ns"]["percentile"]["99.000000"].as_f64(),
+        // fio's percentiles are of clat (completion latency, without the submission).
+        curve: {
+            let mut curve: Vec<(f64, f64)> = dir["clat_ns"]["percentile"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(p, ns)| Some((p.parse().ok()?, ns.as_f64()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            curve.sort_by(|a, b| a.0.total_cmp(&b.0));
+            curve
+        },
     })
 }

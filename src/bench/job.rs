@@ -5,6 +5,7 @@
 //! `iodepth` operations in flight. It asks a [`JobOps`] for the next operation, times it
 //! from submission to completion (fio's clat) and hands the result to a [`Recorder`].
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,9 @@ pub enum Rw {
     Randwrite,
     /// Random reads and writes, `--rwmixread` percent of them reads.
     Randrw,
+    /// `--write-tree`: files created, written and fsynced one after another.
+    #[serde(rename = "write-tree")]
+    WriteTree,
 }
 
 impl Rw {
@@ -40,6 +44,7 @@ impl Rw {
             Rw::Randread => "randread",
             Rw::Randwrite => "randwrite",
             Rw::Randrw => "randrw",
+            Rw::WriteTree => "write-tree",
         }
     }
 
@@ -54,7 +59,7 @@ impl Rw {
 
     /// Whether the job writes.
     pub fn writes(self) -> bool {
-        matches!(self, Rw::Write | Rw::Randwrite | Rw::Randrw)
+        matches!(self, Rw::Write | Rw::Randwrite | Rw::Randrw | Rw::WriteTree)
     }
 }
 
@@ -102,6 +107,9 @@ pub struct JobOps {
     fsync_every: u64,
     unsynced: u64,
     pattern: Pattern,
+    /// Filled write buffers not in flight, least recently written first: a write takes
+    /// the oldest and leaves its own, so consecutive writes never carry the same data.
+    spares: VecDeque<AlignedBuf>,
 }
 
 impl JobOps {
@@ -123,7 +131,15 @@ impl JobOps {
             fsync_every: spec.fsync_every,
             unsynced: 0,
             pattern: spec.pattern,
+            spares: VecDeque::new(),
         }
+    }
+
+    /// Writes cycle through `spares` as well as the buffers in flight
+    /// ([`super::data::write_ring`]).
+    pub fn with_spares(mut self, spares: Vec<AlignedBuf>) -> Self {
+        self.spares = spares.into();
+        self
     }
 }
 
@@ -158,7 +174,7 @@ impl OpSource for JobOps {
         };
         let dir = match self.rw {
             Rw::Read | Rw::Randread => Dir::Read,
-            Rw::Write | Rw::Randwrite => Dir::Write,
+            Rw::Write | Rw::Randwrite | Rw::WriteTree => Dir::Write,
             Rw::Randrw if self.rng.below(100) < u64::from(self.rwmixread) => Dir::Read,
             Rw::Randrw => Dir::Write,
         };
@@ -176,6 +192,11 @@ impl OpSource for JobOps {
     /// (compression, deduplication) can write less than asked.
     fn prepare_write(&mut self, op: &Op, buf: &mut AlignedBuf) {
         self.writes += 1;
+        // A swap of two owned buffers, no copy: the engine's buffer is idle until
+        // this write is submitted.
+        if let Some(next) = self.spares.pop_front() {
+            self.spares.push_back(std::mem::replace(buf, next));
+        }
         if self.pattern.stamped() {
             stamp(buf, op.len, op.offset, self.writes);
         }
@@ -190,8 +211,14 @@ pub struct DirStats {
     pub latency: Histogram<u64>,
 }
 
+impl Default for DirStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl DirStats {
-    fn new() -> Self {
+    pub fn new() -> Self {
         DirStats {
             ios: 0,
             bytes: 0,

@@ -14,11 +14,15 @@ pub mod fio;
 pub mod job;
 pub mod live;
 pub mod meta;
+pub mod page;
+pub mod plot;
 pub mod report;
 pub mod results;
+pub mod samples;
 pub mod stream;
 pub mod testfile;
 pub mod tree;
+pub mod writetree;
 
 use std::fs::File;
 use std::io::Write;
@@ -37,6 +41,7 @@ use data::{Pattern, pattern_buffer};
 use job::{JobOps, JobSpec, Recorder, Rw};
 use live::Live;
 use report::{Cpu, DirReport, FileReport, JobReport, PatternReport, SyncReport};
+use samples::{Counters, Sampler};
 use stream::Stream;
 use testfile::TestFile;
 
@@ -47,6 +52,8 @@ pub struct BenchConfig {
     pub backend: BackendKind,
     /// Print the report as JSON instead of a table.
     pub json: bool,
+    /// Also draw the report into this `.html` or `.svg` file (`--report`).
+    pub report: Option<PathBuf>,
     /// Progress of `--tree` as asked; a file job draws its line unless this is
     /// [`ProgressMode::None`] (and only on a terminal).
     pub progress: ProgressMode,
@@ -65,6 +72,47 @@ pub enum Work {
     ShowFio(PathBuf),
     /// Saved results side by side (`--compare`).
     Compare(Vec<PathBuf>),
+    /// Create, write and fsync many files (`--write-tree N×SIZE`).
+    WriteTree(WriteTreeWork),
+    /// Print the fio job file of `--write-tree` and measure nothing.
+    EmitFioWriteTree(WriteTreeWork),
+}
+
+/// `--write-tree`: `shape.files` files of `shape.size` bytes in a fresh directory in
+/// `dir`, `loops` times.
+#[derive(Debug, Clone)]
+pub struct WriteTreeWork {
+    pub dir: PathBuf,
+    pub shape: writetree::Shape,
+    pub loops: u32,
+    pub pattern: Pattern,
+}
+
+impl WriteTreeWork {
+    /// The job as the report names it: `write-tree 1000x4K`.
+    pub fn spec(&self) -> JobSpec {
+        JobSpec {
+            name: format!("write-tree {}", self.shape.label()),
+            rw: Rw::WriteTree,
+            rwmixread: 100,
+            bs: self.shape.size,
+            iodepth: 1,
+            jobs: 1,
+            runtime: Duration::MAX,
+            end_fsync: false,
+            fsync_every: 1,
+            pattern: self.pattern,
+        }
+    }
+}
+
+/// A size as fio and CrystalDiskMark write it: `4K`, `1M`, or bytes.
+pub fn size_label(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b.is_multiple_of(1 << 20) => format!("{}M", b >> 20),
+        b if b >= 1 << 10 && b.is_multiple_of(1 << 10) => format!("{}K", b >> 10),
+        b => b.to_string(),
+    }
 }
 
 /// Jobs on a temporary test file of `size` bytes in `dir`.
@@ -128,22 +176,47 @@ pub fn preset(runtime: Duration, pattern: Pattern) -> Vec<JobSpec> {
     jobs
 }
 
-/// Runs the benchmark and prints its report; false when a job had I/O errors.
+/// Runs the benchmark and prints its report (and draws it, with `--report`); false
+/// when a job had I/O errors.
 pub fn run(config: &BenchConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    let picture = config
+        .report
+        .as_deref()
+        .map(|path| page::create(path, cleanup))
+        .transpose()?;
+    let draw = |all: &[results::Results]| match picture {
+        Some(picture) => page::write(picture, all),
+        None => Ok(()),
+    };
     match &config.work {
         Work::Tree { root, read } => {
             let report = tree::run(root, read, config.progress)?;
             print(config.json, &report, || report.render())?;
+            draw(&redrawn(&report)?)?;
             Ok(report.errors == 0)
         }
-        Work::File(work) => run_on_file(config, work, cleanup),
+        Work::File(work) => {
+            let (clean, report) = run_on_file(config, work, cleanup)?;
+            draw(&redrawn(&report)?)?;
+            Ok(clean)
+        }
         Work::EmitFio(work) => {
             emit_text(&fio::job_file(work, config.backend))?;
+            Ok(true)
+        }
+        Work::WriteTree(work) => {
+            let (clean, report) = run_write_tree(config, work, cleanup)?;
+            draw(&redrawn(&report)?)?;
+            Ok(clean)
+        }
+        Work::EmitFioWriteTree(work) => {
+            emit_text(&fio::write_tree_job_file(work))?;
             Ok(true)
         }
         Work::ShowFio(path) => {
             let loaded = results::load(path)?;
             emit_text(&results::grid(&loaded))?;
+            draw(&[loaded])?;
             Ok(true)
         }
         Work::Compare(paths) => {
@@ -151,10 +224,22 @@ pub fn run(config: &BenchConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
                 .iter()
                 .map(|p| results::load(p))
                 .collect::<Result<Vec<_>>>()?;
-            emit_text(&results::compare(&all))?;
+            // One file is "draw this run again": its grid, as --fio-json shows one.
+            match all.as_slice() {
+                [one] => emit_text(&results::grid(one))?,
+                _ => emit_text(&results::compare(&all))?,
+            }
+            draw(&all)?;
             Ok(true)
         }
     }
+}
+
+/// A report as `--json` prints it, read back as `--compare` reads a saved one: the
+/// report of a run is drawn from exactly what its JSON would redraw.
+fn redrawn<T: serde::Serialize>(report: &T) -> Result<Vec<results::Results>> {
+    let doc = serde_json::to_value(report)?;
+    Ok(results::spate_results(&doc).into_iter().collect())
 }
 
 fn emit_text(text: &str) -> Result<()> {
@@ -179,8 +264,13 @@ fn print<T: serde::Serialize>(json: bool, data: &T, text: impl FnOnce() -> Strin
 }
 
 /// Creates the test file, runs every job on it (`loops` times each), prints each
-/// result as it finishes, and removes the file; false when a job had I/O errors.
-fn run_on_file(config: &BenchConfig, work: &FileWork, cleanup: &Arc<Cleanup>) -> Result<bool> {
+/// result as it finishes, and removes the file; whether no job had I/O errors, and
+/// the report as `--json` gives it.
+fn run_on_file(
+    config: &BenchConfig,
+    work: &FileWork,
+    cleanup: &Arc<Cleanup>,
+) -> Result<(bool, serde_json::Value)> {
     let FileWork {
         dir, size, jobs, ..
     } = work;
@@ -220,6 +310,7 @@ fn run_on_file(config: &BenchConfig, work: &FileWork, cleanup: &Arc<Cleanup>) ->
         },
         loops: work.loops,
         interrupted: false,
+        write_tree: None,
         jobs: Vec::new(),
     };
     let stream = Stream::start(config.json, work.grid, head, reads, cleanup)?;
@@ -242,6 +333,55 @@ fn run_on_file(config: &BenchConfig, work: &FileWork, cleanup: &Arc<Cleanup>) ->
         }
         stream.job_done(JobReport::best_of(spec, runs))?;
     }
+    stream.finish()
+}
+
+/// Runs `--write-tree` (`loops` times), printing its row as the other jobs' and
+/// removing its files after each run; whether it had no I/O errors, and the report.
+fn run_write_tree(
+    config: &BenchConfig,
+    work: &WriteTreeWork,
+    cleanup: &Arc<Cleanup>,
+) -> Result<(bool, serde_json::Value)> {
+    let spec = work.spec();
+    let head = FileReport {
+        dir: work.dir.display().to_string(),
+        file_size: work.shape.files.saturating_mul(work.shape.size),
+        // Blocking calls, whatever --io says.
+        backend: BackendKind::Threads.name(),
+        direct: false,
+        direct_refused: false,
+        cached: false,
+        cache_dropped: false,
+        meta: meta::Meta::collect(&work.dir),
+        pattern: PatternReport {
+            name: work.pattern.name(),
+            generate_mb_s: data::generation_rate(work.pattern) / 1e6,
+        },
+        loops: work.loops,
+        interrupted: false,
+        write_tree: Some(report::WriteTreeReport {
+            files: work.shape.files,
+            file_size: work.shape.size,
+        }),
+        jobs: Vec::new(),
+    };
+    let stream = Stream::start(config.json, false, head, false, cleanup)?;
+    let mut runs = Vec::with_capacity(work.loops as usize);
+    for _ in 0..work.loops {
+        let report = writetree::run(&work.dir, &spec, work.shape, work.pattern, cleanup)?;
+        if let Some(err) = &report.error {
+            crate::report::text::say_plainly(&format_args!(
+                "{}: {}: {err}",
+                work.dir.display(),
+                spec.name
+            ));
+            runs.push(report);
+            break;
+        }
+        runs.push(report);
+    }
+    stream.job_done(JobReport::best_of(&spec, runs))?;
     stream.finish()
 }
 
@@ -306,15 +446,24 @@ fn run_job(
                 .collect()
         })
         .collect();
+    let spares: Vec<Vec<_>> = (0..spec.jobs).map(|w| data::write_ring(spec, w)).collect();
 
     let cpu = Cpu::now();
     let started = Instant::now();
+    let sampler = Sampler::start(
+        Counters {
+            bytes: Arc::clone(&moved),
+            files: None,
+        },
+        started,
+    );
     let deadline = started + spec.runtime;
     let workers = buffers
         .into_iter()
         .enumerate()
-        .map(|(w, buffers)| OpsWorker {
-            source: JobOps::new(spec, file_size, w, deadline),
+        .zip(spares)
+        .map(|((w, buffers), spares)| OpsWorker {
+            source: JobOps::new(spec, file_size, w, deadline).with_spares(spares),
             buffers,
         })
         .collect();
@@ -335,6 +484,7 @@ fn run_job(
     }
     let elapsed = started.elapsed();
     report.cpu = Cpu::now().since(cpu);
+    report.samples = sampler.finish();
     live.finish();
 
     report.elapsed_s = elapsed.as_secs_f64();

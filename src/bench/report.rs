@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::job::{DirStats, JobSpec, Rw};
 use super::meta::Meta;
+use super::samples::Samples;
 
 /// A run on a test file: its settings and one entry per job.
 #[derive(Debug, Serialize)]
@@ -34,7 +35,18 @@ pub struct FileReport {
     pub loops: u32,
     /// SIGINT/SIGTERM stopped the run: `jobs` holds the jobs that finished.
     pub interrupted: bool,
+    /// `--write-tree`: files per run and bytes per file (no test file: `file_size` is
+    /// all the files' bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_tree: Option<WriteTreeReport>,
     pub jobs: Vec<JobReport>,
+}
+
+/// The shape of a `--write-tree` run.
+#[derive(Debug, Serialize)]
+pub struct WriteTreeReport {
+    pub files: u64,
+    pub file_size: u64,
 }
 
 /// The data pattern and what generating it costs.
@@ -75,6 +87,14 @@ pub struct JobReport {
     pub error: Option<String>,
     /// Every run's figure under `--loops`; the figures above are those of the best.
     pub loops: Loops,
+    /// Throughput every 100 ms of the run reported (the best under `--loops`).
+    pub samples: Samples,
+    /// `--write-tree`: files written (each created, written and fsynced; `write.ios`
+    /// counts them too, and `write.lat_ns` is per file, from create to fsync done).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_per_s: Option<f64>,
 }
 
 /// The runs of one job under `--loops N`, by throughput: MB/s of both directions
@@ -178,7 +198,17 @@ pub struct Latency {
     pub p99: u64,
     #[serde(rename = "p99.9")]
     pub p99_9: u64,
+    /// The curve HdrHistogram plots: `[percentile, ns]` at [`CURVE_AT`], up to the
+    /// highest percentile the count of samples can tell apart.
+    pub percentiles: Vec<(f64, u64)>,
 }
+
+/// Percentiles of the latency curve: dense where the tail is (each step a further
+/// "nine" of a log scale).
+pub const CURVE_AT: [f64; 25] = [
+    0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.5, 95.0, 97.0, 98.0,
+    99.0, 99.5, 99.7, 99.9, 99.95, 99.97, 99.99, 99.995, 99.999,
+];
 
 impl Latency {
     pub fn from_histogram(h: &Histogram<u64>) -> Latency {
@@ -190,6 +220,13 @@ impl Latency {
             p90: h.value_at_quantile(0.90),
             p99: h.value_at_quantile(0.99),
             p99_9: h.value_at_quantile(0.999),
+            percentiles: CURVE_AT
+                .iter()
+                // Past 1 - 1/n every percentile is the maximum: the curve ends there.
+                .filter(|&&p| p == 0.0 || (1.0 - p / 100.0) * h.len() as f64 >= 1.0)
+                .map(|&p| (p, h.value_at_quantile(p / 100.0)))
+                .chain(std::iter::once((100.0, h.max())))
+                .collect(),
         }
     }
 }
@@ -236,6 +273,9 @@ impl JobReport {
     /// What a write row's figure includes: `incl. end fsync`, `fsync every 32`, both,
     /// or `no fsync` (then it may measure the page cache, not the disk).
     fn fsync_note(&self) -> String {
+        if let Some(files) = self.files {
+            return format!("{files} files; IOPS is files/s, latency create to fsync");
+        }
         match (self.fsync, self.end_fsync) {
             (0, false) => "no fsync".into(),
             (0, true) => "incl. end fsync".into(),
@@ -268,6 +308,9 @@ impl JobReport {
             errors: 0,
             error: None,
             loops: Loops::default(),
+            samples: Samples::default(),
+            files: None,
+            files_per_s: None,
         }
     }
 
@@ -304,11 +347,22 @@ impl FileReport {
     /// What was measured how: size, directory, engine, direct or buffered, the cache
     /// (`reads`: some job reads, so a cache was kept or dropped) and the loops.
     pub fn header(&self, reads: bool) -> String {
+        let what = match &self.write_tree {
+            Some(t) => format!(
+                "--write-tree: {} files of {} in a new directory in {}, blocking calls",
+                t.files,
+                format_size(t.file_size, BINARY),
+                self.dir
+            ),
+            None => format!(
+                "{} test file in {}, --io {}",
+                format_size(self.file_size, BINARY),
+                self.dir,
+                self.backend
+            ),
+        };
         let first = format!(
-            "{} test file in {}, --io {}, {}{}{}{}\n",
-            format_size(self.file_size, BINARY),
-            self.dir,
-            self.backend,
+            "{what}, {}{}{}{}\n",
             match (self.direct, self.direct_refused) {
                 (true, _) => "O_DIRECT",
                 (false, true) => "buffered (O_DIRECT refused by the file system)",
@@ -403,6 +457,9 @@ impl FileReport {
 pub struct TreeReport {
     pub tree: String,
     pub backend: &'static str,
+    /// Version, time, host, kernel, CPU, file system and device of the run, as a run
+    /// on a test file carries.
+    pub meta: Meta,
     pub files: u64,
     pub bytes: u64,
     pub errors: u64,
@@ -413,11 +470,14 @@ pub struct TreeReport {
     /// Per file, from the open returning to the last byte read.
     pub lat_ns: Option<Latency>,
     pub cpu: Cpu,
+    /// MB/s and files/s every 100 ms.
+    pub samples: Samples,
 }
 
 impl TreeReport {
     pub fn render(&self) -> String {
-        let mut out = format!(
+        let mut out = self.meta.line();
+        out += &format!(
             "{} files, {} in {:.2} s, --io {}: {:.0} files/s, {:.1} MB/s ({:.1} MiB/s), \
              CPU {:.0}%{}\n",
             self.files,

@@ -79,9 +79,9 @@ impl Stream {
         Ok(())
     }
 
-    /// Prints what is left (the table, or the JSON report); true when no job had I/O
-    /// errors.
-    pub fn finish(self) -> Result<bool> {
+    /// Prints what is left (the table, or the JSON report); whether no job had I/O
+    /// errors, and the report as `--json` gives it.
+    pub fn finish(self) -> Result<(bool, serde_json::Value)> {
         let mut shared = lock(&self.shared);
         shared.flush_pending_row()?;
         if shared.json {
@@ -90,7 +90,8 @@ impl Stream {
         } else if !shared.grid {
             emit(&shared.report.table())?;
         }
-        Ok(shared.report.jobs.iter().all(|j| j.errors == 0))
+        let clean = shared.report.jobs.iter().all(|j| j.errors == 0);
+        Ok((clean, serde_json::to_value(&shared.report)?))
     }
 }
 

@@ -5,12 +5,14 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 use hdrhistogram::Histogram;
 
 use super::report::{Cpu, Latency, TreeReport};
+use super::samples::{Counters, Sampler};
 use crate::pipeline::{self, Outcome};
 use crate::progress::{Progress, ProgressMode};
 use crate::read::{ReadOptions, Sink, SinkFactory};
@@ -52,6 +54,8 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
     if !meta.is_dir() {
         bail!("{}: not a directory", root.display());
     }
+    // Before the walk: the time is when the run started.
+    let about = super::meta::Meta::collect(root);
     // Memory maps would hand the sink pages it never touches, so nothing would be read.
     let read = ReadOptions {
         mmap_threshold: None,
@@ -68,8 +72,14 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
     };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)?;
     let (mut files, mut bytes) = (0u64, 0u64);
+    // Bumped once per finished file by the one thread that sees results.
+    let counters = Counters {
+        bytes: Arc::new(AtomicU64::new(0)),
+        files: Some(Arc::new(AtomicU64::new(0))),
+    };
     let cpu = Cpu::now();
     let started = Instant::now();
+    let sampler = Sampler::start(counters.clone(), started);
     let result = pipeline::run(
         &[OsString::from(root)],
         &walk,
@@ -81,6 +91,10 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
                 Outcome::Read { output, len, .. } => {
                     files += 1;
                     bytes += len;
+                    counters.bytes.fetch_add(len, Ordering::Relaxed);
+                    if let Some(f) = &counters.files {
+                        f.fetch_add(1, Ordering::Relaxed);
+                    }
                     latency.saturating_record(output);
                 }
                 Outcome::Failed { path, error, .. } => reporter.read_failed(&path, error),
@@ -94,12 +108,14 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
     );
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
     let cpu = Cpu::now().since(cpu);
+    let samples = sampler.finish();
     reporter.finish();
     result?;
     let errors = reporter.errors();
     Ok(TreeReport {
         tree: root.display().to_string(),
         backend: read.backend.name(),
+        meta: about,
         files,
         bytes,
         errors,
@@ -109,5 +125,6 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
         mib_s: bytes as f64 / elapsed / (1 << 20) as f64,
         lat_ns: (files > 0).then(|| Latency::from_histogram(&latency)),
         cpu,
+        samples,
     })
 }

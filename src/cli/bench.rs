@@ -21,9 +21,11 @@ Examples:
   spate bench --rw write --bs 1M --end-fsync --json /tmp | jq '.jobs[0].write.mb_s'
   spate bench --rw randwrite --fsync 1 --runtime 10s .   # fsync after every write, as fio
   spate bench --tree ~/Photos                    # files/s and MB/s before hashing it
+  spate bench --write-tree 1000x4K /mnt/data     # create, write, fsync 1000 files
   spate bench --emit-fio /mnt/data > cdm.fio     # then: fio cdm.fio --output-format=json
   spate bench --fio-json fio.json                # fio's figures in spate's grid
-  spate bench --compare old.json new.json        # side by side, ratios to the first";
+  spate bench --compare old.json new.json        # side by side, ratios to the first
+  spate bench --report run.html --json . > run.json   # charts; later: --compare run.json --report x.svg";
 
 #[derive(Args, Debug)]
 pub(super) struct BenchArgs {
@@ -103,8 +105,10 @@ pub(super) struct BenchArgs {
 
     /// What is written (and laid out for reads): random (nothing to compress or
     /// dedupe), zero (fio's zero_buffers) or compressible:PCT (PCT% of every 4 KiB
-    /// block zeros, fio's buffer_compress_percentage). Filled once per job, not per
-    /// write.
+    /// block zeros, fio's buffer_compress_percentage). Filled once per job before the
+    /// clock, not per write; writes cycle through 16 MiB of distinct buffers per job
+    /// (more only if bs × iodepth × jobs is), every 4 KiB block stamped unique, so a
+    /// deduplicating or compressing device cannot write less than asked.
     #[arg(long, value_name = "PATTERN", default_value = "random", value_parser = Pattern::parse)]
     pattern: Pattern,
 
@@ -112,6 +116,16 @@ pub(super) struct BenchArgs {
     /// them, as fio does, so reads measure the disk).
     #[arg(long)]
     cached: bool,
+
+    /// Create N files of SIZE (1000x4K, 1000×4K) in a new directory in DIR instead,
+    /// one after another: create, write, fsync, close, then an fsync of the directory;
+    /// files/s, MB/s and per-file latency from create to fsync done. The directory is
+    /// removed afterwards, and on Ctrl-C. Blocking calls on one thread whatever --io
+    /// says. --emit-fio gives fio's nearest job (create_on_open, fsync_on_close), which
+    /// does not fsync the directory.
+    #[arg(long, value_name = "NxSIZE", value_parser = parse_shape,
+          conflicts_with_all = ["rw", "tree", "size", "direct", "buffered", "cached", "jobs", "runtime"])]
+    write_tree: Option<bench::writetree::Shape>,
 
     /// Read every file below DIR instead (nothing is written): files/s, MB/s and
     /// per-file latency.
@@ -129,9 +143,17 @@ pub(super) struct BenchArgs {
     fio_json: Option<PathBuf>,
 
     /// Show saved results side by side, with each one's MB/s over the first's (B/A):
-    /// spate --json reports or fio JSON results, from any machine.
-    #[arg(long, value_name = "FILE", num_args = 2.., conflicts_with_all = ["tree", "json", "emit_fio", "fio_json", "dir"])]
+    /// spate --json reports or fio JSON results, from any machine. One file with
+    /// --report draws that run again.
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["tree", "json", "emit_fio", "fio_json", "dir"])]
     compare: Vec<PathBuf>,
+
+    /// Also draw the report into FILE.html (the grid or comparison as a table, then the
+    /// charts) or FILE.svg (the charts): throughput every 100 ms per job, files/s for
+    /// tree workloads, and latency percentile curves (HdrHistogram). Self-contained: no
+    /// script, nothing fetched. Written under a temporary name, renamed when complete.
+    #[arg(long, value_name = "FILE", conflicts_with = "emit_fio")]
+    report: Option<PathBuf>,
 
     /// I/O engine: io_uring (falls back to threads where unavailable), or threads.
     #[arg(long = "io", value_enum, default_value = "auto")]
@@ -186,14 +208,34 @@ impl BenchArgs {
             crate::report::text::say_plainly(&notice);
         }
         let runtime = self.runtime;
+        anyhow::ensure!(
+            self.compare.len() != 1 || self.report.is_some(),
+            "--compare needs two results or more (one, with --report, draws it again)"
+        );
+        if let Some(path) = &self.report {
+            bench::page::Format::of(path)?;
+        }
         let work = if !self.compare.is_empty() {
             bench::Work::Compare(self.compare.clone())
         } else if let Some(path) = &self.fio_json {
             bench::Work::ShowFio(path.clone())
         } else {
-            match &self.tree {
-                Some(root) => self.tree_work(root, backend),
-                None => match self.file_work(runtime)? {
+            match (&self.tree, self.write_tree) {
+                (_, Some(shape)) => {
+                    let work = bench::WriteTreeWork {
+                        dir: self.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+                        shape,
+                        loops: self.loops,
+                        pattern: self.pattern,
+                    };
+                    if self.emit_fio {
+                        bench::Work::EmitFioWriteTree(work)
+                    } else {
+                        bench::Work::WriteTree(work)
+                    }
+                }
+                (Some(root), None) => self.tree_work(root, backend),
+                (None, None) => match self.file_work(runtime)? {
                     bench::Work::File(work) if self.emit_fio => bench::Work::EmitFio(work),
                     work => work,
                 },
@@ -203,6 +245,7 @@ impl BenchArgs {
             work,
             backend,
             json: self.json,
+            report: self.report.clone(),
             progress: self.progress.mode(self.quiet),
         })
     }
@@ -265,7 +308,7 @@ impl BenchArgs {
             "--bs × --iodepth × --jobs would hold {memory} bytes of buffers; at most 4 GiB"
         );
         Ok(JobSpec {
-            name: format!("{} {} Q{depth}T{jobs}", rw.name(), size_label(bs)),
+            name: format!("{} {} Q{depth}T{jobs}", rw.name(), bench::size_label(bs)),
             rw,
             rwmixread: self.rwmixread,
             bs,
@@ -279,6 +322,20 @@ impl BenchArgs {
     }
 }
 
+/// `--write-tree N×SIZE`: a count of files and their size (`1000x4K`, `1000×4K`).
+fn parse_shape(s: &str) -> Result<bench::writetree::Shape, String> {
+    let usage = || format!("'{s}': give NxSIZE, a count of files and their size, e.g. 1000x4K");
+    let (n, size) = s.split_once(['x', 'X', '×']).ok_or_else(usage)?;
+    let files = n
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(usage)?;
+    let size = parse_size_arg(size.trim()).map_err(|e| format!("'{s}': SIZE {e}"))?;
+    Ok(bench::writetree::Shape { files, size })
+}
+
 /// `--fsync N`: a number of writes, as fio's `fsync=N`.
 fn parse_fsync_every(s: &str) -> Result<u64, String> {
     s.parse::<u64>().ok().filter(|&n| n >= 1).ok_or_else(|| {
@@ -286,15 +343,6 @@ fn parse_fsync_every(s: &str) -> Result<u64, String> {
          the last write use --end-fsync"
             .to_string()
     })
-}
-
-/// A block size as fio and CrystalDiskMark write it: `4K`, `1M`, or bytes.
-fn size_label(bs: u64) -> String {
-    match bs {
-        b if b >= 1 << 20 && b.is_multiple_of(1 << 20) => format!("{}M", b >> 20),
-        b if b >= 1 << 10 && b.is_multiple_of(1 << 10) => format!("{}K", b >> 10),
-        b => b.to_string(),
-    }
 }
 
 #[cfg(test)]
