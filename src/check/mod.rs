@@ -161,7 +161,7 @@ pub fn run(config: &CheckConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
         .filter(|m| archive::is_archive(m))
         .count();
     if archives > 0 {
-        check_archive_arguments(config, archives)?;
+        archive::refuse_unsupported(config, archives)?;
         if config.audit.is_empty() {
             return archive::run(config);
         }
@@ -245,28 +245,6 @@ pub(crate) fn verify(
     }
     let listing = listing.lock().unwrap_or_else(|p| p.into_inner());
     Ok(listing.other_shards)
-}
-
-/// Refuses what an archive argument cannot be checked with.
-fn check_archive_arguments(config: &CheckConfig, archives: usize) -> Result<()> {
-    anyhow::ensure!(
-        archives == config.manifests.len() || !config.audit.is_empty(),
-        "archives and manifests cannot be checked in one run (without --audit): give \
-         them to separate `spate check` runs"
-    );
-    anyhow::ensure!(
-        config.update.is_none(),
-        "--update writes the next manifest of a JSON manifest, not of an archive"
-    );
-    anyhow::ensure!(
-        config.walk.shard.is_none() || !config.audit.is_empty(),
-        "--shard selects manifest lines or audited files; an archive is verified whole"
-    );
-    anyhow::ensure!(
-        config.algo.is_none_or(|a| a == Algo::Blake3),
-        "an archive's table of contents holds BLAKE3 digests only"
-    );
-    Ok(())
 }
 
 fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {

@@ -88,6 +88,28 @@ fn is_tar_header(block: &[u8]) -> bool {
     tar::Header::from_byte_slice(&block[..512]).cksum().ok() == Some(sum)
 }
 
+/// Refuses what an archive argument cannot be checked with.
+pub(super) fn refuse_unsupported(config: &CheckConfig, archives: usize) -> Result<()> {
+    anyhow::ensure!(
+        archives == config.manifests.len() || !config.audit.is_empty(),
+        "archives and manifests cannot be checked in one run (without --audit): give \
+         them to separate `spate check` runs"
+    );
+    anyhow::ensure!(
+        config.update.is_none(),
+        "--update writes the next manifest of a JSON manifest, not of an archive"
+    );
+    anyhow::ensure!(
+        config.walk.shard.is_none() || !config.audit.is_empty(),
+        "--shard selects manifest lines or audited files; an archive is verified whole"
+    );
+    anyhow::ensure!(
+        config.algo.is_none_or(|a| a == Algo::Blake3),
+        "an archive's table of contents holds BLAKE3 digests only"
+    );
+    Ok(())
+}
+
 /// Checks every archive of `config.manifests` (all of them archives). `Ok(true)` when
 /// every member verified.
 pub(super) fn run(config: &CheckConfig) -> Result<bool> {
