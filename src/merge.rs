@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use crate::archive::index;
 use crate::error::ErrorKind;
 use crate::manifest::parse::{self, Hints, MAX_LINE};
 use crate::output::{Cleanup, Output};
@@ -57,6 +58,25 @@ const FLUSH_AT: usize = 64 * 1024;
 /// Runs the job. `Ok(true)` when the inputs merged cleanly, `Ok(false)` after a conflict
 /// or a gap (each reported on stderr), `Err` for a fatal error (exit 2).
 pub fn run(config: &MergeConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
+    // Shard archives (`spate pack --shard`) are told from manifests by their content.
+    let archives = config
+        .inputs
+        .iter()
+        .filter(|p| index::merge::is_archive(p))
+        .count();
+    if archives > 0 {
+        anyhow::ensure!(
+            archives == config.inputs.len(),
+            "archives and manifests cannot be merged into one output: merge each kind \
+             on its own"
+        );
+        anyhow::ensure!(
+            config.shards.is_none(),
+            "--shards finds gaps between manifests; archives do not record their shard"
+        );
+        let output = config.output.as_deref().filter(|o| o.as_os_str() != "-");
+        return index::merge::run(&config.inputs, output, config.quiet, cleanup);
+    }
     let mut inputs = config
         .inputs
         .iter()

@@ -31,6 +31,7 @@ use super::counting::{Counted, count_files};
 use super::index::TocEntry;
 use super::member_sink::{CollectFactory, Collected};
 use super::owners::Owners;
+use super::shard_select::ShardSelect;
 use super::stored_names::{self, Removed, Root, stored_name};
 use super::streamed::{self, Incoming, Outgoing, Slots, StreamEnd, archived_anyway};
 use super::unpack::header::Mtime;
@@ -155,6 +156,7 @@ pub(crate) fn pack(
         output_name,
         streamed: None,
         streamed_toc: None,
+        deferred_dirs: config.walk.shard.map(|_| Vec::new()),
     };
 
     let progress = reporter.progress();
@@ -206,6 +208,7 @@ pub(crate) fn pack(
     reporter.finish();
     result?;
 
+    writer.write_deferred_dirs()?;
     let failed = writer.failed;
     let manifest_buf = std::mem::take(&mut writer.manifest_buf);
     let output_name = std::mem::take(&mut writer.output_name);
@@ -247,13 +250,14 @@ fn list_members(
     feed: &mut Feed<Member>,
 ) -> Result<()> {
     let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    let mut select = ShardSelect::new(options.shard);
     let mut going = true;
     let slots = Slots::new();
     for root in roots {
         let disk = [root.disk().as_os_str().to_owned()];
         walk::entries(&disk, options, |item| {
             let item = match item {
-                Ok(entry) => member_item(entry, root, &mut inodes),
+                Ok(entry) => member_item(entry, root, &mut inodes, &mut select),
                 Err(notice) => Some(Item::Notice(notice)),
             };
             going = match item {
@@ -321,6 +325,7 @@ fn member_item(
     entry: walkdir::DirEntry,
     root: &Root,
     inodes: &mut HashMap<(u64, u64), Vec<u8>>,
+    select: &mut ShardSelect,
 ) -> Option<Item<Member>> {
     let ft = entry.file_type();
     if let Some(what) = walk::special_kind(&ft) {
@@ -332,6 +337,9 @@ fn member_item(
     };
     let path = entry.into_path();
     let given = root.given_path(&path);
+    if !select.keeps(&given, &ft, &meta) {
+        return None; // another `--shard`'s
+    }
     let (name, removed) = stored_name(&given);
     let removed = removed.to_vec();
     let Some(mut name) = name else {
@@ -415,6 +423,8 @@ struct Writer<'a> {
     streamed: Option<StreamEnd>,
     /// Its place in the index, for its digest.
     streamed_toc: Option<usize>,
+    /// `--shard`: directories held back to be written after every file.
+    deferred_dirs: Option<Vec<Member>>,
 }
 
 impl Writer<'_> {
@@ -521,6 +531,12 @@ impl Writer<'_> {
     }
 
     fn write_member(&mut self, member: Member) -> Result<()> {
+        if matches!(member.kind, Kind::Dir)
+            && let Some(dirs) = self.deferred_dirs.as_mut()
+        {
+            dirs.push(member);
+            return Ok(());
+        }
         match &member.kind {
             Kind::Dir => {
                 let mut header = self.header(&member, EntryType::Directory);
@@ -580,6 +596,25 @@ impl Writer<'_> {
             }
         }
         header
+    }
+
+    /// `--shard`: the directories, after every file and starting a frame, so that
+    /// `spate merge` can move them behind every part's files (whose extraction would
+    /// otherwise change their mtimes again).
+    fn write_deferred_dirs(&mut self) -> Result<()> {
+        let Some(dirs) = self.deferred_dirs.take().filter(|d| !d.is_empty()) else {
+            return Ok(());
+        };
+        // Ending the frame here is what `end_of_members` does.
+        self.tar
+            .get_mut()
+            .inner
+            .end_of_members()
+            .map_err(|e| self.stream_error(e))?;
+        for member in dirs {
+            self.write_member(member)?;
+        }
+        Ok(())
     }
 
     /// Records, in an indexed archive, the member whose header comes next.

@@ -14,6 +14,7 @@
 //! line that cannot be read one way only is malformed, with `--root` a path may not
 //! leave the root, and a file listed twice with different digests is an error.
 
+mod archive;
 mod audit;
 mod findings;
 mod hashers;
@@ -154,6 +155,17 @@ pub(crate) enum Note {
 /// nothing is new); `Ok(false)` otherwise; `Err` for a fatal error (exit 2).
 pub fn run(config: &CheckConfig, cleanup: &Arc<Cleanup>) -> Result<bool> {
     let started = Instant::now();
+    let archives = config
+        .manifests
+        .iter()
+        .filter(|m| archive::is_archive(m))
+        .count();
+    if archives > 0 {
+        archive::refuse_unsupported(config, archives)?;
+        if config.audit.is_empty() {
+            return archive::run(config);
+        }
+    }
     let mut config = config.clone();
     // NEW is opened before anything is read: a manifest that is not JSON with metadata
     // stops the run with nothing written.
@@ -245,6 +257,11 @@ fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {
         .iter()
         .map(|name| {
             let shown = Path::new(name).display().to_string();
+            if archive::is_archive(name) {
+                // With --audit: the archive's table of contents is the manifest.
+                let text = archive::audit::manifest_of(Path::new(name))?;
+                return Manifest::new(shown, Box::new(io::Cursor::new(text)), None, config);
+            }
             let (reader, dir): (Box<dyn BufRead + Send>, Option<PathBuf>) = if name == "-" {
                 (Box::new(BufReader::new(io::stdin())), None)
             } else {

@@ -107,6 +107,8 @@ pub struct Reporter {
     /// Some line carried metadata (or some file moved): the summary counts MODIFIED,
     /// CORRUPT and MOVED too.
     states: bool,
+    /// Archives were checked, not manifests.
+    archives: bool,
 }
 
 impl Reporter {
@@ -130,6 +132,7 @@ impl Reporter {
             always_summarize,
             warn,
             states: false,
+            archives: false,
         }
     }
 
@@ -334,6 +337,23 @@ impl Reporter {
         Ok(())
     }
 
+    /// Says something about `path` (a notice line on stderr), unless `--status`.
+    pub fn notice(&mut self, path: &Path, words: &str) -> Result<()> {
+        if self.verbosity != Verbosity::Status {
+            self.flush_out()?;
+            self.lines.notice(path, words);
+        }
+        Ok(())
+    }
+
+    /// [`Reporter::finish`] for a check of archives: one with no file to verify (only
+    /// directories and links, or no table to verify against) is not the "no checksum
+    /// lines" failure of an empty manifest.
+    pub fn finish_archives(mut self, started: Instant, policy: Policy) -> Result<bool> {
+        self.archives = true;
+        self.finish(started, policy, 0)
+    }
+
     /// Flushes the report, prints the summary and says whether the run passed.
     /// `other_shards`: lines left to other `--shard` workers; when every line was,
     /// this worker's empty shard is not a failure.
@@ -359,7 +379,7 @@ impl Reporter {
         let mut problem = None;
         if verified + c.missing == 0 && other_shards > 0 && c.malformed == 0 {
             problem = Some("no lines in this shard (all belong to other shards)".to_string());
-        } else if verified + c.missing == 0 {
+        } else if verified + c.missing == 0 && !self.archives {
             problem = Some(if c.malformed > 0 {
                 format!("{names}: no properly formatted checksum lines found")
             } else if ignore_missing {

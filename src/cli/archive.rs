@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::shared::{IoArg, IoArgs, ProgressArgs, WalkArgs, parse_jobs, parse_queue_depth};
+use super::shared::{
+    IoArg, IoArgs, ProgressArgs, ShardArgs, WalkArgs, parse_jobs, parse_queue_depth,
+};
 use super::units::parse_size_arg;
 use crate::archive::{Compression, ListConfig, PackConfig, UnpackConfig, files_from};
 use crate::read;
+use crate::walk::WalkOptions;
 
 pub(super) const PACK_EXAMPLES: &str = "\
 Examples:
@@ -33,7 +36,15 @@ seekable format's seek table, in skippable frames. It is one ordinary zstd strea
 ordinary tar stream: tar -xf, zstd -dc | tar -x and any zstd reader read it unchanged,
 byte for byte what --no-index writes; spate lists it from the table and extracts one
 member without decompressing the rest. .tar, .tar.gz, .tar.xz and .tar.bz2 are plain
-streams.";
+streams.
+
+
+--shard K/N packs the files `spate hash --shard K/N` hashes, with two differences: every
+directory goes to shard 1 only (merged, each is stored once, ahead of its files; a
+shard unpacked alone gets its files' directories created with default modes), and all
+names of a hard-linked file go to the shard of its first name. Join the parts with
+`spate merge -o all.tar.zst part-1.tar.zst ... part-N.tar.zst`:
+  spate pack --shard 2/3 -o part-2.tar.zst tree   # on each worker, same path, same cwd";
 
 #[derive(Args, Debug)]
 pub(super) struct PackArgs {
@@ -116,6 +127,9 @@ pub(super) struct PackArgs {
 
     #[command(flatten)]
     walk: WalkArgs,
+
+    #[command(flatten)]
+    shard: ShardArgs,
 
     #[command(flatten)]
     io: PackIoArgs,
@@ -232,6 +246,7 @@ impl PackArgs {
         for list in &self.files_from {
             paths.extend(files_from::read(list, self.null)?);
         }
+        let shard = self.shard.select_for_walk(&paths)?;
         Ok(PackConfig {
             paths,
             directory: self.directory.clone(),
@@ -243,7 +258,10 @@ impl PackArgs {
             reproducible: self.reproducible,
             clamp_mtime,
             manifest: self.manifest.clone(),
-            walk: self.walk.options(),
+            walk: WalkOptions {
+                shard,
+                ..self.walk.options()
+            },
             read: self.pack_read_options()?,
             progress: self.progress.mode(self.quiet),
             notices: !self.quiet,

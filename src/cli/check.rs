@@ -19,12 +19,32 @@ Examples:
   spate check --audit /data data.b3     # also list files under /data the manifest lacks (NEW)
   spate check --audit /data week1.json  # JSON manifest: also MODIFIED / CORRUPT / MOVED
   spate check week1.json --audit /data --update week2.json   # verify, and write the next one
-  find . -type f -exec sha256sum {} + | spate check -   # read the manifest from stdin";
+  find . -type f -exec sha256sum {} + | spate check -   # read the manifest from stdin
+  spate check backup.tar.zst            # every member against the archive's own table
+  spate check backup.tar.zst --audit data   # the archive against a directory, unpacked nowhere
+
+An archive given instead of a manifest (told by its content: a compressed stream or a
+tar header, not its name) is checked against its table of contents, writing nothing:
+an indexed .tar.zst (what `spate pack` writes) has every data frame decompressed (on
+every core) and its checksum verified, every member's header compared with its table
+entry, and every file's content with the table's BLAKE3: `NAME: OK`, `NAME: FAILED`
+(content differs), `NAME: ERROR in frame 3, which is damaged` (plus one line naming the
+frame); directories and links get no line unless they are damaged. With --json,
+`manifest` is the archive and `line` the member's number in it. An archive without a
+table (GNU tar's, --no-index, gzip, xz, bzip2) has no digests to verify: it is read to
+the end, which proves it decompresses and parses, a notice says so, and the exit status
+is 0 (1 if it is damaged). A table that disagrees with its archive is an error (exit 1).
+With --audit DIR, the table is the manifest: every file's name, size and BLAKE3, looked
+up and read as a manifest's lines are (from the current directory, as `spate unpack`
+without -C writes them, or beneath --root), with the verdicts above plus MISSING and
+NEW (an archive without a table is read once to make the table up). --update, --shard
+and -a other than blake3 are refused for archives.";
 
 #[derive(Args, Debug)]
 pub(super) struct CheckArgs {
     /// Manifests to verify ('-' reads standard input): GNU lines ('HASH  NAME'), BSD
-    /// lines ('ALGO (NAME) = HASH') or spate's JSON Lines.
+    /// lines ('ALGO (NAME) = HASH') or spate's JSON Lines; or archives, verified
+    /// against their own table of contents (see below).
     #[arg(required = true)]
     manifests: Vec<OsString>,
 

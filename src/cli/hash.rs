@@ -392,15 +392,26 @@ pub(super) const MERGE_EXAMPLES: &str = "\
 Examples:
   spate merge --shards 4 part-0.b3 part-1.b3 part-2.b3 part-3.b3 -o all.b3
   spate merge -o all.json shards/*.json     # JSON Lines in, JSON Lines out
-  spate merge old.b3 new.b3 | b3sum -c      # refuses a path listed with two digests";
+  spate merge old.b3 new.b3 | b3sum -c      # refuses a path listed with two digests
+  spate merge -o all.tar.zst part-1.tar.zst part-2.tar.zst part-3.tar.zst
+
+Archives (indexed .tar.zst, told from manifests by their content, e.g. the parts of
+`spate pack --shard K/N`) are joined as `tar --concatenate` joins archives: members in
+the order of the inputs (each in its own order), nothing recompressed (data frames are
+copied; each part's end-of-archive blocks are left out, one end closes the output),
+one table of contents and seek table for the whole. Names in several parts are all
+kept, with a notice: extraction leaves the last. Written atomically. The parts are not
+decompressed: `spate check all.tar.zst` verifies the result.";
 
 #[derive(Args, Debug)]
 pub(super) struct MergeArgs {
-    /// Manifests to merge, each in the order `spate hash` wrote it, all in one format.
+    /// Manifests to merge, each in the order `spate hash` wrote it, all in one format;
+    /// or indexed .tar.zst archives, joined in the order given.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
 
-    /// Write the merged manifest to FILE atomically instead of standard output.
+    /// Write the merged manifest (or archive) to FILE atomically instead of standard
+    /// output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
 

@@ -63,7 +63,8 @@ enum Command {
     /// Hash files and directory trees; print a manifest b3sum/sha256sum can check.
     #[command(after_help = hash::HASH_EXAMPLES)]
     Hash(hash::HashArgs),
-    /// Verify files against manifests from spate, b3sum or sha256sum and friends.
+    /// Verify files against manifests from spate, b3sum or sha256sum and friends, or an
+    /// archive against its own table of contents.
     #[command(after_help = check::CHECK_EXAMPLES)]
     Check(check::CheckArgs),
     /// Pack files and trees into a tar archive, compressed by the output's extension.
@@ -75,7 +76,8 @@ enum Command {
     /// List an archive's entries, like `tar -tv`.
     #[command(after_help = archive::LIST_EXAMPLES)]
     List(archive::ListArgs),
-    /// Merge shard manifests into one, in walk order; refuse conflicting digests.
+    /// Merge shard manifests into one, in walk order (refusing conflicting digests), or
+    /// shard archives into one indexed archive.
     #[command(after_help = hash::MERGE_EXAMPLES)]
     Merge(hash::MergeArgs),
     /// Print a shell completion script.

@@ -25,3 +25,4 @@ pub use format::{Frame, Toc, TocEntry};
 #[allow(unused_imports)]
 pub use read::{Found, FrameReader, Index, read_frame, read_frame_into, read_index};
 pub use writer::{FRAME_TARGET, IndexedWriter};
+pub mod merge;

@@ -1,0 +1,55 @@
+//! Which entries `spate pack --shard K/N` packs: the files `spate hash --shard K/N`
+//! hashes (by the name as given, [`crate::shard`]), and a directory only in shard 1.
+//!
+//! A directory has no content to share out, and an archive must not hold it twice once
+//! `spate merge` joins the shards: shard 1 packs every directory and the other shards
+//! none, so that merging shards 1 to N (in that order) puts every directory before the
+//! files in it, each once. A shard unpacked alone gets the directories its files need
+//! created with default modes, as `tar -x` creates them.
+//!
+//! Hard links are kept together: every name of a file with several links goes to the
+//! shard of the name walked first, so a link in a shard always points at a file in the
+//! same shard (and, merged, at one before it). Symbolic links go by their own name.
+
+use std::collections::HashMap;
+use std::fs::{FileType, Metadata};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::shard::Shard;
+
+/// Decides, in walk order, which entries this shard packs.
+#[derive(Default)]
+pub(super) struct ShardSelect {
+    shard: Option<Shard>,
+    /// For files with several links: whether the first name walked was this shard's.
+    groups: HashMap<(u64, u64), bool>,
+}
+
+impl ShardSelect {
+    pub(super) fn new(shard: Option<Shard>) -> ShardSelect {
+        ShardSelect {
+            shard,
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Whether the entry at `given` (the path as given, beneath -C) is this shard's.
+    pub(super) fn keeps(&mut self, given: &Path, ft: &FileType, meta: &Metadata) -> bool {
+        let Some(shard) = self.shard else {
+            return true;
+        };
+        if ft.is_dir() {
+            return shard.index == 0;
+        }
+        let mine = || shard.contains(given.as_os_str().as_bytes());
+        if ft.is_file() && meta.nlink() > 1 {
+            return *self
+                .groups
+                .entry((meta.dev(), meta.ino()))
+                .or_insert_with(mine);
+        }
+        mine()
+    }
+}
