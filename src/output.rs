@@ -21,6 +21,8 @@ pub struct Cleanup {
     paths: Mutex<Vec<PathBuf>>,
     /// Directories a job made and fills (bench's --write-tree): removed with all they hold.
     dirs: Mutex<Vec<PathBuf>>,
+    /// Set once SIGINT/SIGTERM came: the process is about to exit with 130 or 143.
+    interrupted: std::sync::atomic::AtomicBool,
     /// Run on SIGINT/SIGTERM after the files are gone: a job that streams results (bench
     /// keeps the rows it finished) writes what it has before the process exits.
     last_words: Mutex<Vec<Box<dyn Fn() + Send>>>,
@@ -33,6 +35,12 @@ impl Cleanup {
 
     pub(crate) fn unregister(&self, path: &Path) {
         self.lock().retain(|p| p != path);
+    }
+
+    /// Whether the run is being interrupted: a job whose files just vanished under it
+    /// should wait for the exit rather than report the error.
+    pub(crate) fn interrupted(&self) -> bool {
+        self.interrupted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A directory of our own to remove, with everything in it, on SIGINT/SIGTERM.
@@ -51,6 +59,8 @@ impl Cleanup {
     /// Deletes every registered file (signal path: errors are ignored, nothing else can
     /// be done about them), then runs the [`Cleanup::on_interrupt`] hooks.
     pub fn remove_all(&self) {
+        self.interrupted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         for path in self.lock().drain(..) {
             let _ = std::fs::remove_file(path);
         }

@@ -159,6 +159,9 @@ pub fn run(
             }
         }
     }
+    if first_error.is_some() {
+        wait_if_interrupted(cleanup);
+    }
     // The names are on the disk only once the directory is.
     if first_error.is_none()
         && let Err(err) = File::open(scratch.path()).and_then(|d| d.sync_all())
@@ -178,8 +181,20 @@ pub fn run(
     report.errors = u64::from(first_error.is_some());
     report.error = first_error;
     let dir = scratch.path().to_path_buf();
-    scratch.remove().map_err(|e| removal_error(&dir, &e))?;
+    scratch.remove().map_err(|e| {
+        wait_if_interrupted(cleanup);
+        removal_error(&dir, &e)
+    })?;
     Ok(report)
+}
+
+/// Never returns once SIGINT/SIGTERM came: the signal thread removed the directory
+/// under us and is exiting with 130 or 143, and an error from here would race it to
+/// the exit status.
+fn wait_if_interrupted(cleanup: &Cleanup) {
+    while cleanup.interrupted() {
+        std::thread::park();
+    }
 }
 
 fn removal_error(dir: &Path, err: &std::io::Error) -> anyhow::Error {
