@@ -52,9 +52,10 @@ const CHUNK: usize = 256 << 10;
 
 /// True when `name` is an archive rather than a manifest, by its first bytes: a gzip,
 /// zstd (or zstd skippable frame), xz or bzip2 magic number, or a tar header block.
-/// Standard input stays a manifest.
+/// Standard input, FIFOs and devices stay manifests: their first bytes cannot be
+/// looked at without taking them from the manifest reader (or waiting for a writer).
 pub(super) fn is_archive(name: &OsStr) -> bool {
-    if name == "-" {
+    if name == "-" || !std::fs::metadata(name).is_ok_and(|m| m.is_file()) {
         return false;
     }
     let Ok(file) = File::open(name) else {
