@@ -25,7 +25,8 @@ Examples:
   spate bench --emit-fio /mnt/data > cdm.fio     # then: fio cdm.fio --output-format=json
   spate bench --fio-json fio.json                # fio's figures in spate's grid
   spate bench --compare old.json new.json        # side by side, ratios to the first
-  spate bench --report run.html --json . > run.json   # charts; later: --compare run.json --report x.svg";
+  spate bench --json --report run.html . > run.json   # with charts
+  spate bench --compare run.json --report run.svg     # redraw a saved run";
 
 #[derive(Args, Debug)]
 pub(super) struct BenchArgs {
