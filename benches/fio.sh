@@ -14,6 +14,7 @@
 # DIR/fio-test, spate: a temporary file), laid out with data before read jobs, and
 # drop its pages from the page cache before reading (fio's default invalidate=1).
 # SETTLE=3: seconds to pause before every run (see settle below).
+# PRESET=1 adds the preset rows (direct); PAIRS=1 runs only fio and spate uring.
 # Needs: fio, python3 (apt-get install fio). Smoke run: bash benches/fio.sh /tmp/x 64M 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,21 @@ jobs=(
   "rand read 4k Q32 direct|randread|4k|32|1|0"
   "seq write 1M Q8 +fsync|write|1M|8|0|1"
 )
+# PRESET=1 adds the rows of `spate bench`'s default preset as it runs them: direct I/O,
+# every write ending with an fsync (CrystalDiskMark's SEQ1M/RND4K tests).
+if [ -n "${PRESET:-}" ]; then
+  jobs+=(
+    "SEQ1M Q8T1 read|read|1M|8|1|0"
+    "SEQ1M Q8T1 write|write|1M|8|1|1"
+    "SEQ1M Q1T1 read|read|1M|1|1|0"
+    "SEQ1M Q1T1 write|write|1M|1|1|1"
+    "RND4K Q32T1 write|randwrite|4k|32|1|1"
+    "RND4K Q1T1 read|randread|4k|1|1|0"
+    "RND4K Q1T1 write|randwrite|4k|1|1|1"
+  )
+fi
+# PAIRS=1 runs only fio (io_uring) and spate (uring), the agreement pair: half the time.
+pairs=${PAIRS:-}
 
 # Between runs: write back, then let the file system finish with the blocks the last
 # run freed. On this VM's ext4 (mounted with discard), writing right after a large
@@ -97,14 +113,15 @@ for round in $(seq "$rounds"); do
     [[ $rw == *write* ]] && run_fio "$rw" "$bs" "$depth" "$direct" "$fsync" /dev/null
     run_fio "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/fio.$i.$round.json"
     run_spate uring "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/uring.$i.$round.json"
+    [ -n "$pairs" ] && continue
     run_spate threads "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/threads.$i.$round.json"
     run_fio_psync "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/psync.$i.$round.json"
   done
 done
 
-python3 - "$out" "$rounds" "${jobs[@]}" <<'PY'
+python3 - "$out" "$rounds" "$pairs" "${jobs[@]}" <<'PY'
 import json, statistics, sys
-out, rounds, jobs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+out, rounds, pairs, jobs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 
 def fio(path, d):
     j = json.load(open(path))["jobs"][0]
@@ -125,6 +142,22 @@ def spate(path, d):
 def median(f, tool, i, d):
     runs = [f(f"{out}/{tool}.{i}.{r}.json", d) for r in range(1, rounds + 1)]
     return [statistics.median(x) for x in zip(*runs)]
+
+if pairs:
+    print()
+    print("| job | fio MB/s | spate MB/s | spate/fio | fio IOPS | spate IOPS | spate/fio "
+          "| fio lat mean | spate lat mean | MB/s of every round (fio / spate) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for i, spec in enumerate(jobs):
+        name, rw = spec.split("|")[:2]
+        d = "write" if "write" in rw else "read"
+        f, u = median(fio, "fio", i, d), median(spate, "uring", i, d)
+        each = [(fio(f"{out}/fio.{i}.{r}.json", d)[0], spate(f"{out}/uring.{i}.{r}.json", d)[0])
+                for r in range(1, rounds + 1)]
+        print(f"| {name} | {f[0]:.1f} | {u[0]:.1f} | {u[0]/f[0]:.2f} | {f[1]:.0f} | {u[1]:.0f} | "
+              f"{u[1]/f[1]:.2f} | {f[2]:.0f} µs | {u[2]:.0f} µs | "
+              + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in each) + " |")
+    sys.exit(0)
 
 print()
 print("| job | fio MB/s | spate uring MB/s | uring/fio | fio IOPS | spate uring IOPS | uring/fio "
