@@ -17,18 +17,21 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use anyhow::Result;
+
+use super::writer::Writer;
 use crate::shard::Shard;
 
 /// Decides, in walk order, which entries this shard packs.
 #[derive(Default)]
-pub(super) struct ShardSelect {
+pub(in crate::archive) struct ShardSelect {
     shard: Option<Shard>,
     /// For files with several links: whether the first name walked was this shard's.
     groups: HashMap<(u64, u64), bool>,
 }
 
 impl ShardSelect {
-    pub(super) fn new(shard: Option<Shard>) -> ShardSelect {
+    pub(in crate::archive) fn new(shard: Option<Shard>) -> ShardSelect {
         ShardSelect {
             shard,
             groups: HashMap::new(),
@@ -36,7 +39,12 @@ impl ShardSelect {
     }
 
     /// Whether the entry at `given` (the path as given, beneath -C) is this shard's.
-    pub(super) fn keeps(&mut self, given: &Path, ft: &FileType, meta: &Metadata) -> bool {
+    pub(in crate::archive) fn keeps(
+        &mut self,
+        given: &Path,
+        ft: &FileType,
+        meta: &Metadata,
+    ) -> bool {
         let Some(shard) = self.shard else {
             return true;
         };
@@ -51,5 +59,26 @@ impl ShardSelect {
                 .or_insert_with(mine);
         }
         mine()
+    }
+}
+
+impl Writer<'_> {
+    /// `--shard`: the directories, after every file and starting a frame, so that
+    /// `spate merge` can move them behind every part's files (whose extraction would
+    /// otherwise change their mtimes again).
+    pub(super) fn write_deferred_dirs(&mut self) -> Result<()> {
+        let Some(dirs) = self.deferred_dirs.take().filter(|d| !d.is_empty()) else {
+            return Ok(());
+        };
+        // Ending the frame here is what `end_of_members` does.
+        self.tar
+            .get_mut()
+            .inner
+            .end_of_members()
+            .map_err(|e| self.stream_error(e))?;
+        for member in dirs {
+            self.write_member(member)?;
+        }
+        Ok(())
     }
 }
