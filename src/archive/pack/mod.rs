@@ -24,7 +24,6 @@ mod toc;
 mod writer;
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +42,7 @@ use crate::pipeline::{self, Feed};
 use crate::progress::{ArchiveSummary, Progress};
 use crate::report::Reporter;
 use crate::walk;
+pub(super) use shard::ShardSelect;
 use source::list_members;
 use writer::Writer;
 
@@ -87,6 +87,8 @@ pub enum Kind {
     Symlink(Vec<u8>),
     /// A further name of a file already in the archive, under this name.
     HardLink(Vec<u8>),
+    /// Not a member: an entry another `--shard` packs, whose removed prefix is news.
+    Announce,
 }
 
 /// Runs the job. `Ok(false)` when some entries could not be packed (each reported).
@@ -159,6 +161,7 @@ pub(crate) fn pack(
         streamed: None,
         streamed_toc: None,
         deferred_dirs: config.walk.shard.map(|_| Vec::new()),
+        says_notices: ShardSelect::new(config.walk.shard).says_notices(),
     };
 
     let progress = reporter.progress();
@@ -172,13 +175,10 @@ pub(crate) fn pack(
         .map(|p| Root::new(config.directory.as_deref(), p))
         .collect();
     {
-        // The same paths the walk below reads: under -C, beneath its directory.
-        let paths: Vec<OsString> = roots
-            .iter()
-            .map(|r| r.disk().as_os_str().to_owned())
-            .collect();
+        // The same roots, and the same shard, as the walk below.
+        let roots = roots.clone();
         let walk_options = walk_options.clone();
-        progress.count_ahead(move |tally| count_files(&paths, &walk_options, tally));
+        progress.count_ahead(move |tally| count_files(&roots, &walk_options, tally));
     }
     let buffer_size = config.read.buffer_size;
     let source =

@@ -10,6 +10,12 @@
 //! Hard links are kept together: every name of a file with several links goes to the
 //! shard of the name walked first, so a link in a shard always points at a file in the
 //! same shard (and, merged, at one before it). Symbolic links go by their own name.
+//!
+//! Notices are said once across the shards: a skipped socket, FIFO or device, and GNU
+//! tar's "Removing leading '/'", by shard 1 alone (so that `cat` of the shards' stderr,
+//! 1 to N, is the unsharded run's); an entry that cannot be read, by the shard that
+//! would have packed it; an unreadable directory, by every shard (it may hide files of
+//! any of them).
 
 use std::collections::HashMap;
 use std::fs::{FileType, Metadata};
@@ -59,6 +65,24 @@ impl ShardSelect {
                 .or_insert_with(mine);
         }
         mine()
+    }
+
+    /// Whether this run says the notices about skipped entries (sockets, FIFOs,
+    /// devices) and removed name prefixes: without `--shard`, or as shard 1. Every shard
+    /// walks the whole tree; one saying them keeps the N shards' messages, one after
+    /// another, those of the unsharded run, in its order.
+    pub(in crate::archive) fn says_notices(&self) -> bool {
+        self.shard.is_none_or(|s| s.index == 0)
+    }
+
+    /// Whether the entry at `given` could be this shard's, before its metadata is
+    /// known (a hard-linked file's group aside): where an error about it goes.
+    pub(in crate::archive) fn may_keep(&self, given: &Path, ft: &FileType) -> bool {
+        match self.shard {
+            None => true,
+            Some(shard) if ft.is_dir() => shard.index == 0,
+            Some(shard) => shard.contains(given.as_os_str().as_bytes()),
+        }
     }
 }
 

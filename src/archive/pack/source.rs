@@ -1,7 +1,7 @@
 //! Pack's source: the walk of every root, turned into one item per entry — a file for
 //! the readers, a directory or link for the writer, or a notice — in walk order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -28,13 +28,15 @@ pub(super) fn list_members(
 ) -> Result<()> {
     let mut inodes: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
     let mut select = ShardSelect::new(options.shard);
+    // `--shard`: removed prefixes announced for entries of other shards.
+    let mut announced = HashSet::new();
     let mut going = true;
     let slots = Slots::new();
     for root in roots {
         let disk = [root.disk().as_os_str().to_owned()];
         walk::entries(&disk, options, |item| {
             let item = match item {
-                Ok(entry) => member_item(entry, root, &mut inodes, &mut select),
+                Ok(entry) => member_item(entry, root, &mut inodes, &mut select, &mut announced),
                 Err(notice) => Some(Item::Notice(notice)),
             };
             going = match item {
@@ -80,6 +82,24 @@ fn push_streamed(
 }
 
 impl Member {
+    /// No member: only the announcement that GNU tar removes `removed` from names, for
+    /// an entry another shard packs.
+    fn announcing(removed: Vec<u8>) -> Member {
+        Member {
+            name: Vec::new(),
+            removed,
+            given: PathBuf::new(),
+            path: PathBuf::new(),
+            kind: Kind::Announce,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime: (0, 0),
+            size: 0,
+            inode: None,
+        }
+    }
+
     /// The same member, as another step of its way into the archive.
     fn with_kind(&self, kind: Kind) -> Member {
         Member {
@@ -103,22 +123,41 @@ fn member_item(
     root: &Root,
     inodes: &mut HashMap<(u64, u64), Vec<u8>>,
     select: &mut ShardSelect,
+    announced: &mut HashSet<Vec<u8>>,
 ) -> Option<Item<Member>> {
     let ft = entry.file_type();
     if let Some(what) = walk::special_kind(&ft) {
+        // Every shard walks the whole tree: one of them says it, so that the N shards'
+        // messages together are the unsharded run's.
+        if !select.says_notices() {
+            return None;
+        }
         return Some(notice(entry.into_path(), NoticeKind::Skipped(what)));
     }
     let meta = match entry.metadata() {
         Ok(meta) => meta,
-        Err(err) => return Some(notice(entry.into_path(), walk::walk_error(&err))),
+        Err(err) => {
+            // The entry's failure belongs to the shard that would have packed it.
+            let given = root.given_path(entry.path());
+            if !select.may_keep(&given, &ft) {
+                return None;
+            }
+            return Some(notice(entry.into_path(), walk::walk_error(&err)));
+        }
     };
     let path = entry.into_path();
     let given = root.given_path(&path);
-    if !select.keeps(&given, &ft, &meta) {
-        return None; // another `--shard`'s
-    }
+    let kept = select.keeps(&given, &ft, &meta);
     let (name, removed) = stored_name(&given);
     let removed = removed.to_vec();
+    if !kept {
+        // Another `--shard`'s. What GNU tar removes from its name is announced all the
+        // same, by the shard that says the notices, when it is news.
+        if select.says_notices() && !removed.is_empty() && announced.insert(removed.clone()) {
+            return Some(Item::Note(Member::announcing(removed)));
+        }
+        return None;
+    }
     let Some(mut name) = name else {
         return None; // the root `/` or `..` itself: nothing to store
     };

@@ -42,6 +42,8 @@ pub(super) struct Writer<'a> {
     pub(super) streamed_toc: Option<usize>,
     /// `--shard`: directories held back to be written after every file.
     pub(super) deferred_dirs: Option<Vec<Member>>,
+    /// Say GNU tar's "Removing leading …" notices: not in shards after the first.
+    pub(super) says_notices: bool,
 }
 
 impl Writer<'_> {
@@ -51,8 +53,9 @@ impl Writer<'_> {
         reporter: &Reporter,
     ) -> Result<()> {
         if let Outcome::Read { tag: member, .. } | Outcome::Note(member) = &outcome
-            && let Some(line) = self.removed.notice(&member.removed)
             && self.config.notices
+            && self.says_notices
+            && let Some(line) = self.removed.notice(&member.removed)
         {
             reporter.say(&line);
         }
@@ -186,6 +189,7 @@ impl Writer<'_> {
                     self.record_digest(&member, Some(digest), toc);
                 }
             }
+            Kind::Announce => {}
             Kind::File | Kind::LargeFile | Kind::StreamStart(_) | Kind::StreamRead(_) => {
                 anyhow::bail!("internal error: a pipeline file came back as a note")
             }
