@@ -30,10 +30,15 @@ dir=${1:-/var/tmp/spate-overhead}
 rounds=${ROUNDS:-7}
 loops=${LOOPS:-3}
 size=${SIZE:-1G}
+# Both builds in the one target directory: the feature changes only spate's own
+# crate, whose artifacts cargo keeps apart per feature set, so after the first time
+# both are fresh (a --target-dir of its own would rebuild every dependency).
+cargo build --release -q --features bench-baseline
+mkdir -p target/baseline
+cp target/release/spate target/baseline/spate
 cargo build --release -q
-cargo build --release -q --features bench-baseline --target-dir target/baseline
 default=$PWD/target/release/spate
-baseline=$PWD/target/baseline/release/spate
+baseline=$PWD/target/baseline/spate
 mkdir -p "$dir"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
