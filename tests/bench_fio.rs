@@ -1,14 +1,24 @@
 //! `spate bench --emit-fio` under the real fio: the job file runs, its result reads
 //! back through --fio-json under spate's names, and the figures agree. A file of its
-//! own, so no other test runs beside the measurement.
+//! own, and its tests one at a time, so nothing else runs beside a measurement.
 
 mod common;
 
-use std::path::Path;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
 use common::*;
 use serde_json::Value;
+
+/// Held by each test for its whole run: two measurements side by side would measure
+/// each other.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// fio's read MB/s of its first job.
 fn fio_read_mb_s(path: &Path) -> f64 {
@@ -20,6 +30,7 @@ fn fio_read_mb_s(path: &Path) -> f64 {
 /// comes back under spate's names through --fio-json.
 #[test]
 fn emitted_fio_job_runs_under_fio_and_reads_back() {
+    let _alone = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().to_str().unwrap();
     let job = [
@@ -111,4 +122,110 @@ fn emitted_fio_job_runs_under_fio_and_reads_back() {
         text.contains("ioengine=io_uring") && text.contains("iodepth=32"),
         "{text}"
     );
+}
+
+/// A directory whose file system takes O_DIRECT: the build's own scratch directory
+/// (target/tmp, on the repository's disk), else the system's temporary directory. A
+/// tmpfs /tmp refuses O_DIRECT on older kernels and on newer ones measures memory
+/// copies, not a disk; the disk under target/ is what the direct figures are about.
+fn direct_capable_dir() -> PathBuf {
+    let candidates = [
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+        std::env::temp_dir(),
+    ];
+    let mut refusals = Vec::new();
+    for dir in &candidates {
+        std::fs::create_dir_all(dir).unwrap();
+        let probe = tempfile::Builder::new().tempfile_in(dir).unwrap();
+        match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(probe.path())
+        {
+            Ok(_) => return dir.clone(),
+            Err(err) => refusals.push(format!("{}: {err}", dir.display())),
+        }
+    }
+    panic!("no directory here takes O_DIRECT: {refusals:?}");
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// The emitted job's figure is spate's own within the issue's ±30% (noise tolerance,
+/// not the target: benches/fio.sh holds that), on each backend: a direct sequential
+/// read, which the disk bounds for both tools (buffered reads of a cached file are
+/// bound by this shared VM's memory and scheduler instead, and varied 1.5x-5x between
+/// fio and spate run to run). Three runs each, interleaved so a slow phase of the
+/// machine lands on both, and a new test file for every run, as spate makes its own:
+/// a file fio laid out long ago reads slower here than one just written.
+#[test]
+fn emitted_fio_job_reads_as_fast_as_spate() {
+    let _alone = one_at_a_time();
+    let base = direct_capable_dir();
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let target = dir.path().to_str().unwrap();
+        let job = [
+            "--io",
+            backend,
+            "--rw",
+            "read",
+            "--bs",
+            "1M",
+            "--iodepth",
+            "8",
+            "--direct",
+            "--size",
+            "128M",
+            "--runtime",
+            "2",
+        ];
+        let emitted = spate_bench(dir.path(), &[&["--emit-fio"][..], &job, &[target]].concat());
+        assert!(emitted.status.success(), "{}", stderr_of(&emitted));
+        let text = String::from_utf8(emitted.stdout).unwrap();
+        let engine = if backend == "uring" {
+            "ioengine=io_uring"
+        } else {
+            "ioengine=psync"
+        };
+        for line in ["direct=1", "rw=read", "bs=1048576", engine] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        std::fs::write(dir.path().join("job.fio"), &text).unwrap();
+        let test_file = dir.path().join("spate-fio.test");
+        let (mut fio, mut spate) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let _ = std::fs::remove_file(&test_file);
+            let out = Command::new("fio")
+                .args(["job.fio", "--output-format=json", "--output=fio.json"])
+                .current_dir(dir.path())
+                .output()
+                .expect("running fio (apt-get install fio)");
+            assert!(out.status.success(), "fio: {}", stderr_of(&out));
+            let doc: Value =
+                serde_json::from_slice(&std::fs::read(dir.path().join("fio.json")).unwrap())
+                    .unwrap();
+            assert_eq!(doc["jobs"][0]["read"]["io_bytes"], 128 << 20, "one pass");
+            fio.push(fio_read_mb_s(&dir.path().join("fio.json")));
+            std::fs::remove_file(&test_file).unwrap();
+
+            let report = json_of(&spate_bench(
+                dir.path(),
+                &[&["--json"][..], &job, &[target]].concat(),
+            ));
+            assert_eq!(report["direct"], true, "{report}");
+            assert_eq!(report["jobs"][0]["read"]["bytes"], 128 << 20, "one pass");
+            spate.push(report["jobs"][0]["read"]["mb_s"].as_f64().unwrap());
+        }
+        let ratio = median(spate.clone()) / median(fio.clone());
+        // Seen with --nocapture: the spread under today's load.
+        eprintln!("--io {backend}: MB/s fio {fio:.0?} spate {spate:.0?}, spate/fio {ratio:.2}");
+        assert!(
+            (0.7..=1.3).contains(&ratio),
+            "--io {backend}: spate/fio {ratio:.2}, MB/s fio {fio:.0?} spate {spate:.0?}"
+        );
+    }
 }

@@ -102,32 +102,46 @@ pub fn job_file(work: &FileWork, backend: BackendKind) -> String {
 
 /// The fio job file closest to `--write-tree`: files created when fio opens them, one
 /// at a time, each written in full and fsynced when closed, then removed. fio has no
-/// fsync of the directory, and its figure is per write, not per file.
+/// fsync of the directory, and its figure is per write, not per file. With `--jobs J`,
+/// J clones (`numjobs`), each in a directory of its own (`filename_format`; fio makes
+/// it), with its share as `nrfiles` (fio's count is per job, spate's N is the total):
+/// where N does not divide evenly, two sections run side by side in one group, the
+/// first with one file more per clone, and `group_reporting` sums them as one job.
 pub fn write_tree_job_file(work: &WriteTreeWork) -> String {
     let shape = work.shape;
+    let jobs = u64::from(work.jobs.max(1));
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "; spate {} bench --write-tree {}, as a fio job file: fio THIS_FILE\n\
+        "; spate {} bench --write-tree {}{}, as a fio job file: fio THIS_FILE\n\
          ; --output-format=json > r.json. Unlike spate, fio does not fsync the directory,\n\
          ; and reports per write (bs), not per file: with filesize <= bs they are the same.",
         env!("CARGO_PKG_VERSION"),
-        shape.label()
+        shape.label(),
+        match jobs {
+            1 => String::new(),
+            n => format!(" --jobs {n}"),
+        }
     );
+    if jobs > 1 {
+        let _ = writeln!(
+            out,
+            "; fio removes its files (unlink=1) but not the directories it made for its\n\
+             ; clones: rmdir them afterwards."
+        );
+    }
     let name: String = work
         .spec()
         .name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    let _ = writeln!(out, "[{name}]");
+    let _ = writeln!(out, "[global]");
     let _ = writeln!(out, "directory={}", work.dir.display());
     let _ = writeln!(out, "ioengine=psync");
     let _ = writeln!(out, "rw=write");
     let _ = writeln!(out, "bs={}", shape.size.min(1 << 20));
-    let _ = writeln!(out, "nrfiles={}", shape.files);
     let _ = writeln!(out, "filesize={}", shape.size);
-    let _ = writeln!(out, "size={}", shape.files.saturating_mul(shape.size));
     let _ = writeln!(out, "create_on_open=1");
     let _ = writeln!(out, "openfiles=1");
     let _ = writeln!(out, "file_service_type=sequential");
@@ -141,6 +155,21 @@ pub fn write_tree_job_file(work: &WriteTreeWork) -> String {
         Pattern::Compressible(pct) => {
             let _ = writeln!(out, "buffer_compress_percentage={pct}");
         }
+    }
+    if jobs > 1 {
+        // A directory per clone, as spate's writers have; $jobname keeps the two
+        // sections' clones apart ($jobnum counts from 0 in each).
+        let _ = writeln!(out, "filename_format=$jobname.$jobnum/$filenum");
+        let _ = writeln!(out, "group_reporting=1");
+    }
+    // (clones, files each): the ones with a file more first, as spate's writers.
+    let (each, more) = (shape.files / jobs, shape.files % jobs);
+    let sections = [(more, each + 1), (jobs - more, each)];
+    for (i, (clones, files)) in sections.into_iter().filter(|s| s.0 > 0).enumerate() {
+        let _ = writeln!(out, "\n[{name}{}]", if i == 0 { "" } else { "-rest" });
+        let _ = writeln!(out, "numjobs={clones}");
+        let _ = writeln!(out, "nrfiles={files}");
+        let _ = writeln!(out, "size={}", files.saturating_mul(shape.size));
     }
     out
 }

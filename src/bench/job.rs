@@ -227,7 +227,7 @@ impl DirStats {
         }
     }
 
-    fn merge(&mut self, other: &DirStats) {
+    pub fn merge(&mut self, other: &DirStats) {
         self.ios += other.ios;
         self.bytes += other.bytes;
         // Same bounds on both sides, so adding cannot fail.
@@ -294,7 +294,9 @@ impl OpRecorder for Recorder {
                 stats
                     .latency
                     .saturating_record(elapsed.as_nanos().max(1) as u64);
-                self.progress.fetch_add(n as u64, Ordering::Relaxed);
+                if !super::samples::BASELINE {
+                    self.progress.fetch_add(n as u64, Ordering::Relaxed);
+                }
             }
             Err(err) if op.dir == Dir::Sync => {
                 self.error(format!("fsync: {}", crate::error::describe_io(&err)))

@@ -22,6 +22,7 @@ impl Live {
     /// terminal.
     pub fn start(show: bool, label: &str, total: u64, moved: Arc<AtomicU64>) -> Live {
         let stop = Arc::new(AtomicBool::new(false));
+        let show = show && !super::samples::BASELINE;
         let thread = (show && std::io::stderr().is_terminal())
             .then(|| {
                 let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());

@@ -79,25 +79,32 @@ pub enum Work {
 }
 
 /// `--write-tree`: `shape.files` files of `shape.size` bytes in a fresh directory in
-/// `dir`, `loops` times.
+/// `dir`, written by `jobs` threads, `loops` times.
 #[derive(Debug, Clone)]
 pub struct WriteTreeWork {
     pub dir: PathBuf,
     pub shape: writetree::Shape,
+    /// Writers, each with its share of the files in its own subdirectory.
+    pub jobs: u32,
     pub loops: u32,
     pub pattern: Pattern,
 }
 
 impl WriteTreeWork {
-    /// The job as the report names it: `write-tree 1000x4K`.
+    /// The job as the report names it: `write-tree 1000x4K`, and `write-tree 1000x4K
+    /// T4` with 4 writers (CrystalDiskMark's T for threads).
     pub fn spec(&self) -> JobSpec {
+        let threads = match self.jobs {
+            0 | 1 => String::new(),
+            n => format!(" T{n}"),
+        };
         JobSpec {
-            name: format!("write-tree {}", self.shape.label()),
+            name: format!("write-tree {}{threads}", self.shape.label()),
             rw: Rw::WriteTree,
             rwmixread: 100,
             bs: self.shape.size,
             iodepth: 1,
-            jobs: 1,
+            jobs: self.jobs.max(1) as usize,
             runtime: Duration::MAX,
             end_fsync: false,
             fsync_every: 1,
@@ -363,6 +370,7 @@ fn run_write_tree(
         write_tree: Some(report::WriteTreeReport {
             files: work.shape.files,
             file_size: work.shape.size,
+            numjobs: spec.jobs,
         }),
         jobs: Vec::new(),
     };

@@ -47,6 +47,8 @@ pub struct FileReport {
 pub struct WriteTreeReport {
     pub files: u64,
     pub file_size: u64,
+    /// Writers, each with its share of the files in its own subdirectory.
+    pub numjobs: usize,
 }
 
 /// The data pattern and what generating it costs.
@@ -349,10 +351,14 @@ impl FileReport {
     pub fn header(&self, reads: bool) -> String {
         let what = match &self.write_tree {
             Some(t) => format!(
-                "--write-tree: {} files of {} in a new directory in {}, blocking calls",
+                "--write-tree: {} files of {} in a new directory in {}, blocking calls{}",
                 t.files,
                 format_size(t.file_size, BINARY),
-                self.dir
+                self.dir,
+                match t.numjobs {
+                    0 | 1 => String::new(),
+                    n => format!(" on {n} threads, each in its own subdirectory"),
+                }
             ),
             None => format!(
                 "{} test file in {}, --io {}",

@@ -14,6 +14,12 @@ use serde::Serialize;
 /// How often the counters are read.
 pub const INTERVAL: Duration = Duration::from_millis(100);
 
+/// A build with the `bench-baseline` feature samples nothing, draws no progress line
+/// and bumps no counter during a job: the reference `benches/bench_overhead.sh`
+/// measures the default build's sampling and live output against. Not for users: its
+/// reports have no throughput over time.
+pub const BASELINE: bool = cfg!(feature = "bench-baseline");
+
 /// A job's throughput over time: one entry per interval.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Samples {
@@ -45,6 +51,12 @@ pub struct Sampler {
 impl Sampler {
     /// Samples `counters` every [`INTERVAL`] from `started`, the job's clock.
     pub fn start(counters: Counters, started: Instant) -> Sampler {
+        if BASELINE {
+            return Sampler {
+                stop: None,
+                thread: None,
+            };
+        }
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("spate-bench-sampler".into())

@@ -5,15 +5,18 @@
 //! the directory). It reports files/s, MB/s and each file's latency from create to
 //! fsync done, and removes the directory afterwards, and on SIGINT/SIGTERM.
 //!
-//! Blocking calls on one thread, whatever `--io` says: one file at a time is what an
-//! untar or a package manager does, and fsync has no queue depth to fill.
+//! Blocking calls, whatever `--io` says: one file at a time is what an untar or a
+//! package manager does, and fsync has no queue depth to fill. `--jobs J` runs J such
+//! threads, each writing its share of the N files into its own subdirectory and
+//! fsyncing it (fio's `numjobs` with `nrfiles` per job, elbencho's threads): several
+//! writers at once, without all of them contending for one directory's lock.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -102,9 +105,52 @@ impl Drop for Scratch {
     }
 }
 
-/// Runs the job once in a fresh directory below `parent`; a directory that cannot be
-/// made or removed is an error of the run, a file that cannot be written one of the
-/// job (in its report, as an I/O error of a file job).
+/// One worker's part of a run: which files it writes, in which directory.
+struct Share {
+    dir: PathBuf,
+    /// Numbers of its files, unique over the run (they name the files and stamp
+    /// their blocks).
+    files: std::ops::Range<u64>,
+}
+
+/// Splits `shape.files` over `workers` as evenly as counts allow, the first ones one
+/// file more (fio cannot split unevenly in one section: `--emit-fio` writes two). One
+/// worker writes into `top` itself; several each into their own subdirectory, made
+/// (and its name made durable) before the clock, as fio creates a job's directories
+/// during setup.
+fn shares(top: &Path, shape: Shape, workers: u64) -> std::io::Result<Vec<Share>> {
+    if workers <= 1 {
+        return Ok(vec![Share {
+            dir: top.to_path_buf(),
+            files: 0..shape.files,
+        }]);
+    }
+    let mut shares = Vec::with_capacity(workers as usize);
+    let mut next = 0;
+    for w in 0..workers {
+        let count = shape.files / workers + u64::from(w < shape.files % workers);
+        let dir = top.join(format!("w{w}"));
+        std::fs::create_dir(&dir)?;
+        shares.push(Share {
+            dir,
+            files: next..next + count,
+        });
+        next += count;
+    }
+    File::open(top).and_then(|d| d.sync_all())?;
+    Ok(shares)
+}
+
+/// What one worker saw.
+struct Done {
+    stats: DirStats,
+    error: Option<String>,
+}
+
+/// Runs the job once in a fresh directory below `parent`, `spec.jobs` workers each
+/// writing its share of the files; a directory that cannot be made or removed is an
+/// error of the run, a file that cannot be written one of the job (in its report, as
+/// an I/O error of a file job).
 pub fn run(
     parent: &Path,
     spec: &JobSpec,
@@ -124,52 +170,67 @@ pub fn run(
         );
     }
     let scratch = Scratch::create(parent, cleanup)?;
-    let mut ring = vec![0u8; RING_BYTES.min(total).max(1) as usize];
-    pattern.fill(&mut ring, 0x7EE);
+    let workers = spec.jobs.max(1) as u64;
+    let shares = shares(scratch.path(), shape, workers).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: creating the --write-tree directory: {}",
+            parent.display(),
+            crate::error::describe_io(&e)
+        )
+    })?;
+    // Filled before the clock: 16 MiB over all workers, each its own slice of it (at
+    // least 64 KiB, so writes stay large), no bigger than what it writes.
+    let rings: Vec<Vec<u8>> = shares
+        .iter()
+        .enumerate()
+        .map(|(w, share)| {
+            let wants = (share.files.end - share.files.start).saturating_mul(shape.size);
+            let len = (RING_BYTES / workers).max(64 << 10).min(wants).max(1);
+            let mut ring = vec![0u8; len as usize];
+            pattern.fill(&mut ring, 0x7EE + w as u64);
+            ring
+        })
+        .collect();
     let mut report = JobReport::for_spec(spec, false);
     let counters = Counters {
         bytes: Arc::new(AtomicU64::new(0)),
         files: Some(Arc::new(AtomicU64::new(0))),
     };
-    let mut stats = DirStats::new();
-    let mut first_error: Option<String> = None;
+    // A failing disk does not get better by asking again: the first error stops
+    // every worker.
+    let failed = AtomicBool::new(false);
     let cpu = Cpu::now();
     let started = Instant::now();
     let sampler = Sampler::start(counters.clone(), started);
-    let mut at = 0usize;
-    for n in 0..shape.files {
-        let path = scratch.path().join(format!("{n:08}"));
-        let t0 = Instant::now();
-        match write_file(&path, shape.size, &mut ring, &mut at, pattern, n) {
-            Ok(()) => {
-                stats.ios += 1;
-                stats.bytes += shape.size;
-                stats
-                    .latency
-                    .saturating_record(t0.elapsed().as_nanos().max(1) as u64);
-                counters.bytes.fetch_add(shape.size, Ordering::Relaxed);
-                if let Some(files) = &counters.files {
-                    files.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Err(err) => {
-                // A failing disk does not get better by asking again.
-                first_error = Some(format!("file {n}: {err}"));
-                break;
-            }
+    let done: Vec<Done> = std::thread::scope(|scope| {
+        let threads: Vec<_> = shares
+            .iter()
+            .zip(rings)
+            .map(|(share, ring)| {
+                let (counters, failed) = (&counters, &failed);
+                scope.spawn(move || write_share(share, shape, ring, pattern, counters, failed))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join().unwrap_or_else(|_| Done {
+                    stats: DirStats::new(),
+                    error: Some("a worker thread died".into()),
+                })
+            })
+            .collect()
+    });
+    let mut stats = DirStats::new();
+    let mut first_error: Option<String> = None;
+    for d in &done {
+        stats.merge(&d.stats);
+        if first_error.is_none() {
+            first_error.clone_from(&d.error);
         }
     }
     if first_error.is_some() {
         wait_if_interrupted(cleanup);
-    }
-    // The names are on the disk only once the directory is.
-    if first_error.is_none()
-        && let Err(err) = File::open(scratch.path()).and_then(|d| d.sync_all())
-    {
-        first_error = Some(format!(
-            "fsync of the directory: {}",
-            crate::error::describe_io(&err)
-        ));
     }
     let elapsed = started.elapsed();
     report.cpu = Cpu::now().since(cpu);
@@ -178,7 +239,7 @@ pub fn run(
     report.write = DirReport::new(&stats, elapsed);
     report.files = Some(stats.ios);
     report.files_per_s = Some(stats.ios as f64 / elapsed.as_secs_f64().max(1e-9));
-    report.errors = u64::from(first_error.is_some());
+    report.errors = done.iter().filter(|d| d.error.is_some()).count() as u64;
     report.error = first_error;
     let dir = scratch.path().to_path_buf();
     scratch.remove().map_err(|e| {
@@ -186,6 +247,47 @@ pub fn run(
         removal_error(&dir, &e)
     })?;
     Ok(report)
+}
+
+/// One worker: its files one after another, then an fsync of its directory, so its
+/// names are on the disk when it is done.
+fn write_share(
+    share: &Share,
+    shape: Shape,
+    mut ring: Vec<u8>,
+    pattern: Pattern,
+    counters: &Counters,
+    failed: &AtomicBool,
+) -> Done {
+    let mut stats = DirStats::new();
+    let mut at = 0usize;
+    for n in share.files.clone() {
+        if failed.load(Ordering::Relaxed) {
+            return Done { stats, error: None };
+        }
+        let path = share.dir.join(format!("{n:08}"));
+        let t0 = Instant::now();
+        if let Err(err) = write_file(&path, shape.size, &mut ring, &mut at, pattern, n) {
+            failed.store(true, Ordering::Relaxed);
+            let error = Some(format!("file {n}: {err}"));
+            return Done { stats, error };
+        }
+        stats.ios += 1;
+        stats.bytes += shape.size;
+        stats
+            .latency
+            .saturating_record(t0.elapsed().as_nanos().max(1) as u64);
+        counters.bytes.fetch_add(shape.size, Ordering::Relaxed);
+        if let Some(files) = &counters.files {
+            files.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    // The names are on the disk only once the directory is.
+    let error = File::open(&share.dir)
+        .and_then(|d| d.sync_all())
+        .err()
+        .map(|e| format!("fsync of the directory: {}", crate::error::describe_io(&e)));
+    Done { stats, error }
 }
 
 /// Never returns once SIGINT/SIGTERM came: the signal thread removed the directory

@@ -22,6 +22,7 @@ Examples:
   spate bench --rw randwrite --fsync 1 --runtime 10s .   # fsync after every write, as fio
   spate bench --tree ~/Photos                    # files/s and MB/s before hashing it
   spate bench --write-tree 1000x4K /mnt/data     # create, write, fsync 1000 files
+  spate bench --write-tree 1000x4K --jobs 4 .    # 4 writers, 250 files each
   spate bench --emit-fio /mnt/data > cdm.fio     # then: fio cdm.fio --output-format=json
   spate bench --fio-json fio.json                # fio's figures in spate's grid
   spate bench --compare old.json new.json        # side by side, ratios to the first
@@ -58,7 +59,9 @@ pub(super) struct BenchArgs {
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     iodepth: u32,
 
-    /// Workers, each on its own slice of the test file (--tree: rings or threads).
+    /// Workers, each on its own slice of the test file (--tree: rings or threads;
+    /// --write-tree: threads, each writing its share of the files in its own
+    /// subdirectory).
     #[arg(long, visible_alias = "numjobs", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=256))]
     jobs: Option<u32>,
@@ -121,11 +124,14 @@ pub(super) struct BenchArgs {
     /// Create N files of SIZE (1000x4K, 1000×4K) in a new directory in DIR instead,
     /// one after another: create, write, fsync, close, then an fsync of the directory;
     /// files/s, MB/s and per-file latency from create to fsync done. The directory is
-    /// removed afterwards, and on Ctrl-C. Blocking calls on one thread whatever --io
-    /// says. --emit-fio gives fio's nearest job (create_on_open, fsync_on_close), which
-    /// does not fsync the directory.
+    /// removed afterwards, and on Ctrl-C. Blocking calls whatever --io says; --jobs J
+    /// splits the N files over J threads (the first N mod J one more), each in its own
+    /// subdirectory which it fsyncs at its end; files/s and MB/s are their sum. N counts
+    /// all files, where fio's nrfiles counts per job. --emit-fio gives fio's nearest job
+    /// (create_on_open, fsync_on_close; numjobs and nrfiles per job, a directory per
+    /// job), which does not fsync the directories.
     #[arg(long, value_name = "NxSIZE", value_parser = parse_shape,
-          conflicts_with_all = ["rw", "tree", "size", "direct", "buffered", "cached", "jobs", "runtime"])]
+          conflicts_with_all = ["rw", "tree", "size", "direct", "buffered", "cached", "runtime"])]
     write_tree: Option<bench::writetree::Shape>,
 
     /// Read every file below DIR instead (nothing is written): files/s, MB/s and
@@ -223,9 +229,16 @@ impl BenchArgs {
         } else {
             match (&self.tree, self.write_tree) {
                 (_, Some(shape)) => {
+                    let jobs = self.jobs.unwrap_or(1);
+                    anyhow::ensure!(
+                        shape.files >= u64::from(jobs),
+                        "--write-tree {} with --jobs {jobs}: fewer files than writers",
+                        shape.label()
+                    );
                     let work = bench::WriteTreeWork {
                         dir: self.dir.clone().unwrap_or_else(|| PathBuf::from(".")),
                         shape,
+                        jobs,
                         loops: self.loops,
                         pattern: self.pattern,
                     };
@@ -268,7 +281,8 @@ impl BenchArgs {
     fn file_work(&self, runtime: Duration) -> Result<bench::Work> {
         anyhow::ensure!(
             self.rw.is_some() || self.jobs.is_none(),
-            "--jobs needs --rw (the preset runs one worker per test, as T1 says) or --tree"
+            "--jobs needs --rw, --tree or --write-tree (the preset runs one worker per test, \
+             as T1 says)"
         );
         let preset = self.rw.is_none();
         let jobs = match self.rw {
