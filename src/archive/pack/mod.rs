@@ -14,10 +14,12 @@
 //! whatever the tree.
 //!
 //! The steps are modules of their own: [`source`] turns the walk into members,
-//! [`writer`] appends them to the tar stream, [`toc`] records each in an indexed
+//! [`writer`] appends them to the tar stream (with names as GNU tar writes them,
+//! [`names`]), [`toc`] records each in an indexed
 //! archive's table of contents (with its digest), and [`shard`] decides what
 //! `--shard K/N` packs and writes its directories last.
 
+mod names;
 mod shard;
 mod source;
 mod toc;

@@ -9,7 +9,6 @@ use tar::Header;
 use super::Member;
 use super::writer::Writer;
 use crate::archive::index::TocEntry;
-use crate::archive::stored_names;
 use crate::archive::unpack::header::Mtime;
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
@@ -23,10 +22,10 @@ impl Writer<'_> {
         link: Option<&[u8]>,
     ) -> Result<Option<usize>> {
         let entry = || TocEntry {
-            // As the header will say them: the tar crate rewrites short names.
-            name: stored_names::as_stored(name, false),
+            // As the header will say them: [`super::names`] stores both exactly.
+            name: name.to_vec(),
             entry_type: header.entry_type().as_byte(),
-            link: link.map(|l| stored_names::as_stored(l, true)),
+            link: link.map(<[u8]>::to_vec),
             mode: header.mode().unwrap_or(0),
             uid: header.uid().unwrap_or(0),
             gid: header.gid().unwrap_or(0),

@@ -3,13 +3,11 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 use anyhow::Result;
 use tar::{EntryType, Header};
 
-use super::{Kind, Member};
+use super::{Kind, Member, names};
 use crate::archive::PackConfig;
 use crate::archive::codec::Encoder;
 use crate::archive::counting::Counted;
@@ -83,9 +81,14 @@ impl Writer<'_> {
                 let mut header = self.header(&member, EntryType::Regular);
                 header.set_size(output.data.len() as u64);
                 let toc = self.begin(&header, &member.name, None)?;
-                self.tar
-                    .append_data(&mut header, os(&member.name), output.data.as_slice())
-                    .map_err(|e| self.stream_error(e))?;
+                names::append(
+                    &mut self.tar,
+                    &mut header,
+                    &member.name,
+                    None,
+                    output.data.as_slice(),
+                )
+                .map_err(|e| self.stream_error(e))?;
                 self.entries += 1;
                 self.record_digest(&member, output.digest, toc);
             }
@@ -143,8 +146,7 @@ impl Writer<'_> {
         let mut header = self.header(member, EntryType::Regular);
         header.set_size(member.size);
         self.streamed_toc = self.begin(&header, &member.name, None)?;
-        self.tar
-            .append_data(&mut header, os(&member.name), &mut body)
+        names::append(&mut self.tar, &mut header, &member.name, None, &mut body)
             .map_err(|e| self.stream_error(e))?;
         self.entries += 1;
         self.streamed = Some(StreamEnd {
@@ -166,8 +168,7 @@ impl Writer<'_> {
                 let mut header = self.header(&member, EntryType::Directory);
                 header.set_size(0);
                 self.begin(&header, &member.name, None)?;
-                self.tar
-                    .append_data(&mut header, os(&member.name), io::empty())
+                names::append(&mut self.tar, &mut header, &member.name, None, io::empty())
                     .map_err(|e| self.stream_error(e))?;
                 self.entries += 1;
             }
@@ -179,9 +180,14 @@ impl Writer<'_> {
                 let mut header = self.header(&member, kind);
                 header.set_size(0);
                 let toc = self.begin(&header, &member.name, Some(target))?;
-                self.tar
-                    .append_link(&mut header, os(&member.name), os(target))
-                    .map_err(|e| self.stream_error(e))?;
+                names::append(
+                    &mut self.tar,
+                    &mut header,
+                    &member.name,
+                    Some(target),
+                    io::empty(),
+                )
+                .map_err(|e| self.stream_error(e))?;
                 self.entries += 1;
                 if let Kind::HardLink(_) = member.kind
                     && let Some(digest) = member.inode.and_then(|i| self.links.get(&i)).cloned()
@@ -229,8 +235,4 @@ impl Writer<'_> {
     pub(super) fn stream_error(&self, e: io::Error) -> anyhow::Error {
         anyhow::Error::new(e).context(format!("writing {}", self.output_name))
     }
-}
-
-pub(super) fn os(bytes: &[u8]) -> &Path {
-    Path::new(std::ffi::OsStr::from_bytes(bytes))
 }
