@@ -270,7 +270,9 @@ impl TocView {
     }
 }
 
-/// The TOC frame (`bytes`, whole), checked and decoded, digests included.
+/// The TOC frame (`bytes`, whole), checked and decoded, digests included (the
+/// readers go section by section, through `read.rs`).
+#[cfg(test)]
 pub fn decode_toc(bytes: &[u8]) -> Result<Toc, String> {
     let head = Head::decode(bytes, bytes.len() as u64)?;
     let digests_at = head.digests_at() as usize;

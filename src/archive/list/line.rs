@@ -195,10 +195,11 @@ impl Widths {
 /// The name as [`quote`] shows it, without building a string when there is nothing to
 /// escape (printable ASCII without a backslash: nearly every name).
 fn push_quoted(out: &mut Vec<u8>, name: &[u8]) {
-    if name
-        .iter()
-        .all(|&b| b == b' ' || (b.is_ascii_graphic() && b != b'\\'))
-    {
+    // No early exit: the compiler checks many bytes at a time.
+    let escape = name.iter().fold(false, |any, &b| {
+        any | !(b' '..=b'~').contains(&b) | (b == b'\\')
+    });
+    if !escape {
         out.extend_from_slice(name);
     } else {
         out.extend_from_slice(quote(name).as_bytes());
