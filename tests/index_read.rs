@@ -3,7 +3,7 @@
 //! the file is never believed.
 
 mod common;
-mod index_writer;
+use common::index_writer;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

@@ -5,7 +5,7 @@
 //! contents by `index_writer::read_toc`).
 
 mod common;
-mod index_writer;
+use common::index_writer;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;

@@ -203,7 +203,7 @@ pub fn json_of(out: &Output) -> serde_json::Value {
 
 // The indexed-archive writer the tests share, written from the README's layout.
 #[path = "../index_writer/mod.rs"]
-mod index_writer;
+pub mod index_writer;
 #[allow(unused_imports)] // only the unpack tests use it
 pub use index_writer::indexed_tar_zst;
 

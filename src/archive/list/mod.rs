@@ -174,7 +174,7 @@ impl Lines<'_> {
 
 fn push_json(out: &mut Vec<u8>, meta: &Row<'_>) {
     let mut obj = Map::new();
-    crate::manifest::push_json_path(&mut obj, &meta.name);
+    crate::manifest::push_json_path(&mut obj, meta.name);
     obj.insert("type".into(), Value::from(meta.kind.word()));
     obj.insert("mode".into(), Value::from(meta.mode));
     obj.insert("uid".into(), Value::from(meta.uid));
