@@ -5,8 +5,9 @@ skippable frame and the seek table, in bytes and as a share of the archive.
     python3 benches/index_size.py ARCHIVE.tar.zst
 
 Reads the layout the README's "Indexed .tar.zst" section gives: the seek table
-(zstd's seekable format) ends the file, and the TOC frame sits between the last data
-frame (the sum of the seek table's compressed sizes) and the seek table.
+(zstd's seekable format) ends the file, and the TOC frame (version 2: head, metadata
+section, digest section) sits between the last data frame (the sum of the seek
+table's compressed sizes) and the seek table.
 """
 import struct
 import sys
@@ -28,11 +29,16 @@ def main() -> None:
     if toc_magic != 0x184D2A5B:
         sys.exit(f"{path}: no table of contents after the data frames")
     toc = 8 + toc_size
-    members = struct.unpack_from("<I", data, frames_end + 8 + 8)[0]
+    head = frames_end + 8
+    if data[head + 4] != 2:
+        sys.exit(f"{path}: table of contents version {data[head + 4]}, this script reads 2")
+    members, = struct.unpack_from("<I", data, head + 8)
+    meta_raw, meta, digests = struct.unpack_from("<III", data, head + 24)
     total = len(data)
     print(
         f"  index of {path.rsplit('/', 1)[-1]}: {members} members, {n} frames; TOC {toc} bytes"
-        f" ({toc / max(members, 1):.1f} a member), seek table "
+        f" ({toc / max(members, 1):.1f} a member: metadata {meta} bytes from {meta_raw},"
+        f" digests {digests}), seek table "
         f"{table} bytes: {(toc + table) / total * 100:.3f}% of {total} bytes"
     )
 

@@ -3,7 +3,7 @@
 //! the file is never believed.
 
 mod common;
-mod index_writer;
+use common::index_writer;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -236,16 +236,38 @@ fn list_of_an_indexed_archive_reads_only_its_table() {
     make_big_tree(&tmp.path().join("src"));
     let archive = pack(tmp.path(), "big.tar.zst");
     let bytes = std::fs::read(&archive).unwrap();
-    let (toc_at, _, frames) = index_writer::layout(&bytes);
+    let (toc_at, seek_at, frames) = index_writer::layout(&bytes);
     assert!(frames.len() >= 3, "{} frames", frames.len());
+    let digests_at = index_writer::read_toc(&bytes).digests_at;
+    let digests = (seek_at - digests_at) as u64;
+    assert!(digests >= 32 * 100, "{digests} bytes of digests");
     let read = bytes_read_from(tmp.path(), "big.tar.zst", &["list", "big.tar.zst"]);
     let table = (bytes.len() - toc_at) as u64;
-    // The tables, and the few bytes read to find them.
+    // The TOC's head and metadata and the seek table, and the few bytes read to find
+    // them; not the digests, which a listing does not show.
     assert!(read > 0, "nothing read: the trace missed the archive");
     assert!(
-        read <= table + 64,
-        "read {read} bytes of a {} byte archive whose tables are {table}",
+        read <= table - digests + 64,
+        "read {read} bytes of a {} byte archive whose tables are {table}, {digests} of \
+         them digests",
         bytes.len()
+    );
+    // A byte flipped in the digests goes unnoticed by a listing (it never reads
+    // them), and is caught by what reads them: check.
+    damaged(tmp.path(), &archive, "digest.tar.zst", |b| {
+        b[digests_at + digests as usize / 2] ^= 0x01
+    });
+    let listed = spate(tmp.path(), &["list", "digest.tar.zst"]);
+    assert!(listed.status.success(), "{}", stderr_of(&listed));
+    assert_eq!(stderr_of(&listed), "");
+    let good = spate(tmp.path(), &["list", "big.tar.zst"]);
+    assert!(listed.stdout == good.stdout, "listing differs");
+    let checked = spate(tmp.path(), &["check", "digest.tar.zst"]);
+    assert_eq!(checked.status.code(), Some(1), "{}", stderr_of(&checked));
+    assert!(
+        stderr_of(&checked).contains("fails its checksum"),
+        "{}",
+        stderr_of(&checked)
     );
     // An archive without a table (GNU tar's) is read whole, transparently.
     gnu_tar(
@@ -458,12 +480,13 @@ fn a_damaged_table_is_one_warning_line_then_the_archive_is_read_whole() {
     assert!(listing.status.success());
     let member = "src/d12/t007.txt";
     let want = std::fs::read(tmp.path().join("src/d12/t007.txt")).unwrap();
-    // A byte flipped: in the TOC's body, in its head (the tar length), in the first
+    // A byte flipped: in the TOC's metadata, in its head (the tar length), in the first
     // frame's compressed size in the seek table, in the seek table's frame count.
+    let digests_at = index_writer::read_toc(&bytes).digests_at;
     let cases = [
         (
             "toc.tar.zst",
-            toc_at + (seek_at - toc_at) / 2,
+            toc_at + 140 + (digests_at - toc_at - 140) / 2,
             "fails its checksum",
         ),
         ("toc-head.tar.zst", toc_at + 8 + 12, "fails its checksum"),
@@ -487,6 +510,18 @@ fn a_damaged_table_is_one_warning_line_then_the_archive_is_read_whole() {
             "{name}"
         );
     }
+    // A table of another version (the first one, which interleaved the digests with
+    // the records) is not read: nothing of it was released, so no reader of it is
+    // kept.
+    damaged(tmp.path(), &archive, "v1.tar.zst", |b| b[toc_at + 12] = 1);
+    let out = spate(tmp.path(), &["list", "v1.tar.zst"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_index_ignored(
+        &out,
+        "v1.tar.zst",
+        "the table of contents is version 1, this spate reads 2",
+    );
+    assert!(out.stdout == listing.stdout, "listing differs");
     // Frame checksums in the seek table that do not match the frames: the table itself
     // is sound, so the listing uses it, but the member's frame fails its check when
     // read, and the member comes from reading the archive whole.

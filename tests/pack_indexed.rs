@@ -1,9 +1,11 @@
 //! The indexed `.tar.zst` that `spate pack` writes by default: plain tools (GNU tar,
 //! `zstd -dc`) read it exactly as they read a plain stream of the same tree, and its
 //! seek table and table of contents are what the README's byte layout says, read here
-//! by a decoder written from that layout (not from spate's own reader).
+//! by a decoder written from that layout (not from spate's own reader; the table of
+//! contents by `index_writer::read_toc`).
 
 mod common;
+use common::index_writer;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -60,10 +62,6 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
-}
-
 /// Magic numbers from the zstd format and the seekable format's spec.
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 const SEEK_TABLE_MAGIC: u32 = 0x184D_2A5E;
@@ -82,8 +80,6 @@ struct SeekEntry {
 struct Layout {
     /// Where each data frame starts in the file, with its seek-table entry.
     frames: Vec<(usize, SeekEntry)>,
-    /// The table of contents' skippable frame: its content (after magic and size).
-    toc: Vec<u8>,
 }
 
 /// Reads the seek table from the end of `archive` as facebook/zstd's
@@ -140,10 +136,7 @@ fn layout(archive: &[u8]) -> Layout {
         table_at,
         "the seek table follows the TOC"
     );
-    Layout {
-        frames,
-        toc: archive[at + 8..table_at].to_vec(),
-    }
+    Layout { frames }
 }
 
 /// Checks every data frame against its seek-table entry: it is one whole zstd frame of
@@ -169,124 +162,6 @@ fn verify_frames(dir: &Path, archive: &[u8], layout: &Layout) -> Vec<u8> {
         tar.extend_from_slice(&data);
     }
     tar
-}
-
-/// One table-of-contents record, as the README lays it out.
-#[derive(Debug, Clone)]
-struct Record {
-    entry_type: u8,
-    name: Vec<u8>,
-    mode: u64,
-    size: u64,
-    mtime: i64,
-    header_at: u64,
-    link: Option<Vec<u8>>,
-    digest: Option<[u8; 32]>,
-}
-
-/// The table of contents' head and records.
-struct TocView {
-    tar_len: u64,
-    frames: u32,
-    records: Vec<Record>,
-}
-
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Cursor<'_> {
-    fn byte(&mut self) -> u8 {
-        self.at += 1;
-        self.bytes[self.at - 1]
-    }
-    /// An unsigned LEB128 number.
-    fn num(&mut self) -> u64 {
-        let (mut n, mut shift) = (0u64, 0);
-        loop {
-            let b = self.byte();
-            n |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return n;
-            }
-            shift += 7;
-        }
-    }
-    /// A LEB128 length, then that many bytes.
-    fn bytes(&mut self) -> Vec<u8> {
-        let len = self.num() as usize;
-        self.at += len;
-        self.bytes[self.at - len..self.at].to_vec()
-    }
-}
-
-/// Decodes the TOC frame's content: "SPTI", version 1, three zero bytes, entry count
-/// (u32), tar length (u64), frame count (u32), body length (u32), compressed body
-/// length (u32), the body as one zstd frame, then the BLAKE3 of all of it.
-fn decode_toc(content: &[u8]) -> TocView {
-    assert_eq!(&content[..4], b"SPTI", "TOC tag");
-    assert_eq!(content[4..8], [1, 0, 0, 0], "TOC version 1");
-    let (signed, sum) = content.split_at(content.len() - 32);
-    assert_eq!(blake3::hash(signed).as_bytes(), sum, "the TOC's own BLAKE3");
-    let count = u32_at(content, 8) as usize;
-    let tar_len = u64_at(content, 12);
-    let frames = u32_at(content, 20);
-    let body_len = u32_at(content, 24) as usize;
-    let packed_len = u32_at(content, 28) as usize;
-    assert_eq!(32 + packed_len, signed.len(), "compressed body length");
-    let body = zstd::stream::decode_all(&signed[32..]).unwrap();
-    assert_eq!(body.len(), body_len, "body length");
-    let mut cur = Cursor {
-        bytes: &body,
-        at: 0,
-    };
-    let mut records = Vec::with_capacity(count);
-    let mut last = 0u64;
-    for _ in 0..count {
-        let presence = cur.byte();
-        let entry_type = cur.byte();
-        let name = cur.bytes();
-        let mode = cur.num();
-        let _uid = cur.num();
-        let _gid = cur.num();
-        let size = cur.num();
-        let zigzag = cur.num();
-        let mtime = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
-        let _nanos = cur.num();
-        let header_at = last + cur.num();
-        last = header_at;
-        let link = (presence & 1 != 0).then(|| cur.bytes());
-        for bit in [2, 4] {
-            if presence & bit != 0 {
-                cur.bytes();
-            }
-        }
-        if presence & 8 != 0 {
-            cur.num();
-            cur.num();
-        }
-        let digest = (presence & 16 != 0).then(|| {
-            cur.at += 32;
-            body[cur.at - 32..cur.at].try_into().unwrap()
-        });
-        records.push(Record {
-            entry_type,
-            name,
-            mode,
-            size,
-            mtime,
-            header_at,
-            link,
-            digest,
-        });
-    }
-    assert_eq!(cur.at, body.len(), "records fill the body");
-    TocView {
-        tar_len,
-        frames,
-        records,
-    }
 }
 
 /// A tree with every kind of member, a long name, and a file large enough to span
@@ -367,12 +242,12 @@ fn a_decoder_written_from_the_seekable_spec_reads_every_frame() {
     let layout = layout(&archive);
     let stream = verify_frames(dir, &archive, &layout);
     assert!(stream == zstd_dc(dir, "a.tar.zst"), "frames are the stream");
-    let toc = decode_toc(&layout.toc);
+    let toc = index_writer::read_toc(&archive);
     assert_eq!(toc.tar_len, stream.len() as u64);
     assert_eq!(toc.frames as usize, layout.frames.len());
     let names = tool(dir, "tar", &["-tf", "a.tar.zst"], None);
     assert_eq!(
-        toc.records.len(),
+        toc.members.len(),
         names
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
@@ -386,7 +261,7 @@ fn a_decoder_written_from_the_seekable_spec_reads_every_frame() {
         starts.push(at);
         at += u64::from(frame.d_size);
     }
-    for r in &toc.records {
+    for r in &toc.members {
         let block = &stream[r.header_at as usize..r.header_at as usize + 512];
         assert_eq!(&block[257..262], b"ustar", "{:?}", r.name);
         let field = &block[..block[..100].iter().position(|&b| b == 0).unwrap_or(100)];
@@ -401,7 +276,7 @@ fn a_decoder_written_from_the_seekable_spec_reads_every_frame() {
     // any frame target (1 MiB at least) or the frame holds only the end-of-archive
     // blocks.
     let big = toc
-        .records
+        .members
         .iter()
         .find(|r| r.name == b"src/big.bin")
         .unwrap();
@@ -413,13 +288,13 @@ fn a_decoder_written_from_the_seekable_spec_reads_every_frame() {
         .count();
     assert!(spanned >= 3, "big.bin spans {spanned} frames");
     assert!(
-        layout.frames.len() < toc.records.len(),
+        layout.frames.len() < toc.members.len(),
         "members share frames"
     );
-    let last = toc.records.last().unwrap();
+    let last = toc.members.last().unwrap();
     let members_end = last.header_at + 512 + last.size.div_ceil(512) * 512;
     for s in &starts {
-        let Some(before) = toc.records.iter().rev().find(|r| r.header_at <= *s) else {
+        let Some(before) = toc.members.iter().rev().find(|r| r.header_at <= *s) else {
             panic!("a frame starts before the first member");
         };
         assert!(
@@ -468,7 +343,8 @@ fn the_table_of_contents_agrees_with_b3sum_the_manifest_and_the_files() {
     indexed_tree(&dir.join("src"));
     pack_ok(dir, &["-q", "--manifest", "m.b3", "-o", "a.tar.zst", "src"]);
     let archive = std::fs::read(dir.join("a.tar.zst")).unwrap();
-    let toc = decode_toc(&layout(&archive).toc);
+    layout(&archive);
+    let toc = index_writer::read_toc(&archive);
     // b3sum's own digests of every file, by path.
     let files = files_below(&dir.join("src"));
     let rel: Vec<_> = files
@@ -484,12 +360,12 @@ fn the_table_of_contents_agrees_with_b3sum_the_manifest_and_the_files() {
     let manifest = manifest_digests(&std::fs::read(dir.join("m.b3")).unwrap());
     let mut in_manifest = 0;
     let mut digested = 0;
-    for r in &toc.records {
+    for r in &toc.members {
         let name = String::from_utf8_lossy(&r.name).into_owned();
         let path = dir.join(std::ffi::OsStr::from_bytes(&r.name));
         let meta = std::fs::symlink_metadata(&path).unwrap();
         assert_eq!(r.mtime, meta.mtime(), "{name}: mtime");
-        assert_eq!(r.mode as u32, meta.mode() & 0o7777, "{name}: mode");
+        assert_eq!(r.mode, meta.mode() & 0o7777, "{name}: mode");
         match r.entry_type {
             b'5' => assert!(meta.is_dir(), "{name}"),
             b'2' => assert_eq!(

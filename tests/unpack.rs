@@ -2,7 +2,7 @@
 //! archives built header by header.
 
 mod common;
-mod index_writer;
+use common::index_writer;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

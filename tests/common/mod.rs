@@ -201,94 +201,11 @@ pub fn json_of(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// An indexed `.tar.zst` (spate's format, written here from its documented byte
-/// layout) of a tar stream given member by member: each member's blocks (headers and
-/// data, padded) in a zstd frame of its own, the end-of-archive blocks in the last,
-/// then the table of contents and the seek table. Members need not be sane: this is
-/// how the hostile-archive tests get an index.
-pub fn indexed_tar_zst(members: &[Vec<u8>]) -> Vec<u8> {
-    let mut frames: Vec<Vec<u8>> = members.to_vec();
-    match frames.last_mut() {
-        Some(last) => last.extend_from_slice(&[0; 1024]),
-        None => frames.push(vec![0; 1024]),
-    }
-    let mut out = Vec::new();
-    let mut table = Vec::new();
-    let mut compressor = zstd::bulk::Compressor::new(3).unwrap();
-    compressor.include_checksum(true).unwrap();
-    for frame in &frames {
-        let packed = compressor.compress(frame).unwrap();
-        out.extend_from_slice(&packed);
-        for word in [
-            packed.len() as u32,
-            frame.len() as u32,
-            xxhash_rust::xxh64::xxh64(frame, 0) as u32,
-        ] {
-            table.extend_from_slice(&word.to_le_bytes());
-        }
-    }
-    let tar_len: u64 = frames.iter().map(|f| f.len() as u64).sum();
-    // TOC records: presence (1: link), type, name, mode, uid, gid, size, mtime
-    // (zigzag), nanoseconds, header offset step, link; numbers in LEB128.
-    let mut body = Vec::new();
-    let (mut at, mut last) = (0u64, 0u64);
-    for member in members {
-        let header = tar::Header::from_byte_slice(&member[..512]);
-        let link = header.link_name_bytes().filter(|l| !l.is_empty());
-        body.push(u8::from(link.is_some()));
-        body.push(header.entry_type().as_byte());
-        leb_bytes(&mut body, &header.path_bytes());
-        for n in [
-            u64::from(header.mode().unwrap_or(0)),
-            header.uid().unwrap_or(0),
-            header.gid().unwrap_or(0),
-            header.entry_size().unwrap_or(0),
-            header.mtime().unwrap_or(0) << 1,
-            0,
-            at - last,
-        ] {
-            leb(&mut body, n);
-        }
-        if let Some(link) = link {
-            leb_bytes(&mut body, &link);
-        }
-        last = at;
-        at += member.len() as u64;
-    }
-    let packed = zstd::bulk::compress(&body, 3).unwrap();
-    let mut toc = b"SPTI\x01\0\0\0".to_vec();
-    toc.extend_from_slice(&(members.len() as u32).to_le_bytes());
-    toc.extend_from_slice(&tar_len.to_le_bytes());
-    toc.extend_from_slice(&(frames.len() as u32).to_le_bytes());
-    toc.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    toc.extend_from_slice(&(packed.len() as u32).to_le_bytes());
-    toc.extend_from_slice(&packed);
-    let sum = *blake3::hash(&toc).as_bytes();
-    toc.extend_from_slice(&sum);
-    out.extend_from_slice(&0x184D_2A5Bu32.to_le_bytes());
-    out.extend_from_slice(&(toc.len() as u32).to_le_bytes());
-    out.extend_from_slice(&toc);
-    table.extend_from_slice(&(frames.len() as u32).to_le_bytes());
-    table.push(0x80);
-    table.extend_from_slice(&0x8F92_EAB1u32.to_le_bytes());
-    out.extend_from_slice(&0x184D_2A5Eu32.to_le_bytes());
-    out.extend_from_slice(&(table.len() as u32).to_le_bytes());
-    out.extend_from_slice(&table);
-    out
-}
-
-fn leb(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn leb_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    leb(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
+// The indexed-archive writer the tests share, written from the README's layout.
+#[path = "../index_writer/mod.rs"]
+pub mod index_writer;
+#[allow(unused_imports)] // only the unpack tests use it
+pub use index_writer::indexed_tar_zst;
 
 /// Whether `archive` ends in the zstd seekable format's footer (an indexed archive).
 pub fn is_indexed(archive: &Path) -> bool {

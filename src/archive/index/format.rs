@@ -6,11 +6,31 @@
 //! The archive, front to back:
 //! - data frames: ordinary zstd frames with a content checksum; together one zstd
 //!   stream whose content is the tar stream;
-//! - the TOC frame: a skippable frame (magic [`TOC_MAGIC`]) whose content is
-//!   `"SPTI"`, a version byte, three zero bytes, entry count (u32), tar length (u64),
-//!   data frame count (u32), body length uncompressed (u32) and compressed (u32), the
-//!   body (one zstd frame of records, see [`encode_records`]), and the BLAKE3 of every
-//!   content byte before it (32 bytes);
+//! - the TOC frame: a skippable frame (magic [`TOC_MAGIC`]) whose content is, version
+//!   2 (`toc.rs` encodes and decodes it):
+//!   - the head, 132 bytes: `"SPTI"`, the version byte, three zero bytes, member count
+//!     (u32), tar length (u64), data frame count (u32), the metadata section's length
+//!     uncompressed (u32) and compressed (u32), the digest section's length (u32), the
+//!     BLAKE3 of the metadata section as stored (compressed), the BLAKE3 of the digest
+//!     section, and the BLAKE3 of the head's first 100 bytes (everything before it);
+//!   - the metadata section: one zstd frame of everything `list` and `unpack` need
+//!     (decompressed layout below);
+//!   - the digest section, raw (BLAKE3s do not compress): a bitmap of the members that
+//!     have a digest (member *i* is bit `i % 8` of byte `i / 8`; the spare bits of the
+//!     last byte are zero), then the 32-byte digests of those members, in order.
+//!
+//!   A reader that needs no digest reads the head and the metadata section and neither
+//!   reads nor hashes the digests.
+//! - the metadata section, decompressed: the owner dictionary, a count (u32) then per
+//!   owner a flags byte (1 user name, 2 group name), uid (u64), gid (u64) and the names
+//!   present (each a u32 length, then its bytes); then one column per field, each with
+//!   one value per member in archive order: type byte (u8), flags (u8: 1 link, 2
+//!   device), mode (u32), owner (u32, an index in the dictionary), size (u64), mtime
+//!   seconds (i64) and nanoseconds (u32, below 10^9), header offset (u64, the
+//!   difference from the previous member's, the first from 0), name length (u32, not
+//!   0), link target length (u32, 0 without the link flag), device major and minor
+//!   (u32 each, 0 without the device flag); then the names, concatenated, then the link
+//!   targets, concatenated. The section ends there.
 //! - the seek table, last: a skippable frame (magic [`SEEK_TABLE_MAGIC`]) holding, per
 //!   data frame, compressed size, decompressed size and checksum (the low 32 bits of
 //!   the XXH64 of the decompressed bytes), each u32, then the footer: frame count
@@ -20,9 +40,8 @@
 //! seekable reader's offsets (the sum of the sizes before a frame) are right; the TOC
 //! frame starts where the last data frame ends and ends where the seek table starts.
 
-use std::io;
-
 use super::super::unpack::header::{Kind, Layout, Meta, Mtime};
+pub use super::toc::encode_toc;
 
 /// Skippable frame magic of the seek table (the zstd seekable format's).
 pub const SEEK_TABLE_MAGIC: u32 = 0x184D_2A5E;
@@ -33,15 +52,11 @@ pub const TOC_MAGIC: u32 = 0x184D_2A5B;
 /// First bytes of the TOC frame's content.
 pub const TOC_TAG: &[u8; 4] = b"SPTI";
 /// The TOC layout this code reads and writes.
-pub const TOC_VERSION: u8 = 1;
+pub const TOC_VERSION: u8 = 2;
 /// Bytes of the seek table footer.
 pub const FOOTER_LEN: usize = 9;
 /// Bytes of one seek table entry with checksums.
 pub const ENTRY_LEN: usize = 12;
-/// Bytes of the TOC content before the body.
-const TOC_HEAD_LEN: usize = 4 + 1 + 3 + 4 + 8 + 4 + 4 + 4;
-/// The largest TOC body spate decodes (uncompressed): 1 GiB is millions of members.
-const MAX_BODY: usize = 1 << 30;
 
 /// One data frame: where it is in the archive and in the tar stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,272 +202,21 @@ pub fn decode_seek_table(bytes: &[u8], footer: Footer) -> Result<Vec<Frame>, Str
     Ok(frames)
 }
 
-/// The TOC frame, whole: skippable header, head, compressed body, BLAKE3.
-pub fn encode_toc(toc: &Toc, level: i32) -> io::Result<Vec<u8>> {
-    let body = encode_records(&toc.entries);
-    let packed = zstd::bulk::compress(&body, level)?;
-    let mut content = Vec::with_capacity(TOC_HEAD_LEN + packed.len() + 32);
-    content.extend_from_slice(TOC_TAG);
-    content.extend_from_slice(&[TOC_VERSION, 0, 0, 0]);
-    content.extend_from_slice(&(toc.entries.len() as u32).to_le_bytes());
-    content.extend_from_slice(&toc.tar_len.to_le_bytes());
-    content.extend_from_slice(&toc.frames.to_le_bytes());
-    content.extend_from_slice(&too_big(body.len())?.to_le_bytes());
-    content.extend_from_slice(&too_big(packed.len())?.to_le_bytes());
-    content.extend_from_slice(&packed);
-    let sum = blake3::hash(&content);
-    content.extend_from_slice(sum.as_bytes());
-    let mut out = Vec::with_capacity(8 + content.len());
-    out.extend_from_slice(&TOC_MAGIC.to_le_bytes());
-    out.extend_from_slice(&too_big(content.len())?.to_le_bytes());
-    out.extend_from_slice(&content);
-    Ok(out)
-}
-
-fn too_big(len: usize) -> io::Result<u32> {
-    u32::try_from(len).map_err(|_| io::Error::other("the table of contents is over 4 GiB"))
-}
-
-/// Whether `bytes` (at least 8) begin a TOC frame, and its whole length if so.
-pub fn toc_frame_len(bytes: &[u8]) -> Option<u64> {
-    (bytes.len() >= 8 && u32_at(bytes, 0) == TOC_MAGIC).then(|| 8 + u64::from(u32_at(bytes, 4)))
-}
-
-/// The TOC frame (`bytes`, whole), checked against its own BLAKE3 and decoded.
-pub fn decode_toc(bytes: &[u8]) -> Result<Toc, String> {
-    if toc_frame_len(bytes) != Some(bytes.len() as u64) {
-        return Err("the table of contents' frame header is damaged".into());
-    }
-    let content = &bytes[8..];
-    if content.len() < TOC_HEAD_LEN + 32 || &content[..4] != TOC_TAG {
-        return Err("the table of contents is damaged".into());
-    }
-    if content[4] != TOC_VERSION {
-        return Err(format!(
-            "the table of contents is version {}, this spate reads {TOC_VERSION}",
-            content[4]
-        ));
-    }
-    let (signed, sum) = content.split_at(content.len() - 32);
-    if blake3::hash(signed).as_bytes() != sum {
-        return Err("the table of contents fails its checksum".into());
-    }
-    let count = u32_at(content, 8) as usize;
-    let tar_len = u64::from_le_bytes(content[12..20].try_into().unwrap_or_default());
-    let frames = u32_at(content, 20);
-    let body_len = u32_at(content, 24) as usize;
-    let packed_len = u32_at(content, 28) as usize;
-    if TOC_HEAD_LEN + packed_len != signed.len() || body_len > MAX_BODY {
-        return Err("the table of contents' lengths disagree".into());
-    }
-    let body = zstd::bulk::decompress(&signed[TOC_HEAD_LEN..], body_len)
-        .map_err(|e| format!("the table of contents does not decompress: {e}"))?;
-    if body.len() != body_len {
-        return Err("the table of contents' lengths disagree".into());
-    }
-    let entries = decode_records(&body, count, tar_len)?;
-    Ok(Toc {
-        entries,
-        tar_len,
-        frames,
-    })
-}
-
-const HAS_LINK: u8 = 1;
-const HAS_USER: u8 = 2;
-const HAS_GROUP: u8 = 4;
-const HAS_DEVICE: u8 = 8;
-const HAS_DIGEST: u8 = 16;
-
-/// The records of the TOC body, one per member, in archive order: a presence byte
-/// (1 link, 2 user, 4 group, 8 device, 16 digest), the type byte, the name
-/// (LEB128 length, bytes), mode, uid, gid and size (LEB128), mtime seconds (zigzag
-/// LEB128) and nanoseconds (LEB128), `header_at` as the LEB128 difference from the
-/// previous record's (from 0 for the first), then the link, user and group names
-/// (length, bytes), the device (major, minor) and the 32-byte digest, each only when
-/// its presence bit is set.
-pub fn encode_records(entries: &[TocEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * 96);
-    let mut last = 0u64;
-    for e in entries {
-        let presence = flag(e.link.is_some(), HAS_LINK)
-            | flag(e.user.is_some(), HAS_USER)
-            | flag(e.group.is_some(), HAS_GROUP)
-            | flag(e.device.is_some(), HAS_DEVICE)
-            | flag(e.digest.is_some(), HAS_DIGEST);
-        out.push(presence);
-        out.push(e.entry_type);
-        put_bytes(&mut out, &e.name);
-        put(&mut out, u64::from(e.mode));
-        put(&mut out, e.uid);
-        put(&mut out, e.gid);
-        put(&mut out, e.size);
-        put(&mut out, zigzag(e.mtime.secs));
-        put(&mut out, u64::from(e.mtime.nanos));
-        put(&mut out, e.header_at.wrapping_sub(last));
-        last = e.header_at;
-        for field in [&e.link, &e.user, &e.group].into_iter().flatten() {
-            put_bytes(&mut out, field);
-        }
-        if let Some((major, minor)) = e.device {
-            put(&mut out, u64::from(major));
-            put(&mut out, u64::from(minor));
-        }
-        if let Some(digest) = &e.digest {
-            out.extend_from_slice(digest);
-        }
-    }
-    out
-}
-
-fn decode_records(body: &[u8], count: usize, tar_len: u64) -> Result<Vec<TocEntry>, String> {
-    let damaged = || "the table of contents' records are damaged".to_string();
-    // Every record is at least 11 bytes: a count beyond that is a lie, not a reason to
-    // allocate.
-    if count > body.len() / 11 + 1 {
-        return Err(damaged());
-    }
-    let mut cur = Cursor { bytes: body, at: 0 };
-    let mut entries = Vec::with_capacity(count);
-    let mut last: Option<u64> = None;
-    for _ in 0..count {
-        let presence = cur.byte().ok_or_else(damaged)?;
-        let entry_type = cur.byte().ok_or_else(damaged)?;
-        let name = cur.bytes().ok_or_else(damaged)?;
-        let mode = u32::try_from(cur.num().ok_or_else(damaged)?).map_err(|_| damaged())?;
-        let uid = cur.num().ok_or_else(damaged)?;
-        let gid = cur.num().ok_or_else(damaged)?;
-        let size = cur.num().ok_or_else(damaged)?;
-        let secs = unzigzag(cur.num().ok_or_else(damaged)?);
-        let nanos = u32::try_from(cur.num().ok_or_else(damaged)?).map_err(|_| damaged())?;
-        let step = cur.num().ok_or_else(damaged)?;
-        let header_at = last.unwrap_or(0).checked_add(step).ok_or_else(damaged)?;
-        // Members are in stream order, each at its own 512-byte block.
-        if last.is_some() && step == 0 || header_at % 512 != 0 || header_at >= tar_len {
-            return Err(format!(
-                "the table of contents places \"{}\" at an impossible offset",
-                String::from_utf8_lossy(&name)
-            ));
-        }
-        last = Some(header_at);
-        let mut optional = |bit: u8| -> Result<Option<Vec<u8>>, String> {
-            if presence & bit == 0 {
-                return Ok(None);
-            }
-            cur.bytes().map(Some).ok_or_else(damaged)
-        };
-        let link = optional(HAS_LINK)?;
-        let user = optional(HAS_USER)?;
-        let group = optional(HAS_GROUP)?;
-        let device = if presence & HAS_DEVICE != 0 {
-            let major = cur.num().and_then(|n| u32::try_from(n).ok());
-            let minor = cur.num().and_then(|n| u32::try_from(n).ok());
-            Some((major.ok_or_else(damaged)?, minor.ok_or_else(damaged)?))
-        } else {
-            None
-        };
-        let digest = if presence & HAS_DIGEST != 0 {
-            let bytes = cur.take(32).ok_or_else(damaged)?;
-            Some(bytes.try_into().map_err(|_| damaged())?)
-        } else {
-            None
-        };
-        if name.is_empty() {
-            return Err(damaged());
-        }
-        entries.push(TocEntry {
-            name,
-            entry_type,
-            link,
-            mode,
-            uid,
-            gid,
-            user,
-            group,
-            size,
-            mtime: Mtime { secs, nanos },
-            device,
-            header_at,
-            digest,
-        });
-    }
-    if cur.at != body.len() {
-        return Err(damaged());
-    }
-    Ok(entries)
-}
-
-fn flag(set: bool, bit: u8) -> u8 {
-    if set { bit } else { 0 }
-}
-
-fn zigzag(n: i64) -> u64 {
-    ((n << 1) ^ (n >> 63)) as u64
-}
-
-fn unzigzag(n: u64) -> i64 {
-    ((n >> 1) as i64) ^ -((n & 1) as i64)
-}
-
-/// LEB128.
-fn put(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
+pub(super) fn u32_at(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(word)
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Cursor<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let b = *self.bytes.get(self.at)?;
-        self.at += 1;
-        Some(b)
-    }
-
-    fn num(&mut self) -> Option<u64> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            n |= u64::from(b & 0x7f).checked_shl(shift)?;
-            if b & 0x80 == 0 {
-                return Some(n);
-            }
-        }
-        None
-    }
-
-    fn take(&mut self, len: usize) -> Option<&[u8]> {
-        let end = self.at.checked_add(len)?;
-        let bytes = self.bytes.get(self.at..end)?;
-        self.at = end;
-        Some(bytes)
-    }
-
-    fn bytes(&mut self) -> Option<Vec<u8>> {
-        let len = usize::try_from(self.num()?).ok()?;
-        self.take(len).map(<[u8]>::to_vec)
-    }
+pub(super) fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::toc::decode_toc;
     use super::*;
 
     fn entry(name: &str, header_at: u64) -> TocEntry {
@@ -487,6 +251,71 @@ mod tests {
             bad[at] ^= 0x10;
             assert!(decode_toc(&bad).is_err(), "flip at {at} accepted");
         }
+    }
+
+    #[test]
+    fn the_metadata_is_read_without_the_digests_and_checked_on_its_own() {
+        use super::super::toc::{FRAME_HEAD_LEN, Head, decode_metadata};
+        let mut entries: Vec<TocEntry> = (0..20).map(|i| entry("f", i * 512)).collect();
+        entries[3].digest = None;
+        entries[19].digest = Some([9; 32]);
+        let toc = Toc {
+            entries,
+            tar_len: 1 << 20,
+            frames: 1,
+        };
+        let bytes = encode_toc(&toc, 3).unwrap();
+        let head = Head::decode(&bytes[..FRAME_HEAD_LEN], bytes.len() as u64).unwrap();
+        let digests_at = head.digests_at() as usize;
+        assert_eq!(
+            bytes.len() - digests_at,
+            3 + 19 * 32,
+            "bitmap and raw digests"
+        );
+        let view = decode_metadata(&head, &bytes[FRAME_HEAD_LEN..digests_at]).unwrap();
+        assert!(!view.has_digests() && view.digest(0).is_none());
+        let mut without = toc.clone();
+        for e in &mut without.entries {
+            e.digest = None;
+        }
+        assert_eq!(view.to_toc(), without);
+        // A flip anywhere before the digest section fails the metadata read; one in the
+        // digests is found by whoever reads them.
+        for at in 8..digests_at {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x01;
+            let read = Head::decode(&bad[..FRAME_HEAD_LEN], bad.len() as u64)
+                .and_then(|h| decode_metadata(&h, &bad[FRAME_HEAD_LEN..digests_at]));
+            assert!(read.is_err(), "flip at {at} accepted");
+        }
+        let mut view = view;
+        view.attach_digests(&head, bytes[digests_at..].to_vec())
+            .unwrap();
+        assert_eq!(view.digest(3), None);
+        assert_eq!(view.digest(19), Some(&[9; 32]));
+        assert_eq!(view.to_toc(), toc);
+    }
+
+    #[test]
+    fn an_empty_toc_round_trips_and_a_count_beyond_the_lengths_is_refused() {
+        let toc = Toc {
+            entries: Vec::new(),
+            tar_len: 1024,
+            frames: 1,
+        };
+        let bytes = encode_toc(&toc, 3).unwrap();
+        assert_eq!(decode_toc(&bytes).unwrap(), toc);
+        // A head whose own checksum is right but whose count the section cannot hold.
+        let one = Toc {
+            entries: vec![entry("a", 0)],
+            ..toc
+        };
+        let mut lying = encode_toc(&one, 3).unwrap();
+        lying[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        let sum = blake3::hash(&lying[8..108]);
+        lying[108..140].copy_from_slice(sum.as_bytes());
+        let why = decode_toc(&lying).unwrap_err();
+        assert!(why.contains("lengths disagree"), "{why}");
     }
 
     #[test]

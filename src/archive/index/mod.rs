@@ -5,6 +5,8 @@
 //! one member by decompressing only its frames, and unpacks frames in parallel.
 //!
 //! - `format.rs`: the byte layout of the two tables;
+//! - `toc.rs`: encoding and decoding the table of contents, section by section;
+//! - `view.rs`: [`TocView`], the decoded table, members borrowed from one buffer;
 //! - `read.rs`: finding and checking the index at the end of a file, reading frames;
 //! - `writer.rs`: [`IndexedWriter`], which pack writes the tar stream into;
 //! - `open.rs`: whether an archive named on the command line is read from its index;
@@ -18,11 +20,17 @@ mod format;
 pub(crate) mod open;
 #[allow(dead_code)]
 mod read;
+mod toc;
+mod view;
 mod writer;
 
 #[allow(unused_imports)]
 pub use format::{Frame, Toc, TocEntry};
 #[allow(unused_imports)]
-pub use read::{Found, FrameReader, Index, read_frame, read_frame_into, read_index};
+pub use read::{
+    Digests, Found, FrameReader, Index, Table, read_frame, read_frame_into, read_index, read_table,
+};
+#[allow(unused_imports)]
+pub use view::{EntryRef, TocView};
 pub use writer::{FRAME_TARGET, IndexedWriter};
 pub mod merge;

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Found, Index, read_index};
+use super::{Digests, Found, Index, Table, read_table};
 use crate::report::Reporter;
 
 /// The archive at `path` and its index, or `None` when it has to be read from the
@@ -15,6 +15,17 @@ use crate::report::Reporter;
 /// `reporter`). Errors opening the file are left to the scan, which reports them as it
 /// always has.
 pub(crate) fn indexed(path: &Path, reporter: &Reporter) -> Option<(Arc<File>, Index)> {
+    let (file, table) = indexed_table(path, reporter, Digests::Read)?;
+    Some((file, table.to_index()))
+}
+
+/// [`indexed`], as the [`Table`] [`read_table`] returns: no allocation per member, and
+/// with [`Digests::Skip`] the digest section is neither read nor hashed.
+pub(crate) fn indexed_table(
+    path: &Path,
+    reporter: &Reporter,
+    digests: Digests,
+) -> Option<(Arc<File>, Table)> {
     if path.as_os_str() == "-" {
         return None;
     }
@@ -23,7 +34,7 @@ pub(crate) fn indexed(path: &Path, reporter: &Reporter) -> Option<(Arc<File>, In
     if !file.metadata().ok()?.is_file() {
         return None;
     }
-    match read_index(&file) {
+    match read_table(&file, digests) {
         Ok(Found::Indexed(index)) => Some((Arc::new(file), index)),
         Ok(Found::Plain) => None,
         Ok(Found::Broken(why)) => {

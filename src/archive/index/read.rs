@@ -12,6 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::format::{self, FOOTER_LEN, Footer, Frame, TocEntry};
+use super::toc::{self, FRAME_HEAD_LEN, Head};
+use super::view::TocView;
 
 /// The largest frame spate reads: its own are at most a few MiB, and a table that
 /// says more must not make it allocate gigabytes.
@@ -36,10 +38,41 @@ impl Index {
     }
 }
 
+/// An archive's index as read by [`read_table`]: the table of contents as a
+/// [`TocView`] (digests included only when asked for), checked against the file.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub frames: Vec<Frame>,
+    pub toc: TocView,
+    /// Bytes of the tar stream (the data frames' content).
+    pub tar_len: u64,
+}
+
+impl Table {
+    /// The owned form (every member a [`TocEntry`]).
+    pub fn to_index(&self) -> Index {
+        Index {
+            frames: self.frames.clone(),
+            entries: self.toc.to_entries(),
+            tar_len: self.tar_len,
+        }
+    }
+}
+
+/// Which parts of the table of contents [`read_table`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digests {
+    /// The digest section too (check, audit, merge).
+    Read,
+    /// The metadata only (list, unpack): the digest section is neither read nor
+    /// hashed, and [`TocView::digest`] answers `None`.
+    Skip,
+}
+
 /// What the end of an archive holds.
 #[derive(Debug)]
-pub enum Found {
-    Indexed(Index),
+pub enum Found<T = Index> {
+    Indexed(T),
     /// No index: a plain stream (GNU tar's, `--no-index`, another compressor), or
     /// another tool's seekable archive without spate's table of contents.
     Plain,
@@ -47,8 +80,24 @@ pub enum Found {
     Broken(String),
 }
 
-/// Reads the index at the end of `file`, touching only the table's bytes.
+/// Reads the index at the end of `file`, touching only the table's bytes, digests
+/// included.
 pub fn read_index(file: &File) -> io::Result<Found> {
+    Ok(match read_table(file, Digests::Read)? {
+        Found::Indexed(table) => Found::Indexed(Index {
+            entries: table.toc.to_entries(),
+            frames: table.frames,
+            tar_len: table.tar_len,
+        }),
+        Found::Plain => Found::Plain,
+        Found::Broken(why) => Found::Broken(why),
+    })
+}
+
+/// Reads the index at the end of `file` as a [`TocView`], touching only the bytes of
+/// the tables it needs: the footer, the seek table, the TOC's head and metadata, and
+/// the digests when `digests` says so.
+pub fn read_table(file: &File, digests: Digests) -> io::Result<Found<Table>> {
     let len = file.metadata()?.len();
     if len < FOOTER_LEN as u64 {
         return Ok(Found::Plain);
@@ -58,7 +107,7 @@ pub fn read_index(file: &File) -> io::Result<Found> {
     let Some(footer) = Footer::decode(&tail) else {
         return Ok(Found::Plain);
     };
-    Ok(match checked(file, len, footer)? {
+    Ok(match checked(file, len, footer, digests)? {
         Ok(Some(index)) => Found::Indexed(index),
         Ok(None) => Found::Plain,
         Err(why) => Found::Broken(why),
@@ -67,7 +116,12 @@ pub fn read_index(file: &File) -> io::Result<Found> {
 
 /// The index, or why it cannot be believed; `Ok(None)`: a seek table without spate's
 /// TOC.
-fn checked(file: &File, len: u64, footer: Footer) -> io::Result<Result<Option<Index>, String>> {
+fn checked(
+    file: &File,
+    len: u64,
+    footer: Footer,
+    digests: Digests,
+) -> io::Result<Result<Option<Table>, String>> {
     let table_len = footer.table_len();
     if table_len > len {
         return Ok(Err("the seek table is longer than the file".into()));
@@ -98,28 +152,43 @@ fn checked(file: &File, len: u64, footer: Footer) -> io::Result<Result<Option<In
     if toc_len < 8 {
         return Ok(Err("the table of contents is cut short".into()));
     }
-    let mut head = [0u8; 8];
-    file.read_exact_at(&mut head, data_end)?;
-    if format::toc_frame_len(&head) != Some(toc_len) {
+    // The skippable frame's header and the TOC head in one read; a v1 table or another
+    // tool's frame is told apart by the first 8 bytes alone.
+    let mut head = [0u8; FRAME_HEAD_LEN];
+    let head_len = (toc_len as usize).min(FRAME_HEAD_LEN);
+    file.read_exact_at(&mut head[..head_len], data_end)?;
+    if toc::toc_frame_len(&head[..head_len]) != Some(toc_len) {
         return Ok(Err(
             "the seek table's frames do not end where the table of contents starts".into(),
         ));
     }
-    let mut bytes = vec![0u8; toc_len as usize];
-    file.read_exact_at(&mut bytes, data_end)?;
-    let toc = match format::decode_toc(&bytes) {
-        Ok(toc) => toc,
+    let head = match Head::decode(&head[..head_len], toc_len) {
+        Ok(head) => head,
         Err(why) => return Ok(Err(why)),
     };
+    let mut packed = vec![0u8; head.packed_len];
+    file.read_exact_at(&mut packed, data_end + FRAME_HEAD_LEN as u64)?;
+    let mut view = match toc::decode_metadata(&head, &packed) {
+        Ok(view) => view,
+        Err(why) => return Ok(Err(why)),
+    };
+    drop(packed);
+    if digests == Digests::Read {
+        let mut bytes = vec![0u8; head.digests_len];
+        file.read_exact_at(&mut bytes, data_end + head.digests_at())?;
+        if let Err(why) = view.attach_digests(&head, bytes) {
+            return Ok(Err(why));
+        }
+    }
     let tar_len: u64 = frames.iter().map(|f| u64::from(f.d_size)).sum();
-    if toc.frames as usize != frames.len() || toc.tar_len != tar_len {
+    if view.frames as usize != frames.len() || view.tar_len != tar_len {
         return Ok(Err(
             "the table of contents and the seek table disagree".into()
         ));
     }
-    Ok(Ok(Some(Index {
+    Ok(Ok(Some(Table {
         frames,
-        entries: toc.entries,
+        toc: view,
         tar_len,
     })))
 }
