@@ -38,6 +38,9 @@ use crate::report::Reporter;
 
 /// Bytes of a tar block.
 const BLOCK: u64 = 512;
+/// Header bytes kept from the check for the extraction that follows, in all: a
+/// selection of many members has the rest decompressed again rather than held.
+const KEPT_HEADS: usize = 4 << 20;
 
 /// The selected members of an archive, as a tar stream, and the archive's name for
 /// messages.
@@ -64,14 +67,23 @@ pub(crate) fn open(
     // what they select here; this copy only picks.
     let mut members = Members::new(given)?;
     let mut cursor = Cursor::new(file, index.frames.clone())?;
-    let mut segments = Vec::new();
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut kept = 0;
     for (i, entry) in index.entries.iter().enumerate() {
         // The name first: it rules out nearly every entry.
         if !members.select(&entry.name) || entry.kind() == Kind::Meta {
             continue;
         }
         match check(&mut cursor, &index, i) {
-            Ok(segment) => segments.push(segment),
+            Ok(mut segment) => {
+                let len = segment.head.as_ref().map_or(0, Vec::len);
+                if kept + len > KEPT_HEADS {
+                    segment.head = None;
+                } else {
+                    kept += len;
+                }
+                segments.push(segment);
+            }
             Err(why) => {
                 ignored(path, &why, reporter);
                 return Ok(None);
@@ -95,9 +107,11 @@ pub(crate) fn open(
 
 /// One member's bytes in the tar stream, as the check found them.
 struct Segment {
-    /// The member's header blocks (GNU long names, PAX records, the header itself),
-    /// kept from the check so that they are not decompressed again.
-    head: Vec<u8>,
+    /// Where its first header block is in the tar stream.
+    start: u64,
+    /// Its header blocks (GNU long names, PAX records, the header itself), when kept
+    /// from the check so that they are not decompressed again (up to [`KEPT_HEADS`]).
+    head: Option<Vec<u8>>,
     /// Where its data starts in the tar stream, and its bytes there, padded to blocks.
     data_at: u64,
     data_len: u64,
@@ -170,7 +184,13 @@ fn check(cursor: &mut Cursor, index: &Index, i: usize) -> Result<Segment, String
         )));
     }
     // Only the header blocks: reading a PAX sparse map may have gone into the data.
-    head.truncate(usize::try_from(data_offset).unwrap_or(usize::MAX));
+    let head_len = usize::try_from(data_offset).unwrap_or(usize::MAX);
+    if head.len() < head_len {
+        return Err(wrong(
+            "the headers end before the member's data starts".into(),
+        ));
+    }
+    head.truncate(head_len);
     let digest = match entry.digest {
         Some(want) if meta.kind == Kind::File && meta.layout == Layout::Plain => {
             Some(Digest { want, size: stored })
@@ -184,7 +204,8 @@ fn check(cursor: &mut Cursor, index: &Index, i: usize) -> Result<Segment, String
             .map_err(|e| e.to_string())?;
     }
     Ok(Segment {
-        head,
+        start,
+        head: Some(head),
         data_at,
         data_len,
         digest,
@@ -296,10 +317,21 @@ impl Read for Picked {
 impl Current {
     /// The member's next bytes; 0 once all are given.
     fn read(&mut self, cursor: &mut Cursor, buf: &mut [u8]) -> io::Result<usize> {
-        let head = &self.segment.head;
-        if self.head_given < head.len() {
-            let n = buf.len().min(head.len() - self.head_given);
-            buf[..n].copy_from_slice(&head[self.head_given..self.head_given + n]);
+        let head_len =
+            usize::try_from(self.segment.data_at - self.segment.start).unwrap_or(usize::MAX);
+        if self.head_given < head_len {
+            let want = buf.len().min(head_len - self.head_given);
+            let n = match &self.segment.head {
+                Some(head) => {
+                    buf[..want].copy_from_slice(&head[self.head_given..self.head_given + want]);
+                    want
+                }
+                // Read again from the frames the check read them from.
+                None => {
+                    let at = self.segment.start + self.head_given as u64;
+                    read_at(cursor, at, &mut buf[..want])?
+                }
+            };
             self.head_given += n;
             return Ok(n);
         }
@@ -308,18 +340,8 @@ impl Current {
             return Ok(0);
         }
         let at = self.segment.data_at + self.data_given;
-        if cursor.pos() != at {
-            cursor.seek(at)?;
-        }
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = cursor.read(&mut buf[..want])?;
-        if n == 0 && want > 0 {
-            // Checked against the stream's length before: cannot happen.
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the tar stream ends inside a member",
-            ));
-        }
+        let n = read_at(cursor, at, &mut buf[..want])?;
         if let (Some(digest), Some(hasher)) = (&self.segment.digest, &mut self.hasher) {
             // Only the data, not the padding after it.
             let data_left = digest.size.saturating_sub(self.data_given);
@@ -337,4 +359,21 @@ impl Current {
         self.data_given += n as u64;
         Ok(n)
     }
+}
+
+/// Bytes of the tar stream from `at` on, moving the cursor there first if it is
+/// elsewhere.
+fn read_at(cursor: &mut Cursor, at: u64, buf: &mut [u8]) -> io::Result<usize> {
+    if cursor.pos() != at {
+        cursor.seek(at)?;
+    }
+    let n = cursor.read(buf)?;
+    if n == 0 && !buf.is_empty() {
+        // Checked against the stream's length before: cannot happen.
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the tar stream ends inside a member",
+        ));
+    }
+    Ok(n)
 }
