@@ -306,9 +306,13 @@ Symbolic links are created as stored, absolute targets too (as GNU tar does); no
 is ever written through a symbolic link, whether the archive made it or it was there.
 
 MEMBERs of an indexed .tar.zst (spate pack's default) are found in its table: only the
-frames holding them are decompressed, and each is checked to start with a tar header of
-that name before anything is written. A table that disagrees with the file is ignored
-with one line ('index ignored: WHY; reading the whole archive').
+frames holding them are read, each only as far as the member goes, and each member is
+checked to start with a tar header of that name before anything is written. A frame
+left before its end has no checksum to check (it covers the whole frame): a file's data
+is checked against its BLAKE3 in the table instead, and one that differs is not
+extracted (with -O, like zstd -dc, what came before is already written). A table that
+disagrees with the file is ignored with one line ('index ignored: WHY; reading the
+whole archive').
 
 A hard link whose target was not extracted before it (selected without its target, or
 a target the archive lacks) is not made ('cannot hard link to \"TARGET\"'); the rest is

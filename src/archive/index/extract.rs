@@ -1,5 +1,5 @@
 //! `spate unpack X.tar.zst MEMBER|GLOB…` (and `-O`) from the index: only the frames
-//! that hold the selected members are decompressed.
+//! that hold the selected members are read, and each only as far as it must be.
 //!
 //! The members are not extracted here. The table picks them and this module hands the
 //! ordinary unpack loop a tar stream made of just those members' bytes (each from its
@@ -9,36 +9,54 @@
 //!
 //! The table is trusted only as far as it is checked: before anything is extracted,
 //! every picked member's offset must hold a tar header (with a good checksum) naming
-//! that member with that type, and the member must end before the next one's header
-//! and inside the stream. One that does not makes the table broken: one warning line,
-//! and the archive is read from the start instead.
+//! that member with that type (and, for a link, that target), and the member must end
+//! before the next one's header and inside the stream. One that does not makes the
+//! table broken: one warning line, and the archive is read from the start instead.
+//!
+//! Frames are decompressed as a stream ([`Cursor`]) from the start of the frame that
+//! holds a member up to the member's end, not beyond: the rest of the frame is not
+//! decompressed, so its checksum (which covers the whole frame) is not checked. What is
+//! checked instead: a file's data against the BLAKE3 the table keeps for it (read
+//! from the same bytes as they are handed on; a mismatch fails the member's last read,
+//! so its temporary file is never renamed). A member with data but no digest (sparse,
+//! or a file that changed while it was packed) has every frame it lies in read to the
+//! end and checked before anything is extracted, as whole frames always are.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::Index;
+use super::cursor::Cursor;
 use super::open::{ignored, indexed};
-use super::{Frame, Index, read_frame};
-use crate::archive::input::{self, Input};
 use crate::archive::members::Members;
-use crate::archive::unpack::header::{Kind, Meta, quote, short_cause};
+use crate::archive::unpack::header::{Kind, Layout, Meta, quote, short_cause};
+use crate::progress::Progress;
 use crate::report::Reporter;
 
 /// Bytes of a tar block.
 const BLOCK: u64 = 512;
-/// Decompressed frames kept from the check for the extraction that follows, so that a
-/// frame holding several picked headers is decompressed once, not twice.
-const KEPT_BYTES: usize = 64 << 20;
+/// Header bytes kept from the check for the extraction that follows, in all: a
+/// selection of many members has the rest decompressed again rather than held.
+const KEPT_HEADS: usize = 4 << 20;
+
+/// The selected members of an archive, as a tar stream, and the archive's name for
+/// messages.
+pub(crate) struct Selected {
+    pub stream: Box<dyn Read + Send>,
+    pub label: String,
+}
 
 /// The selected members of the archive at `path` as a tar stream, when the archive has
 /// an index and the filters `given` select by name; `None`: read the archive from the
 /// start (no filters, no index, or an index found broken, which is said on `reporter`).
-pub(crate) fn open(path: &Path, given: &[OsString], reporter: &Reporter) -> Result<Option<Input>> {
+pub(crate) fn open(
+    path: &Path,
+    given: &[OsString],
+    reporter: &Reporter,
+) -> Result<Option<Selected>> {
     if given.is_empty() {
         return Ok(None);
     }
@@ -48,82 +66,89 @@ pub(crate) fn open(path: &Path, given: &[OsString], reporter: &Reporter) -> Resu
     // The unpack loop applies the same filters again to the stream, which holds exactly
     // what they select here; this copy only picks.
     let mut members = Members::new(given)?;
-    let mut frames = Frames::new(file, index.frames.clone());
-    let mut segments = Vec::new();
+    let mut cursor = Cursor::new(file, index.frames.clone())?;
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut kept = 0;
     for (i, entry) in index.entries.iter().enumerate() {
-        if entry.kind() == Kind::Meta || !members.select(&entry.name) {
+        // The name first: it rules out nearly every entry.
+        if !members.select(&entry.name) || entry.kind() == Kind::Meta {
             continue;
         }
-        match check(&mut frames, &index, i) {
-            Ok(segment) => segments.push(segment),
+        match check(&mut cursor, &index, i) {
+            Ok(mut segment) => {
+                let len = segment.head.as_ref().map_or(0, Vec::len);
+                if kept + len > KEPT_HEADS {
+                    segment.head = None;
+                } else {
+                    kept += len;
+                }
+                segments.push(segment);
+            }
             Err(why) => {
                 ignored(path, &why, reporter);
                 return Ok(None);
             }
         }
     }
-    frames.keep = false;
+    let progress = reporter.progress().clone();
+    progress.set_unknown_total();
     let picked = Picked {
-        frames,
+        cursor,
         segments: segments.into_iter(),
         current: None,
         end_blocks: 2 * BLOCK as usize,
+        progress,
     };
-    let label = path.display().to_string();
-    input::from_reader(Box::new(picked), label, reporter.progress()).map(Some)
+    Ok(Some(Selected {
+        stream: Box::new(picked),
+        label: path.display().to_string(),
+    }))
 }
 
-/// One member's bytes in the tar stream: `start..end`.
-#[derive(Debug, Clone, Copy)]
+/// One member's bytes in the tar stream, as the check found them.
 struct Segment {
+    /// Where its first header block is in the tar stream.
     start: u64,
-    end: u64,
+    /// Its header blocks (GNU long names, PAX records, the header itself), when kept
+    /// from the check so that they are not decompressed again (up to [`KEPT_HEADS`]).
+    head: Option<Vec<u8>>,
+    /// Where its data starts in the tar stream, and its bytes there, padded to blocks.
+    data_at: u64,
+    data_len: u64,
+    /// The BLAKE3 its first `size` bytes of data must have, when the frames it lies in
+    /// are not all checked before extraction.
+    digest: Option<Digest>,
 }
 
-/// Checks that member `i` of the table is where the table says, and finds where it ends.
-fn check(frames: &mut Frames, index: &Index, i: usize) -> Result<Segment, String> {
+struct Digest {
+    want: [u8; 32],
+    size: u64,
+}
+
+/// Checks that member `i` of the table is where the table says, and finds where it
+/// ends; reads its frames whole (which checks them) when its data has no digest.
+fn check(cursor: &mut Cursor, index: &Index, i: usize) -> Result<Segment, String> {
     let entry = &index.entries[i];
     let start = entry.header_at;
     let name = quote(&entry.name);
     let wrong = |what: String| {
         format!("the table places \"{name}\" at byte {start} of the tar stream, where {what}")
     };
-    let mut reader = At {
-        frames,
-        pos: start,
+    cursor.seek(start).map_err(|e| e.to_string())?;
+    let mut reader = Recorder {
+        cursor,
+        head: Vec::new(),
         failed: None,
     };
-    let (found, stored) = {
-        let mut archive = tar::Archive::new(&mut reader);
-        let mut entries = archive
-            .entries()
-            .map_err(|e| wrong(format!("nothing can be read ({})", short_cause(&e))))?;
-        let mut header = match entries.next() {
-            None => return Err(wrong("the stream has no member".into())),
-            Some(Err(e)) => return Err(wrong(format!("is no tar header ({})", short_cause(&e)))),
-            Some(Ok(header)) => header,
-        };
-        let meta = Meta::read(&mut header)
-            .map_err(|e| wrong(format!("the header is unreadable ({})", short_cause(&e))))?;
-        let entry_type = header.header().entry_type();
-        // The bytes the member's data takes in the stream: an old GNU sparse member
-        // stores only its data segments, which its header's size counts.
-        let stored = if entry_type.is_gnu_sparse() {
-            header.header().entry_size().map_err(|e| short_cause(&e))?
-        } else {
-            header.size()
-        };
-        ((meta.name, entry_type.as_byte()), stored)
-    };
+    let parsed = read_header(&mut reader, &wrong);
+    // A frame that could not be read is said as such rather than as a bad header.
     if let Some(why) = reader.failed {
         return Err(why);
     }
-    let (found_name, found_type) = found;
-    if found_name != entry.name {
-        return Err(wrong(format!(
-            "the header names \"{}\"",
-            quote(&found_name)
-        )));
+    let (meta, found_type, data_offset, stored) = parsed?;
+    let mut head = reader.head;
+    if meta.name != entry.name {
+        return Err(wrong(format!("the header names \"{}\"", quote(&meta.name))));
     }
     if found_type != entry.entry_type {
         return Err(wrong(format!(
@@ -132,11 +157,16 @@ fn check(frames: &mut Frames, index: &Index, i: usize) -> Result<Segment, String
             entry.entry_type.escape_ascii()
         )));
     }
-    // Headers read so far (long names, PAX records, the header itself), then the data
-    // padded to whole blocks.
-    let end = reader
-        .pos
-        .checked_add(stored.div_ceil(BLOCK) * BLOCK)
+    if matches!(meta.kind, Kind::Symlink | Kind::HardLink) && meta.link != entry.link {
+        return Err(wrong(format!(
+            "the header links to \"{}\"",
+            quote(meta.link.as_deref().unwrap_or_default())
+        )));
+    }
+    let data_at = start + data_offset;
+    let data_len = stored.div_ceil(BLOCK) * BLOCK;
+    let end = data_at
+        .checked_add(data_len)
         .ok_or_else(|| wrong("the header's size overflows".into()))?;
     let limit = index
         .entries
@@ -153,85 +183,77 @@ fn check(frames: &mut Frames, index: &Index, i: usize) -> Result<Segment, String
             }
         )));
     }
-    Ok(Segment { start, end })
+    // Only the header blocks: reading a PAX sparse map may have gone into the data.
+    let head_len = usize::try_from(data_offset).unwrap_or(usize::MAX);
+    if head.len() < head_len {
+        return Err(wrong(
+            "the headers end before the member's data starts".into(),
+        ));
+    }
+    head.truncate(head_len);
+    let digest = match entry.digest {
+        Some(want) if meta.kind == Kind::File && meta.layout == Layout::Plain => {
+            Some(Digest { want, size: stored })
+        }
+        _ => None,
+    };
+    if digest.is_none() && stored > 0 {
+        cursor
+            .read_through(end)
+            .and_then(|()| cursor.finish_frame())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Segment {
+        start,
+        head: Some(head),
+        data_at,
+        data_len,
+        digest,
+    })
 }
 
-/// The archive's data frames, decompressed on demand, each checked against the seek
-/// table by [`read_frame`].
-struct Frames {
-    file: Arc<File>,
-    list: Vec<Frame>,
-    /// While checking: keep what is decompressed (up to [`KEPT_BYTES`]) for extracting.
-    keep: bool,
-    kept: BTreeMap<usize, Arc<Vec<u8>>>,
-    kept_bytes: usize,
-    /// The frame read last, which the next read most likely wants again.
-    current: Option<(usize, Arc<Vec<u8>>)>,
+/// What the header at the reader's start says: its metadata, type byte, where its data
+/// starts (from the first header block) and the bytes the data takes in the stream.
+fn read_header(
+    reader: &mut Recorder<'_>,
+    wrong: &dyn Fn(String) -> String,
+) -> Result<(Meta, u8, u64, u64), String> {
+    let mut archive = tar::Archive::new(reader);
+    let mut entries = archive
+        .entries()
+        .map_err(|e| wrong(format!("nothing can be read ({})", short_cause(&e))))?;
+    let mut header = match entries.next() {
+        None => return Err(wrong("the stream has no member".into())),
+        Some(Err(e)) => return Err(wrong(format!("is no tar header ({})", short_cause(&e)))),
+        Some(Ok(header)) => header,
+    };
+    let data_offset = header.raw_file_position();
+    let meta = Meta::read(&mut header)
+        .map_err(|e| wrong(format!("the header is unreadable ({})", short_cause(&e))))?;
+    let entry_type = header.header().entry_type();
+    // The bytes the member's data takes in the stream: an old GNU sparse member stores
+    // only its data segments, which its header's size counts.
+    let stored = if entry_type.is_gnu_sparse() {
+        header.header().entry_size().map_err(|e| short_cause(&e))?
+    } else {
+        header.size()
+    };
+    Ok((meta, entry_type.as_byte(), data_offset, stored))
 }
 
-impl Frames {
-    fn new(file: Arc<File>, list: Vec<Frame>) -> Frames {
-        Frames {
-            file,
-            list,
-            keep: true,
-            kept: BTreeMap::new(),
-            kept_bytes: 0,
-            current: None,
-        }
-    }
-
-    /// Bytes of the tar stream from `pos` on, as many as one frame holds; 0 at the end.
-    fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let i = self
-            .list
-            .partition_point(|f| f.d_offset + u64::from(f.d_size) <= pos);
-        let Some(frame) = self.list.get(i).copied() else {
-            return Ok(0);
-        };
-        let data = self.frame(i)?;
-        // `pos` lies in the frame, whose data is `d_size` bytes (checked on reading).
-        let at = usize::try_from(pos - frame.d_offset).unwrap_or(usize::MAX);
-        let n = buf.len().min(data.len().saturating_sub(at));
-        buf[..n].copy_from_slice(&data[at..at + n]);
-        Ok(n)
-    }
-
-    fn frame(&mut self, i: usize) -> io::Result<Arc<Vec<u8>>> {
-        if let Some((at, data)) = &self.current
-            && *at == i
-        {
-            return Ok(Arc::clone(data));
-        }
-        let data = match self.kept.remove(&i) {
-            Some(data) => {
-                self.kept_bytes -= data.len();
-                data
-            }
-            None => Arc::new(read_frame(&self.file, &self.list[i])?),
-        };
-        if self.keep && self.kept_bytes + data.len() <= KEPT_BYTES {
-            self.kept_bytes += data.len();
-            self.kept.insert(i, Arc::clone(&data));
-        }
-        self.current = Some((i, Arc::clone(&data)));
-        Ok(data)
-    }
-}
-
-/// The tar stream from a position on, for checking one member's headers.
-struct At<'a> {
-    frames: &'a mut Frames,
-    pos: u64,
+/// The tar stream as the check reads it, keeping the bytes read (the headers).
+struct Recorder<'a> {
+    cursor: &'a mut Cursor,
+    head: Vec<u8>,
     /// Why a frame could not be read, said as such rather than as a bad header.
     failed: Option<String>,
 }
 
-impl Read for At<'_> {
+impl Read for Recorder<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.frames.read_at(self.pos, buf) {
+        match self.cursor.read(buf) {
             Ok(n) => {
-                self.pos += n as u64;
+                self.head.extend_from_slice(&buf[..n]);
                 Ok(n)
             }
             Err(e) => {
@@ -244,40 +266,114 @@ impl Read for At<'_> {
 
 /// The picked members one after another, then the end of the archive.
 struct Picked {
-    frames: Frames,
+    cursor: Cursor,
     segments: std::vec::IntoIter<Segment>,
-    current: Option<Segment>,
+    current: Option<Current>,
     /// Zero bytes still to give after the last member.
     end_blocks: usize,
+    /// Counts the bytes handed on (the tar stream's; nothing here is compressed).
+    progress: Progress,
+}
+
+/// The member being handed on.
+struct Current {
+    segment: Segment,
+    /// Bytes of its headers given, then of its data.
+    head_given: usize,
+    data_given: u64,
+    hasher: Option<blake3::Hasher>,
 }
 
 impl Read for Picked {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if let Some(segment) = &mut self.current
-                && segment.start < segment.end
-            {
-                let left = usize::try_from(segment.end - segment.start).unwrap_or(usize::MAX);
-                let want = buf.len().min(left);
-                let n = self.frames.read_at(segment.start, &mut buf[..want])?;
-                if n == 0 {
-                    // Checked against the stream's length before: cannot happen.
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the tar stream ends inside a member",
-                    ));
+            if let Some(current) = &mut self.current {
+                let n = current.read(&mut self.cursor, buf)?;
+                if n > 0 || buf.is_empty() {
+                    self.progress.advance(n as u64);
+                    return Ok(n);
                 }
-                segment.start += n as u64;
-                return Ok(n);
             }
             match self.segments.next() {
-                Some(segment) => self.current = Some(segment),
+                Some(segment) => {
+                    self.current = Some(Current {
+                        hasher: segment.digest.as_ref().map(|_| blake3::Hasher::new()),
+                        segment,
+                        head_given: 0,
+                        data_given: 0,
+                    })
+                }
                 None => break,
             }
         }
+        self.current = None;
         let n = buf.len().min(self.end_blocks);
         buf[..n].fill(0);
         self.end_blocks -= n;
         Ok(n)
     }
+}
+
+impl Current {
+    /// The member's next bytes; 0 once all are given.
+    fn read(&mut self, cursor: &mut Cursor, buf: &mut [u8]) -> io::Result<usize> {
+        let head_len =
+            usize::try_from(self.segment.data_at - self.segment.start).unwrap_or(usize::MAX);
+        if self.head_given < head_len {
+            let want = buf.len().min(head_len - self.head_given);
+            let n = match &self.segment.head {
+                Some(head) => {
+                    buf[..want].copy_from_slice(&head[self.head_given..self.head_given + want]);
+                    want
+                }
+                // Read again from the frames the check read them from.
+                None => {
+                    let at = self.segment.start + self.head_given as u64;
+                    read_at(cursor, at, &mut buf[..want])?
+                }
+            };
+            self.head_given += n;
+            return Ok(n);
+        }
+        let left = self.segment.data_len - self.data_given;
+        if left == 0 {
+            return Ok(0);
+        }
+        let at = self.segment.data_at + self.data_given;
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = read_at(cursor, at, &mut buf[..want])?;
+        if let (Some(digest), Some(hasher)) = (&self.segment.digest, &mut self.hasher) {
+            // Only the data, not the padding after it.
+            let data_left = digest.size.saturating_sub(self.data_given);
+            let hashed = usize::try_from(data_left).unwrap_or(usize::MAX).min(n);
+            hasher.update(&buf[..hashed]);
+            if hashed > 0 && hashed as u64 == data_left && hasher.finalize() != digest.want {
+                // Failing the read that would complete the data: the member's temporary
+                // file is removed, not renamed.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "its data does not match the BLAKE3 digest in the table of contents",
+                ));
+            }
+        }
+        self.data_given += n as u64;
+        Ok(n)
+    }
+}
+
+/// Bytes of the tar stream from `at` on, moving the cursor there first if it is
+/// elsewhere.
+fn read_at(cursor: &mut Cursor, at: u64, buf: &mut [u8]) -> io::Result<usize> {
+    if cursor.pos() != at {
+        cursor.seek(at)?;
+    }
+    let n = cursor.read(buf)?;
+    if n == 0 && !buf.is_empty() {
+        // Checked against the stream's length before: cannot happen.
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the tar stream ends inside a member",
+        ));
+    }
+    Ok(n)
 }

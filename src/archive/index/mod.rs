@@ -10,10 +10,13 @@
 //! - `read.rs`: finding and checking the index at the end of a file, reading frames;
 //! - `writer.rs`: [`IndexedWriter`], which pack writes the tar stream into;
 //! - `open.rs`: whether an archive named on the command line is read from its index;
+//! - `cursor.rs`: the tar stream from any offset, each frame decompressed only as far
+//!   as it is read;
 //! - `extract.rs`: the members `unpack MEMBER…` selects, as a tar stream of just them.
 
 // The reading side is used by list, unpack and check as they learn the index; until
 // then only the tests here read it.
+mod cursor;
 pub(crate) mod extract;
 #[allow(dead_code)]
 mod format;

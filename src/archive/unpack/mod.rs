@@ -90,11 +90,13 @@ pub(crate) fn extract_all(
         }
         // Named members of an indexed archive: only the frames that hold them.
         None if !config.members.is_empty() => {
-            let input = match index::extract::open(&config.archive, &config.members, reporter)? {
-                Some(input) => input,
-                None => input::open(&config.archive, progress)?,
-            };
-            (Box::new(input.stream), input.label, false)
+            match index::extract::open(&config.archive, &config.members, reporter)? {
+                Some(selected) => (selected.stream, selected.label, false),
+                None => {
+                    let Input { stream, label } = input::open(&config.archive, progress)?;
+                    (Box::new(stream), label, false)
+                }
+            }
         }
         // A whole indexed archive: its frames decompressed on every core.
         None => match frames::open(&config.archive, cores, reporter)? {

@@ -2,7 +2,7 @@
 //! output, as `tar -O` writes them. Nothing is created on disk, so none of the
 //! extraction fences apply; directories, links and special files are passed over.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 
 use anyhow::{Context, Result};
 
@@ -28,9 +28,12 @@ pub fn run(config: &UnpackConfig) -> Result<bool> {
 fn write_all(config: &UnpackConfig, reporter: &Reporter) -> Result<bool> {
     let mut members = Members::new(&config.members)?;
     let opened = index::extract::open(&config.archive, &config.members, reporter)?;
-    let Input { stream, label } = match opened {
-        Some(input) => input,
-        None => input::open(&config.archive, reporter.progress())?,
+    let (stream, label): (Box<dyn Read>, String) = match opened {
+        Some(selected) => (selected.stream, selected.label),
+        None => {
+            let Input { stream, label } = input::open(&config.archive, reporter.progress())?;
+            (Box::new(stream), label)
+        }
     };
     let mut archive = tar::Archive::new(stream);
     let entries = archive
