@@ -28,9 +28,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::Index;
 use super::cursor::Cursor;
-use super::open::{ignored, indexed};
+use super::open::{ignored, indexed_table};
+use super::{Digests, Table};
 use crate::archive::members::Members;
 use crate::archive::unpack::header::{Kind, Layout, Meta, quote, short_cause};
 use crate::progress::Progress;
@@ -60,21 +60,23 @@ pub(crate) fn open(
     if given.is_empty() {
         return Ok(None);
     }
-    let Some((file, index)) = indexed(path, reporter) else {
+    // The table as read, not as one owned entry per member: a name test per member is
+    // all most of them get. The digests are read: they check what is extracted.
+    let Some((file, table)) = indexed_table(path, reporter, Digests::Read) else {
         return Ok(None);
     };
     // The unpack loop applies the same filters again to the stream, which holds exactly
     // what they select here; this copy only picks.
     let mut members = Members::new(given)?;
-    let mut cursor = Cursor::new(file, index.frames.clone())?;
+    let mut cursor = Cursor::new(file, table.frames.clone())?;
     let mut segments: Vec<Segment> = Vec::new();
     let mut kept = 0;
-    for (i, entry) in index.entries.iter().enumerate() {
+    for entry in table.toc.iter() {
         // The name first: it rules out nearly every entry.
-        if !members.select(&entry.name) || entry.kind() == Kind::Meta {
+        if !members.select(entry.name) || entry.kind() == Kind::Meta {
             continue;
         }
-        match check(&mut cursor, &index, i) {
+        match check(&mut cursor, &table, entry.index) {
             Ok(mut segment) => {
                 let len = segment.head.as_ref().map_or(0, Vec::len);
                 if kept + len > KEPT_HEADS {
@@ -127,10 +129,10 @@ struct Digest {
 
 /// Checks that member `i` of the table is where the table says, and finds where it
 /// ends; reads its frames whole (which checks them) when its data has no digest.
-fn check(cursor: &mut Cursor, index: &Index, i: usize) -> Result<Segment, String> {
-    let entry = &index.entries[i];
+fn check(cursor: &mut Cursor, table: &Table, i: usize) -> Result<Segment, String> {
+    let entry = table.toc.entry(i);
     let start = entry.header_at;
-    let name = quote(&entry.name);
+    let name = quote(entry.name);
     let wrong = |what: String| {
         format!("the table places \"{name}\" at byte {start} of the tar stream, where {what}")
     };
@@ -157,7 +159,7 @@ fn check(cursor: &mut Cursor, index: &Index, i: usize) -> Result<Segment, String
             entry.entry_type.escape_ascii()
         )));
     }
-    if matches!(meta.kind, Kind::Symlink | Kind::HardLink) && meta.link != entry.link {
+    if matches!(meta.kind, Kind::Symlink | Kind::HardLink) && meta.link.as_deref() != entry.link {
         return Err(wrong(format!(
             "the header links to \"{}\"",
             quote(meta.link.as_deref().unwrap_or_default())
@@ -168,15 +170,17 @@ fn check(cursor: &mut Cursor, index: &Index, i: usize) -> Result<Segment, String
     let end = data_at
         .checked_add(data_len)
         .ok_or_else(|| wrong("the header's size overflows".into()))?;
-    let limit = index
-        .entries
-        .get(i + 1)
-        .map_or(index.tar_len, |next| next.header_at);
+    let count = table.toc.len();
+    let limit = if i + 1 < count {
+        table.toc.entry(i + 1).header_at
+    } else {
+        table.tar_len
+    };
     if end > limit {
         return Err(wrong(format!(
             "a member of {} bytes would run past byte {limit}, where {}",
             end - start,
-            if i + 1 < index.entries.len() {
+            if i + 1 < count {
                 "the next member starts"
             } else {
                 "the tar stream ends"
@@ -191,8 +195,8 @@ fn check(cursor: &mut Cursor, index: &Index, i: usize) -> Result<Segment, String
         ));
     }
     head.truncate(head_len);
-    let digest = match entry.digest {
-        Some(want) if meta.kind == Kind::File && meta.layout == Layout::Plain => {
+    let digest = match table.toc.digest(i) {
+        Some(&want) if meta.kind == Kind::File && meta.layout == Layout::Plain => {
             Some(Digest { want, size: stored })
         }
         _ => None,
