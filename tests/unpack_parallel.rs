@@ -441,7 +441,7 @@ fn fs_type(dir: &Path) -> i64 {
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
     let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
     assert_eq!(unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) }, 0);
-    unsafe { st.assume_init() }.f_type as i64
+    unsafe { st.assume_init() }.f_type
 }
 
 #[test]
@@ -450,8 +450,8 @@ fn whole_unpack_restores_what_gnu_tar_restores_with_any_writer_count_on_tmpfs_an
     // on the disk's file system (the default: one writer).
     let in_memory = tempfile::tempdir_in("/dev/shm").unwrap();
     let on_disk = tempfile::tempdir().unwrap();
-    assert_eq!(fs_type(in_memory.path()), libc::TMPFS_MAGIC as i64);
-    assert_ne!(fs_type(on_disk.path()), libc::TMPFS_MAGIC as i64);
+    assert_eq!(fs_type(in_memory.path()), libc::TMPFS_MAGIC);
+    assert_ne!(fs_type(on_disk.path()), libc::TMPFS_MAGIC);
     for tmp in [&in_memory, &on_disk] {
         let dir = tmp.path();
         packed_tree(dir);

@@ -308,8 +308,9 @@ with one line ('index ignored: WHY; reading the whole archive'). A hard link sel
 without its target fails, as with GNU tar.
 
 A whole indexed .tar.zst is decompressed on every core and its files written by
-several threads, with the same rules; messages about files that could not be written
-may then come a few entries late.";
+writer threads (--writers: one per core on a tmpfs, 1 on disk file systems), with the
+same rules; messages about files that could not be written may then come a few entries
+late.";
 
 #[derive(Args, Debug)]
 pub(super) struct UnpackArgs {
