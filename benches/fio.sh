@@ -67,7 +67,9 @@ run_fio() { # rw bs depth direct fsync -> json file
   local file=$dir/fio-test
   rm -f "$file"
   settle
-  fio --name=spate-cmp --filename="$file" --ioengine=io_uring --rw="$1" \
+  # norandommap: random offsets drawn with replacement, as spate draws them and as the
+  # job `spate bench --emit-fio` prints says (fio's default visits every block once).
+  fio --name=spate-cmp --filename="$file" --ioengine=io_uring --rw="$1" --norandommap=1 \
     --bs="$2" --iodepth="$3" --direct="$4" --end_fsync="$5" --size="$size" \
     --runtime="$runtime" --output-format=json > "$6"
   rm -f "$file"
@@ -82,7 +84,7 @@ run_fio_psync() { # rw bs depth direct fsync -> json file
   rm -f "$file"
   settle
   local slice=$(( $(numfmt --from=iec "$size") / $3 ))
-  fio --name=spate-cmp --filename="$file" --ioengine=psync --rw="$1" --bs="$2" \
+  fio --name=spate-cmp --filename="$file" --ioengine=psync --rw="$1" --bs="$2" --norandommap=1 \
     --numjobs="$3" --size="$slice" --offset_increment="$slice" --group_reporting \
     --direct="$4" --end_fsync="$5" --runtime="$runtime" --output-format=json > "$6"
   rm -f "$file"

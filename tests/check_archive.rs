@@ -3,6 +3,7 @@
 //! comparing its table with a directory, with the verdicts of a manifest check.
 
 mod common;
+mod index_writer;
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -315,5 +316,86 @@ fn audit_reports_a_changed_a_missing_and_a_new_file_as_a_manifest_check_does() {
         sorted_lines(&out.stdout),
         sorted_lines(&manifest.stdout),
         "archive and manifest checks differ"
+    );
+}
+
+/// The tree of [`packed`] as GNU tar archives it, made indexed by the README's byte
+/// layout with a table that has no digest for any member: what `spate pack` writes for
+/// files that changed while it read them.
+fn indexed_without_digests(dir: &Path) -> Vec<u8> {
+    make_tree(&dir.join("tree"), false);
+    let tar = Command::new("tar")
+        .args(["-cf", "-", "tree"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let members = index_writer::members_of(&tar.stdout).unwrap();
+    index_writer::write(&tar.stdout, &members, 64 << 10)
+}
+
+#[test]
+fn a_file_without_a_digest_is_unverified_counted_apart_and_fails_only_with_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let archive = indexed_without_digests(d);
+    std::fs::write(d.join("x.tar.zst"), &archive).unwrap();
+    assert!(
+        seek_table(&archive).len() > 2,
+        "the test needs several frames"
+    );
+    let out = run(d, &["check", "--stats", "x.tar.zst"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let mut named: Vec<String> = stdout_lines(&out)
+        .iter()
+        .map(|l| {
+            let (name, rest) = l
+                .split_once(": UNVERIFIED ")
+                .unwrap_or_else(|| panic!("{l}"));
+            assert!(
+                rest.contains("no digest") && rest.contains("changed"),
+                "{l}"
+            );
+            name.to_string()
+        })
+        .collect();
+    named.sort();
+    assert_eq!(named, file_names(d));
+    let stderr = stderr_of(&out);
+    let n = named.len();
+    assert!(
+        stderr.contains(&format!("0 ERROR, {n} UNVERIFIED;")),
+        "the summary counts them apart: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("WARNING: {n} files are UNVERIFIED")),
+        "{stderr}"
+    );
+    // --quiet still names them; --strict fails the check; --json says the word.
+    let quiet = run(d, &["check", "-q", "x.tar.zst"]);
+    assert_eq!(stdout_lines(&quiet).len(), n);
+    let strict = run(d, &["check", "--strict", "x.tar.zst"]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr_of(&strict));
+    let json = run(d, &["check", "--json", "x.tar.zst"]);
+    for line in stdout_lines(&json) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["status"], "UNVERIFIED", "{line}");
+        assert!(
+            v["reason"].as_str().unwrap().contains("no digest"),
+            "{line}"
+        );
+    }
+    // The bytes themselves are still verified by the frame checksums: a damaged frame
+    // is an ERROR with or without a digest.
+    let mut bytes = archive.clone();
+    let middle = seek_table(&archive)[0].0 as usize + 100;
+    bytes[middle] ^= 0x55;
+    std::fs::write(d.join("bad.tar.zst"), &bytes).unwrap();
+    let bad = run(d, &["check", "bad.tar.zst"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr_of(&bad));
+    assert!(
+        stdout_lines(&bad).iter().any(|l| l.contains(": ERROR ")),
+        "{:?}",
+        stdout_lines(&bad)
     );
 }

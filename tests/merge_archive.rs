@@ -333,3 +333,45 @@ fn merge_of_an_archive_with_itself_keeps_both_copies_as_tar_concatenate() {
     assert_eq!(listing("twice.tar.zst"), both);
     ok(run(d, &["check", "-q", "twice.tar.zst"]));
 }
+
+#[test]
+fn skipped_entries_are_announced_once_across_the_shards_as_by_the_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tree = d.join("tree");
+    make_tree(&tree, false);
+    // Sockets and FIFOs spread over the tree, so that they belong to several shards
+    // by the selection rule.
+    let mut sockets = Vec::new();
+    for i in 0..12 {
+        let at = tree.join(format!("many/s{i:02}.sock"));
+        sockets.push(std::os::unix::net::UnixListener::bind(&at).unwrap());
+        let fifo =
+            std::ffi::CString::new(tree.join(format!("deep/p{i:02}")).as_os_str().as_bytes())
+                .unwrap();
+        // SAFETY: a valid, NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    }
+    // An absolute root: GNU tar's "Removing leading '/'" notice is one too.
+    let root = tree.to_str().unwrap().to_string();
+    let whole = run(d, &["pack", "-o", "whole.tar.zst", &root]);
+    assert!(whole.status.success(), "{}", stderr_of(&whole));
+    let want = stderr_of(&whole);
+    assert_eq!(want.matches("skipped socket").count(), 12, "{want}");
+    assert_eq!(want.matches("skipped FIFO").count(), 12, "{want}");
+    assert!(want.starts_with("spate: Removing leading '/'"), "{want}");
+    let mut all = String::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let part = format!("part-{k}.tar.zst");
+        let out = run(d, &["pack", "--shard", &shard, "-o", &part, &root]);
+        assert!(out.status.success(), "{shard}: {}", stderr_of(&out));
+        all.push_str(&stderr_of(&out));
+    }
+    assert_eq!(all, want, "cat of the shards' stderr");
+    // --help says which shard prints them.
+    let help = String::from_utf8(ok(run(d, &["pack", "--help"])).stdout).unwrap();
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("are printed by shard 1 alone"), "{help}");
+    drop(sockets);
+}

@@ -464,3 +464,69 @@ fn list_from_standard_input_has_no_total_to_show() {
         entries
     );
 }
+
+/// The files `spate hash --shard SHARD d` hashes, and their bytes.
+fn shard_files(dir: &Path, shard: &str) -> (usize, u64) {
+    let out = spate_cmd(dir)
+        .args(["hash", "--shard", shard, "d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(_, n)| n)
+        .collect();
+    let bytes = names
+        .iter()
+        .map(|n| std::fs::metadata(dir.join(n)).unwrap().len())
+        .sum();
+    (names.len(), bytes)
+}
+
+#[test]
+fn pack_shard_progress_and_stats_count_only_the_shards_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = tree(dir.path(), 600);
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let (files, bytes) = shard_files(dir.path(), &shard);
+        assert!(bytes > 0 && bytes < whole, "shard {shard} splits nothing");
+        let part = format!("part-{k}.tar.zst");
+        let out = spate_cmd(dir.path())
+            .args([
+                "pack",
+                "--progress=plain",
+                "--stats",
+                "--shard",
+                &shard,
+                "-o",
+                &part,
+                "d",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let (lines, last) = plain_lines(&stderr);
+        let want = format!(" done, {files} files, {} (", human(bytes));
+        assert!(last.contains(&want), "shard {shard}: {last} lacks {want}");
+        for line in lines {
+            if let Some(total) = total_of(line) {
+                assert_eq!(total, human(bytes), "shard {shard}: {line}");
+                assert!(line.contains(&format!("/{files} files")), "{line}");
+            }
+        }
+        // --stats: the entries this shard's archive holds, as tar lists them.
+        let entries = entries_in(dir.path(), &part);
+        let summary = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("spate: {part}: ")))
+            .unwrap_or_else(|| panic!("no summary in {stderr}"));
+        assert!(
+            summary.contains(&format!(", {entries} entries in ")),
+            "shard {shard}: {summary}"
+        );
+    }
+}

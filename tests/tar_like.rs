@@ -489,3 +489,128 @@ fn pack_names_are_bytes_and_filters_match_them() {
     ok(&out, "unpack -O");
     assert_eq!(out.stdout, b"bytes\n");
 }
+
+/// The `-tv` listing of an archive by GNU tar, sorted by name (the last field: no name
+/// here has a space).
+fn listing_of(out: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort_by_key(|l| l.rsplit(' ').next().unwrap_or_default().to_owned());
+    lines
+}
+
+#[test]
+fn dot_slash_names_short_and_long_are_kept_by_pack_list_unpack_and_check_as_by_gnu_tar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // A name that fits a tar header and one that needs GNU's long-name entry, both
+    // with a leading `./`, and a hard link (whose target is such a name) and a
+    // symbolic link with a long target.
+    let long_dir = format!("{}/{}", "d".repeat(60), "e".repeat(60));
+    write(&d.join("src/a"), b"short\n");
+    write(&d.join("src/sub/b"), b"sub\n");
+    write(&d.join(format!("src/{long_dir}/f")), b"long\n");
+    std::fs::hard_link(d.join(format!("src/{long_dir}/f")), d.join("src/z-hard")).unwrap();
+    std::os::unix::fs::symlink(format!("./{long_dir}/f"), d.join("src/sym")).unwrap();
+    ok(
+        &tar(d, &["--zstd", "-C", "src", "-cf", "gnu.tar.zst", "."]),
+        "tar -C src .",
+    );
+    ok(
+        &spate(d, &["pack", "-C", "src", "-o", "ours.tar.zst", "."]),
+        "spate pack",
+    );
+    ok(
+        &spate(
+            d,
+            &["pack", "--no-index", "-C", "src", "-o", "ours.tar", "."],
+        ),
+        "plain",
+    );
+    let gnu = names(d, "gnu.tar.zst");
+    assert!(gnu.contains(&"./a".to_string()), "{gnu:?}");
+    assert!(gnu.contains(&format!("./{long_dir}/f")), "{gnu:?}");
+    assert_eq!(names(d, "ours.tar.zst"), gnu, "pack stores what tar stores");
+    assert_eq!(names(d, "ours.tar"), gnu);
+    // `tar -tv` (the link targets included) and `spate list`, of either archive.
+    let tv = |archive: &str| {
+        let out = Command::new("tar")
+            .current_dir(d)
+            .env("TZ", "UTC")
+            .args(["-tvf", archive])
+            .output()
+            .unwrap();
+        ok(&out, "tar -tvf");
+        listing_of(&out)
+    };
+    let names_and_links = |lines: Vec<String>| -> Vec<String> {
+        // Names, and symbolic links' targets. Which name of the hard-linked pair is
+        // the file depends on the walk's order (spate's is sorted, tar's is not).
+        let mut out: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let fields: Vec<&str> = l.split_whitespace().collect();
+                match fields[0].starts_with('l') {
+                    true => fields[5..].join(" "),
+                    false => fields[5].to_owned(),
+                }
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        names_and_links(tv("ours.tar.zst")),
+        names_and_links(tv("gnu.tar.zst"))
+    );
+    for archive in ["ours.tar.zst", "gnu.tar.zst", "ours.tar"] {
+        let ours = spate(d, &["list", archive]);
+        ok(&ours, "spate list");
+        assert_eq!(listing_of(&ours), tv(archive), "{archive}");
+        // A member is named as stored: `./a` selects, `a` is not found (exit 2), as
+        // with GNU tar.
+        for (member, code) in [("./a", 0), ("a", 2), (&format!("./{long_dir}") as &str, 0)] {
+            let out = spate(d, &["list", archive, member]);
+            let theirs = tar(d, &["-tf", archive, member]);
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{archive} {member}: {}",
+                stderr_of(&out)
+            );
+            assert_eq!(theirs.status.code(), Some(code), "{archive} {member}");
+        }
+        // Unpacked whole, and the long-named member with its hard link, as GNU tar.
+        let (o, t) = (format!("o-{archive}"), format!("t-{archive}"));
+        std::fs::create_dir(d.join(&t)).unwrap();
+        ok(&spate(d, &["unpack", archive, "-C", &o]), "spate unpack");
+        ok(&tar(d, &["-xf", archive, "-C", &t]), "tar -x");
+        assert_eq!(tree(&d.join(&o)), tree(&d.join(&t)), "{archive}");
+        let hard = d.join(&o).join("z-hard");
+        assert_eq!(std::fs::read(&hard).unwrap(), b"long\n");
+        assert_eq!(
+            std::fs::read_link(d.join(&o).join("sym")).unwrap(),
+            std::fs::read_link(d.join(&t).join("sym")).unwrap()
+        );
+    }
+    // check: spate's table names the members as their headers do.
+    let check = spate(d, &["check", "ours.tar.zst"]);
+    ok(&check, "spate check");
+    let mut checked: Vec<String> = String::from_utf8_lossy(&check.stdout)
+        .lines()
+        .map(|l| {
+            l.strip_suffix(": OK")
+                .unwrap_or_else(|| panic!("{l}"))
+                .to_owned()
+        })
+        .collect();
+    checked.sort();
+    assert_eq!(checked, ["./a", &format!("./{long_dir}/f"), "./sub/b"]);
+    let audit = spate(
+        d.join("src").as_path(),
+        &["check", "../gnu.tar.zst", "--audit", "."],
+    );
+    ok(&audit, "check --audit of GNU tar's archive");
+}

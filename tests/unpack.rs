@@ -1216,3 +1216,82 @@ fn unpack_reads_concatenated_gzip_xz_and_bzip2_streams_whole() {
         assert_same_tree(&src, &out_dir, false);
     }
 }
+
+/// Runs GNU tar in `dir` and returns its output whatever its status.
+fn gnu_tar_status<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
+    Command::new("tar")
+        .current_dir(dir)
+        .env("LC_ALL", "C.UTF-8")
+        .args(args)
+        .output()
+        .expect("GNU tar")
+}
+
+#[test]
+fn a_hard_link_whose_target_is_not_extracted_exits_2_as_gnu_tar_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // GNU tar's own archives (plain and zstd), and one whose link names a file the
+    // archive does not hold at all.
+    common::write(&d.join("src/a"), b"the target\n");
+    std::fs::hard_link(d.join("src/a"), d.join("src/b")).unwrap();
+    gnu_tar(d, &["-cf", "x.tar", "-C", "src", "a", "b"]);
+    gnu_tar(d, &["--zstd", "-cf", "x.tar.zst", "-C", "src", "a", "b"]);
+    let orphan = archive(&[file(b"c", b"other\n"), hard_link(b"b", b"a")]);
+    std::fs::write(d.join("orphan.tar"), orphan).unwrap();
+    for (archive, members) in [
+        ("x.tar", &["b"][..]),
+        ("x.tar.zst", &["b"]),
+        ("orphan.tar", &[]),
+    ] {
+        let (ours, theirs) = (format!("ours-{archive}"), format!("theirs-{archive}"));
+        std::fs::create_dir(d.join(&theirs)).unwrap();
+        let mut args = vec!["unpack", archive, "-C", &ours];
+        args.extend_from_slice(members);
+        let out = spate(d, &args);
+        let mut args = vec!["-xf", archive, "-C", &theirs];
+        args.extend_from_slice(members);
+        let tar = gnu_tar_status(d, &args);
+        assert!(
+            stderr_of(&tar).contains("b: Cannot hard link to"),
+            "{}",
+            stderr_of(&tar)
+        );
+        assert_eq!(tar.status.code(), Some(2), "{archive}: {}", stderr_of(&tar));
+        assert_eq!(
+            out.status.code(),
+            tar.status.code(),
+            "{archive}: {}",
+            stderr_of(&out)
+        );
+        let stderr = stderr_of(&out);
+        assert!(
+            stderr.contains("spate: b: cannot hard link to \"a\": no such file"),
+            "{archive}: {stderr}"
+        );
+        // One line for the link, one that ends the run; the rest is extracted.
+        assert_eq!(stderr.lines().count(), 2, "{archive}: {stderr}");
+        assert!(
+            stderr
+                .lines()
+                .last()
+                .unwrap()
+                .contains("1 hard link could not be made")
+        );
+        assert!(!d.join(&ours).join("b").exists());
+        assert!(!d.join(&theirs).join("b").exists());
+        if archive == "orphan.tar" {
+            assert_eq!(std::fs::read(d.join(&ours).join("c")).unwrap(), b"other\n");
+        }
+    }
+    // With its target selected too, or already in the destination, both make the link.
+    for members in [&["b", "a"][..], &["b"]] {
+        let out = spate(
+            d,
+            &[&["unpack", "x.tar", "-C", "both"][..], members].concat(),
+        );
+        assert!(out.status.success(), "{members:?}: {}", stderr_of(&out));
+        assert_eq!(std::fs::read(d.join("both/b")).unwrap(), b"the target\n");
+        std::fs::remove_file(d.join("both/b")).unwrap();
+    }
+}

@@ -263,6 +263,12 @@ impl Findings for Sender {
                 kind: *kind,
                 message: message.clone(),
             },
+            // Archives are verified by `spate check` only; a manifest line always has
+            // a digest.
+            check::Verdict::Unverified(message) => Status::Error {
+                kind: ErrorKind::ChangedWhileReading,
+                message: message.clone(),
+            },
         };
         self.send(Verdict {
             path: path_of(listed.name()),

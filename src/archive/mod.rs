@@ -14,7 +14,6 @@ mod member_sink;
 pub mod members;
 mod owners;
 pub mod pack;
-mod shard_select;
 mod stored_names;
 mod streamed;
 pub mod unpack;

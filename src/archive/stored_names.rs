@@ -11,6 +11,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// One path to pack: the name it was given by, and where it is on disk.
+#[derive(Clone)]
 pub struct Root {
     given: OsString,
     disk: PathBuf,

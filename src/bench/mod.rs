@@ -3,7 +3,7 @@
 //!
 //! The job logic (what to read or write where, timing, histograms) is here; the engines
 //! that keep operations in flight are the read backends' second half, [`crate::read::ops`]
-//! (blocking `pread`/`pwrite` threads, or tokio-uring rings).
+//! (blocking `pread`/`pwrite` threads, or io_uring rings).
 //!
 //! ```text
 //! test file (testfile) ─▶ per job: drop cache ─▶ engine(JobOps → I/O → Recorder) ─▶ report

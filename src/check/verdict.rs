@@ -27,6 +27,10 @@ pub enum Verdict {
     Missing,
     /// The file could not be verified; the kind and the cause in words.
     Error(ErrorKind, String),
+    /// Nothing to verify the content against, by what was recorded rather than by a
+    /// fault found now: an archive member whose table of contents has no digest (the
+    /// packer could not read the file whole and unchanged). The cause in words.
+    Unverified(String),
 }
 
 impl Verdict {
@@ -39,6 +43,7 @@ impl Verdict {
             Verdict::Corrupt => "CORRUPT",
             Verdict::Missing => "MISSING",
             Verdict::Error(..) => "ERROR",
+            Verdict::Unverified(_) => "UNVERIFIED",
         }
     }
 }

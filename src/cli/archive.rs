@@ -42,8 +42,12 @@ streams.
 --shard K/N packs the files `spate hash --shard K/N` hashes, with two differences: every
 directory goes to shard 1 only (merged, each is stored once, ahead of its files; a
 shard unpacked alone gets its files' directories created with default modes), and all
-names of a hard-linked file go to the shard of its first name. Join the parts with
-`spate merge -o all.tar.zst part-1.tar.zst ... part-N.tar.zst`:
+names of a hard-linked file go to the shard of its first name. Notices about skipped
+sockets, FIFOs and devices, and GNU tar's 'Removing leading ...', are printed by shard 1
+alone (unlike hash --shard, which gives each to its file's shard), so the N shards'
+stderr, one after another, is the unsharded run's; an entry that cannot be read is
+reported by the shard that would have packed it, an unreadable directory by every
+shard. Join the parts with `spate merge -o all.tar.zst part-1.tar.zst ... part-N.tar.zst`:
   spate pack --shard 2/3 -o part-2.tar.zst tree   # on each worker, same path, same cwd";
 
 #[derive(Args, Debug)]
@@ -304,8 +308,12 @@ is ever written through a symbolic link, whether the archive made it or it was t
 MEMBERs of an indexed .tar.zst (spate pack's default) are found in its table: only the
 frames holding them are decompressed, and each is checked to start with a tar header of
 that name before anything is written. A table that disagrees with the file is ignored
-with one line ('index ignored: WHY; reading the whole archive'). A hard link selected
-without its target fails, as with GNU tar.
+with one line ('index ignored: WHY; reading the whole archive').
+
+A hard link whose target was not extracted before it (selected without its target, or
+a target the archive lacks) is not made ('cannot hard link to \"TARGET\"'); the rest is
+extracted and the exit status is 2, as GNU tar's ('Cannot hard link to'). Select the
+target too.
 
 A whole indexed .tar.zst is decompressed on every core and its files written by
 writer threads (--writers: one per core on a tmpfs, 1 on disk file systems), with the

@@ -29,7 +29,12 @@ an indexed .tar.zst (what `spate pack` writes) has every data frame decompressed
 every core) and its checksum verified, every member's header compared with its table
 entry, and every file's content with the table's BLAKE3: `NAME: OK`, `NAME: FAILED`
 (content differs), `NAME: ERROR in frame 3, which is damaged` (plus one line naming the
-frame); directories and links get no line unless they are damaged. With --json,
+frame); directories and links get no line unless they are damaged. A file the table has
+no digest for (it changed, or could not be read whole, while it was packed, which pack
+reported then, as GNU tar says 'file changed as we read it') is `NAME: UNVERIFIED ...`:
+its bytes are verified as archived, but nothing vouches that they are the file's. Such
+files are counted apart and, like malformed manifest lines, fail the check only with
+--strict. With --json,
 `manifest` is the archive and `line` the member's number in it. An archive without a
 table (GNU tar's, --no-index, gzip, xz, bzip2) has no digests to verify: it is read to
 the end, which proves it decompresses and parses, a notice says so, and the exit status
@@ -69,8 +74,9 @@ pub(super) struct CheckArgs {
     #[arg(long)]
     ignore_missing: bool,
 
-    /// Fail when a line is malformed. (A file with no checksum line in its first 1,000
-    /// is not read further.)
+    /// Fail when a line is malformed, or an archive member is UNVERIFIED (no digest in
+    /// its table). (A file with no checksum line in its first 1,000 is not read
+    /// further.)
     #[arg(long)]
     strict: bool,
 

@@ -50,6 +50,9 @@ pub(super) struct Extractor<'a> {
     pub failures: u64,
     /// Entries left out because their name was taken (counted in `failures` too).
     pub existing: u64,
+    /// Hard links not made because their target was not there (counted in `failures`
+    /// too): the run's exit status is then 2, as GNU tar's.
+    pub unlinkable: u64,
     /// Where messages go while the bar is up.
     reporter: Reporter,
     /// The archive as messages name it.
@@ -89,6 +92,7 @@ impl<'a> Extractor<'a> {
             frames,
             failures: 0,
             existing: 0,
+            unlinkable: 0,
             reporter,
             label,
         }
@@ -114,6 +118,19 @@ impl<'a> Extractor<'a> {
             Problem::Failed(kind, why) => {
                 self.reporter
                     .error(&report::Problem::new(quote(name), kind, why));
+            }
+            Problem::NoLinkTarget(target) => {
+                self.unlinkable += 1;
+                let words = format!(
+                    "cannot hard link to \"{}\": no such file (it is not in the archive \
+                     before the link, or was not selected)",
+                    quote(&target)
+                );
+                self.reporter.error(&report::Problem::new(
+                    quote(name),
+                    ErrorKind::NotFound,
+                    words,
+                ));
             }
             Problem::Stream { what, cause } => {
                 let words = format!("{what} in entry \"{}\": {cause}", quote(name));
@@ -328,16 +345,17 @@ impl<'a> Extractor<'a> {
             .map_err(|why| Problem::Refused(ErrorKind::OutsideRoot, why))?;
         // After its target is written.
         self.settle(target.components());
+        // A target that is not there was not extracted before the link: not in the
+        // archive ahead of it, or not selected. GNU tar cannot make it either ("Cannot
+        // hard link to ...") and ends with status 2.
+        let unlinkable = || Problem::NoLinkTarget(meta.link.clone().unwrap_or_default());
         let target_dir = self.root.existing_parent_of(&target).map_err(|e| match e {
-            WalkError::Missing(_) => Problem::Failed(e.kind(), format!("hard link target: {e}")),
+            WalkError::Missing(_) => unlinkable(),
             e => Problem::from(e),
         })?;
         let st = confine::lstat(target_dir.as_raw_fd(), target.name())
             .map_err(failed("checking the hard link target"))?
-            .ok_or_else(|| {
-                let why = "hard link target does not exist";
-                Problem::Failed(ErrorKind::NotFound, why.into())
-            })?;
+            .ok_or_else(unlinkable)?;
         if confine::is_symlink(&st) {
             // The new name is a symbolic link too, read from a new place: check it there.
             let link = confine::readlinkat(&target_dir, target.name())

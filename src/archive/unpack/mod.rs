@@ -146,6 +146,15 @@ pub(crate) fn extract_all(
         n => reporter.say(&format!("{n} files exist; use --overwrite")),
     }
     members.finish(reporter)?;
+    // GNU tar ends a run whose hard links could not be made with status 2 ("Exiting
+    // with failure status due to previous errors"), each link named as it came.
+    match extractor.unlinkable {
+        0 => {}
+        1 => anyhow::bail!("{label}: 1 hard link could not be made: its target was not extracted"),
+        n => anyhow::bail!(
+            "{label}: {n} hard links could not be made: their targets were not extracted"
+        ),
+    }
     let summary = ArchiveSummary {
         entries: count,
         tar_bytes: extractor.written(),
@@ -240,6 +249,8 @@ enum Problem {
     Exists,
     /// Extracting it failed (permissions, disk full, ...).
     Failed(ErrorKind, String),
+    /// A hard link whose target (this name, as stored) was not extracted before it.
+    NoLinkTarget(Vec<u8>),
     /// The archive cannot be read on (truncated, corrupt compressed data).
     Stream { what: &'static str, cause: String },
     /// The entry's data would go past `--max-size`.

@@ -47,6 +47,10 @@ use crate::progress::Progress;
 use frames::AheadFrames;
 use stream::{Span, TarStream};
 
+/// Why a member without a digest is UNVERIFIED.
+const NO_DIGEST: &str = "no digest in the table of contents: the file changed, or could not be \
+                         read whole, while it was packed (its archived bytes are intact)";
+
 /// Bytes a file's content is hashed in.
 const CHUNK: usize = 256 << 10;
 
@@ -292,12 +296,10 @@ fn report_member(
                 Verdict::Ok(AlgoSet::one(Algo::Blake3))
             }
             (Some(_), _) => Verdict::Failed,
-            // A file the packer could not read whole has no digest: nothing vouches for
-            // its content, so it is not OK.
-            (None, _) => Verdict::Error(
-                ErrorKind::CorruptArchive,
-                "no digest in the table of contents to verify it against".into(),
-            ),
+            // A file the packer could not read whole and unchanged has no digest (GNU
+            // tar's "file changed as we read it"): its bytes are as written, the frame
+            // checksums say so, but nothing vouches for them being the file's.
+            (None, _) => Verdict::Unverified(NO_DIGEST.into()),
         },
     };
     reporter.bytes(entry.size);

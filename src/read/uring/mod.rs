@@ -1,8 +1,9 @@
-//! The io_uring backend, on tokio-uring. Every use of tokio-uring in spate is in this
-//! folder, so the backend can be swapped (compio, raw `io-uring`) without touching a job.
+//! The io_uring backend. Every use of io_uring in spate is in this folder, so the
+//! backend can be swapped without touching a job.
 //!
-//! Both halves of the engine: [`files`] reads whole files for hash, check and pack;
-//! [`ops`] keeps reads and writes at offsets in flight for bench.
+//! Both halves of the engine: [`files`] reads whole files for hash, check and pack, on
+//! tokio-uring; [`ops`] keeps reads and writes at offsets in flight for bench, on a ring
+//! it drives itself (the `io-uring` crate) so that an operation costs what it costs fio.
 
 pub mod files;
 pub mod ops;
