@@ -9,7 +9,7 @@
 //! ahead of the consumer, so memory is bounded by a few frames per core whatever the
 //! archive's size. The consumer hands each frame's buffer back once it is through with
 //! it ([`AheadFrames::recycle`]): a fresh buffer per frame was page-faulted in anew
-//! every time (59k faults for a 400 MB tar stream), which cost more than the copy.
+//! every time (59k page faults were counted for the 28,761-member test archive).
 
 use std::collections::BTreeMap;
 use std::fs::File;
