@@ -435,3 +435,134 @@ fn a_tampered_table_is_said_once_and_the_archive_read_whole() {
     );
     assert_same_tree(&dir.join("src"), &dir.join("out"), true);
 }
+
+/// The file system type of `dir` (statfs's f_type).
+fn fs_type(dir: &Path) -> i64 {
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    assert_eq!(unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) }, 0);
+    unsafe { st.assume_init() }.f_type
+}
+
+#[test]
+fn whole_unpack_restores_what_gnu_tar_restores_with_any_writer_count_on_tmpfs_and_disk() {
+    // /dev/shm is a tmpfs (the default: a writer per core); the temporary directory is
+    // on the disk's file system (the default: one writer).
+    let in_memory = tempfile::tempdir_in("/dev/shm").unwrap();
+    let on_disk = tempfile::tempdir().unwrap();
+    assert_eq!(fs_type(in_memory.path()), libc::TMPFS_MAGIC);
+    assert_ne!(fs_type(on_disk.path()), libc::TMPFS_MAGIC);
+    for tmp in [&in_memory, &on_disk] {
+        let dir = tmp.path();
+        packed_tree(dir);
+        gnu_tar_extract(dir, "t.tar.zst", "by-tar");
+        for writers in [None, Some("1"), Some("2"), Some("5")] {
+            let dest = format!("by-spate-{}", writers.unwrap_or("default"));
+            let mut args = vec!["unpack", "-q", "t.tar.zst", "-C", &dest];
+            if let Some(n) = writers {
+                args.extend(["--writers", n]);
+            }
+            let out = spate(dir, &args);
+            assert!(out.status.success(), "{dest}: {}", stderr_of(&out));
+            assert_eq!(stderr_of(&out), "", "{dest}");
+            assert_same_tree(&dir.join("by-tar"), &dir.join(&dest), true);
+            assert!(temp_files(&dir.join(&dest)).is_empty(), "{dest}");
+        }
+    }
+}
+
+#[test]
+fn writers_takes_a_count_from_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = spate(tmp.path(), &["unpack", "--writers", "0", "x.tar.zst"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("--writers"), "{}", stderr_of(&out));
+}
+
+/// A member with its owner and mode.
+fn owned_file(name: &str, data: &[u8], mode: u32, owner: (u64, u64)) -> Vec<u8> {
+    let mut h = header(name, b'0', data.len(), "");
+    h.set_mode(mode);
+    h.set_uid(owner.0);
+    h.set_gid(owner.1);
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().next_multiple_of(512), 0);
+    out
+}
+
+/// Owner and mode of every file below `root`, by name.
+fn owners_and_modes(root: &Path) -> BTreeMap<PathBuf, (u32, u32, u32)> {
+    walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+            (rel, (m.uid(), m.gid(), m.mode() & 0o7777))
+        })
+        .collect()
+}
+
+#[test]
+fn files_get_the_archives_owner_and_mode_whatever_the_umask_and_a_setgid_directory() {
+    // Files are created with their final mode when nothing can change it: a umask that
+    // takes bits, a directory whose group new files inherit, or an owner other than
+    // ours must each still end as the archive says, as with GNU tar.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut members = Vec::new();
+    for (i, mode) in [0o644, 0o600, 0o755, 0o444, 0o664, 0o640]
+        .iter()
+        .enumerate()
+    {
+        for (j, owner) in [(0, 0), (65534, 65534), (0, 65534), (1234, 0)]
+            .iter()
+            .enumerate()
+        {
+            let data = bytes(100 + i * 10 + j, (i * 10 + j) as u64);
+            members.push(owned_file(&format!("f{i}{j}"), &data, *mode, *owner));
+            members.push(owned_file(&format!("sub/f{i}{j}"), &data, *mode, *owner));
+        }
+    }
+    std::fs::write(dir.join("a.tar.zst"), indexed_tar_zst(&members)).unwrap();
+    for dest in ["by-tar", "by-spate", "by-spate-1"] {
+        // setgid, group nobody: new files would get that group unless set.
+        let d = dir.join(dest);
+        std::fs::create_dir(&d).unwrap();
+        std::os::unix::fs::chown(&d, Some(0), Some(65534)).unwrap();
+        chmod(&d, 0o2775);
+    }
+    let under_umask = |program: &str, args: &[&str]| {
+        let out = Command::new("sh")
+            .current_dir(dir)
+            .arg("-c")
+            .arg("umask 027 && exec \"$0\" \"$@\"")
+            .arg(program)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{program}: {}", stderr_of(&out));
+    };
+    under_umask("tar", &["-xf", "a.tar.zst", "-C", "by-tar"]);
+    let spate_bin = env!("CARGO_BIN_EXE_spate");
+    under_umask(spate_bin, &["unpack", "-q", "a.tar.zst", "-C", "by-spate"]);
+    let one = [
+        "unpack",
+        "-q",
+        "--writers",
+        "1",
+        "a.tar.zst",
+        "-C",
+        "by-spate-1",
+    ];
+    under_umask(spate_bin, &one);
+    let want = owners_and_modes(&dir.join("by-tar"));
+    assert_eq!(want.len(), 48);
+    assert_eq!(want[Path::new("f00")], (0, 0, 0o644), "GNU tar as root");
+    assert_eq!(owners_and_modes(&dir.join("by-spate")), want);
+    assert_eq!(owners_and_modes(&dir.join("by-spate-1")), want);
+}

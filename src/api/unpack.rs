@@ -149,6 +149,7 @@ fn run(
         allow_special: options.allow_special,
         same_permissions: options.same_permissions,
         max_size: options.max_size,
+        writers: None,
         // Skipped devices and FIFOs are what was asked for, not problems.
         quiet: true,
         members: Vec::new(),

@@ -77,6 +77,9 @@ pub struct UnpackConfig {
     pub same_permissions: bool,
     /// Refuse to write more than this many bytes in all (decompression bombs).
     pub max_size: u64,
+    /// Writer threads for a whole indexed archive; `None`: by the destination's file
+    /// system ([`unpack`]'s policy).
+    pub writers: Option<usize>,
     /// No notices about skipped entries.
     pub quiet: bool,
     /// Only these members (exact names, a directory with everything under it, or

@@ -320,8 +320,9 @@ extracted and the exit status is 2, as GNU tar's ('Cannot hard link to'). Select
 target too.
 
 A whole indexed .tar.zst is decompressed on every core and its files written by
-several threads, with the same rules; messages about files that could not be written
-may then come a few entries late.";
+writer threads (--writers: one per core on a tmpfs, 1 on disk file systems), with the
+same rules; messages about files that could not be written may then come a few entries
+late.";
 
 #[derive(Args, Debug)]
 pub(super) struct UnpackArgs {
@@ -367,6 +368,12 @@ pub(super) struct UnpackArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, default_value = "1TiB")]
     max_size: u64,
 
+    /// Threads writing files, for a whole indexed .tar.zst (other archives are written
+    /// by one) [default: one per core on a tmpfs or ramfs, 1 on other file systems,
+    /// where more than one writer only contended for the same directories and journal].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    writers: Option<u16>,
+
     #[command(flatten)]
     progress: ProgressArgs,
 
@@ -391,6 +398,7 @@ impl UnpackArgs {
             allow_special: self.allow_special,
             same_permissions: self.same_permissions,
             max_size: self.max_size,
+            writers: self.writers.map(usize::from),
             quiet: self.quiet,
             members: self.members.clone(),
             to_stdout: self.to_stdout,

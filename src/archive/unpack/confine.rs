@@ -79,10 +79,70 @@ impl std::fmt::Display for WalkError {
 /// its subdirectories).
 pub struct Root {
     root: Arc<OwnedFd>,
+    root_creates: Creates,
     /// Each component of the last path walked to with its descriptor, outermost first:
     /// the next walk starts from the longest prefix it shares, so going from `a/b/c`
     /// back to `a/b` opens nothing.
-    chain: Vec<(Vec<u8>, Arc<OwnedFd>)>,
+    chain: Vec<(Vec<u8>, Arc<OwnedFd>, Creates)>,
+    /// What a file created in the directory last walked to gets.
+    last: Creates,
+}
+
+/// What a new file gets in a directory without being asked: its group (the
+/// directory's when it is setgid, else ours), and whether its mode is the one given
+/// to `open` less the umask (not when a default ACL decides it). Knowing it lets a
+/// file be created with its final mode, and its owner and mode left alone after.
+#[derive(Debug, Clone, Copy)]
+pub struct Creates {
+    pub gid: u32,
+    pub open_mode: bool,
+}
+
+impl Creates {
+    fn of(dir: RawFd) -> Creates {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: valid descriptor; the struct is read only when fstat filled it.
+        let st = unsafe { (libc::fstat(dir, st.as_mut_ptr()) == 0).then(|| st.assume_init()) };
+        let Some(st) = st else {
+            // Nothing known: the owner and mode are set after creation, as always.
+            return Creates {
+                gid: u32::MAX,
+                open_mode: false,
+            };
+        };
+        let gid = if st.st_mode & libc::S_ISGID != 0 {
+            st.st_gid
+        } else {
+            // SAFETY: getegid has no preconditions.
+            unsafe { libc::getegid() }
+        };
+        let name = c"system.posix_acl_default";
+        // SAFETY: valid descriptor and NUL-terminated name; a null buffer of size 0
+        // asks for the value's size only.
+        let acl = unsafe { libc::fgetxattr(dir, name.as_ptr(), std::ptr::null_mut(), 0) };
+        let no_acl = acl < 0
+            && matches!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::ENODATA | libc::EOPNOTSUPP)
+            );
+        Creates {
+            gid,
+            open_mode: no_acl,
+        }
+    }
+}
+
+/// The process's umask, from `/proc/self/status` (reading it with `umask` would set
+/// it for a moment, for every thread); all bits when unknown, so that nothing relies
+/// on it.
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+        })
+        .unwrap_or(0o7777)
 }
 
 impl Root {
@@ -92,10 +152,18 @@ impl Root {
         std::fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
         let fd = open_dir_raw(libc::AT_FDCWD, dest.as_os_str().as_bytes(), false)
             .with_context(|| format!("opening {}", dest.display()))?;
+        let creates = Creates::of(fd.as_raw_fd());
         Ok(Root {
             root: Arc::new(fd),
+            root_creates: creates,
             chain: Vec::new(),
+            last: creates,
         })
+    }
+
+    /// What a file created in the directory last walked to gets.
+    pub fn creates(&self) -> Creates {
+        self.last
     }
 
     /// The directory holding `path`, creating missing directories on the way (with the
@@ -117,12 +185,12 @@ impl Root {
             .chain
             .iter()
             .zip(components)
-            .take_while(|((cached, _), part)| cached == *part)
+            .take_while(|((cached, _, _), part)| cached == *part)
             .count();
         self.chain.truncate(common);
-        let mut current = match self.chain.last() {
-            Some((_, fd)) => Arc::clone(fd),
-            None => Arc::clone(&self.root),
+        let (mut current, mut creates) = match self.chain.last() {
+            Some((_, fd, creates)) => (Arc::clone(fd), *creates),
+            None => (Arc::clone(&self.root), self.root_creates),
         };
         for (i, part) in components.iter().enumerate().skip(common) {
             let here = || components[..=i].join(&b'/');
@@ -140,8 +208,11 @@ impl Root {
                 Err(e) => return Err(classify(current.as_raw_fd(), part, here(), e)),
             };
             current = Arc::new(next);
-            self.chain.push((part.clone(), Arc::clone(&current)));
+            creates = Creates::of(current.as_raw_fd());
+            self.chain
+                .push((part.clone(), Arc::clone(&current), creates));
         }
+        self.last = creates;
         Ok(current)
     }
 }

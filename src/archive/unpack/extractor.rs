@@ -10,6 +10,7 @@ use std::sync::Arc;
 use humansize::{BINARY, format_size};
 
 use super::confine::{self, Root, WalkError};
+use super::frames::{Data, Frames};
 use super::header::{Kind, Layout, Meta, Mtime, quote};
 use super::names::{self, Placement, RelPath};
 use super::temp::{self, Finish, Temps};
@@ -37,9 +38,15 @@ pub(super) struct Extractor<'a> {
     dirs: HashMap<Vec<Vec<u8>>, DirAttrs>,
     /// Restore owners (as GNU tar does when run by root).
     chown: bool,
+    /// Who we are, and our umask, for [`Extractor::finish`].
+    euid: u32,
+    umask: u32,
     temps: Arc<Temps>,
     /// Writer threads, when files are written off the entry loop (indexed archives).
     writers: Option<Writers>,
+    /// The decompressed frames the entries come from (indexed archives): a small
+    /// file's data is handed to a writer as a range of its frame, not copied out.
+    frames: Option<Frames>,
     pub failures: u64,
     /// Entries left out because their name was taken (counted in `failures` too).
     pub existing: u64,
@@ -64,10 +71,11 @@ impl<'a> Extractor<'a> {
         config: &'a UnpackConfig,
         root: Root,
         temps: Arc<Temps>,
-        writers: Option<Writers>,
+        writers: Option<(Writers, Frames)>,
         reporter: Reporter,
         label: String,
     ) -> Extractor<'a> {
+        let (writers, frames) = writers.unzip();
         Extractor {
             config,
             root,
@@ -76,8 +84,12 @@ impl<'a> Extractor<'a> {
             dirs: HashMap::new(),
             // SAFETY: geteuid has no preconditions.
             chown: unsafe { libc::geteuid() } == 0,
+            // SAFETY: geteuid has no preconditions.
+            euid: unsafe { libc::geteuid() },
+            umask: confine::umask(),
             temps,
             writers,
+            frames,
             failures: 0,
             existing: 0,
             unlinkable: 0,
@@ -196,6 +208,31 @@ impl<'a> Extractor<'a> {
         }
     }
 
+    /// What is set on the file `meta` describes, in the directory last walked to.
+    fn finish(&self, meta: &Meta) -> Finish {
+        let mode = self.mode(meta);
+        let owner = self.chown.then_some((meta.uid, meta.gid));
+        let creates = self.root.creates();
+        // Created with its mode, a file has it exactly when the umask takes nothing
+        // from it and no default ACL decides instead; and it has its owner when that
+        // is who creates it. Setuid, setgid and sticky bits are set after the owner
+        // (chown clears them), and other bits of a file owned by somebody else only
+        // once it is theirs (as GNU tar does): those keep the two calls.
+        let preset = creates.open_mode
+            && mode & 0o7000 == 0
+            && mode & self.umask == 0
+            && owner.is_none_or(|(uid, gid)| {
+                uid == u64::from(self.euid) && gid == u64::from(creates.gid)
+            });
+        Finish {
+            mode,
+            mtime: meta.mtime,
+            owner,
+            overwrite: self.config.overwrite,
+            preset,
+        }
+    }
+
     /// Permission bits to set: setuid, setgid and sticky only when asked for.
     fn mode(&self, meta: &Meta) -> u32 {
         if self.config.same_permissions {
@@ -215,17 +252,19 @@ impl<'a> Extractor<'a> {
             return Err(Problem::Budget { size: meta.size });
         }
         let dir = self.root.parent_of(path)?;
-        let finish = Finish {
-            mode: self.mode(meta),
-            mtime: meta.mtime,
-            owner: self.chown.then_some((meta.uid, meta.gid)),
-            overwrite: self.config.overwrite,
-        };
+        let finish = self.finish(meta);
         if let Some(writers) = &mut self.writers
             && meta.layout == Layout::Plain
             && meta.size <= writers::LARGEST_JOB
         {
-            let data = read_data(entry, meta.size)?;
+            let shared = self.frames.as_ref().and_then(|frames| {
+                // Not read yet: the tar reader passes over it afterwards.
+                frames.data(entry.raw_file_position(), meta.size)
+            });
+            let data = match shared {
+                Some(data) => data,
+                None => Data::Owned(read_data(entry, meta.size)?),
+            };
             self.budget -= meta.size;
             let job = Job {
                 name: meta.name.clone(),

@@ -6,12 +6,19 @@
 //! is parsed from its first byte as for any archive, so nothing in the table decides
 //! what is extracted. An archive without a table, or whose table does not hold
 //! together, is read the ordinary way.
+//!
+//! A small file's data is not copied out of its frame: the entry loop hands a writer
+//! thread a range of the frame's buffer ([`Data`]) and the tar reader seeks over it;
+//! the buffer goes back to the decompressing threads when the last writer is through
+//! with it.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -26,7 +33,7 @@ use crate::report::Reporter;
 /// standard input, not a pipe), decompressed on `threads` threads; `None` for
 /// anything else, which the caller reads the ordinary way. A table that is there but
 /// wrong is said once, as a notice.
-pub fn open(path: &Path, threads: usize, reporter: &Reporter) -> Result<Option<Box<dyn Read>>> {
+pub fn open(path: &Path, threads: usize, reporter: &Reporter) -> Result<Option<Frames>> {
     // The one check of the table, said in the words `list` and member extraction use.
     let Some((file, index)) = index::open::indexed(path, reporter) else {
         return Ok(None);
@@ -38,13 +45,12 @@ pub fn open(path: &Path, threads: usize, reporter: &Reporter) -> Result<Option<B
     let mut frames = ParallelFrames::start(file, index.frames, threads, progress)
         .with_context(|| format!("reading {}", path.display()))?;
     // Not a tar stream after all (or a first frame that is damaged): the ordinary path
-    // says what it is, in its words.
-    let mut first = Vec::with_capacity(BLOCK);
-    match (&mut frames).take(BLOCK as u64).read_to_end(&mut first) {
-        Ok(_) if input::is_tar_block(&first) => {}
+    // says what it is, in its words. Looked at in place: nothing is consumed.
+    match frames.fill() {
+        Ok(true) if input::is_tar_block(frames.current.get(..BLOCK).unwrap_or(&[])) => {}
         _ => return Ok(None),
     }
-    Ok(Some(Box::new(io::Cursor::new(first).chain(frames))))
+    Ok(Some(Frames(Rc::new(RefCell::new(frames)))))
 }
 
 /// Bytes of a tar header block.
@@ -55,11 +61,114 @@ const BLOCK: usize = 512;
 /// (frames hold up to a few MiB).
 const AHEAD_PER_THREAD: usize = 2;
 
-/// The decompressed stream, as `Read`.
+/// The decompressed stream of an indexed archive, for the tar reader (`Read`, and
+/// `Seek` forward, so that the data of an entry not read is passed over rather than
+/// copied out) and for the entry loop, which takes a small file's data straight from
+/// the frame that holds it ([`Frames::data`]).
+#[derive(Clone)]
+pub struct Frames(Rc<RefCell<ParallelFrames>>);
+
+impl Frames {
+    /// The `len` bytes at offset `at` of the tar stream, shared with the frame buffer
+    /// that holds them, when they are all in the frame being read and not read yet.
+    /// `None` otherwise (the caller reads them).
+    pub fn data(&self, at: u64, len: u64) -> Option<Data> {
+        let frames = self.0.borrow();
+        let from = usize::try_from(at.checked_sub(frames.current_at)?).ok()?;
+        let to = from.checked_add(usize::try_from(len).ok()?)?;
+        (from >= frames.pos && to <= frames.current.len()).then(|| Data::Frame {
+            frame: Arc::clone(&frames.current.0),
+            from,
+            to,
+        })
+    }
+}
+
+impl Read for Frames {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.borrow_mut().read(buf)
+    }
+}
+
+impl Seek for Frames {
+    /// Only forward from the current position, as the tar reader passes over data.
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        match to {
+            SeekFrom::Current(by) if by >= 0 => self.0.borrow_mut().skip(by as u64),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the stream only moves forward",
+            )),
+        }
+    }
+}
+
+/// A file's bytes for a writer thread: a range of a decompressed frame (no copy), or
+/// bytes of their own (a file that spans frames).
+pub enum Data {
+    Frame {
+        frame: Arc<FrameBuf>,
+        from: usize,
+        to: usize,
+    },
+    Owned(Vec<u8>),
+}
+
+impl Data {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Data::Frame { frame, from, to } => &frame.bytes[*from..*to],
+            Data::Owned(bytes) => bytes,
+        }
+    }
+
+    /// The frame whose buffer it holds (by its offset in the tar stream), and that
+    /// buffer's size, for the writers' memory bound.
+    pub fn frame(&self) -> Option<(u64, u64)> {
+        match self {
+            Data::Frame { frame, .. } => Some((frame.at, frame.bytes.capacity() as u64)),
+            Data::Owned(_) => None,
+        }
+    }
+}
+
+/// One decompressed frame's bytes, shared by the reader and the writer jobs whose
+/// files are in it; the buffer goes back to the decompressing threads when the last
+/// of them is through with it (a fresh buffer would be page-faulted in anew).
+pub struct FrameBuf {
+    bytes: Vec<u8>,
+    /// Where the frame starts in the tar stream.
+    at: u64,
+    shared: Option<Arc<Shared>>,
+}
+
+impl Drop for FrameBuf {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take()
+            && self.bytes.capacity() > 0
+        {
+            shared.lock().spare.push(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+/// The frame being read, shared.
+struct Current(Arc<FrameBuf>);
+
+impl std::ops::Deref for Current {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0.bytes
+    }
+}
+
+/// The decompressed stream.
 pub struct ParallelFrames {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-    current: Vec<u8>,
+    current: Current,
+    /// Offset in the tar stream of the current frame's first byte.
+    current_at: u64,
     pos: usize,
     /// The next frame to hand on.
     next: usize,
@@ -86,8 +195,8 @@ struct State {
     /// Frames the reader has taken.
     taken: usize,
     done: BTreeMap<usize, io::Result<Vec<u8>>>,
-    /// Buffers of frames the reader is through with, for the next frames: fresh ones
-    /// would be page-faulted in anew, frame after frame.
+    /// Buffers of frames nobody uses any more, for the next frames: fresh ones would be
+    /// page-faulted in anew, frame after frame.
     spare: Vec<Vec<u8>>,
     stop: bool,
 }
@@ -128,10 +237,16 @@ impl ParallelFrames {
                 }
             }
         }
+        let empty = FrameBuf {
+            bytes: Vec::new(),
+            at: 0,
+            shared: None,
+        };
         Ok(ParallelFrames {
             shared,
             threads: handles,
-            current: Vec::new(),
+            current: Current(Arc::new(empty)),
+            current_at: 0,
             pos: 0,
             next: 0,
             failed: false,
@@ -156,9 +271,6 @@ impl ParallelFrames {
                 .unwrap_or_else(|p| p.into_inner());
         };
         state.taken = self.next + 1;
-        if self.current.capacity() > 0 {
-            state.spare.push(std::mem::take(&mut self.current));
-        }
         drop(state);
         self.shared.room.notify_all();
         let frame = &self.shared.frames[self.next];
@@ -167,18 +279,26 @@ impl ParallelFrames {
         // The error names the frame by its byte offset already.
         Some(result)
     }
-}
 
-impl Read for ParallelFrames {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Makes the current frame hold the next byte, if there is one (`Ok(false)` at the
+    /// end of the stream, and after an error was handed on).
+    fn fill(&mut self) -> io::Result<bool> {
         while self.pos == self.current.len() {
             if self.failed {
-                return Ok(0);
+                return Ok(false);
             }
+            let at = self.current_at + self.current.len() as u64;
             match self.next_frame() {
-                None => return Ok(0),
+                None => return Ok(false),
                 Some(Ok(bytes)) => {
-                    self.current = bytes;
+                    let buf = FrameBuf {
+                        bytes,
+                        at,
+                        shared: Some(Arc::clone(&self.shared)),
+                    };
+                    // The old frame's buffer goes back once no writer job holds it.
+                    self.current = Current(Arc::new(buf));
+                    self.current_at = at;
                     self.pos = 0;
                 }
                 Some(Err(e)) => {
@@ -186,6 +306,29 @@ impl Read for ParallelFrames {
                     return Err(e);
                 }
             }
+        }
+        Ok(true)
+    }
+
+    /// Passes over `by` bytes; the new offset in the stream.
+    fn skip(&mut self, mut by: u64) -> io::Result<u64> {
+        while by > 0 {
+            if !self.fill()? {
+                // What the tar reader says when it reads over the data instead.
+                return Err(io::Error::other("unexpected EOF during skip"));
+            }
+            let n = by.min((self.current.len() - self.pos) as u64);
+            self.pos += n as usize;
+            by -= n;
+        }
+        Ok(self.current_at + self.pos as u64)
+    }
+}
+
+impl Read for ParallelFrames {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.fill()? {
+            return Ok(0);
         }
         let n = buf.len().min(self.current.len() - self.pos);
         buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);

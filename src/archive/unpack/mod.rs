@@ -82,41 +82,42 @@ pub(crate) fn extract_all(
     let mut members = Members::new(&config.members)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Before the destination is created: input that is not an archive creates nothing.
-    let (stream, label, indexed): (Box<dyn Read>, String, bool) = match reader {
+    let (source, label) = match reader {
         Some(reader) => {
             let Input { stream, label } =
                 input::from_reader(reader, "the archive".into(), progress)?;
-            (Box::new(stream), label, false)
+            (Source::Stream(Box::new(stream)), label)
         }
         // Named members of an indexed archive: only the frames that hold them.
         None if !config.members.is_empty() => {
             match index::extract::open(&config.archive, &config.members, reporter)? {
-                Some(selected) => (selected.stream, selected.label, false),
+                Some(selected) => (Source::Stream(selected.stream), selected.label),
                 None => {
                     let Input { stream, label } = input::open(&config.archive, progress)?;
-                    (Box::new(stream), label, false)
+                    (Source::Stream(Box::new(stream)), label)
                 }
             }
         }
         // A whole indexed archive: its frames decompressed on every core.
         None => match frames::open(&config.archive, cores, reporter)? {
-            Some(frames) => (frames, config.archive.display().to_string(), true),
+            Some(frames) => (Source::Frames(frames), config.archive.display().to_string()),
             None => {
                 let Input { stream, label } = input::open(&config.archive, progress)?;
-                (Box::new(stream), label, false)
+                (Source::Stream(Box::new(stream)), label)
             }
         },
     };
     let root = Root::open(&config.dest)?;
     let temps = Arc::new(Temps::new(Arc::clone(cleanup)));
-    let writers = match indexed {
-        true => Some(Writers::start(cores, Arc::clone(&temps))?),
-        false => None,
+    let writers = match &source {
+        Source::Frames(frames) => {
+            let threads = config
+                .writers
+                .unwrap_or_else(|| writers::threads(&config.dest, cores));
+            Some((Writers::start(threads, Arc::clone(&temps))?, frames.clone()))
+        }
+        Source::Stream(_) => None,
     };
-    let mut archive = tar::Archive::new(stream);
-    let entries = archive
-        .entries()
-        .with_context(|| format!("reading {label}"))?;
     let mut extractor = Extractor::new(
         config,
         root,
@@ -125,6 +126,61 @@ pub(crate) fn extract_all(
         reporter.clone(),
         label.clone(),
     );
+    let reading = || format!("reading {label}");
+    let count = match source {
+        Source::Stream(stream) => {
+            let mut archive = tar::Archive::new(stream);
+            let entries = archive.entries().with_context(reading)?;
+            each_entry(entries, &mut extractor, &mut members, reporter, &label)
+        }
+        // Seekable: the data of an entry handed on as a range of its frame (or not
+        // extracted) is passed over, not read.
+        Source::Frames(frames) => {
+            let mut archive = tar::Archive::new(frames);
+            let entries = archive.entries_with_seek().with_context(reading)?;
+            each_entry(entries, &mut extractor, &mut members, reporter, &label)
+        }
+    };
+    extractor.finish_dirs();
+    match extractor.existing {
+        0 => {}
+        1 => reporter.say("1 file exists; use --overwrite"),
+        n => reporter.say(&format!("{n} files exist; use --overwrite")),
+    }
+    members.finish(reporter)?;
+    // GNU tar ends a run whose hard links could not be made with status 2 ("Exiting
+    // with failure status due to previous errors"), each link named as it came.
+    match extractor.unlinkable {
+        0 => {}
+        1 => anyhow::bail!("{label}: 1 hard link could not be made: its target was not extracted"),
+        n => anyhow::bail!(
+            "{label}: {n} hard links could not be made: their targets were not extracted"
+        ),
+    }
+    let summary = ArchiveSummary {
+        entries: count,
+        tar_bytes: extractor.written(),
+        archive_bytes: progress.totals().1,
+    };
+    Ok((extractor.failures == 0, summary, label))
+}
+
+/// Where the tar stream comes from.
+enum Source {
+    Stream(Box<dyn Read>),
+    /// An indexed archive's frames, decompressed in parallel.
+    Frames(frames::Frames),
+}
+
+/// Extracts the entries the member filters select; how many entries were read.
+fn each_entry<R: Read>(
+    entries: tar::Entries<'_, R>,
+    extractor: &mut Extractor<'_>,
+    members: &mut Members,
+    reporter: &Reporter,
+    label: &str,
+) -> u64 {
+    let progress = reporter.progress();
     let mut last: Option<Vec<u8>> = None;
     let mut count = 0u64;
     for entry in entries {
@@ -133,7 +189,7 @@ pub(crate) fn extract_all(
             Err(e) => {
                 let cause = short_cause(&e);
                 let words = format!("{}: {cause}", after(last.as_deref()));
-                reporter.error(&corrupt(&label, words));
+                reporter.error(&corrupt(label, words));
                 extractor.failures += 1;
                 break;
             }
@@ -169,28 +225,7 @@ pub(crate) fn extract_all(
         }
         last = Some(name);
     }
-    extractor.finish_dirs();
-    match extractor.existing {
-        0 => {}
-        1 => reporter.say("1 file exists; use --overwrite"),
-        n => reporter.say(&format!("{n} files exist; use --overwrite")),
-    }
-    members.finish(reporter)?;
-    // GNU tar ends a run whose hard links could not be made with status 2 ("Exiting
-    // with failure status due to previous errors"), each link named as it came.
-    match extractor.unlinkable {
-        0 => {}
-        1 => anyhow::bail!("{label}: 1 hard link could not be made: its target was not extracted"),
-        n => anyhow::bail!(
-            "{label}: {n} hard links could not be made: their targets were not extracted"
-        ),
-    }
-    let summary = ArchiveSummary {
-        entries: count,
-        tar_bytes: extractor.written(),
-        archive_bytes: progress.totals().1,
-    };
-    Ok((extractor.failures == 0, summary, label))
+    count
 }
 
 /// Where a header could not be read, for the message.

@@ -24,6 +24,10 @@ pub struct Finish {
     pub owner: Option<(u64, u64)>,
     /// `--overwrite`: an existing non-directory of that name may be replaced.
     pub overwrite: bool,
+    /// The file gets its owner and mode by being created (with `mode`): neither is
+    /// set after. Two system calls less per file; only when nothing could make them
+    /// differ (see `Extractor::finish`).
+    pub preset: bool,
 }
 
 /// Names for temporary files, unique within the run whichever thread asks.
@@ -44,11 +48,11 @@ impl Temps {
 
     /// A new temporary file in `dir`, deleted unless kept. Short names: the target's
     /// own name may already be as long as a name can be.
-    fn create(&self, dir: &Arc<OwnedFd>) -> Result<TempFile, Problem> {
+    fn create(&self, dir: &Arc<OwnedFd>, mode: u32) -> Result<TempFile, Problem> {
         loop {
             let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
             let name = format!(".spate-{}-{n}.tmp", self.pid);
-            match confine::create_file(dir, name.as_bytes(), 0o600) {
+            match confine::create_file(dir, name.as_bytes(), mode) {
                 Ok(file) => {
                     // The signal thread removes it by a path through our descriptor of
                     // its directory, which stays open as long as the temporary file.
@@ -92,19 +96,22 @@ pub fn write_file(
     finish: &Finish,
     fill: impl FnOnce(&mut File) -> Result<(), Problem>,
 ) -> Result<(), Problem> {
-    let mut temp = temps.create(dir)?;
+    // Owner-only until its owner is set, unless it is created as it will be.
+    let mut temp = temps.create(dir, if finish.preset { finish.mode } else { 0o600 })?;
     let file = temp
         .file
         .as_mut()
         .ok_or_else(|| Problem::Failed(ErrorKind::Io, "temporary file gone".into()))?;
     fill(file)?;
     let fd = file.as_raw_fd();
-    if let Some((uid, gid)) = finish.owner {
-        // Ownership is best effort, as for GNU tar without --same-owner errors.
-        let _ = confine::set_owner_fd(fd, uid, gid);
+    if !finish.preset {
+        if let Some((uid, gid)) = finish.owner {
+            // Ownership is best effort, as for GNU tar without --same-owner errors.
+            let _ = confine::set_owner_fd(fd, uid, gid);
+        }
+        // After chown, which clears setuid/setgid.
+        confine::set_mode_fd(fd, finish.mode).map_err(failed("setting the mode"))?;
     }
-    // After chown, which clears setuid/setgid.
-    confine::set_mode_fd(fd, finish.mode).map_err(failed("setting the mode"))?;
     confine::set_mtime_fd(fd, finish.mtime).map_err(failed("setting the time"))?;
     match confine::renameat(dir, &temp.name, name, finish.overwrite) {
         Ok(()) => {}

@@ -11,9 +11,10 @@
 //! file still being written, and a hard link whose target is. Everything else a later
 //! entry does cannot see or change an earlier job's file.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, SendError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -21,13 +22,15 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result};
 
 use super::Problem;
+use super::frames::Data;
 use super::temp::{Finish, Temps, write_file};
 use crate::error::ErrorKind;
 
 /// Files larger than this are written by the entry loop itself, streamed from the
 /// archive: a writer job holds its whole file in memory.
 pub const LARGEST_JOB: u64 = 8 << 20;
-/// Bytes of file data held by jobs at most (the memory bound of the writers).
+/// Bytes of file data held by jobs at most (the memory bound of the writers); a job
+/// whose data is a range of a decompressed frame counts that whole frame, once.
 const BYTES_IN_FLIGHT: u64 = 64 << 20;
 /// Jobs at most: each may hold a directory descriptor open.
 const JOBS_IN_FLIGHT: usize = 512;
@@ -44,7 +47,7 @@ pub struct Job {
     pub path: Vec<Vec<u8>>,
     /// The directory it goes in, already walked to.
     pub dir: Arc<OwnedFd>,
-    pub data: Vec<u8>,
+    pub data: Data,
     pub finish: Finish,
 }
 
@@ -53,6 +56,8 @@ pub struct Done {
     pub name: Vec<u8>,
     pub path: Vec<Vec<u8>>,
     pub size: u64,
+    /// The frame its data was in (offset and buffer size), if it was in one.
+    frame: Option<(u64, u64)>,
     pub result: Result<(), Problem>,
 }
 
@@ -67,6 +72,8 @@ pub struct Writers {
     batch_bytes: u64,
     /// Paths of the files being written (batched or handed on).
     pending: HashSet<Vec<Vec<u8>>>,
+    /// Jobs pending by the frame their data is in.
+    frames: HashMap<u64, usize>,
     bytes: u64,
 }
 
@@ -92,6 +99,7 @@ impl Writers {
             batch: Vec::new(),
             batch_bytes: 0,
             pending: HashSet::new(),
+            frames: HashMap::new(),
             bytes: 0,
         })
     }
@@ -99,15 +107,27 @@ impl Writers {
     /// Hands `job` to the writers, once the jobs in flight leave room for it. Jobs that
     /// finished meanwhile go to `finished`.
     pub fn send(&mut self, job: Job, finished: &mut Vec<Done>) {
-        let size = job.data.len() as u64;
+        let size = job.data.bytes().len() as u64;
+        let frame = job.data.frame();
+        // What the job adds to the memory held: its own bytes, or its frame's buffer
+        // unless another pending job holds that already.
+        let weight = |writers: &Writers| match frame {
+            Some((at, _)) if writers.frames.contains_key(&at) => 0,
+            Some((_, len)) => len,
+            None => size,
+        };
         while !self.pending.is_empty()
-            && (self.bytes + size > BYTES_IN_FLIGHT || self.pending.len() >= JOBS_IN_FLIGHT)
+            && (self.bytes + weight(self) > BYTES_IN_FLIGHT || self.pending.len() >= JOBS_IN_FLIGHT)
         {
             self.wait_one(finished);
         }
         self.collect(finished);
         self.pending.insert(job.path.clone());
-        self.bytes += size;
+        let added = weight(self);
+        self.bytes += added;
+        if let Some((at, _)) = frame {
+            *self.frames.entry(at).or_insert(0) += 1;
+        }
         self.batch_bytes += size;
         self.batch.push(job);
         if self.batch.len() >= BATCH_JOBS || self.batch_bytes >= BATCH_BYTES {
@@ -129,7 +149,8 @@ impl Writers {
             // these files rather than wait for them forever.
             for job in batch {
                 let done = Done {
-                    size: job.data.len() as u64,
+                    size: job.data.bytes().len() as u64,
+                    frame: job.data.frame(),
                     name: job.name,
                     path: job.path,
                     result: Err(dead()),
@@ -183,7 +204,20 @@ impl Writers {
 
     fn finish(&mut self, done: Done, finished: &mut Vec<Done>) {
         self.pending.remove(&done.path);
-        self.bytes -= done.size.min(self.bytes);
+        let weight = match done.frame {
+            Some((at, len)) => match self.frames.get_mut(&at) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    0
+                }
+                _ => {
+                    self.frames.remove(&at);
+                    len
+                }
+            },
+            None => done.size,
+        };
+        self.bytes -= weight.min(self.bytes);
         finished.push(done);
     }
 }
@@ -224,15 +258,17 @@ fn write(job: Job, temps: &Temps) -> Done {
     } = job;
     let file_name = path.last().map_or(&[][..], Vec::as_slice);
     // A panic must not lose the job: the entry loop would wait for it forever.
+    let bytes = data.bytes();
     let result = catch_unwind(AssertUnwindSafe(|| {
         write_file(temps, &dir, file_name, &finish, |file| {
-            std::io::Write::write_all(file, &data).map_err(super::failed("writing"))
+            std::io::Write::write_all(file, bytes).map_err(super::failed("writing"))
         })
     }))
     .unwrap_or_else(|_| Err(dead()));
     Done {
         name,
-        size: data.len() as u64,
+        size: bytes.len() as u64,
+        frame: data.frame(),
         path,
         result,
     }
@@ -240,4 +276,30 @@ fn write(job: Job, temps: &Temps) -> Done {
 
 fn dead() -> Problem {
     Problem::Failed(ErrorKind::Io, "the writer thread failed".into())
+}
+
+/// How many writer threads unpack into `dest` uses by default: one per core on a
+/// file system in memory, where writing a small file is all system-call CPU and
+/// scales with threads; one elsewhere, where a second writer in the same directories
+/// mostly waits on the directory's lock and the journal (measured on ext4, see
+/// benches/unpack.sh).
+pub fn threads(dest: &Path, cores: usize) -> usize {
+    if in_memory(dest) { cores } else { 1 }
+}
+
+/// Whether `dir` is on a tmpfs or ramfs.
+fn in_memory(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: NUL-terminated path; the struct is read only when statfs filled it.
+    if unsafe { libc::statfs(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: statfs succeeded.
+    let kind = unsafe { st.assume_init() }.f_type;
+    // ramfs's magic (0x858458f6) is not in libc's table.
+    kind == libc::TMPFS_MAGIC || kind as u64 & 0xffff_ffff == 0x8584_58f6
 }

@@ -7,7 +7,9 @@
 //! back in archive order, decompressing the next one itself when no worker has taken
 //! it yet. Workers stay at most [`AHEAD_PER_THREAD`] frames per thread
 //! ahead of the consumer, so memory is bounded by a few frames per core whatever the
-//! archive's size.
+//! archive's size. The consumer hands each frame's buffer back once it is through with
+//! it ([`AheadFrames::recycle`]): a fresh buffer per frame was page-faulted in anew
+//! every time (59k page faults were counted for the 28,761-member test archive).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,7 +18,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use crate::archive::index::{Frame, read_frame};
+use crate::archive::index::{Frame, read_frame_into};
 
 /// Frames each worker may decompress ahead of the consumer.
 const AHEAD_PER_THREAD: usize = 4;
@@ -37,11 +39,20 @@ struct Schedule {
 struct Shared {
     schedule: Mutex<Schedule>,
     moved: Condvar,
+    /// Buffers of frames the consumer is through with.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Schedule> {
         self.schedule.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decompresses frame `frame` of `file` into a spare buffer (or a new one).
+    fn decode(&self, file: &File, frame: &Frame, packed: &mut Vec<u8>) -> Decoded {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut out = spare.unwrap_or_default();
+        read_frame_into(file, frame, packed, &mut out).map(|()| out)
     }
 }
 
@@ -57,6 +68,8 @@ pub(super) struct AheadFrames {
     count: usize,
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
+    /// Room for the compressed bytes of the frames decompressed here.
+    packed: Vec<u8>,
 }
 
 impl AheadFrames {
@@ -71,6 +84,7 @@ impl AheadFrames {
                 stop: false,
             }),
             moved: Condvar::new(),
+            spare: Mutex::new(Vec::new()),
         });
         let (tx, results) = mpsc::channel();
         let count = frames.len();
@@ -83,8 +97,9 @@ impl AheadFrames {
                     tx.clone(),
                 );
                 std::thread::spawn(move || {
+                    let mut packed = Vec::new();
                     while let Some(i) = take(&shared, frames.len(), window) {
-                        let decoded = read_frame(&file, &frames[i]);
+                        let decoded = shared.decode(&file, &frames[i], &mut packed);
                         if tx.send((i, decoded)).is_err() {
                             return;
                         }
@@ -101,6 +116,15 @@ impl AheadFrames {
             count,
             shared,
             workers,
+            packed: Vec::new(),
+        }
+    }
+
+    /// Takes back the buffer of a frame the consumer is through with, for a later one.
+    pub(super) fn recycle(&self, buf: Vec<u8>) {
+        if buf.capacity() > 0 {
+            let mut spare = self.shared.spare.lock().unwrap_or_else(|p| p.into_inner());
+            spare.push(buf);
         }
     }
 
@@ -124,7 +148,8 @@ impl AheadFrames {
                 untaken
             };
             if untaken {
-                break read_frame(&self.file, &self.frames[self.next]);
+                let frame = &self.frames[self.next];
+                break self.shared.decode(&self.file, frame, &mut self.packed);
             }
             match self.results.recv() {
                 Ok((i, decoded)) => _ = self.early.insert(i, decoded),

@@ -39,7 +39,7 @@ use super::verdict::Verdict;
 use super::{CheckConfig, Listed};
 use crate::archive::codec::Compression;
 use crate::archive::index::{self, Found, Index, TocEntry};
-use crate::archive::unpack::header::{Kind, Meta, short_cause};
+use crate::archive::unpack::header::{Kind, Layout, Meta, short_cause};
 use crate::error::ErrorKind;
 use crate::hash::digest::{Algo, AlgoSet};
 use crate::manifest::parse::Expected;
@@ -327,7 +327,7 @@ fn check_member(
     zeros_until(stream, entry.header_at, buf)?;
     let start = stream.at();
     let mut span = Span { stream, end };
-    let computed = {
+    let (meta, computed) = {
         let mut archive = tar::Archive::new(&mut span);
         let mut members = archive.entries().map_err(|e| short_cause(&e))?;
         let mut member = match members.next() {
@@ -341,7 +341,8 @@ fn check_member(
                 "the table of contents disagrees with the header at offset {start}: {what}"
             ));
         }
-        if meta.kind == Kind::File {
+        if meta.kind == Kind::File && meta.layout != Layout::Plain {
+            // A sparse file's data is not its content as stored: the tar reader's.
             let mut hasher = blake3::Hasher::new();
             let mut read = 0u64;
             loop {
@@ -358,10 +359,29 @@ fn check_member(
                     meta.size
                 ));
             }
-            Some(hasher.finalize())
+            (meta, Some(hasher.finalize()))
         } else {
-            None
+            (meta, None)
         }
+    };
+    // The tar reader reads no further than the header: the data starts here.
+    let computed = match computed {
+        None if meta.kind == Kind::File => {
+            let mut hasher = blake3::Hasher::new();
+            let data_end = span.stream.at().saturating_add(meta.size).min(end);
+            let read = span
+                .stream
+                .hash_until(data_end, &mut hasher)
+                .map_err(|e| short_cause(&e))?;
+            if read != meta.size {
+                return Err(format!(
+                    "cut short: {read} of {} bytes (the archive is truncated)",
+                    meta.size
+                ));
+            }
+            Some(hasher.finalize())
+        }
+        computed => computed,
     };
     zeros_until(span.stream, end, buf)?;
     if span.stream.at() < end {

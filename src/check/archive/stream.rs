@@ -12,6 +12,10 @@ use std::sync::Arc;
 use super::frames::AheadFrames;
 use crate::archive::index::Frame;
 
+/// Bytes from which a run of a member is hashed on rayon's pool: below it, the
+/// hand-over costs more than it saves.
+const PARALLEL_HASH: usize = 1 << 20;
+
 /// A frame that could not be decompressed or verified.
 pub(super) struct BadFrame {
     /// 1-based, as messages number frames.
@@ -81,7 +85,7 @@ impl TarStream {
             let frame = &self.table[i];
             self.chunk_at = frame.d_offset;
             self.chunk_len = u64::from(frame.d_size);
-            self.chunk = match decoded {
+            let chunk = match decoded {
                 Ok(data) => {
                     self.done += data.len() as u64;
                     Chunk::Data(data)
@@ -94,6 +98,9 @@ impl TarStream {
                     Chunk::Hole(i + 1)
                 }
             };
+            if let Chunk::Data(old) = std::mem::replace(&mut self.chunk, chunk) {
+                self.frames.recycle(old);
+            }
         }
         true
     }
@@ -123,6 +130,39 @@ impl TarStream {
                 Ok(n)
             }
         }
+    }
+
+    /// Hashes the stream up to `end` into `hasher` straight from the frames (no copy);
+    /// the bytes hashed (fewer at the end of the frames), or an error inside a frame
+    /// that failed, as [`TarStream::read_until`] says it.
+    pub(super) fn hash_until(&mut self, end: u64, hasher: &mut blake3::Hasher) -> io::Result<u64> {
+        let start = self.at;
+        while self.at < end && self.fill() {
+            match &self.chunk {
+                Chunk::Hole(number) => {
+                    self.hit = Some(*number);
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("in frame {number}, which is damaged"),
+                    ));
+                }
+                Chunk::Data(data) => {
+                    let from = (self.at - self.chunk_at) as usize;
+                    let n = (data.len() - from)
+                        .min(usize::try_from(end - self.at).unwrap_or(usize::MAX));
+                    let bytes = &data[from..from + n];
+                    // Large runs on every core (the decompressing workers are a few
+                    // frames ahead and wait on this thread otherwise).
+                    if n >= PARALLEL_HASH {
+                        hasher.update_rayon(bytes);
+                    } else {
+                        hasher.update(bytes);
+                    }
+                    self.at += n as u64;
+                }
+            }
+        }
+        Ok(self.at - start)
     }
 
     /// Moves on to offset `end` (never back), over damaged frames too.
