@@ -3,7 +3,6 @@
 //! comparing its table with a directory, with the verdicts of a manifest check.
 
 mod common;
-mod index_writer;
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;

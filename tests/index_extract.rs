@@ -4,13 +4,12 @@
 //! by the member's BLAKE3 from the table of contents.
 
 mod common;
-mod index_writer;
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{set_mtime, stderr_of};
+use common::{index_writer, set_mtime, stderr_of};
 
 fn spate(dir: &Path, args: &[&str]) -> Output {
     let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
