@@ -38,6 +38,7 @@ pub(crate) mod algo;
 pub(crate) mod archive;
 pub(crate) mod bench;
 pub(crate) mod check;
+pub(crate) mod civil;
 pub mod cli;
 pub(crate) mod error;
 pub(crate) mod hash;

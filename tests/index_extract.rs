@@ -7,9 +7,9 @@ mod common;
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::{index_writer, set_mtime, stderr_of};
+use common::{index_writer, reads_of, set_mtime, stderr_of};
 
 fn spate(dir: &Path, args: &[&str]) -> Output {
     let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
@@ -86,67 +86,6 @@ fn tar_stream(dir: &Path, archive: &str) -> Vec<u8> {
         .expect("zstd");
     assert!(out.status.success(), "{}", stderr_of(&out));
     out.stdout
-}
-
-/// The reads a run of spate makes from `file` (strace, threads followed): offset (for
-/// `pread64`; `None` for a `read`, which could be anywhere) and bytes read.
-fn reads_of(dir: &Path, file: &str, args: &[&str]) -> Vec<(Option<u64>, u64)> {
-    let trace = dir.join("strace.txt");
-    let out = Command::new("strace")
-        .current_dir(dir)
-        .args(["-f", "-qq", "-e", "trace=openat,read,pread64,close", "-o"])
-        .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_spate"))
-        .args(args)
-        .stdout(Stdio::null())
-        .output()
-        .expect("strace");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let text = std::fs::read_to_string(&trace).unwrap();
-    std::fs::remove_file(&trace).unwrap();
-    let quoted = format!("\"{file}\"");
-    let mut fds: Vec<String> = Vec::new();
-    let mut reads = Vec::new();
-    // A call another thread interrupted: "PID pread64(3, <unfinished ...>", then
-    // "PID <... pread64 resumed>...) = N".
-    let mut unfinished: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        let (pid, call) = line.split_once(' ').unwrap_or(("", line));
-        let mut call = call.trim_start().to_owned();
-        if let Some(rest) = call.strip_prefix("<... ") {
-            let Some(i) = unfinished.iter().position(|(p, _)| p == pid) else {
-                continue;
-            };
-            let (_, start) = unfinished.remove(i);
-            let tail = rest.split_once("resumed>").map_or("", |(_, t)| t);
-            call = format!("{start}{tail}");
-        } else if let Some(start) = call.strip_suffix(" <unfinished ...>") {
-            unfinished.push((pid.to_owned(), start.to_owned()));
-            continue;
-        }
-        let result = call.rsplit_once(" = ").map(|(_, r)| r.trim());
-        let number = result.and_then(|r| r.split(' ').next()?.parse::<i64>().ok());
-        let fd_of = |rest: &str| rest.split([',', ')']).next().unwrap_or("").to_owned();
-        if call.starts_with("openat(") && call.contains(&quoted) {
-            fds.extend(number.filter(|&n| n >= 0).map(|n| n.to_string()));
-        } else if let Some(rest) = call.strip_prefix("pread64(") {
-            if fds.contains(&fd_of(rest)) {
-                // pread64(fd, "...", count, offset) = n
-                let args = rest.rsplit_once(" = ").map_or(rest, |(a, _)| a);
-                let offset = args.trim_end_matches(')').rsplit(", ").next();
-                let offset = offset.and_then(|o| o.trim().parse().ok());
-                reads.push((offset, number.unwrap_or(0).max(0) as u64));
-            }
-        } else if let Some(rest) = call.strip_prefix("read(") {
-            if fds.contains(&fd_of(rest)) {
-                reads.push((None, number.unwrap_or(0).max(0) as u64));
-            }
-        } else if let Some(rest) = call.strip_prefix("close(") {
-            let fd = fd_of(rest);
-            fds.retain(|f| *f != fd);
-        }
-    }
-    reads
 }
 
 /// Bytes of `reads` that fall in `frame` (a read of unknown offset counts whole).

@@ -9,9 +9,9 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::{set_mtime, stderr_of};
+use common::{reads_of, set_mtime, stderr_of};
 
 fn spate(dir: &Path, args: &[&str]) -> Output {
     let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
@@ -105,67 +105,10 @@ fn pack(dir: &Path, name: &str) -> PathBuf {
 /// Bytes read from `file` by `args` (run under strace, threads followed): every
 /// read/pread64 on a descriptor opened on that file, until it is closed.
 fn bytes_read_from(dir: &Path, file: &str, args: &[&str]) -> u64 {
-    let trace = dir.join("strace.txt");
-    let out = Command::new("strace")
-        .current_dir(dir)
-        .args(["-f", "-qq", "-e", "trace=openat,read,pread64,close", "-o"])
-        .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_spate"))
-        .args(args)
-        .stdout(Stdio::null())
-        .output()
-        .expect("strace");
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    let text = std::fs::read_to_string(&trace).unwrap();
-    let _ = std::fs::remove_file(&trace);
-    let mut open_fds: Vec<String> = Vec::new();
-    // A call another thread interrupted: "PID pread64(3, <unfinished ...>", then
-    // "PID <... pread64 resumed>...) = N".
-    let mut unfinished: Vec<(String, String, String)> = Vec::new();
-    let mut total = 0u64;
-    let quoted = format!("\"{file}\"");
-    for line in text.lines() {
-        let (pid, mut call) = line.split_once(' ').unwrap_or(("", line));
-        call = call.trim_start();
-        let owned;
-        if let Some(rest) = call.strip_prefix("<... ") {
-            let name = rest.split(' ').next().unwrap_or("");
-            let Some(i) = unfinished
-                .iter()
-                .position(|(p, n, _)| p == pid && n == name)
-            else {
-                continue;
-            };
-            let (_, name, start) = unfinished.remove(i);
-            let result = rest.rsplit_once(" = ").map_or("", |(_, r)| r);
-            owned = format!("{name}({start}) = {result}");
-            call = &owned;
-        } else if let Some(start) = call.strip_suffix(" <unfinished ...>") {
-            if let Some((name, args)) = start.split_once('(') {
-                unfinished.push((pid.into(), name.into(), args.into()));
-            }
-            continue;
-        }
-        let result = call.rsplit_once(" = ").map(|(_, r)| r.trim());
-        let number = result.and_then(|r| r.split(' ').next()?.parse::<i64>().ok());
-        if call.starts_with("openat(") && call.contains(&quoted) {
-            if let Some(fd) = number.filter(|&n| n >= 0) {
-                open_fds.push(fd.to_string());
-            }
-        } else if let Some(rest) = call
-            .strip_prefix("read(")
-            .or_else(|| call.strip_prefix("pread64("))
-        {
-            let fd = rest.split(',').next().unwrap_or("");
-            if open_fds.iter().any(|f| f == fd) {
-                total += number.filter(|&n| n > 0).unwrap_or(0) as u64;
-            }
-        } else if let Some(rest) = call.strip_prefix("close(") {
-            let fd = rest.split(')').next().unwrap_or("");
-            open_fds.retain(|f| f != fd);
-        }
-    }
-    total
+    reads_of(dir, file, args)
+        .iter()
+        .map(|&(_, bytes)| bytes)
+        .sum()
 }
 
 /// The stderr lines of a run.
