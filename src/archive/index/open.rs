@@ -7,20 +7,14 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Digests, Found, Index, Table, read_table};
+use super::{Digests, Found, Table, read_table};
 use crate::report::Reporter;
 
-/// The archive at `path` and its index, or `None` when it has to be read from the
-/// start: standard input, a pipe, no index, or an index found broken (said on
-/// `reporter`). Errors opening the file are left to the scan, which reports them as it
-/// always has.
-pub(crate) fn indexed(path: &Path, reporter: &Reporter) -> Option<(Arc<File>, Index)> {
-    let (file, table) = indexed_table(path, reporter, Digests::Read)?;
-    Some((file, table.to_index()))
-}
-
-/// [`indexed`], as the [`Table`] [`read_table`] returns: no allocation per member, and
-/// with [`Digests::Skip`] the digest section is neither read nor hashed.
+/// The archive at `path` and its index, as the [`Table`] [`read_table`] returns (no
+/// allocation per member; with [`Digests::Skip`] the digest section is neither read
+/// nor hashed), or `None` when it has to be read from the start: standard input, a
+/// pipe, no index, or an index found broken (said on `reporter`). Errors opening the
+/// file are left to the scan, which reports them as it always has.
 pub(crate) fn indexed_table(
     path: &Path,
     reporter: &Reporter,

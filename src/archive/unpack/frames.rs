@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 
-use crate::archive::index::{self, Frame};
+use crate::archive::index::{self, Digests, Frame};
 use crate::archive::input;
 use crate::progress::Progress;
 use crate::report::Reporter;
@@ -35,14 +35,16 @@ use crate::report::Reporter;
 /// wrong is said once, as a notice.
 pub fn open(path: &Path, threads: usize, reporter: &Reporter) -> Result<Option<Frames>> {
     // The one check of the table, said in the words `list` and member extraction use.
-    let Some((file, index)) = index::open::indexed(path, reporter) else {
+    // Only the frames are used here, so the members are not copied out of the view; the
+    // digests are still read, so the table is checked whole, as before.
+    let Some((file, table)) = index::open::indexed_table(path, reporter, Digests::Read) else {
         return Ok(None);
     };
     if let Ok(meta) = file.metadata() {
         reporter.progress().set_known_total(meta.len());
     }
     let progress = reporter.progress();
-    let mut frames = ParallelFrames::start(file, index.frames, threads, progress)
+    let mut frames = ParallelFrames::start(file, table.frames, threads, progress)
         .with_context(|| format!("reading {}", path.display()))?;
     // Not a tar stream after all (or a first frame that is damaged): the ordinary path
     // says what it is, in its words. Looked at in place: nothing is consumed.
