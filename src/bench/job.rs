@@ -209,6 +209,10 @@ pub struct DirStats {
     pub bytes: u64,
     /// Nanoseconds, 3 significant digits, up to an hour.
     pub latency: Histogram<u64>,
+    /// Every operation's latency added up, exactly: the time-weighted sum of the
+    /// operations in flight (Little's law), so that over the job's time it gives how
+    /// many the engine kept in flight on average.
+    pub latency_sum_ns: u128,
 }
 
 impl Default for DirStats {
@@ -224,12 +228,14 @@ impl DirStats {
             bytes: 0,
             latency: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
                 .expect("constant histogram bounds are valid"),
+            latency_sum_ns: 0,
         }
     }
 
     pub fn merge(&mut self, other: &DirStats) {
         self.ios += other.ios;
         self.bytes += other.bytes;
+        self.latency_sum_ns += other.latency_sum_ns;
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
     }
@@ -267,6 +273,14 @@ impl Recorder {
         }
     }
 
+    /// Operations in flight on average over `elapsed`, all workers together (fio's
+    /// `iodepth × numjobs` when every slot is kept busy): the summed latencies over
+    /// the time, by Little's law. `None` before any operation finished.
+    pub fn in_flight_mean(&self, elapsed: Duration) -> Option<f64> {
+        let sum = self.read.latency_sum_ns + self.write.latency_sum_ns + self.sync.latency_sum_ns;
+        (sum > 0).then(|| sum as f64 / elapsed.as_nanos().max(1) as f64)
+    }
+
     pub fn merge(&mut self, other: &Recorder) {
         self.read.merge(&other.read);
         self.write.merge(&other.write);
@@ -291,6 +305,7 @@ impl OpRecorder for Recorder {
                 };
                 stats.ios += 1;
                 stats.bytes += n as u64;
+                stats.latency_sum_ns += elapsed.as_nanos();
                 stats
                     .latency
                     .saturating_record(elapsed.as_nanos().max(1) as u64);

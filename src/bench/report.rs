@@ -78,6 +78,9 @@ pub struct JobReport {
     /// Read jobs: the file's pages were dropped from the page cache first.
     pub cache_dropped: bool,
     pub elapsed_s: f64,
+    /// Operations in flight on average, all workers together (latency × IOPS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_flight_mean: Option<f64>,
     pub cpu: Cpu,
     pub read: Option<DirReport>,
     pub write: Option<DirReport>,
@@ -303,6 +306,7 @@ impl JobReport {
             },
             cache_dropped: spec.rw.reads() && cache_dropped,
             elapsed_s: 0.0,
+            in_flight_mean: None,
             cpu: Cpu::default(),
             read: None,
             write: None,
