@@ -138,6 +138,8 @@ impl Loops {
 pub struct Cpu {
     pub user_s: f64,
     pub system_s: f64,
+    /// Of that, what the sampling thread and the progress line's thread used.
+    pub instruments_s: f64,
 }
 
 impl Cpu {
@@ -155,6 +157,7 @@ impl Cpu {
         Cpu {
             user_s: secs(usage.ru_utime),
             system_s: secs(usage.ru_stime),
+            instruments_s: 0.0,
         }
     }
 
@@ -163,6 +166,7 @@ impl Cpu {
         Cpu {
             user_s: (self.user_s - earlier.user_s).max(0.0),
             system_s: (self.system_s - earlier.system_s).max(0.0),
+            instruments_s: 0.0,
         }
     }
 
