@@ -251,6 +251,10 @@ pub struct Recorder {
     pub first_error: Option<String>,
     /// Bytes moved so far over all workers, for the progress line.
     progress: Arc<AtomicU64>,
+    /// The first operation's start and the last one's completion: the time the
+    /// engine had operations in flight (thread start and ring setup left out, as fio
+    /// sets its ring up before its clock).
+    busy: Option<(Instant, Instant)>,
 }
 
 impl Recorder {
@@ -262,6 +266,7 @@ impl Recorder {
             errors: 0,
             first_error: None,
             progress,
+            busy: None,
         }
     }
 
@@ -273,12 +278,14 @@ impl Recorder {
         }
     }
 
-    /// Operations in flight on average over `elapsed`, all workers together (fio's
-    /// `iodepth × numjobs` when every slot is kept busy): the summed latencies over
-    /// the time, by Little's law. `None` before any operation finished.
-    pub fn in_flight_mean(&self, elapsed: Duration) -> Option<f64> {
+    /// Operations in flight on average from the first start to the last completion,
+    /// all workers together (fio's `iodepth × numjobs` when every slot is kept busy):
+    /// the summed latencies over that time, by Little's law. `None` before any
+    /// operation finished.
+    pub fn in_flight_mean(&self) -> Option<f64> {
         let sum = self.read.latency_sum_ns + self.write.latency_sum_ns + self.sync.latency_sum_ns;
-        (sum > 0).then(|| sum as f64 / elapsed.as_nanos().max(1) as f64)
+        let (first, last) = self.busy?;
+        (sum > 0).then(|| sum as f64 / (last - first).as_nanos().max(1) as f64)
     }
 
     pub fn merge(&mut self, other: &Recorder) {
@@ -286,6 +293,10 @@ impl Recorder {
         self.write.merge(&other.write);
         self.sync.merge(&other.sync);
         self.errors += other.errors;
+        self.busy = match (self.busy, other.busy) {
+            (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+            (a, b) => a.or(b),
+        };
         if self.first_error.is_none() {
             self.first_error.clone_from(&other.first_error);
         }
@@ -295,7 +306,12 @@ impl Recorder {
 impl OpRecorder for Recorder {
     /// Records one finished operation started at `started`.
     fn done(&mut self, op: Op, started: Instant, result: io::Result<usize>) {
-        let elapsed = started.elapsed();
+        let now = Instant::now();
+        let elapsed = now - started;
+        self.busy = Some(match self.busy {
+            Some((first, last)) => (first.min(started), last.max(now)),
+            None => (started, now),
+        });
         match result {
             Ok(n) => {
                 let stats = match op.dir {

@@ -78,7 +78,7 @@ pub struct JobReport {
     /// Read jobs: the file's pages were dropped from the page cache first.
     pub cache_dropped: bool,
     pub elapsed_s: f64,
-    /// Operations in flight on average, all workers together (latency × IOPS).
+    /// Operations in flight on average while the engine ran, all workers together.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_flight_mean: Option<f64>,
     pub cpu: Cpu,
