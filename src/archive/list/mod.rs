@@ -37,12 +37,21 @@ fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
     };
     // The table holds every header field a line shows: an archive that has one (and
     // whose table checks out) is listed without decompressing a byte of it.
-    let table = index::open::indexed_table(&config.archive, reporter, Digests::Skip);
+    let table = index::open::indexed_blocks(&config.archive, reporter, Digests::Skip);
     let ok = match table {
-        Some((_, table)) => {
-            from_table(&table, &mut members, &mut out, reporter.progress())?;
-            true
-        }
+        Some((_, table)) => match from_table(&table, &mut members, &mut out, reporter)? {
+            Listed::All => true,
+            Listed::Nothing(why) => {
+                index::open::ignored(&config.archive, &why, reporter);
+                scan(config, &mut members, &mut out, reporter)?
+            }
+            Listed::Part(why) => {
+                out.lines.flush()?;
+                let label = config.archive.display().to_string();
+                reporter.error(&Problem::new(&label, ErrorKind::CorruptArchive, why));
+                false
+            }
+        },
         None => scan(config, &mut members, &mut out, reporter)?,
     };
     out.lines.flush().context("writing to standard output")?;
@@ -50,24 +59,49 @@ fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
     Ok(ok)
 }
 
-/// Lists the entries of an archive's table of contents, each borrowed from the
-/// decoded table: nothing is allocated per entry.
+/// How far the table listed the archive.
+enum Listed {
+    All,
+    /// Its first block did not check out: nothing was written, the archive can be
+    /// scanned instead.
+    Nothing(String),
+    /// A later block did not: the lines before it were written.
+    Part(String),
+}
+
+/// Lists the entries of an archive's table of contents block by block, each entry
+/// borrowed from its decoded block: nothing is allocated per entry, and each block's
+/// lines are written before the next is decoded.
 fn from_table(
     table: &Table,
     members: &mut Members,
     out: &mut Listing<'_>,
-    progress: &Progress,
-) -> Result<()> {
+    reporter: &Reporter,
+) -> Result<Listed> {
+    let progress = reporter.progress();
     progress.set_unknown_total();
-    for entry in table.toc.iter() {
-        progress.done(0);
-        let kind = entry.kind();
-        if kind == Kind::Meta || !members.select(entry.name) {
-            continue;
+    let mut blocks = table.toc.members();
+    for b in 0..blocks.blocks() {
+        if let Err(why) = blocks.load(b) {
+            // Only a table whose checksums hold yet whose records do not (a writer's
+            // bug, or a forgery) gets here.
+            return Ok(match b {
+                0 => Listed::Nothing(why),
+                _ => Listed::Part(format!(
+                    "index: {why}; the members before it are listed, the rest are not"
+                )),
+            });
         }
-        out.entry(&Row::of_entry(&entry, kind))?;
+        for entry in blocks.entries() {
+            progress.done(0);
+            let kind = entry.kind();
+            if kind == Kind::Meta || !members.select(entry.name) {
+                continue;
+            }
+            out.entry(&Row::of_entry(&entry, kind))?;
+        }
     }
-    Ok(())
+    Ok(Listed::All)
 }
 
 /// Lists the entries of the archive as its headers come, decompressing it whole;
