@@ -17,10 +17,12 @@ use super::format::TocEntry;
 use super::varint::{self, Reader};
 use crate::archive::unpack::header::Mtime;
 
-/// Members in a block (the last may hold fewer). Chosen on dm, /usr/share, a cargo
-/// registry and /usr/lib (README, "Indexed .tar.zst"): larger blocks compress a
-/// little better, smaller ones keep the buffers a reader decodes into in cache.
-pub const MEMBERS_PER_BLOCK: usize = 4096;
+/// Members in a block (the last may hold fewer). Measured on /usr/share/{doc,man},
+/// /usr/share, /usr/lib and a cargo registry (README, "Indexed .tar.zst"): from 512
+/// to 8192 members the metadata shrinks by 6 to 15%, the table by 2 to 6%; 2048 is
+/// within 2% of 4096's size with half its buffers (about 200 KB decoded, which stay in
+/// cache), and gives a reader on two cores more blocks to overlap.
+pub const MEMBERS_PER_BLOCK: usize = 2048;
 
 /// Member flags.
 pub const HAS_LINK: u8 = 1;

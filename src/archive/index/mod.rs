@@ -39,6 +39,6 @@ pub use read::{
     Digests, Found, FrameReader, Index, Table, read_frame, read_frame_into, read_index, read_table,
 };
 #[allow(unused_imports)]
-pub use view::{EntryRef, Members, TocView};
+pub use view::{EntryRef, Loaded, Members, TocView};
 pub use writer::{FRAME_TARGET, IndexedWriter};
 pub mod merge;

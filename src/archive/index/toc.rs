@@ -34,7 +34,8 @@ const HAS_GROUP: u8 = 2;
 
 /// The TOC frame, whole: skippable header, head, metadata section, digest section.
 pub fn encode_toc(toc: &Toc, level: i32) -> io::Result<Vec<u8>> {
-    let (metadata, dictionary_len) = encode_metadata(&toc.entries, level)?;
+    let per_block = MEMBERS_PER_BLOCK;
+    let (metadata, dictionary_len) = encode_metadata(&toc.entries, level, per_block)?;
     let digests = encode_digests(&toc.entries);
     let mut head = Vec::with_capacity(HEAD_LEN);
     head.extend_from_slice(TOC_TAG);
@@ -42,7 +43,7 @@ pub fn encode_toc(toc: &Toc, level: i32) -> io::Result<Vec<u8>> {
     head.extend_from_slice(&too_big(toc.entries.len())?.to_le_bytes());
     head.extend_from_slice(&toc.tar_len.to_le_bytes());
     head.extend_from_slice(&toc.frames.to_le_bytes());
-    head.extend_from_slice(&(MEMBERS_PER_BLOCK as u32).to_le_bytes());
+    head.extend_from_slice(&(per_block as u32).to_le_bytes());
     head.extend_from_slice(&too_big(dictionary_len)?.to_le_bytes());
     head.extend_from_slice(&too_big(metadata.len())?.to_le_bytes());
     head.extend_from_slice(&too_big(digests.len())?.to_le_bytes());
@@ -66,7 +67,11 @@ fn too_big(len: usize) -> io::Result<u32> {
 
 /// The metadata section as stored: the owner dictionary, the block directory, then
 /// the blocks, each a zstd frame; and the dictionary's length.
-fn encode_metadata(entries: &[TocEntry], level: i32) -> io::Result<(Vec<u8>, usize)> {
+fn encode_metadata(
+    entries: &[TocEntry],
+    level: i32,
+    per_block: usize,
+) -> io::Result<(Vec<u8>, usize)> {
     // Nearly every member of an archive has the same owner: a dictionary keeps the
     // four fields out of the blocks.
     type OwnerKey<'a> = (u64, u64, Option<&'a [u8]>, Option<&'a [u8]>);
@@ -96,10 +101,7 @@ fn encode_metadata(entries: &[TocEntry], level: i32) -> io::Result<(Vec<u8>, usi
     let dictionary_len = out.len();
     let mut compressor = zstd::bulk::Compressor::new(level)?;
     let mut blocks = Vec::new();
-    for (chunk, owners) in entries
-        .chunks(MEMBERS_PER_BLOCK)
-        .zip(owner_of.chunks(MEMBERS_PER_BLOCK))
-    {
+    for (chunk, owners) in entries.chunks(per_block).zip(owner_of.chunks(per_block)) {
         let raw = block::encode(chunk, owners);
         if raw.len() > MAX_BLOCK {
             return Err(io::Error::other(

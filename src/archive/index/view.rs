@@ -181,8 +181,45 @@ impl TocView {
         Members {
             view: self,
             decompressor: None,
-            block: Block::default(),
-            loaded: None,
+            loaded: Loaded::default(),
+        }
+    }
+
+    /// The members of a block decoded by [`Members::load_into`], in archive order.
+    pub fn entries<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+    ) -> impl ExactSizeIterator<Item = EntryRef<'a>> + 'a {
+        let count = loaded.number.map_or(0, |_| loaded.block.count);
+        (0..count).map(move |j| self.entry(loaded, j))
+    }
+
+    /// Where the member after `loaded`'s last starts: the next block's first, or the
+    /// end of the tar stream after the last block.
+    pub fn end_of(&self, loaded: &Loaded) -> u64 {
+        let next = loaded.number.map_or(0, |b| b + 1);
+        self.blocks.get(next).map_or(self.tar_len, |n| n.first_at)
+    }
+
+    /// Member `j` of the block `loaded`.
+    fn entry<'a>(&'a self, loaded: &'a Loaded, j: usize) -> EntryRef<'a> {
+        let b = &loaded.block;
+        let owner = &self.owners[b.owners[j] as usize];
+        let text = |at: Option<(usize, usize)>| at.map(|(at, len)| &self.section[at..at + len]);
+        EntryRef {
+            index: loaded.number.unwrap_or(0) * self.per_block + j,
+            name: b.name(j),
+            entry_type: b.entry_type(j),
+            link: b.link(j),
+            mode: b.modes[j],
+            uid: owner.uid,
+            gid: owner.gid,
+            user: text(owner.user),
+            group: text(owner.group),
+            size: b.sizes[j],
+            mtime: b.mtimes[j],
+            device: b.device(j),
+            header_at: b.offsets[j],
         }
     }
 
@@ -223,9 +260,16 @@ pub struct Members<'a> {
     view: &'a TocView,
     /// Made on the first block (a decompression context costs more than a small block).
     decompressor: Option<zstd::bulk::Decompressor<'static>>,
+    loaded: Loaded,
+}
+
+/// A decoded block, its buffers reused from one block to the next; it can be decoded
+/// on one thread and read on another.
+#[derive(Debug, Default)]
+pub struct Loaded {
     block: Block,
-    /// The block decoded, by its number.
-    loaded: Option<usize>,
+    /// The block's number; `None` before a block decoded whole.
+    number: Option<usize>,
 }
 
 impl<'a> Members<'a> {
@@ -237,10 +281,18 @@ impl<'a> Members<'a> {
     /// Decompresses and decodes block `b` (below [`Members::blocks`]), checking each of
     /// its members; [`Members::entries`] then gives them.
     pub fn load(&mut self, b: usize) -> Result<(), String> {
-        if self.loaded == Some(b) {
+        if self.loaded.number == Some(b) {
             return Ok(());
         }
-        self.loaded = None;
+        let mut loaded = std::mem::take(&mut self.loaded);
+        let result = self.load_into(b, &mut loaded);
+        self.loaded = loaded;
+        result
+    }
+
+    /// Decodes block `b` into `into` (its buffers reused), checking each member.
+    pub fn load_into(&mut self, b: usize, into: &mut Loaded) -> Result<(), String> {
+        into.number = None;
         let view = self.view;
         let place = &view.blocks[b];
         let packed = &view.section[place.at..place.at + place.packed_len];
@@ -251,12 +303,13 @@ impl<'a> Members<'a> {
                     .map_err(|e| format!("the table of contents does not decompress: {e}"))?,
             ),
         };
-        self.block.raw.clear();
-        self.block.raw.reserve(place.raw_len);
+        let block = &mut into.block;
+        block.raw.clear();
+        block.raw.reserve(place.raw_len);
         decompressor
-            .decompress_to_buffer(packed, &mut self.block.raw)
+            .decompress_to_buffer(packed, &mut block.raw)
             .map_err(|e| format!("the table of contents does not decompress: {e}"))?;
-        if self.block.raw.len() != place.raw_len {
+        if block.raw.len() != place.raw_len {
             return Err("the table of contents' lengths disagree".into());
         }
         let first = b * view.per_block;
@@ -269,48 +322,20 @@ impl<'a> Members<'a> {
                 .map_or(view.tar_len, |next| next.first_at),
             owners: view.owners.len(),
         };
-        self.block.decode(count, &bounds)?;
-        self.loaded = Some(b);
+        block.decode(count, &bounds)?;
+        into.number = Some(b);
         Ok(())
     }
 
     /// The members of the block loaded last, in archive order (none before a load).
     pub fn entries(&self) -> impl ExactSizeIterator<Item = EntryRef<'_>> + '_ {
-        let count = self.loaded.map_or(0, |_| self.block.count);
-        (0..count).map(|j| self.entry(j))
+        self.view.entries(&self.loaded)
     }
 
     /// Where the member after the block loaded last starts: the next block's first, or
     /// the end of the tar stream after the last block.
     pub fn end(&self) -> u64 {
-        let next = self.loaded.map_or(0, |b| b + 1);
-        self.view
-            .blocks
-            .get(next)
-            .map_or(self.view.tar_len, |n| n.first_at)
-    }
-
-    /// Member `j` of the block loaded.
-    fn entry(&self, j: usize) -> EntryRef<'_> {
-        let b = &self.block;
-        let view = self.view;
-        let owner = &view.owners[b.owners[j] as usize];
-        let text = |at: Option<(usize, usize)>| at.map(|(at, len)| &view.section[at..at + len]);
-        EntryRef {
-            index: self.loaded.unwrap_or(0) * view.per_block + j,
-            name: b.name(j),
-            entry_type: b.entry_type(j),
-            link: b.link(j),
-            mode: b.modes[j],
-            uid: owner.uid,
-            gid: owner.gid,
-            user: text(owner.user),
-            group: text(owner.group),
-            size: b.sizes[j],
-            mtime: b.mtimes[j],
-            device: b.device(j),
-            header_at: b.offsets[j],
-        }
+        self.view.end_of(&self.loaded)
     }
 }
 

@@ -2,12 +2,13 @@
 //! JSON object per entry with `--json`.
 
 mod line;
+mod table;
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
 use super::ListConfig;
-use super::index::{self, Digests, Table};
+use super::index::{self, Digests};
 use super::input::{self, Input};
 use super::members::Members;
 use super::unpack::header::{Kind, Meta, quote, short_cause};
@@ -15,6 +16,7 @@ use crate::error::ErrorKind;
 use crate::progress::Progress;
 use crate::report::{Problem, Reporter};
 use line::{Row, Widths};
+use table::{Listed, from_table};
 
 /// Lists the archive's entries (those the member filters select); `Ok(false)` when the
 /// archive is corrupt or truncated, `Err` when a filter matched nothing.
@@ -39,69 +41,32 @@ fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
     // whose table checks out) is listed without decompressing a byte of it.
     let table = index::open::indexed_blocks(&config.archive, reporter, Digests::Skip);
     let ok = match table {
-        Some((_, table)) => match from_table(&table, &mut members, &mut out, reporter)? {
-            Listed::All => true,
-            Listed::Nothing(why) => {
-                index::open::ignored(&config.archive, &why, reporter);
-                scan(config, &mut members, &mut out, reporter)?
+        Some((_, table)) => {
+            let listed = from_table(&table, &mut members, &mut out, reporter)?;
+            // The process ends after the listing, which frees the table faster than
+            // handing its buffers back.
+            std::mem::forget(table);
+            match listed {
+                Listed::All => true,
+                Listed::Nothing(why) => {
+                    index::open::ignored(&config.archive, &why, reporter);
+                    scan(config, &mut members, &mut out, reporter)?
+                }
+                Listed::Part(why) => {
+                    out.lines.flush()?;
+                    let label = config.archive.display().to_string();
+                    reporter.error(&Problem::new(&label, ErrorKind::CorruptArchive, why));
+                    false
+                }
             }
-            Listed::Part(why) => {
-                out.lines.flush()?;
-                let label = config.archive.display().to_string();
-                reporter.error(&Problem::new(&label, ErrorKind::CorruptArchive, why));
-                false
-            }
-        },
+        }
         None => scan(config, &mut members, &mut out, reporter)?,
     };
     out.lines.flush().context("writing to standard output")?;
+    // The process ends next, which frees this buffer faster than handing it back.
+    std::mem::forget(std::mem::take(&mut out.lines.buf));
     members.finish(reporter)?;
     Ok(ok)
-}
-
-/// How far the table listed the archive.
-enum Listed {
-    All,
-    /// Its first block did not check out: nothing was written, the archive can be
-    /// scanned instead.
-    Nothing(String),
-    /// A later block did not: the lines before it were written.
-    Part(String),
-}
-
-/// Lists the entries of an archive's table of contents block by block, each entry
-/// borrowed from its decoded block: nothing is allocated per entry, and each block's
-/// lines are written before the next is decoded.
-fn from_table(
-    table: &Table,
-    members: &mut Members,
-    out: &mut Listing<'_>,
-    reporter: &Reporter,
-) -> Result<Listed> {
-    let progress = reporter.progress();
-    progress.set_unknown_total();
-    let mut blocks = table.toc.members();
-    for b in 0..blocks.blocks() {
-        if let Err(why) = blocks.load(b) {
-            // Only a table whose checksums hold yet whose records do not (a writer's
-            // bug, or a forgery) gets here.
-            return Ok(match b {
-                0 => Listed::Nothing(why),
-                _ => Listed::Part(format!(
-                    "index: {why}; the members before it are listed, the rest are not"
-                )),
-            });
-        }
-        for entry in blocks.entries() {
-            progress.done(0);
-            let kind = entry.kind();
-            if kind == Kind::Meta || !members.select(entry.name) {
-                continue;
-            }
-            out.entry(&Row::of_entry(&entry, kind))?;
-        }
-    }
-    Ok(Listed::All)
 }
 
 /// Lists the entries of the archive as its headers come, decompressing it whole;
