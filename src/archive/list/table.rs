@@ -34,7 +34,7 @@ pub(super) fn from_table(
     reporter.progress().set_unknown_total();
     let toc = &table.toc;
     let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-    if toc.blocks() < 2 || !two_cores || true {
+    if toc.blocks() < 2 || !two_cores {
         return one_thread(toc, members, out, reporter);
     }
     std::thread::scope(|scope| {
