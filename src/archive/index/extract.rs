@@ -30,7 +30,7 @@ use anyhow::Result;
 
 use super::cursor::Cursor;
 use super::open::{ignored, indexed_blocks};
-use super::{DIGEST_LEN, Digests, EntryRef, TocDigest};
+use super::{DIGEST_LEN, Digests, EntryRef, Loaded, TocDigest};
 use crate::archive::members::Members;
 use crate::archive::unpack::header::{Kind, Layout, Meta, quote, short_cause};
 use crate::progress::Progress;
@@ -72,28 +72,37 @@ pub(crate) fn open(
     let mut cursor = Cursor::new(file, table.frames.clone())?;
     let mut segments: Vec<Segment> = Vec::new();
     let mut kept = 0;
-    let mut blocks = table.toc.members();
+    let toc = &table.toc;
+    let mut blocks = toc.members();
+    let mut loaded = Loaded::default();
     for b in 0..blocks.blocks() {
         // A block that does not decode or check out makes the table broken, as a
         // member found elsewhere than it says does: nothing was extracted yet.
-        if let Err(why) = blocks.load(b) {
+        if let Err(why) = blocks.load_into(b, &mut loaded) {
             ignored(path, &why, reporter);
             return Ok(None);
         }
-        let end = blocks.end();
         let last_block = b + 1 == blocks.blocks();
-        let mut entries = blocks.entries().peekable();
-        while let Some(entry) = entries.next() {
+        for j in 0..loaded.len() {
             // The name first: it rules out nearly every entry.
-            if !members.select(entry.name) || entry.kind() == Kind::Meta {
+            if !members.select(loaded.name(j)) {
                 continue;
             }
-            let next = entries.peek().map(|next| next.header_at);
-            let limit = Limit {
-                at: next.unwrap_or(end),
-                last: next.is_none() && last_block,
+            let entry = toc.entry(&loaded, j);
+            if entry.kind() == Kind::Meta {
+                continue;
+            }
+            let limit = match j + 1 < loaded.len() {
+                true => Limit {
+                    at: loaded.header_at(j + 1),
+                    last: false,
+                },
+                false => Limit {
+                    at: toc.end_of(&loaded),
+                    last: last_block,
+                },
             };
-            let digest = table.toc.digest(entry.index);
+            let digest = toc.digest(entry.index);
             match check(&mut cursor, &entry, limit, digest) {
                 Ok(mut segment) => {
                     let len = segment.head.as_ref().map_or(0, Vec::len);

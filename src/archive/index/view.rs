@@ -201,8 +201,8 @@ impl TocView {
         self.blocks.get(next).map_or(self.tar_len, |n| n.first_at)
     }
 
-    /// Member `j` of the block `loaded`.
-    fn entry<'a>(&'a self, loaded: &'a Loaded, j: usize) -> EntryRef<'a> {
+    /// Member `j` (below [`Loaded::len`]) of the block `loaded`.
+    pub fn entry<'a>(&'a self, loaded: &'a Loaded, j: usize) -> EntryRef<'a> {
         let b = &loaded.block;
         let owner = &self.owners[b.owners[j] as usize];
         let text = |at: Option<(usize, usize)>| at.map(|(at, len)| &self.section[at..at + len]);
@@ -272,6 +272,29 @@ pub struct Loaded {
     number: Option<usize>,
 }
 
+impl Loaded {
+    /// Members in the block (0 before one was decoded whole).
+    pub fn len(&self) -> usize {
+        self.number.map_or(0, |_| self.block.count)
+    }
+
+    #[allow(dead_code)] // for the readers that take the block, as len() is
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Member `j`'s name, without the rest of it: a selection by name tests every
+    /// member and wants little else of most.
+    pub fn name(&self, j: usize) -> &[u8] {
+        self.block.name(j)
+    }
+
+    /// Member `j`'s header offset.
+    pub fn header_at(&self, j: usize) -> u64 {
+        self.block.offsets[j]
+    }
+}
+
 impl<'a> Members<'a> {
     /// Blocks in the table.
     pub fn blocks(&self) -> usize {
@@ -334,6 +357,7 @@ impl<'a> Members<'a> {
 
     /// Where the member after the block loaded last starts: the next block's first, or
     /// the end of the tar stream after the last block.
+    #[allow(dead_code)] // the readers hold their own decoded blocks
     pub fn end(&self) -> u64 {
         self.view.end_of(&self.loaded)
     }
