@@ -57,12 +57,13 @@ pub const DIGEST_LEN: usize = 16;
 /// A member's digest as the table keeps it.
 pub type TocDigest = [u8; DIGEST_LEN];
 
-/// The table's digest of `content`'s BLAKE3.
+/// What the table keeps of a member's BLAKE3: its first [`DIGEST_LEN`] bytes.
 pub fn toc_digest(hash: &blake3::Hash) -> TocDigest {
     let mut out = [0u8; DIGEST_LEN];
     out.copy_from_slice(&hash.as_bytes()[..DIGEST_LEN]);
     out
 }
+
 /// Bytes of the seek table footer.
 pub const FOOTER_LEN: usize = 9;
 /// Bytes of one seek table entry with checksums.
