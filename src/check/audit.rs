@@ -44,6 +44,13 @@ pub(super) struct Moves {
     algos: AlgoSet,
 }
 
+/// What a digest is filed under: its first 32 hex digits, all an archive's table keeps
+/// of a BLAKE3 (the whole digest when shorter), so that a table's digest and the file's
+/// meet.
+fn digest_key(hex: &str) -> &str {
+    hex.get(..32).unwrap_or(hex)
+}
+
 impl Moves {
     /// Keeps a MISSING line to match against the files the walk finds. Gives it back
     /// when it has no digest to match, to be reported MISSING now.
@@ -57,7 +64,7 @@ impl Moves {
         }
         self.algos = self.algos.union(listed.algos());
         self.by_digest
-            .entry(first.hex.clone())
+            .entry(digest_key(&first.hex).to_owned())
             .or_default()
             .push(self.records.len());
         self.records.push(Some(listed));
@@ -74,7 +81,7 @@ impl Moves {
     fn claim(&mut self, path: &Path, size: u64, computed: &Digests) -> Option<Listed> {
         let mut fits = computed
             .iter()
-            .filter_map(|(_, hex)| self.by_digest.get(hex))
+            .filter_map(|(_, hex)| self.by_digest.get(digest_key(hex)))
             .flatten()
             .copied()
             .filter(|&i| {

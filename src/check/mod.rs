@@ -260,7 +260,10 @@ fn open_manifests(config: &CheckConfig) -> Result<Vec<Manifest>> {
             if archive::is_archive(name) {
                 // With --audit: the archive's table of contents is the manifest.
                 let text = archive::audit::manifest_of(Path::new(name))?;
-                return Manifest::new(shown, Box::new(io::Cursor::new(text)), None, config);
+                let mut manifest =
+                    Manifest::new(shown, Box::new(io::Cursor::new(text)), None, config)?;
+                manifest.hints.table_digests = true;
+                return Ok(manifest);
             }
             let (reader, dir): (Box<dyn BufRead + Send>, Option<PathBuf>) = if name == "-" {
                 (Box::new(BufReader::new(io::stdin())), None)

@@ -28,7 +28,10 @@ tar header, not its name) is checked against its table of contents, writing noth
 an indexed .tar.zst (what `spate pack` writes) has every data frame decompressed (on
 every core) and its checksum verified, every member's header compared with its table
 entry, and every file's content with the table's BLAKE3: `NAME: OK`, `NAME: FAILED`
-(content differs), `NAME: ERROR in frame 3, which is damaged` (plus one line naming the
+(content differs; the table keeps the first 16 bytes of each BLAKE3, and those are
+compared: 128 bits, far beyond what accidental damage collides with, while the table,
+like any checksum stored beside its data, is no defence against whoever can rewrite
+the archive), `NAME: ERROR in frame 3, which is damaged` (plus one line naming the
 frame); directories and links get no line unless they are damaged. A file the table has
 no digest for (it changed, or could not be read whole, while it was packed, which pack
 reported then, as GNU tar says 'file changed as we read it') is `NAME: UNVERIFIED ...`:
@@ -39,7 +42,8 @@ files are counted apart and, like malformed manifest lines, fail the check only 
 table (GNU tar's, --no-index, gzip, xz, bzip2) has no digests to verify: it is read to
 the end, which proves it decompresses and parses, a notice says so, and the exit status
 is 0 (1 if it is damaged). A table that disagrees with its archive is an error (exit 1).
-With --audit DIR, the table is the manifest: every file's name, size and BLAKE3, looked
+With --audit DIR, the table is the manifest: every file's name, size and BLAKE3 (its
+first 16 bytes, compared with the start of the file's), looked
 up and read as a manifest's lines are (from the current directory, as `spate unpack`
 without -C writes them, or beneath --root), with the verdicts above plus MISSING and
 NEW (an archive without a table is read once to make the table up). --update, --shard

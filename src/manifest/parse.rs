@@ -48,6 +48,9 @@ pub struct Hints {
     /// What a 64-digit GNU line is: from the manifest's name (`*.b3`, `SHA256SUMS`) or,
     /// when that says nothing, both BLAKE3 and SHA-256.
     pub digits_64: AlgoSet,
+    /// The manifest is an archive's table of contents, whose BLAKE3 digests are 16
+    /// bytes (32 digits): the start of the file's.
+    pub table_digests: bool,
 }
 
 impl Hints {
@@ -67,7 +70,11 @@ impl Hints {
         if digits_64.is_empty() {
             digits_64 = AlgoSet::one(Algo::Blake3).union(AlgoSet::one(Algo::Sha256));
         }
-        Hints { forced, digits_64 }
+        Hints {
+            forced,
+            digits_64,
+            table_digests: false,
+        }
     }
 }
 
@@ -285,11 +292,16 @@ fn json_record(obj: &Map<String, Value>, hints: &Hints) -> Result<Record, String
         }
         match obj.get(algo.name()) {
             None => {}
-            Some(Value::String(hex)) => expected.push(Expected {
-                algos: AlgoSet::one(algo),
-                hex: digest_hex(hex.as_bytes(), algo.hex_len())
-                    .map_err(|e| format!("{algo}: {e}"))?,
-            }),
+            Some(Value::String(hex)) => {
+                let len = match algo {
+                    Algo::Blake3 if hints.table_digests && hex.len() == 32 => 32,
+                    _ => algo.hex_len(),
+                };
+                expected.push(Expected {
+                    algos: AlgoSet::one(algo),
+                    hex: digest_hex(hex.as_bytes(), len).map_err(|e| format!("{algo}: {e}"))?,
+                })
+            }
             Some(_) => return Err(format!("\"{algo}\" is not a string")),
         }
     }

@@ -19,7 +19,8 @@ pub struct Member {
     pub size: u64,
     pub mtime: i64,
     pub header_at: u64,
-    pub digest: Option<[u8; 32]>,
+    /// The first 16 bytes of the member's BLAKE3.
+    pub digest: Option<[u8; 16]>,
 }
 
 /// The members of a plain tar stream, each at its first header block (its GNU long
@@ -113,9 +114,43 @@ pub fn write_frames(frames: &[&[u8]], members: &[Member]) -> Vec<u8> {
     out
 }
 
-/// The TOC frame, version 2: the 132-byte head, the metadata section (one zstd frame
-/// of an owner dictionary and one column per field), the digest section (bitmap, then
-/// the digests present).
+/// Members per block in the tables written here: smaller than spate's, so that the
+/// tests' archives have several blocks.
+pub const PER_BLOCK: usize = 5;
+
+/// LEB128: seven bits a byte, least significant first, high bit on all but the last.
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Zigzag: 0, -1, 1, -2, ... as 0, 1, 2, 3, ...
+fn zigzag(out: &mut Vec<u8>, v: i64) {
+    varint(
+        out,
+        if v < 0 {
+            (!(v as u64)) * 2 + 1
+        } else {
+            v as u64 * 2
+        },
+    );
+}
+
+/// Where the next header is expected: previous offset + 512 + size rounded up to 512.
+fn predict(at: u64, size: u64) -> u64 {
+    at + 512 + size.div_ceil(512) * 512
+}
+
+/// The TOC frame, version 3: the 136-byte head, the metadata section (owner
+/// dictionary, block directory, blocks of varint columns, each a zstd frame), the
+/// digest section (bitmap, then the 16-byte digests present).
 fn toc_frame(members: &[Member], tar_len: u64, frames: u32) -> Vec<u8> {
     // Owner dictionary: one entry per distinct (uid, gid, user, group), in order of
     // first use.
@@ -128,46 +163,75 @@ fn toc_frame(members: &[Member], tar_len: u64, frames: u32) -> Vec<u8> {
             owners.push(key);
             owners.len() - 1
         });
-        owner_of.push(i as u32);
+        owner_of.push(i as u64);
     }
     let mut meta = Vec::new();
-    meta.extend_from_slice(&(owners.len() as u32).to_le_bytes());
+    varint(&mut meta, owners.len() as u64);
     for (uid, gid, user, group) in &owners {
         meta.push(u8::from(user.is_some()) | (u8::from(group.is_some()) << 1));
-        meta.extend_from_slice(&uid.to_le_bytes());
-        meta.extend_from_slice(&gid.to_le_bytes());
+        varint(&mut meta, *uid);
+        varint(&mut meta, *gid);
         for name in [user, group].into_iter().flatten() {
-            meta.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            varint(&mut meta, name.len() as u64);
             meta.extend_from_slice(name);
         }
     }
-    let mut last = 0u64;
-    let mut columns: [Vec<u8>; 11] = Default::default();
-    for (m, owner) in members.iter().zip(&owner_of) {
-        columns[0].push(m.entry_type);
-        columns[1].push(u8::from(m.link.is_some()));
-        columns[2].extend_from_slice(&m.mode.to_le_bytes());
-        columns[3].extend_from_slice(&owner.to_le_bytes());
-        columns[4].extend_from_slice(&m.size.to_le_bytes());
-        columns[5].extend_from_slice(&m.mtime.to_le_bytes());
-        columns[6].extend_from_slice(&0u32.to_le_bytes());
-        columns[7].extend_from_slice(&m.header_at.wrapping_sub(last).to_le_bytes());
-        last = m.header_at;
-        columns[8].extend_from_slice(&(m.name.len() as u32).to_le_bytes());
-        let link_len = m.link.as_ref().map_or(0, Vec::len) as u32;
-        columns[9].extend_from_slice(&link_len.to_le_bytes());
-        columns[10].extend_from_slice(&[0; 8]);
+    let dictionary_len = meta.len();
+    let mut blocks = Vec::new();
+    for (block, owner_of) in members.chunks(PER_BLOCK).zip(owner_of.chunks(PER_BLOCK)) {
+        let mut raw = Vec::new();
+        raw.extend(block.iter().map(|m| m.entry_type));
+        raw.extend(block.iter().map(|m| u8::from(m.link.is_some())));
+        block.iter().for_each(|m| varint(&mut raw, m.mode.into()));
+        owner_of.iter().for_each(|&o| varint(&mut raw, o));
+        block.iter().for_each(|m| varint(&mut raw, m.size));
+        let mut secs = 0;
+        for m in block {
+            zigzag(&mut raw, m.mtime - secs);
+            secs = m.mtime;
+        }
+        let mut expect = block[0].header_at;
+        for m in block {
+            zigzag(&mut raw, m.header_at as i64 - expect as i64);
+            expect = predict(m.header_at, m.size);
+        }
+        // Front coding: the prefix shared with the previous name, leaving at least
+        // one byte of each name its own (an empty name, which a hostile test may
+        // want, shares nothing and stores nothing).
+        let mut previous: &[u8] = &[];
+        let mut shared = Vec::new();
+        for m in block {
+            let same = previous
+                .iter()
+                .zip(&m.name)
+                .take_while(|(a, b)| a == b)
+                .count();
+            let same = same.min(m.name.len().saturating_sub(1));
+            shared.push(same);
+            varint(&mut raw, same as u64);
+            previous = &m.name;
+        }
+        for (m, same) in block.iter().zip(&shared) {
+            varint(&mut raw, (m.name.len() - same) as u64);
+        }
+        for link in block.iter().filter_map(|m| m.link.as_ref()) {
+            varint(&mut raw, link.len() as u64);
+        }
+        for (m, same) in block.iter().zip(&shared) {
+            raw.extend_from_slice(&m.name[*same..]);
+        }
+        for link in block.iter().filter_map(|m| m.link.as_ref()) {
+            raw.extend_from_slice(link);
+        }
+        let packed = zstd::bulk::compress(&raw, 3).unwrap();
+        meta.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+        meta.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        meta.extend_from_slice(&block[0].header_at.to_le_bytes());
+        blocks.push(packed);
     }
-    for column in &columns {
-        meta.extend_from_slice(column);
+    for packed in blocks {
+        meta.extend_from_slice(&packed);
     }
-    for m in members {
-        meta.extend_from_slice(&m.name);
-    }
-    for link in members.iter().filter_map(|m| m.link.as_ref()) {
-        meta.extend_from_slice(link);
-    }
-    let packed = zstd::bulk::compress(&meta, 3).unwrap();
     let mut digests = vec![0u8; members.len().div_ceil(8)];
     for (i, m) in members.iter().enumerate() {
         if m.digest.is_some() {
@@ -177,19 +241,20 @@ fn toc_frame(members: &[Member], tar_len: u64, frames: u32) -> Vec<u8> {
     for digest in members.iter().filter_map(|m| m.digest.as_ref()) {
         digests.extend_from_slice(digest);
     }
-    let mut content = b"SPTI\x02\0\0\0".to_vec();
+    let mut content = b"SPTI\x03\0\0\0".to_vec();
     content.extend_from_slice(&(members.len() as u32).to_le_bytes());
     content.extend_from_slice(&tar_len.to_le_bytes());
     content.extend_from_slice(&frames.to_le_bytes());
+    content.extend_from_slice(&(PER_BLOCK as u32).to_le_bytes());
+    content.extend_from_slice(&(dictionary_len as u32).to_le_bytes());
     content.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-    content.extend_from_slice(&(packed.len() as u32).to_le_bytes());
     content.extend_from_slice(&(digests.len() as u32).to_le_bytes());
-    content.extend_from_slice(blake3::hash(&packed).as_bytes());
+    content.extend_from_slice(blake3::hash(&meta).as_bytes());
     content.extend_from_slice(blake3::hash(&digests).as_bytes());
     let sum = blake3::hash(&content);
     content.extend_from_slice(sum.as_bytes());
-    assert_eq!(content.len(), 132);
-    content.extend_from_slice(&packed);
+    assert_eq!(content.len(), 136);
+    content.extend_from_slice(&meta);
     content.extend_from_slice(&digests);
     let mut out = Vec::new();
     out.extend_from_slice(&0x184D_2A5Bu32.to_le_bytes());
@@ -207,6 +272,8 @@ pub struct Toc {
     pub members: Vec<Member>,
     /// Where the digest section starts, from the start of the archive.
     pub digests_at: usize,
+    /// Members per block, as the head says.
+    pub per_block: usize,
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -215,6 +282,41 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// Reads LEB128 and zigzag values from a slice, panicking past its end.
+struct Varints<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Varints<'_> {
+    fn next(&mut self) -> u64 {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.b[self.at];
+            self.at += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return v;
+            }
+        }
+        panic!("varint over 64 bits");
+    }
+
+    fn signed(&mut self) -> i64 {
+        let v = self.next();
+        if v & 1 == 1 {
+            !(v >> 1) as i64
+        } else {
+            (v >> 1) as i64
+        }
+    }
+
+    fn take(&mut self, len: usize) -> Vec<u8> {
+        self.at += len;
+        self.b[self.at - len..self.at].to_vec()
+    }
 }
 
 /// Decodes the table of contents of `archive` (whole); panics on any disagreement.
@@ -227,128 +329,157 @@ pub fn read_toc(archive: &[u8]) -> Toc {
         frame.len(),
         "TOC frame length"
     );
-    let head = &frame[8..140];
-    assert_eq!(&head[..8], b"SPTI\x02\0\0\0", "TOC tag and version 2");
+    let head = &frame[8..144];
+    assert_eq!(&head[..8], b"SPTI\x03\0\0\0", "TOC tag and version 3");
     assert_eq!(
-        blake3::hash(&head[..100]).as_bytes(),
-        &head[100..],
+        blake3::hash(&head[..104]).as_bytes(),
+        &head[104..],
         "head BLAKE3"
     );
     let count = u32_at(head, 8) as usize;
-    let (meta_len, packed_len, digests_len) = (
-        u32_at(head, 24) as usize,
+    let per_block = u32_at(head, 24) as usize;
+    assert!(per_block >= 1);
+    let (dictionary_len, meta_len, digests_len) = (
         u32_at(head, 28) as usize,
         u32_at(head, 32) as usize,
+        u32_at(head, 36) as usize,
     );
+    assert_eq!(144 + meta_len + digests_len, frame.len(), "section lengths");
+    let meta = &frame[144..144 + meta_len];
+    let digests = &frame[144 + meta_len..];
     assert_eq!(
-        140 + packed_len + digests_len,
-        frame.len(),
-        "section lengths"
-    );
-    let packed = &frame[140..140 + packed_len];
-    let digests = &frame[140 + packed_len..];
-    assert_eq!(
-        blake3::hash(packed).as_bytes(),
-        &head[36..68],
+        blake3::hash(meta).as_bytes(),
+        &head[40..72],
         "metadata BLAKE3"
     );
     assert_eq!(
         blake3::hash(digests).as_bytes(),
-        &head[68..100],
+        &head[72..104],
         "digests BLAKE3"
     );
-    let meta = zstd::stream::decode_all(packed).unwrap();
-    assert_eq!(meta.len(), meta_len, "metadata length");
-    let mut at = 4;
+    let mut dict = Varints {
+        b: &meta[..dictionary_len],
+        at: 0,
+    };
     let mut owners = Vec::new();
-    for _ in 0..u32_at(&meta, 0) {
-        let flags = meta[at];
-        let (uid, gid) = (u64_at(&meta, at + 1), u64_at(&meta, at + 9));
-        at += 17;
-        let mut name = |bit: u8| {
-            (flags & bit != 0).then(|| {
-                let len = u32_at(&meta, at) as usize;
-                at += 4 + len;
-                meta[at - len..at].to_vec()
-            })
-        };
-        let user = name(1);
-        let group = name(2);
+    for _ in 0..dict.next() {
+        let flags = dict.take(1)[0];
+        assert_eq!(flags & !3, 0, "owner flags");
+        let (uid, gid) = (dict.next(), dict.next());
+        let user = (flags & 1 != 0).then(|| {
+            let len = dict.next() as usize;
+            dict.take(len)
+        });
+        let group = (flags & 2 != 0).then(|| {
+            let len = dict.next() as usize;
+            dict.take(len)
+        });
         owners.push((uid, gid, user, group));
     }
-    // The columns, in order, by their width.
-    let mut starts = Vec::new();
-    for width in [1, 1, 4, 4, 8, 8, 4, 8, 4, 4, 8] {
-        starts.push(at);
-        at += count * width;
-    }
-    let [
-        types,
-        flags,
-        modes,
-        owner_col,
-        sizes,
-        secs,
-        nanos,
-        steps,
-        name_lens,
-        link_lens,
-        _,
-    ] = starts[..]
-    else {
-        unreachable!()
-    };
-    let mut names_at = at;
-    let names_len: usize = (0..count)
-        .map(|i| u32_at(&meta, name_lens + i * 4) as usize)
-        .sum();
-    let mut links_at = names_at + names_len;
+    assert_eq!(dict.at, dictionary_len, "the dictionary fills its length");
+    let blocks = count.div_ceil(per_block);
+    let mut packed_at = dictionary_len + blocks * 16;
     let mut digest_at = count.div_ceil(8);
-    let mut header_at = 0u64;
     let mut members = Vec::new();
-    for i in 0..count {
-        let name_len = u32_at(&meta, name_lens + i * 4) as usize;
-        let link_len = u32_at(&meta, link_lens + i * 4) as usize;
-        let name = meta[names_at..names_at + name_len].to_vec();
-        names_at += name_len;
-        let link = (meta[flags + i] & 1 != 0).then(|| {
-            links_at += link_len;
-            meta[links_at - link_len..links_at].to_vec()
-        });
-        header_at += u64_at(&meta, steps + i * 8);
-        assert!(u32_at(&meta, nanos + i * 4) < 1_000_000_000);
-        let owner = u32_at(&meta, owner_col + i * 4) as usize;
-        let (uid, gid, user, group) = owners[owner].clone();
-        let digest = ((digests[i / 8] >> (i % 8)) & 1 != 0).then(|| {
-            digest_at += 32;
-            digests[digest_at - 32..digest_at].try_into().unwrap()
-        });
-        members.push(Member {
-            name,
-            entry_type: meta[types + i],
-            link,
-            mode: u32_at(&meta, modes + i * 4),
-            uid,
-            gid,
-            user,
-            group,
-            size: u64_at(&meta, sizes + i * 8),
-            mtime: u64_at(&meta, secs + i * 8) as i64,
-            header_at,
-            digest,
-        });
+    for b in 0..blocks {
+        let entry = dictionary_len + b * 16;
+        let (packed_len, raw_len) = (u32_at(meta, entry) as usize, u32_at(meta, entry + 4));
+        let first_at = u64_at(meta, entry + 8);
+        let raw =
+            zstd::bulk::decompress(&meta[packed_at..packed_at + packed_len], 1 << 28).unwrap();
+        packed_at += packed_len;
+        assert_eq!(raw.len(), raw_len as usize, "block {b} length");
+        let n = per_block.min(count - b * per_block);
+        let mut r = Varints { b: &raw, at: 0 };
+        let types = r.take(n);
+        let flags = r.take(n);
+        let modes: Vec<u64> = (0..n).map(|_| r.next()).collect();
+        let owner_of: Vec<u64> = (0..n).map(|_| r.next()).collect();
+        let sizes: Vec<u64> = (0..n).map(|_| r.next()).collect();
+        let mut secs = 0i64;
+        let mtimes: Vec<i64> = (0..n)
+            .map(|_| {
+                secs += r.signed();
+                secs
+            })
+            .collect();
+        for f in &flags {
+            if f & 4 != 0 {
+                let nanos = r.next();
+                assert!((1..1_000_000_000).contains(&nanos));
+            }
+        }
+        let mut expect = first_at;
+        let mut offsets = Vec::new();
+        for size in &sizes {
+            let at = (expect as i64 + r.signed()) as u64;
+            offsets.push(at);
+            expect = predict(at, *size);
+        }
+        assert_eq!(offsets[0], first_at, "block {b}: first offset");
+        let shared: Vec<usize> = (0..n).map(|_| r.next() as usize).collect();
+        let rest: Vec<usize> = (0..n).map(|_| r.next() as usize).collect();
+        let link_lens: Vec<usize> = flags
+            .iter()
+            .filter(|f| *f & 1 != 0)
+            .map(|_| r.next() as usize)
+            .collect();
+        for f in &flags {
+            if f & 2 != 0 {
+                r.next();
+                r.next();
+            }
+        }
+        let mut previous: Vec<u8> = Vec::new();
+        let mut names = Vec::new();
+        for (same, rest) in shared.iter().zip(&rest) {
+            let mut name = previous[..*same].to_vec();
+            name.extend_from_slice(&r.take(*rest));
+            assert!(!name.is_empty(), "block {b}: an empty name");
+            previous = name.clone();
+            names.push(name);
+        }
+        let mut link_lens = link_lens.into_iter();
+        for i in 0..n {
+            let link = (flags[i] & 1 != 0).then(|| {
+                let len = link_lens.next().unwrap();
+                r.take(len)
+            });
+            let (uid, gid, user, group) = owners[owner_of[i] as usize].clone();
+            let m = b * per_block + i;
+            let digest = ((digests[m / 8] >> (m % 8)) & 1 != 0).then(|| {
+                digest_at += 16;
+                digests[digest_at - 16..digest_at].try_into().unwrap()
+            });
+            members.push(Member {
+                name: names[i].clone(),
+                entry_type: types[i],
+                link,
+                mode: modes[i] as u32,
+                uid,
+                gid,
+                user,
+                group,
+                size: sizes[i],
+                mtime: mtimes[i],
+                header_at: offsets[i],
+                digest,
+            });
+        }
+        assert_eq!(r.at, raw.len(), "block {b}: names and links end it");
     }
     assert_eq!(
-        links_at,
+        packed_at,
         meta.len(),
-        "names and links fill the metadata section"
+        "the blocks fill the metadata section"
     );
     assert_eq!(digest_at, digests.len(), "the digests fill their section");
     Toc {
         tar_len: u64_at(head, 12),
         frames: u32_at(head, 20),
         members,
-        digests_at: toc_at + 140 + packed_len,
+        digests_at: toc_at + 144 + meta_len,
+        per_block,
     }
 }
 

@@ -83,7 +83,7 @@ impl Encoder {
     }
 
     /// The content digest of the member at `index` (from [`Encoder::begin_member`]).
-    pub fn set_digest(&mut self, index: usize, digest: [u8; 32]) {
+    pub fn set_digest(&mut self, index: usize, digest: crate::archive::index::TocDigest) {
         if let Encoder::Indexed(enc) = self {
             enc.set_digest(index, digest);
         }

@@ -29,8 +29,8 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::cursor::Cursor;
-use super::open::{ignored, indexed_table};
-use super::{Digests, Table};
+use super::open::{ignored, indexed_blocks};
+use super::{DIGEST_LEN, Digests, EntryRef, Loaded, TocDigest};
 use crate::archive::members::Members;
 use crate::archive::unpack::header::{Kind, Layout, Meta, quote, short_cause};
 use crate::progress::Progress;
@@ -60,9 +60,10 @@ pub(crate) fn open(
     if given.is_empty() {
         return Ok(None);
     }
-    // The table as read, not as one owned entry per member: a name test per member is
-    // all most of them get. The digests are read: they check what is extracted.
-    let Some((file, table)) = indexed_table(path, reporter, Digests::Read) else {
+    // The table as read, its blocks decoded one at a time, not as one owned entry per
+    // member: a name test per member is all most of them get. The digests are read:
+    // they check what is extracted.
+    let Some((file, table)) = indexed_blocks(path, reporter, Digests::Read) else {
         return Ok(None);
     };
     // The unpack loop applies the same filters again to the stream, which holds exactly
@@ -71,24 +72,51 @@ pub(crate) fn open(
     let mut cursor = Cursor::new(file, table.frames.clone())?;
     let mut segments: Vec<Segment> = Vec::new();
     let mut kept = 0;
-    for entry in table.toc.iter() {
-        // The name first: it rules out nearly every entry.
-        if !members.select(entry.name) || entry.kind() == Kind::Meta {
-            continue;
+    let toc = &table.toc;
+    let mut blocks = toc.members();
+    let mut loaded = Loaded::default();
+    for b in 0..blocks.blocks() {
+        // A block that does not decode or check out makes the table broken, as a
+        // member found elsewhere than it says does: nothing was extracted yet.
+        if let Err(why) = blocks.load_into(b, &mut loaded) {
+            ignored(path, &why, reporter);
+            return Ok(None);
         }
-        match check(&mut cursor, &table, entry.index) {
-            Ok(mut segment) => {
-                let len = segment.head.as_ref().map_or(0, Vec::len);
-                if kept + len > KEPT_HEADS {
-                    segment.head = None;
-                } else {
-                    kept += len;
-                }
-                segments.push(segment);
+        let last_block = b + 1 == blocks.blocks();
+        for j in 0..loaded.len() {
+            // The name first: it rules out nearly every entry.
+            if !members.select(loaded.name(j)) {
+                continue;
             }
-            Err(why) => {
-                ignored(path, &why, reporter);
-                return Ok(None);
+            let entry = toc.entry(&loaded, j);
+            if entry.kind() == Kind::Meta {
+                continue;
+            }
+            let limit = match j + 1 < loaded.len() {
+                true => Limit {
+                    at: loaded.header_at(j + 1),
+                    last: false,
+                },
+                false => Limit {
+                    at: toc.end_of(&loaded),
+                    last: last_block,
+                },
+            };
+            let digest = toc.digest(entry.index);
+            match check(&mut cursor, &entry, limit, digest) {
+                Ok(mut segment) => {
+                    let len = segment.head.as_ref().map_or(0, Vec::len);
+                    if kept + len > KEPT_HEADS {
+                        segment.head = None;
+                    } else {
+                        kept += len;
+                    }
+                    segments.push(segment);
+                }
+                Err(why) => {
+                    ignored(path, &why, reporter);
+                    return Ok(None);
+                }
             }
         }
     }
@@ -123,14 +151,26 @@ struct Segment {
 }
 
 struct Digest {
-    want: [u8; 32],
+    want: TocDigest,
     size: u64,
 }
 
-/// Checks that member `i` of the table is where the table says, and finds where it
-/// ends; reads its frames whole (which checks them) when its data has no digest.
-fn check(cursor: &mut Cursor, table: &Table, i: usize) -> Result<Segment, String> {
-    let entry = table.toc.entry(i);
+/// Where the member after one starts: the next member's header, or the end of the tar
+/// stream after the last member.
+#[derive(Clone, Copy)]
+struct Limit {
+    at: u64,
+    last: bool,
+}
+
+/// Checks that `entry` is where the table says, and finds where it ends (before
+/// `limit`); reads its frames whole (which checks them) when its data has no digest.
+fn check(
+    cursor: &mut Cursor,
+    entry: &EntryRef<'_>,
+    limit: Limit,
+    digest: Option<&TocDigest>,
+) -> Result<Segment, String> {
     let start = entry.header_at;
     let name = quote(entry.name);
     let wrong = |what: String| {
@@ -170,20 +210,15 @@ fn check(cursor: &mut Cursor, table: &Table, i: usize) -> Result<Segment, String
     let end = data_at
         .checked_add(data_len)
         .ok_or_else(|| wrong("the header's size overflows".into()))?;
-    let count = table.toc.len();
-    let limit = if i + 1 < count {
-        table.toc.entry(i + 1).header_at
-    } else {
-        table.tar_len
-    };
-    if end > limit {
+    if end > limit.at {
         return Err(wrong(format!(
-            "a member of {} bytes would run past byte {limit}, where {}",
+            "a member of {} bytes would run past byte {}, where {}",
             end - start,
-            if i + 1 < count {
-                "the next member starts"
-            } else {
+            limit.at,
+            if limit.last {
                 "the tar stream ends"
+            } else {
+                "the next member starts"
             }
         )));
     }
@@ -195,7 +230,7 @@ fn check(cursor: &mut Cursor, table: &Table, i: usize) -> Result<Segment, String
         ));
     }
     head.truncate(head_len);
-    let digest = match table.toc.digest(i) {
+    let digest = match digest {
         Some(&want) if meta.kind == Kind::File && meta.layout == Layout::Plain => {
             Some(Digest { want, size: stored })
         }
@@ -351,7 +386,10 @@ impl Current {
             let data_left = digest.size.saturating_sub(self.data_given);
             let hashed = usize::try_from(data_left).unwrap_or(usize::MAX).min(n);
             hasher.update(&buf[..hashed]);
-            if hashed > 0 && hashed as u64 == data_left && hasher.finalize() != digest.want {
+            if hashed > 0
+                && hashed as u64 == data_left
+                && hasher.finalize().as_bytes()[..DIGEST_LEN] != digest.want
+            {
                 // Failing the read that would complete the data: the member's temporary
                 // file is removed, not renamed.
                 return Err(io::Error::new(

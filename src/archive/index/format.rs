@@ -7,30 +7,26 @@
 //! - data frames: ordinary zstd frames with a content checksum; together one zstd
 //!   stream whose content is the tar stream;
 //! - the TOC frame: a skippable frame (magic [`TOC_MAGIC`]) whose content is, version
-//!   2 (`toc.rs` encodes and decodes it):
-//!   - the head, 132 bytes: `"SPTI"`, the version byte, three zero bytes, member count
-//!     (u32), tar length (u64), data frame count (u32), the metadata section's length
-//!     uncompressed (u32) and compressed (u32), the digest section's length (u32), the
-//!     BLAKE3 of the metadata section as stored (compressed), the BLAKE3 of the digest
-//!     section, and the BLAKE3 of the head's first 100 bytes (everything before it);
-//!   - the metadata section: one zstd frame of everything `list` and `unpack` need
-//!     (decompressed layout below);
-//!   - the digest section, raw (BLAKE3s do not compress): a bitmap of the members that
+//!   3 (`toc.rs` encodes and decodes it, `block.rs` a block):
+//!   - the head, 136 bytes: `"SPTI"`, the version byte, three zero bytes, member count
+//!     (u32), tar length (u64), data frame count (u32), members per block (u32), the
+//!     owner dictionary's length (u32), the metadata section's length (u32), the
+//!     digest section's length (u32), the BLAKE3 of the metadata section as stored,
+//!     the BLAKE3 of the digest section, and the BLAKE3 of the head's first 104 bytes
+//!     (everything before it);
+//!   - the metadata section: the owner dictionary (a varint count, then per owner a
+//!     flags byte, 1 user name, 2 group name, uid and gid as varints and the names
+//!     present, each a varint length and its bytes), the block directory (per block:
+//!     compressed length u32, decompressed length u32, header offset of its first
+//!     member u64), then the blocks, each one zstd frame of the varint columns of its
+//!     members (layout in `block.rs`);
+//!   - the digest section, raw (digests do not compress): a bitmap of the members that
 //!     have a digest (member *i* is bit `i % 8` of byte `i / 8`; the spare bits of the
-//!     last byte are zero), then the 32-byte digests of those members, in order.
+//!     last byte are zero), then the digests of those members, in order: the first
+//!     [`DIGEST_LEN`] bytes of each one's BLAKE3.
 //!
 //!   A reader that needs no digest reads the head and the metadata section and neither
 //!   reads nor hashes the digests.
-//! - the metadata section, decompressed: the owner dictionary, a count (u32) then per
-//!   owner a flags byte (1 user name, 2 group name), uid (u64), gid (u64) and the names
-//!   present (each a u32 length, then its bytes); then one column per field, each with
-//!   one value per member in archive order: type byte (u8), flags (u8: 1 link, 2
-//!   device), mode (u32), owner (u32, an index in the dictionary), size (u64), mtime
-//!   seconds (i64) and nanoseconds (u32, below 10^9), header offset (u64, the
-//!   difference from the previous member's, the first from 0), name length (u32, not
-//!   0), link target length (u32, 0 without the link flag), device major and minor
-//!   (u32 each, 0 without the device flag); then the names, concatenated, then the link
-//!   targets, concatenated. The section ends there.
 //! - the seek table, last: a skippable frame (magic [`SEEK_TABLE_MAGIC`]) holding, per
 //!   data frame, compressed size, decompressed size and checksum (the low 32 bits of
 //!   the XXH64 of the decompressed bytes), each u32, then the footer: frame count
@@ -52,7 +48,22 @@ pub const TOC_MAGIC: u32 = 0x184D_2A5B;
 /// First bytes of the TOC frame's content.
 pub const TOC_TAG: &[u8; 4] = b"SPTI";
 /// The TOC layout this code reads and writes.
-pub const TOC_VERSION: u8 = 2;
+pub const TOC_VERSION: u8 = 3;
+/// Bytes of a member's digest in the table: the first 16 of its BLAKE3 (BLAKE3's
+/// output is extendable, so this is also its 16-byte output). 128 bits is far beyond
+/// what accidental damage collides with, and the table is not authenticated anyway:
+/// whoever can rewrite the data can rewrite the table.
+pub const DIGEST_LEN: usize = 16;
+/// A member's digest as the table keeps it.
+pub type TocDigest = [u8; DIGEST_LEN];
+
+/// What the table keeps of a member's BLAKE3: its first [`DIGEST_LEN`] bytes.
+pub fn toc_digest(hash: &blake3::Hash) -> TocDigest {
+    let mut out = [0u8; DIGEST_LEN];
+    out.copy_from_slice(&hash.as_bytes()[..DIGEST_LEN]);
+    out
+}
+
 /// Bytes of the seek table footer.
 pub const FOOTER_LEN: usize = 9;
 /// Bytes of one seek table entry with checksums.
@@ -90,9 +101,9 @@ pub struct TocEntry {
     /// Offset in the tar stream of the member's first header block (its GNU long name
     /// or PAX header when it has one).
     pub header_at: u64,
-    /// BLAKE3 of the file's content (for a hard link, its target's), when it was read
-    /// whole and unchanged.
-    pub digest: Option<[u8; 32]>,
+    /// The first [`DIGEST_LEN`] bytes of the BLAKE3 of the file's content (for a hard
+    /// link, its target's), when it was read whole and unchanged.
+    pub digest: Option<TocDigest>,
 }
 
 impl TocEntry {
@@ -233,7 +244,7 @@ mod tests {
             mtime: Mtime { secs: -5, nanos: 7 },
             device: (name == "dev").then_some((8, 1)),
             header_at,
-            digest: Some([7; 32]),
+            digest: Some([7; DIGEST_LEN]),
         }
     }
 
@@ -258,7 +269,7 @@ mod tests {
         use super::super::toc::{FRAME_HEAD_LEN, Head, decode_metadata};
         let mut entries: Vec<TocEntry> = (0..20).map(|i| entry("f", i * 512)).collect();
         entries[3].digest = None;
-        entries[19].digest = Some([9; 32]);
+        entries[19].digest = Some([9; DIGEST_LEN]);
         let toc = Toc {
             entries,
             tar_len: 1 << 20,
@@ -269,31 +280,31 @@ mod tests {
         let digests_at = head.digests_at() as usize;
         assert_eq!(
             bytes.len() - digests_at,
-            3 + 19 * 32,
+            3 + 19 * DIGEST_LEN,
             "bitmap and raw digests"
         );
-        let view = decode_metadata(&head, &bytes[FRAME_HEAD_LEN..digests_at]).unwrap();
+        let view = decode_metadata(&head, bytes[FRAME_HEAD_LEN..digests_at].to_vec()).unwrap();
         assert!(!view.has_digests() && view.digest(0).is_none());
         let mut without = toc.clone();
         for e in &mut without.entries {
             e.digest = None;
         }
-        assert_eq!(view.to_toc(), without);
+        assert_eq!(view.to_toc().unwrap(), without);
         // A flip anywhere before the digest section fails the metadata read; one in the
         // digests is found by whoever reads them.
         for at in 8..digests_at {
             let mut bad = bytes.clone();
             bad[at] ^= 0x01;
             let read = Head::decode(&bad[..FRAME_HEAD_LEN], bad.len() as u64)
-                .and_then(|h| decode_metadata(&h, &bad[FRAME_HEAD_LEN..digests_at]));
+                .and_then(|h| decode_metadata(&h, bad[FRAME_HEAD_LEN..digests_at].to_vec()));
             assert!(read.is_err(), "flip at {at} accepted");
         }
         let mut view = view;
         view.attach_digests(&head, bytes[digests_at..].to_vec())
             .unwrap();
         assert_eq!(view.digest(3), None);
-        assert_eq!(view.digest(19), Some(&[9; 32]));
-        assert_eq!(view.to_toc(), toc);
+        assert_eq!(view.digest(19), Some(&[9; DIGEST_LEN]));
+        assert_eq!(view.to_toc().unwrap(), toc);
     }
 
     #[test]
@@ -312,10 +323,49 @@ mod tests {
         };
         let mut lying = encode_toc(&one, 3).unwrap();
         lying[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
-        let sum = blake3::hash(&lying[8..108]);
-        lying[108..140].copy_from_slice(sum.as_bytes());
+        let sum = blake3::hash(&lying[8..112]);
+        lying[112..144].copy_from_slice(sum.as_bytes());
         let why = decode_toc(&lying).unwrap_err();
         assert!(why.contains("lengths disagree"), "{why}");
+    }
+
+    #[test]
+    fn blocks_of_many_members_round_trip_every_field() {
+        use super::super::block::MEMBERS_PER_BLOCK;
+        // Two and a bit blocks; names sharing prefixes or not, long names (offsets
+        // off the prediction), links, devices, nanoseconds, mtimes going back.
+        let mut at = 0u64;
+        let entries: Vec<TocEntry> = (0..2 * MEMBERS_PER_BLOCK + 7)
+            .map(|i| {
+                let mut e = entry("f", at);
+                e.name = match i % 5 {
+                    0 => format!("dir{}/", i / 5).into_bytes(),
+                    1 => format!("dir{}/file{i}", i / 5).into_bytes(),
+                    2 => format!("dir{}/file{i}.longer", i / 5).into_bytes(),
+                    3 => "x".repeat(200 + i % 300).into_bytes(),
+                    _ => format!("other/{i}").into_bytes(),
+                };
+                e.size = (i as u64 * 7919) % 5000;
+                e.mtime = Mtime {
+                    secs: 1_700_000_000 - (i as i64 % 13) * 1000,
+                    nanos: if i % 3 == 0 { 0 } else { i as u32 * 1001 },
+                };
+                e.link = (i % 7 == 0).then(|| format!("target{i}").into_bytes());
+                e.device = (i % 11 == 0).then_some((i as u32, 1 << 20));
+                e.uid = (i % 4) as u64;
+                e.digest = (i % 9 != 0).then_some([i as u8; DIGEST_LEN]);
+                // A long name takes more header blocks than the prediction.
+                at += 512 + e.size.div_ceil(512) * 512 + if i % 5 == 3 { 1024 } else { 0 };
+                e
+            })
+            .collect();
+        let toc = Toc {
+            entries,
+            tar_len: at + 1024,
+            frames: 9,
+        };
+        let bytes = encode_toc(&toc, 3).unwrap();
+        assert_eq!(decode_toc(&bytes).unwrap(), toc);
     }
 
     #[test]

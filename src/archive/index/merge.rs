@@ -354,7 +354,7 @@ mod tests {
                     mtime: Mtime { secs: 0, nanos: 0 },
                     device: None,
                     header_at: 0,
-                    digest: Some(*blake3::hash(data).as_bytes()),
+                    digest: Some(format::toc_digest(&blake3::hash(data))),
                 })
                 .unwrap();
             builder.append_data(&mut header, name, *data).unwrap();
@@ -408,7 +408,7 @@ mod tests {
         );
         for ((name, at, data), e) in read.iter().zip(&index.entries) {
             assert_eq!((name, *at), (&e.name, e.header_at));
-            assert_eq!(blake3::hash(data).as_bytes(), &e.digest.unwrap());
+            assert_eq!(format::toc_digest(&blake3::hash(data)), e.digest.unwrap());
         }
         assert!(stream[stream.len() - 1024..].iter().all(|&b| b == 0));
     }

@@ -6,7 +6,10 @@
 //!
 //! - `format.rs`: the byte layout of the two tables;
 //! - `toc.rs`: encoding and decoding the table of contents, section by section;
-//! - `view.rs`: [`TocView`], the decoded table, members borrowed from one buffer;
+//! - `block.rs`: one block of members' metadata, as varint columns;
+//! - `varint.rs`: the LEB128 and zigzag integers the blocks are made of;
+//! - `view.rs`: [`TocView`], the table as read, and [`Members`], its members decoded
+//!   one block at a time into reused buffers;
 //! - `read.rs`: finding and checking the index at the end of a file, reading frames;
 //! - `writer.rs`: [`IndexedWriter`], which pack writes the tar stream into;
 //! - `open.rs`: whether an archive named on the command line is read from its index;
@@ -16,6 +19,7 @@
 
 // The reading side is used by list, unpack and check as they learn the index; until
 // then only the tests here read it.
+mod block;
 mod cursor;
 pub(crate) mod extract;
 #[allow(dead_code)]
@@ -24,16 +28,17 @@ pub(crate) mod open;
 #[allow(dead_code)]
 mod read;
 mod toc;
+mod varint;
 mod view;
 mod writer;
 
 #[allow(unused_imports)]
-pub use format::{Frame, Toc, TocEntry};
+pub use format::{DIGEST_LEN, Frame, Toc, TocDigest, TocEntry, toc_digest};
 #[allow(unused_imports)]
 pub use read::{
     Digests, Found, FrameReader, Index, Table, read_frame, read_frame_into, read_index, read_table,
 };
 #[allow(unused_imports)]
-pub use view::{EntryRef, TocView};
+pub use view::{EntryRef, Loaded, Members, TocView};
 pub use writer::{FRAME_TARGET, IndexedWriter};
 pub mod merge;

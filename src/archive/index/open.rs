@@ -12,10 +12,29 @@ use crate::report::Reporter;
 
 /// The archive at `path` and its index, as the [`Table`] [`read_table`] returns (no
 /// allocation per member; with [`Digests::Skip`] the digest section is neither read
-/// nor hashed), or `None` when it has to be read from the start: standard input, a
-/// pipe, no index, or an index found broken (said on `reporter`). Errors opening the
-/// file are left to the scan, which reports them as it always has.
+/// nor hashed), every member's block decoded once and checked; or `None` when it has
+/// to be read from the start: standard input, a pipe, no index, or an index found
+/// broken (said on `reporter`). Errors opening the file are left to the scan, which
+/// reports them as it always has.
 pub(crate) fn indexed_table(
+    path: &Path,
+    reporter: &Reporter,
+    digests: Digests,
+) -> Option<(Arc<File>, Table)> {
+    let (file, table) = indexed_blocks(path, reporter, digests)?;
+    match table.toc.check_members() {
+        Ok(()) => Some((file, table)),
+        Err(why) => {
+            ignored(path, &why, reporter);
+            None
+        }
+    }
+}
+
+/// As [`indexed_table`], the members' blocks not decoded yet: for a reader that goes
+/// through them once anyway ([`super::TocView::members`] checks each block as it
+/// decodes it) and can still read the whole archive instead when one fails.
+pub(crate) fn indexed_blocks(
     path: &Path,
     reporter: &Reporter,
     digests: Digests,

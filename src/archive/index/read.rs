@@ -49,13 +49,14 @@ pub struct Table {
 }
 
 impl Table {
-    /// The owned form (every member a [`TocEntry`]).
-    pub fn to_index(&self) -> Index {
-        Index {
+    /// The owned form (every member a [`TocEntry`], every block decoded and checked).
+    #[allow(dead_code)]
+    pub fn to_index(&self) -> Result<Index, String> {
+        Ok(Index {
             frames: self.frames.clone(),
-            entries: self.toc.to_entries(),
+            entries: self.toc.to_entries()?,
             tar_len: self.tar_len,
-        }
+        })
     }
 }
 
@@ -81,14 +82,17 @@ pub enum Found<T = Index> {
 }
 
 /// Reads the index at the end of `file`, touching only the table's bytes, digests
-/// included.
+/// included, every member decoded and checked.
 pub fn read_index(file: &File) -> io::Result<Found> {
     Ok(match read_table(file, Digests::Read)? {
-        Found::Indexed(table) => Found::Indexed(Index {
-            entries: table.toc.to_entries(),
-            frames: table.frames,
-            tar_len: table.tar_len,
-        }),
+        Found::Indexed(table) => match table.toc.to_entries() {
+            Ok(entries) => Found::Indexed(Index {
+                entries,
+                frames: table.frames,
+                tar_len: table.tar_len,
+            }),
+            Err(why) => Found::Broken(why),
+        },
         Found::Plain => Found::Plain,
         Found::Broken(why) => Found::Broken(why),
     })
@@ -96,7 +100,8 @@ pub fn read_index(file: &File) -> io::Result<Found> {
 
 /// Reads the index at the end of `file` as a [`TocView`], touching only the bytes of
 /// the tables it needs: the footer, the seek table, the TOC's head and metadata, and
-/// the digests when `digests` says so.
+/// the digests when `digests` says so. The members' blocks are checked as they are
+/// decoded ([`TocView::members`]), or all at once by [`TocView::check_members`].
 pub fn read_table(file: &File, digests: Digests) -> io::Result<Found<Table>> {
     let len = file.metadata()?.len();
     if len < FOOTER_LEN as u64 {
@@ -166,19 +171,22 @@ fn checked(
         Ok(head) => head,
         Err(why) => return Ok(Err(why)),
     };
-    let mut packed = vec![0u8; head.packed_len];
-    file.read_exact_at(&mut packed, data_end + FRAME_HEAD_LEN as u64)?;
-    let mut view = match toc::decode_metadata(&head, &packed) {
+    // Both sections in one read when the digests are wanted too: they follow.
+    let wanted = match digests {
+        Digests::Read => head.metadata_len + head.digests_len,
+        Digests::Skip => head.metadata_len,
+    };
+    let mut section = vec![0u8; wanted];
+    file.read_exact_at(&mut section, data_end + FRAME_HEAD_LEN as u64)?;
+    let digest_bytes = section.split_off(head.metadata_len);
+    let mut view = match toc::decode_metadata(&head, section) {
         Ok(view) => view,
         Err(why) => return Ok(Err(why)),
     };
-    drop(packed);
-    if digests == Digests::Read {
-        let mut bytes = vec![0u8; head.digests_len];
-        file.read_exact_at(&mut bytes, data_end + head.digests_at())?;
-        if let Err(why) = view.attach_digests(&head, bytes) {
-            return Ok(Err(why));
-        }
+    if digests == Digests::Read
+        && let Err(why) = view.attach_digests(&head, digest_bytes)
+    {
+        return Ok(Err(why));
     }
     let tar_len: u64 = frames.iter().map(|f| u64::from(f.d_size)).sum();
     if view.frames as usize != frames.len() || view.tar_len != tar_len {

@@ -11,7 +11,7 @@
 
 use std::io::{self, Write};
 
-use super::format::{self, Frame, Toc, TocEntry};
+use super::format::{self, Frame, Toc, TocDigest, TocEntry};
 use crate::archive::codec::{FrameSizes, ZstdFrames};
 
 /// Frames' input size, before the first member boundary ends one. Measured against
@@ -72,7 +72,7 @@ impl<W: Write> IndexedWriter<W> {
     }
 
     /// The content digest of member `index`, known once its data was read.
-    pub fn set_digest(&mut self, index: usize, digest: [u8; 32]) {
+    pub fn set_digest(&mut self, index: usize, digest: TocDigest) {
         if let Some(entry) = self.entries.get_mut(index) {
             entry.digest = Some(digest);
         }
@@ -192,7 +192,7 @@ mod tests {
         let mut stream = Vec::new();
         for (i, len) in [512usize, 1024, 512, 5120, 512].into_iter().enumerate() {
             let at = writer.begin_member(entry(&format!("m{i}"))).unwrap();
-            writer.set_digest(at, [i as u8; 32]);
+            writer.set_digest(at, [i as u8; 16]);
             let bytes: Vec<u8> = (0..len).map(|b| (b * 7 + i) as u8).collect();
             writer.write_all(&bytes).unwrap();
             stream.extend_from_slice(&bytes);
@@ -225,7 +225,7 @@ mod tests {
         for frame in &index.frames {
             read_frame(&file, frame).unwrap();
         }
-        assert_eq!(index.entries[3].digest, Some([3; 32]));
+        assert_eq!(index.entries[3].digest, Some([3; 16]));
     }
 
     #[test]

@@ -173,8 +173,24 @@ impl Widths {
     fn push_date(&mut self, out: &mut Vec<u8>, mtime: Mtime) {
         let days = mtime.secs.div_euclid(86_400);
         if self.day.as_ref().is_none_or(|(day, _)| *day != days) {
+            // Days change often in a listing (every file of a package has its own
+            // time): digits by hand, not through `format!`.
             let (year, month, day) = civil_from_days(days);
-            let text = format!("{year:04}-{month:02}-{day:02}").into_bytes();
+            let mut text = Vec::with_capacity(10);
+            if (0..10_000).contains(&year) {
+                let year = year as u32;
+                text.extend_from_slice(&[
+                    b'0' + (year / 1000) as u8,
+                    b'0' + (year / 100 % 10) as u8,
+                    b'0' + (year / 10 % 10) as u8,
+                    b'0' + (year % 10) as u8,
+                ]);
+            } else {
+                text.extend_from_slice(format!("{year:04}").as_bytes());
+            }
+            for (sep, n) in [(b'-', month), (b'-', day)] {
+                text.extend_from_slice(&[sep, b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+            }
             self.day = Some((days, text));
         }
         if let Some((_, text)) = &self.day {

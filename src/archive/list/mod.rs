@@ -2,12 +2,13 @@
 //! JSON object per entry with `--json`.
 
 mod line;
+mod table;
 
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
 use super::ListConfig;
-use super::index::{self, Digests, Table};
+use super::index::{self, Digests};
 use super::input::{self, Input};
 use super::members::Members;
 use super::unpack::header::{Kind, Meta, quote, short_cause};
@@ -15,6 +16,7 @@ use crate::error::ErrorKind;
 use crate::progress::Progress;
 use crate::report::{Problem, Reporter};
 use line::{Row, Widths};
+use table::{Listed, from_table};
 
 /// Lists the archive's entries (those the member filters select); `Ok(false)` when the
 /// archive is corrupt or truncated, `Err` when a filter matched nothing.
@@ -37,37 +39,34 @@ fn list_all(config: &ListConfig, reporter: &Reporter) -> Result<bool> {
     };
     // The table holds every header field a line shows: an archive that has one (and
     // whose table checks out) is listed without decompressing a byte of it.
-    let table = index::open::indexed_table(&config.archive, reporter, Digests::Skip);
+    let table = index::open::indexed_blocks(&config.archive, reporter, Digests::Skip);
     let ok = match table {
         Some((_, table)) => {
-            from_table(&table, &mut members, &mut out, reporter.progress())?;
-            true
+            let listed = from_table(&table, &mut members, &mut out, reporter)?;
+            // The process ends after the listing, which frees the table faster than
+            // handing its buffers back.
+            std::mem::forget(table);
+            match listed {
+                Listed::All => true,
+                Listed::Nothing(why) => {
+                    index::open::ignored(&config.archive, &why, reporter);
+                    scan(config, &mut members, &mut out, reporter)?
+                }
+                Listed::Part(why) => {
+                    out.lines.flush()?;
+                    let label = config.archive.display().to_string();
+                    reporter.error(&Problem::new(&label, ErrorKind::CorruptArchive, why));
+                    false
+                }
+            }
         }
         None => scan(config, &mut members, &mut out, reporter)?,
     };
     out.lines.flush().context("writing to standard output")?;
+    // The process ends next, which frees this buffer faster than handing it back.
+    std::mem::forget(std::mem::take(&mut out.lines.buf));
     members.finish(reporter)?;
     Ok(ok)
-}
-
-/// Lists the entries of an archive's table of contents, each borrowed from the
-/// decoded table: nothing is allocated per entry.
-fn from_table(
-    table: &Table,
-    members: &mut Members,
-    out: &mut Listing<'_>,
-    progress: &Progress,
-) -> Result<()> {
-    progress.set_unknown_total();
-    for entry in table.toc.iter() {
-        progress.done(0);
-        let kind = entry.kind();
-        if kind == Kind::Meta || !members.select(entry.name) {
-            continue;
-        }
-        out.entry(&Row::of_entry(&entry, kind))?;
-    }
-    Ok(())
 }
 
 /// Lists the entries of the archive as its headers come, decompressing it whole;

@@ -1,14 +1,15 @@
 //! What pack records in an indexed archive's table of contents: an entry for each
 //! member as its header says it (written before the header, so the encoder knows
 //! where the member starts), and the file's BLAKE3 digest once the read has made it —
-//! the same digest the `--manifest` line carries.
+//! the same digest the `--manifest` line carries, of which the table keeps the first
+//! 16 bytes.
 
 use anyhow::Result;
 use tar::Header;
 
 use super::Member;
 use super::writer::Writer;
-use crate::archive::index::TocEntry;
+use crate::archive::index::{DIGEST_LEN, TocDigest, TocEntry};
 use crate::archive::unpack::header::Mtime;
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
@@ -81,13 +82,14 @@ impl Writer<'_> {
     }
 }
 
-/// A hex BLAKE3 digest as its 32 bytes.
-fn digest_bytes(hex: &str) -> Option<[u8; 32]> {
+/// A hex BLAKE3 digest (the 64 digits `--manifest` writes) as the table keeps it: its
+/// first [`DIGEST_LEN`] bytes.
+fn digest_bytes(hex: &str) -> Option<TocDigest> {
     let hex = hex.as_bytes();
     if hex.len() != 64 {
         return None;
     }
-    let mut out = [0u8; 32];
+    let mut out = [0u8; DIGEST_LEN];
     for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
         let digit = |c: u8| (c as char).to_digit(16);
         *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;

@@ -1,6 +1,8 @@
 //! `spate check X.tar.zst --audit DIR`: the archive's table of contents, turned into
 //! the manifest of an ordinary `check --audit` run. Every regular file (and every hard
-//! link, with its target's digest) becomes a spate JSON line with its size and BLAKE3;
+//! link, with its target's digest) becomes a spate JSON line with its size and BLAKE3
+//! (from a table, its first 16 bytes: 32 hex digits, which check compares with the
+//! start of the file's BLAKE3);
 //! any other member a blank line, so that a line's number is the member's number in
 //! the archive. The files are then looked up, read, walked for and judged exactly as
 //! a manifest's are: OK, FAILED, MISSING, NEW, MOVED.
@@ -27,7 +29,8 @@ struct Line<'a> {
     kind: Kind,
     link: Option<&'a [u8]>,
     size: u64,
-    digest: Option<[u8; 32]>,
+    /// In hex: a BLAKE3 from a scan, or the first half of one from a table.
+    digest: Option<String>,
 }
 
 /// The manifest text of the archive at `path`.
@@ -45,7 +48,7 @@ pub(in crate::check) fn manifest_of(path: &Path) -> Result<Vec<u8>> {
                     kind: e.kind(),
                     link: e.link.as_deref(),
                     size: e.size,
-                    digest: e.digest,
+                    digest: e.digest.as_ref().map(super::hex),
                 });
             }
             return Ok(lines.text);
@@ -65,7 +68,7 @@ pub(in crate::check) fn manifest_of(path: &Path) -> Result<Vec<u8>> {
             kind: meta.kind,
             link: meta.link.as_deref(),
             size: meta.size,
-            digest: digest.map(|d| *d.as_bytes()),
+            digest: digest.map(|d| d.to_hex().to_string()),
         });
     })?;
     if let Some(cause) = scanned.error {
@@ -78,25 +81,25 @@ pub(in crate::check) fn manifest_of(path: &Path) -> Result<Vec<u8>> {
 struct Lines {
     text: Vec<u8>,
     /// Size and digest of each file so far, for the hard links to it.
-    files: HashMap<Vec<u8>, (u64, [u8; 32])>,
+    files: HashMap<Vec<u8>, (u64, String)>,
 }
 
 impl Lines {
     fn push(&mut self, line: &Line<'_>) {
-        let file = match (line.kind, line.digest, line.link) {
+        let file = match (line.kind, &line.digest, line.link) {
             (Kind::File, Some(digest), _) => {
-                self.files.insert(line.name.to_vec(), (line.size, digest));
-                Some((line.size, digest))
+                self.files
+                    .insert(line.name.to_vec(), (line.size, digest.clone()));
+                Some((line.size, digest.clone()))
             }
-            (Kind::HardLink, _, Some(target)) => self.files.get(target).copied(),
+            (Kind::HardLink, _, Some(target)) => self.files.get(target).cloned(),
             _ => None,
         };
         if let Some((size, digest)) = file {
             let mut obj = Map::new();
             manifest::push_json_path(&mut obj, line.name);
             obj.insert("size".into(), Value::from(size));
-            let hex = blake3::Hash::from_bytes(digest).to_hex().to_string();
-            obj.insert("blake3".into(), Value::from(hex));
+            obj.insert("blake3".into(), Value::from(digest));
             // Writing into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut self.text, &Value::Object(obj));
         }
