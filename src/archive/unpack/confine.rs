@@ -161,6 +161,11 @@ impl Root {
         })
     }
 
+    /// The destination directory.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.root
+    }
+
     /// What a file created in the directory last walked to gets.
     pub fn creates(&self) -> Creates {
         self.last

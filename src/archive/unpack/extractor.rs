@@ -328,8 +328,16 @@ impl<'a> Extractor<'a> {
         names::check_symlink_target(path, target)
             .map_err(|why| Problem::Refused(ErrorKind::OutsideRoot, why))?;
         let dir = self.root.parent_of(path)?;
-        self.clear(&dir, path.name())?;
-        confine::symlinkat(target, &dir, path.name()).map_err(failed("creating the link"))?;
+        // The name is looked into only when it is taken: one call less per link.
+        match confine::symlinkat(target, &dir, path.name()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.clear(&dir, path.name())?;
+                confine::symlinkat(target, &dir, path.name())
+                    .map_err(failed("creating the link"))?;
+            }
+            Err(e) => return Err(failed("creating the link")(e)),
+        }
         if self.chown {
             let _ = confine::set_owner_at(&dir, path.name(), meta.uid, meta.gid);
         }

@@ -55,12 +55,22 @@ const BY_DESCRIPTOR: u8 = 1;
 const BY_PROC: u8 = 2;
 
 impl Temps {
-    pub fn new(cleanup: Arc<Cleanup>) -> Temps {
+    /// For a run writing into `root`: whether files without a name are made there is
+    /// asked once, here, rather than by the first files of every writer thread at
+    /// once.
+    pub fn new(cleanup: Arc<Cleanup>, root: &OwnedFd) -> Temps {
+        let mut anonymous = link_by();
+        if anonymous != NO_ANONYMOUS
+            && let Err(e) = confine::create_anonymous(root, 0o600)
+            && confine::anonymous_unsupported(&e)
+        {
+            anonymous = NO_ANONYMOUS;
+        }
         Temps {
             pid: std::process::id(),
             counter: AtomicU64::new(0),
             cleanup,
-            anonymous: AtomicU8::new(link_by()),
+            anonymous: AtomicU8::new(anonymous),
         }
     }
 
