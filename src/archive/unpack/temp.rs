@@ -111,13 +111,9 @@ impl Temps {
     /// own name may already be as long as a name can be.
     fn create(&self, dir: &Arc<OwnedFd>, mode: u32) -> Result<TempFile, Problem> {
         loop {
-            let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-            let name = format!(".spate-{}-{n}.tmp", self.pid);
+            let (name, by_fd) = self.name(dir);
             match confine::create_file(dir, name.as_bytes(), mode) {
                 Ok(file) => {
-                    // The signal thread removes it by a path through our descriptor of
-                    // its directory, which stays open as long as the temporary file.
-                    let by_fd = PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()));
                     self.cleanup.register(&by_fd);
                     return Ok(TempFile {
                         dir: Arc::clone(dir),
@@ -158,9 +154,10 @@ impl Temps {
         }
         let temp = loop {
             let (temp, by_fd) = self.name(dir);
+            // Registered before it exists: a signal in between must not leave it.
+            self.cleanup.register(&by_fd);
             match self.link(file, by, dir, temp.as_bytes()) {
                 Ok(()) => {
-                    self.cleanup.register(&by_fd);
                     break TempFile {
                         dir: Arc::clone(dir),
                         name: temp.into_bytes(),
@@ -168,8 +165,13 @@ impl Temps {
                         registered: Some((by_fd, Arc::clone(&self.cleanup))),
                     };
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-                Err(e) => return Err(failed("creating the file")(e)),
+                Err(e) => {
+                    self.cleanup.unregister(&by_fd);
+                    match e.raw_os_error() {
+                        Some(libc::EEXIST) => continue,
+                        _ => return Err(failed("creating the file")(e)),
+                    }
+                }
             }
         };
         rename_into_place(temp, name, overwrite)
