@@ -23,7 +23,16 @@
 # Prints per job the median MB/s of each build, the ratio default/baseline of the
 # medians, the median and range of the per-round ratios (the run-to-run spread), and
 # CPU per MB moved (getrusage of the whole process, sampler included).
-# Needs: python3, script (util-linux).
+#
+# Wall-time noise on a shared machine (±10-30% a round here) hides 1%, so the cost is
+# also measured directly: the CPU time the sampling and progress-line threads used
+# (each reads its own CLOCK_THREAD_CPUTIME_ID when it ends; the JSON's
+# cpu.instruments_s), as a share of the job's CPU time and of its wall time; and the
+# system calls each build makes (strace -f -c, one run of each build per job after
+# the rounds), the default build's extra ones per second of the job. What this does
+# not separate: the one relaxed atomic add per completed operation in the I/O thread
+# (it shows only in the CPU per MB of the two builds).
+# Needs: python3, script (util-linux), strace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-/var/tmp/spate-overhead}
@@ -75,6 +84,19 @@ for round in $(seq "$rounds"); do
   done
 done
 
+# System calls of one run of each build per job, counted by strace (which slows both
+# alike; only the counts are used).
+for i in "${!jobs[@]}"; do
+  IFS='|' read -r name opts <<< "${jobs[$i]}"
+  for build in base default; do
+    bin=$baseline extra=-q
+    [ "$build" = default ] && bin=$default extra="--report $out/r.$i.html"
+    TERM=xterm-256color script -qec "strace -f -c -o $out/strace.$build.$i $bin bench --json \
+      --size $size --loops 1 $opts $extra $dir > $out/strace.$build.$i.json" \
+      "$out/tty.strace" > /dev/null
+  done
+done
+
 python3 - "$out" "$rounds" "${jobs[@]}" <<'PY'
 import json, os, statistics, sys
 out, rounds, jobs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
@@ -107,6 +129,36 @@ for i, spec in enumerate(jobs):
     print(f"| {name} | {bm:.1f} | {dm:.1f} | {dm / bm:.3f} | {statistics.median(ratios):.3f} "
           f"({min(ratios):.3f}-{max(ratios):.3f}) | {bc:.0f} / {dc:.0f} | "
           f"{'default yes' if drawn else 'default NO'}, {'baseline no' if silent else 'baseline YES'} |")
+print()
+print("| job | sampler + progress line CPU per run | of the job's CPU | of its wall time "
+      "| system calls besides the I/O, baseline / default | extra calls per second |")
+print("|---|---|---|---|---|---|")
+for i, spec in enumerate(jobs):
+    name = spec.split("|")[0]
+    runs = [json.load(open(f"{out}/default.{i}.{r}.json"))["jobs"][0] for r in range(1, rounds + 1)]
+    # The run reported (the best of the loops) carries its own instruments' CPU.
+    cost = statistics.median(j["cpu"]["instruments_s"] for j in runs)
+    of_cpu = statistics.median(j["cpu"]["instruments_s"] / max(j["cpu"]["user_s"] + j["cpu"]["system_s"], 1e-9)
+                               for j in runs)
+    of_wall = statistics.median(j["cpu"]["instruments_s"] / j["elapsed_s"] for j in runs)
+
+    def calls(build):
+        # strace -c's rows: "% time, seconds, usecs/call, calls, [errors,] syscall";
+        # the I/O itself (io_uring_enter, pread64, ...) left out: a timed job makes as
+        # many as the disk allows, which differs run to run.
+        io = {"io_uring_enter", "pread64", "pwrite64", "fsync", "fdatasync"}
+        n = 0
+        for line in open(f"{out}/strace.{build}.{i}").read().splitlines():
+            fields = line.split()
+            if len(fields) in (5, 6) and fields[3].isdigit() and fields[-1] not in io | {"total"}:
+                n += int(fields[3])
+        return n
+
+    b, d = calls("base"), calls("default")
+    secs = json.load(open(f"{out}/strace.default.{i}.json"))["jobs"][0]["elapsed_s"]
+    print(f"| {name} | {cost * 1e3:.2f} ms | {of_cpu * 100:.2f}% | {of_wall * 100:.3f}% | "
+          f"{b} / {d} | {(d - b) / secs:.0f} |")
+
 print()
 print("MB/s of every round (baseline / default):")
 for i, spec in enumerate(jobs):

@@ -209,6 +209,10 @@ pub struct DirStats {
     pub bytes: u64,
     /// Nanoseconds, 3 significant digits, up to an hour.
     pub latency: Histogram<u64>,
+    /// Every operation's latency added up, exactly: the time-weighted sum of the
+    /// operations in flight (Little's law), so that over the job's time it gives how
+    /// many the engine kept in flight on average.
+    pub latency_sum_ns: u128,
 }
 
 impl Default for DirStats {
@@ -224,12 +228,14 @@ impl DirStats {
             bytes: 0,
             latency: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
                 .expect("constant histogram bounds are valid"),
+            latency_sum_ns: 0,
         }
     }
 
     pub fn merge(&mut self, other: &DirStats) {
         self.ios += other.ios;
         self.bytes += other.bytes;
+        self.latency_sum_ns += other.latency_sum_ns;
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
     }
@@ -245,6 +251,10 @@ pub struct Recorder {
     pub first_error: Option<String>,
     /// Bytes moved so far over all workers, for the progress line.
     progress: Arc<AtomicU64>,
+    /// The first operation's start and the last one's completion: the time the
+    /// engine had operations in flight (thread start and ring setup left out, as fio
+    /// sets its ring up before its clock).
+    busy: Option<(Instant, Instant)>,
 }
 
 impl Recorder {
@@ -256,6 +266,7 @@ impl Recorder {
             errors: 0,
             first_error: None,
             progress,
+            busy: None,
         }
     }
 
@@ -267,11 +278,25 @@ impl Recorder {
         }
     }
 
+    /// Operations in flight on average from the first start to the last completion,
+    /// all workers together (fio's `iodepth × numjobs` when every slot is kept busy):
+    /// the summed latencies over that time, by Little's law. `None` before any
+    /// operation finished.
+    pub fn in_flight_mean(&self) -> Option<f64> {
+        let sum = self.read.latency_sum_ns + self.write.latency_sum_ns + self.sync.latency_sum_ns;
+        let (first, last) = self.busy?;
+        (sum > 0).then(|| sum as f64 / (last - first).as_nanos().max(1) as f64)
+    }
+
     pub fn merge(&mut self, other: &Recorder) {
         self.read.merge(&other.read);
         self.write.merge(&other.write);
         self.sync.merge(&other.sync);
         self.errors += other.errors;
+        self.busy = match (self.busy, other.busy) {
+            (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+            (a, b) => a.or(b),
+        };
         if self.first_error.is_none() {
             self.first_error.clone_from(&other.first_error);
         }
@@ -281,7 +306,12 @@ impl Recorder {
 impl OpRecorder for Recorder {
     /// Records one finished operation started at `started`.
     fn done(&mut self, op: Op, started: Instant, result: io::Result<usize>) {
-        let elapsed = started.elapsed();
+        let now = Instant::now();
+        let elapsed = now - started;
+        self.busy = Some(match self.busy {
+            Some((first, last)) => (first.min(started), last.max(now)),
+            None => (started, now),
+        });
         match result {
             Ok(n) => {
                 let stats = match op.dir {
@@ -291,6 +321,7 @@ impl OpRecorder for Recorder {
                 };
                 stats.ios += 1;
                 stats.bytes += n as u64;
+                stats.latency_sum_ns += elapsed.as_nanos();
                 stats
                     .latency
                     .saturating_record(elapsed.as_nanos().max(1) as u64);

@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// A progress line for one job; [`Live::finish`] clears it.
 pub struct Live {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// Returns the CPU time the thread used, seconds.
+    thread: Option<JoinHandle<f64>>,
 }
 
 impl Live {
@@ -42,6 +43,7 @@ impl Live {
                             std::thread::sleep(Duration::from_millis(100));
                         }
                         bar.finish_and_clear();
+                        super::samples::thread_cpu_s()
                     })
                     .ok()
             })
@@ -49,12 +51,14 @@ impl Live {
         Live { stop, thread }
     }
 
-    /// Removes the line from the terminal.
-    pub fn finish(mut self) {
+    /// Removes the line from the terminal; the CPU time its thread used, seconds (0
+    /// when no line was drawn).
+    pub fn finish(mut self) -> f64 {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or(0.0)
     }
 }
 

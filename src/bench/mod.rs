@@ -493,9 +493,10 @@ fn run_job(
     let elapsed = started.elapsed();
     report.cpu = Cpu::now().since(cpu);
     report.samples = sampler.finish();
-    live.finish();
+    report.cpu.instruments_s = report.samples.cpu_s + live.finish();
 
     report.elapsed_s = elapsed.as_secs_f64();
+    report.in_flight_mean = total.in_flight_mean();
     report.read = DirReport::new(&total.read, elapsed);
     report.write = DirReport::new(&total.write, elapsed);
     report.sync = SyncReport::new(&total.sync);

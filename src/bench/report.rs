@@ -78,6 +78,9 @@ pub struct JobReport {
     /// Read jobs: the file's pages were dropped from the page cache first.
     pub cache_dropped: bool,
     pub elapsed_s: f64,
+    /// Operations in flight on average while the engine ran, all workers together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_flight_mean: Option<f64>,
     pub cpu: Cpu,
     pub read: Option<DirReport>,
     pub write: Option<DirReport>,
@@ -135,6 +138,8 @@ impl Loops {
 pub struct Cpu {
     pub user_s: f64,
     pub system_s: f64,
+    /// Of that, what the sampling thread and the progress line's thread used.
+    pub instruments_s: f64,
 }
 
 impl Cpu {
@@ -152,6 +157,7 @@ impl Cpu {
         Cpu {
             user_s: secs(usage.ru_utime),
             system_s: secs(usage.ru_stime),
+            instruments_s: 0.0,
         }
     }
 
@@ -160,6 +166,7 @@ impl Cpu {
         Cpu {
             user_s: (self.user_s - earlier.user_s).max(0.0),
             system_s: (self.system_s - earlier.system_s).max(0.0),
+            instruments_s: 0.0,
         }
     }
 
@@ -303,6 +310,7 @@ impl JobReport {
             },
             cache_dropped: spec.rw.reads() && cache_dropped,
             elapsed_s: 0.0,
+            in_flight_mean: None,
             cpu: Cpu::default(),
             read: None,
             write: None,

@@ -33,6 +33,22 @@ pub struct Samples {
     /// Files per second within each interval (tree workloads).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files_per_s: Option<Vec<f64>>,
+    /// CPU time the sampling thread itself used, seconds: what sampling costs.
+    pub cpu_s: f64,
+}
+
+/// CPU time the calling thread has used so far (CLOCK_THREAD_CPUTIME_ID), seconds;
+/// 0 where the clock cannot be read.
+pub fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// Counters read by the sampling thread: bytes, and files where a job counts them.
@@ -109,7 +125,9 @@ fn sample(counters: &Counters, started: Instant, stopped: &mpsc::Receiver<()>) -
                 points.pop();
             }
             points.push(point);
-            return rates(&points, counters.files.is_some());
+            let mut samples = rates(&points, counters.files.is_some());
+            samples.cpu_s = thread_cpu_s();
+            return samples;
         }
         points.push(point);
         tick += 1;

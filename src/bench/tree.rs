@@ -107,8 +107,9 @@ pub fn run(root: &Path, read: &ReadOptions, progress: ProgressMode) -> Result<Tr
         },
     );
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-    let cpu = Cpu::now().since(cpu);
+    let mut cpu = Cpu::now().since(cpu);
     let samples = sampler.finish();
+    cpu.instruments_s = samples.cpu_s;
     reporter.finish();
     result?;
     let errors = reporter.errors();

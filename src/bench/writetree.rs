@@ -235,6 +235,7 @@ pub fn run(
     let elapsed = started.elapsed();
     report.cpu = Cpu::now().since(cpu);
     report.samples = sampler.finish();
+    report.cpu.instruments_s = report.samples.cpu_s;
     report.elapsed_s = elapsed.as_secs_f64();
     report.write = DirReport::new(&stats, elapsed);
     report.files = Some(stats.ios);
