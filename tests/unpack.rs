@@ -1129,7 +1129,7 @@ fn unpack_restores_owners_as_root() {
 #[test]
 fn unpack_interrupted_by_sigterm_leaves_no_temporary_file() {
     // An archive arriving slowly on stdin: stop it halfway through a file's data,
-    // while that file is being written under its temporary name.
+    // while that file is being written (without a name, or under a temporary one).
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("dest");
     let data = vec![7u8; 4 << 20];
@@ -1155,17 +1155,20 @@ fn unpack_interrupted_by_sigterm_leaves_no_temporary_file() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&archive[..2 << 20]).unwrap();
     stdin.flush().unwrap();
-    // Wait until the temporary file exists (the test would be empty without it).
-    let temp_seen = (0..100).any(|_| {
+    // Wait until spate holds the file open (the test would be empty without it): by a
+    // temporary name, or without a name (O_TMPFILE), its descriptor leads below dest.
+    let fd_dir = std::path::PathBuf::from(format!("/proc/{}/fd", child.id()));
+    let writing = (0..100).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(20));
-        std::fs::read_dir(&dest)
-            .map(|d| d.count() > 0)
-            .unwrap_or(false)
+        std::fs::read_dir(&fd_dir).is_ok_and(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .any(|target| target.starts_with(&dest) && target != dest)
+        })
     });
-    if !temp_seen {
+    if !writing {
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
-        panic!("no temporary file appeared: {}", stderr_of(&out));
+        panic!("spate never opened the file: {}", stderr_of(&out));
     }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

@@ -305,6 +305,11 @@ and one line at the end says how many ('N files exist; use --overwrite'; exit 1)
 Symbolic links are created as stored, absolute targets too (as GNU tar does); no entry
 is ever written through a symbolic link, whether the archive made it or it was there.
 
+Unlike tar, no file is ever seen half written under its name: each is written without
+a name (O_TMPFILE) and linked into place when complete, or, where the file system
+refuses that (and to replace a file with --overwrite), under a temporary name renamed
+into place.
+
 MEMBERs of an indexed .tar.zst (spate pack's default) are found in its table: only the
 frames holding them are read, each only as far as the member goes, and each member is
 checked to start with a tar header of that name before anything is written. A frame

@@ -161,6 +161,11 @@ impl Root {
         })
     }
 
+    /// The destination directory.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.root
+    }
+
     /// What a file created in the directory last walked to gets.
     pub fn creates(&self) -> Creates {
         self.last
@@ -276,6 +281,96 @@ pub fn create_file(dir: &OwnedFd, name: &[u8], mode: u32) -> io::Result<File> {
     }
     // SAFETY: openat returned a new descriptor that nothing else owns.
     Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Opens a new file without a name in `dir` (`O_TMPFILE`): nobody can see it until
+/// [`link_anonymous`] gives it one, and it is gone with its descriptor if that never
+/// happens (an error, a signal, a crash), so there is nothing to clean up. Opened with
+/// `openat2` (Linux 5.6) rather than `openat`, so that this one call can be refused
+/// on its own (the tests make it fail with strace, as a file system without
+/// `O_TMPFILE` would).
+pub fn create_anonymous(dir: &OwnedFd, mode: u32) -> io::Result<File> {
+    // SAFETY: open_how is plain data; zero is a valid value for every field.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC) as u64;
+    how.mode = u64::from(mode & 0o7777);
+    // SAFETY: valid directory descriptor, NUL-terminated path and a properly sized
+    // open_how.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            c".".as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+}
+
+/// Whether an error of [`create_anonymous`] means that files without a name cannot be
+/// made here at all (a file system without `O_TMPFILE`, a kernel without it or without
+/// `openat2`, a seccomp filter) rather than an answer about this file.
+pub fn anonymous_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EOPNOTSUPP
+                | libc::EISDIR
+                | libc::EINVAL
+                | libc::ENOSYS
+                | libc::EPERM
+                | libc::E2BIG
+        )
+    )
+}
+
+/// How a file without a name is linked into a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkBy {
+    /// `linkat(fd, "", ..., AT_EMPTY_PATH)`: needs `CAP_DAC_READ_SEARCH`.
+    Descriptor,
+    /// `linkat(AT_FDCWD, "/proc/self/fd/N", ..., AT_SYMLINK_FOLLOW)`: anybody, with
+    /// /proc mounted.
+    Proc,
+}
+
+/// Gives the file without a name `file` the name `name` in `dir`. Never replaces
+/// anything: `EEXIST` when the name is taken (by a symbolic link too, which is not
+/// followed).
+pub fn link_anonymous(file: &File, by: LinkBy, dir: &OwnedFd, name: &[u8]) -> io::Result<()> {
+    let c_name = cstring(name)?;
+    let ret = match by {
+        // SAFETY: valid descriptors, an empty and a NUL-terminated name.
+        LinkBy::Descriptor => unsafe {
+            libc::linkat(
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                dir.as_raw_fd(),
+                c_name.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        },
+        LinkBy::Proc => {
+            let by_fd = cstring(format!("/proc/self/fd/{}", file.as_raw_fd()).as_bytes())?;
+            // SAFETY: valid descriptor and NUL-terminated names. The magic link names
+            // our own open file, whatever its path.
+            unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    by_fd.as_ptr(),
+                    dir.as_raw_fd(),
+                    c_name.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            }
+        }
+    };
+    check(ret)
 }
 
 pub fn mkdirat(dir: RawFd, name: &[u8], mode: u32) -> io::Result<()> {

@@ -221,9 +221,7 @@ impl<'a> Extractor<'a> {
         let preset = creates.open_mode
             && mode & 0o7000 == 0
             && mode & self.umask == 0
-            && owner.is_none_or(|(uid, gid)| {
-                uid == u64::from(self.euid) && gid == u64::from(creates.gid)
-            });
+            && owner.is_none_or(|owner| self.created_as(owner));
         Finish {
             mode,
             mtime: meta.mtime,
@@ -231,6 +229,12 @@ impl<'a> Extractor<'a> {
             overwrite: self.config.overwrite,
             preset,
         }
+    }
+
+    /// Whether what is created in the directory last walked to is owned by `owner`
+    /// already: made by that user, in a directory that gives it that group.
+    fn created_as(&self, (uid, gid): (u64, u64)) -> bool {
+        uid == u64::from(self.euid) && gid == u64::from(self.root.creates().gid)
     }
 
     /// Permission bits to set: setuid, setgid and sticky only when asked for.
@@ -328,9 +332,18 @@ impl<'a> Extractor<'a> {
         names::check_symlink_target(path, target)
             .map_err(|why| Problem::Refused(ErrorKind::OutsideRoot, why))?;
         let dir = self.root.parent_of(path)?;
-        self.clear(&dir, path.name())?;
-        confine::symlinkat(target, &dir, path.name()).map_err(failed("creating the link"))?;
-        if self.chown {
+        // The name is looked into only when it is taken: one call less per link.
+        match confine::symlinkat(target, &dir, path.name()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                self.clear(&dir, path.name())?;
+                confine::symlinkat(target, &dir, path.name())
+                    .map_err(failed("creating the link"))?;
+            }
+            Err(e) => return Err(failed("creating the link")(e)),
+        }
+        // A link made by its owner has that owner: one call less per link.
+        if self.chown && !self.created_as((meta.uid, meta.gid)) {
             let _ = confine::set_owner_at(&dir, path.name(), meta.uid, meta.gid);
         }
         confine::set_mtime_at(&dir, path.name(), meta.mtime).map_err(failed("setting the time"))

@@ -108,7 +108,7 @@ pub(crate) fn extract_all(
         },
     };
     let root = Root::open(&config.dest)?;
-    let temps = Arc::new(Temps::new(Arc::clone(cleanup)));
+    let temps = Arc::new(Temps::new(Arc::clone(cleanup), root.fd()));
     let writers = match &source {
         Source::Frames(frames) => {
             let threads = config

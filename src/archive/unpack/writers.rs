@@ -11,7 +11,6 @@
 //! file still being written, and a hard link whose target is. Everything else a later
 //! entry does cannot see or change an earlier job's file.
 
-use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -20,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::Problem;
 use super::frames::Data;
@@ -70,10 +70,13 @@ pub struct Writers {
     /// batch rather than once per file (a wake-up costs more than a small file).
     batch: Vec<Job>,
     batch_bytes: u64,
-    /// Paths of the files being written (batched or handed on).
-    pending: HashSet<Vec<Vec<u8>>>,
+    /// Paths of the files being written (batched or handed on). Looked up for every
+    /// entry and each directory on its way, so with a fast hash rather than SipHash:
+    /// names that collide on purpose could only make a lookup go through the
+    /// [`JOBS_IN_FLIGHT`] paths at most.
+    pending: FxHashSet<Vec<Vec<u8>>>,
     /// Jobs pending by the frame their data is in.
-    frames: HashMap<u64, usize>,
+    frames: FxHashMap<u64, usize>,
     bytes: u64,
 }
 
@@ -98,8 +101,8 @@ impl Writers {
             threads: handles,
             batch: Vec::new(),
             batch_bytes: 0,
-            pending: HashSet::new(),
-            frames: HashMap::new(),
+            pending: FxHashSet::default(),
+            frames: FxHashMap::default(),
             bytes: 0,
         })
     }
