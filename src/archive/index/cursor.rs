@@ -1,8 +1,14 @@
 //! The tar stream of an indexed archive read from any offset, decompressing only from
 //! the start of the frame that holds the offset to where the reader stops: a frame is
-//! streamed through a small buffer rather than decompressed whole, so that a member
-//! near the start of a 4 MiB frame costs a few KiB of reading and decompressing, and
-//! memory stays small whatever the member's size.
+//! read and decompressed a little at a time rather than whole, so that a member near
+//! the start of a 4 MiB frame costs a few KiB of reading and decompressing, and memory
+//! stays one frame's size whatever the member's size.
+//!
+//! zstd decompresses each frame straight into one buffer of the frame's size
+//! (`StableOutBuffer`: no window of its own), backed by huge pages where the kernel
+//! has them (`frame_buf.rs`), so the bytes are read from where they were decompressed
+//! and a few MiB cost a few page faults, not hundreds. Its input is fed a little at a
+//! time, so it still stops within a block of where the reader stops.
 //!
 //! A frame read to its end is checked before its last bytes are handed on: zstd checks
 //! the frame's own checksum (the XXH64 in its trailer), this checks that it is the one
@@ -21,13 +27,20 @@ use xxhash_rust::xxh64::Xxh64;
 use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 
 use super::Frame;
+use super::frame_buf::FrameBuf;
 
 /// Compressed bytes read from the file at a time: small, since a member near a frame's
 /// start needs only the first few KiB, and large enough that a whole frame takes few
 /// reads.
 const READ_CHUNK: usize = 128 << 10;
-/// Decompressed bytes produced at a time (zstd's own streaming output size).
-const OUT_CHUNK: usize = 128 << 10;
+/// Compressed bytes handed to zstd at a time: zstd decompresses a block (at most
+/// 128 KiB) once it has all of it, so a small feed stops it close to where the reader
+/// stops.
+const FEED: usize = 16 << 10;
+/// Room past the frame's size in its buffer: a frame that decompresses to more than
+/// the seek table says shows it by one more block, which must fit to be noticed as
+/// such (zstd would otherwise stop with an error of its own).
+const SLACK: usize = (128 << 10) + 64;
 /// A zstd frame's header: magic (4 bytes), then the descriptor byte, whose bit 2 says
 /// the frame ends with a checksum of its content (the low 32 bits of its XXH64).
 const DESCRIPTOR_AT: usize = 4;
@@ -50,8 +63,8 @@ pub struct Cursor {
     packed_len: usize,
     /// Compressed bytes of the frame read from the file so far.
     read: u64,
-    /// Decompressed bytes not yet handed on: `out[out_at..out_len]`.
-    out: Vec<u8>,
+    /// The frame's bytes from its start; those not yet handed on: `out[out_at..out_len]`.
+    out: FrameBuf,
     out_at: usize,
     out_len: usize,
     /// Decompressed bytes of the frame so far.
@@ -67,6 +80,7 @@ impl Cursor {
     pub fn new(file: Arc<File>, frames: Vec<Frame>) -> io::Result<Cursor> {
         let mut decoder = Decoder::new()?;
         decoder.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(WINDOW_LOG_MAX))?;
+        decoder.set_parameter(zstd::stream::raw::DParameter::StableOutBuffer(true))?;
         Ok(Cursor {
             file,
             frames,
@@ -76,7 +90,7 @@ impl Cursor {
             packed_at: 0,
             packed_len: 0,
             read: 0,
-            out: Vec::new(),
+            out: FrameBuf::new(),
             out_at: 0,
             out_len: 0,
             produced: 0,
@@ -178,6 +192,7 @@ impl Cursor {
     /// Starts decompressing frame `i` from its first byte.
     fn start(&mut self, i: usize) -> io::Result<()> {
         self.decoder.reinit()?;
+        self.out.reserve(self.frames[i].d_size as usize + SLACK)?;
         self.frame = Some(i);
         self.packed_at = 0;
         self.packed_len = 0;
@@ -222,32 +237,32 @@ impl Cursor {
     fn fill(&mut self) -> io::Result<()> {
         let i = self.frame.expect("a frame was started");
         let frame = self.frames[i];
-        if self.out.is_empty() {
-            self.out = vec![0; OUT_CHUNK];
-        }
-        self.out_at = 0;
-        self.out_len = 0;
+        // zstd's output buffer: the same for the whole frame, as StableOutBuffer asks.
+        let cap = frame.d_size as usize + SLACK;
         loop {
             self.refill(&frame)?;
+            let before = self.out_len;
+            let end = self.packed_len.min(self.packed_at + FEED);
             let mut input = InBuffer {
-                src: &self.packed[..self.packed_len],
+                src: &self.packed[..end],
                 pos: self.packed_at,
             };
-            let mut output = OutBuffer::around(&mut self.out[..]);
+            let mut output = OutBuffer::around_pos(&mut self.out.as_mut_slice()[..cap], before);
             let hint = self
                 .decoder
                 .run(&mut input, &mut output)
                 .map_err(|e| damaged(&frame, &format!("does not decompress: {e}")))?;
-            let n = output.pos();
+            let now = output.pos();
+            let n = now - before;
             self.packed_at = input.pos;
             self.produced += n as u64;
             if self.produced > u64::from(frame.d_size) {
                 return Err(wrong_size(&frame));
             }
             if let Some(hasher) = &mut self.hasher {
-                hasher.update(&self.out[..n]);
+                hasher.update(&self.out.as_slice()[before..now]);
             }
-            self.out_len = n;
+            self.out_len = now;
             if hint == 0 {
                 return self.finished(&frame);
             }
@@ -298,20 +313,21 @@ impl Cursor {
     /// Every byte of the frame is out: lets zstd read the rest (its checksum), which
     /// must produce nothing more.
     fn finish_trailer(&mut self, frame: &Frame) -> io::Result<()> {
-        let mut spare = [0u8; 64];
+        let cap = frame.d_size as usize + SLACK;
         loop {
             self.refill(frame)?;
             let mut input = InBuffer {
                 src: &self.packed[..self.packed_len],
                 pos: self.packed_at,
             };
-            let mut output = OutBuffer::around(&mut spare[..]);
+            let mut output =
+                OutBuffer::around_pos(&mut self.out.as_mut_slice()[..cap], self.out_len);
             let hint = self
                 .decoder
                 .run(&mut input, &mut output)
                 .map_err(|e| damaged(frame, &format!("does not decompress: {e}")))?;
             self.packed_at = input.pos;
-            if output.pos() > 0 {
+            if output.pos() > self.out_len {
                 return Err(wrong_size(frame));
             }
             if hint == 0 {
@@ -355,7 +371,7 @@ impl io::Read for Cursor {
             return Ok(0);
         }
         let n = buf.len().min(self.out_len - self.out_at);
-        buf[..n].copy_from_slice(&self.out[self.out_at..self.out_at + n]);
+        buf[..n].copy_from_slice(&self.out.as_slice()[self.out_at..self.out_at + n]);
         self.out_at += n;
         Ok(n)
     }

@@ -24,6 +24,7 @@ mod cursor;
 pub(crate) mod extract;
 #[allow(dead_code)]
 mod format;
+mod frame_buf;
 pub(crate) mod open;
 #[allow(dead_code)]
 mod read;

@@ -171,14 +171,16 @@ fn checked(
         Ok(head) => head,
         Err(why) => return Ok(Err(why)),
     };
-    // Both sections in one read when the digests are wanted too: they follow.
-    let wanted = match digests {
-        Digests::Read => head.metadata_len + head.digests_len,
-        Digests::Skip => head.metadata_len,
-    };
-    let mut section = vec![0u8; wanted];
-    file.read_exact_at(&mut section, data_end + FRAME_HEAD_LEN as u64)?;
-    let digest_bytes = section.split_off(head.metadata_len);
+    // Each section read into a buffer of its own: one read of both and a split would
+    // copy the digests once more (and fault in their pages twice).
+    let sections_at = data_end + FRAME_HEAD_LEN as u64;
+    let mut section = vec![0u8; head.metadata_len];
+    file.read_exact_at(&mut section, sections_at)?;
+    let mut digest_bytes = Vec::new();
+    if digests == Digests::Read {
+        digest_bytes = vec![0u8; head.digests_len];
+        file.read_exact_at(&mut digest_bytes, sections_at + head.metadata_len as u64)?;
+    }
     let mut view = match toc::decode_metadata(&head, section) {
         Ok(view) => view,
         Err(why) => return Ok(Err(why)),
