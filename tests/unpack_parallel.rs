@@ -11,7 +11,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{as_nobody, bytes, indexed_tar_zst, is_indexed, set_mtime, stderr_of, write};
+use common::{
+    as_nobody, bytes, indexed_tar_zst, is_indexed, set_mtime, stderr_of, temp_files, write,
+};
 
 fn spate(dir: &Path, args: &[&str]) -> Output {
     let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
@@ -84,18 +86,6 @@ fn assert_same_tree(a: &Path, b: &Path, dir_times: bool) {
             assert_eq!(linked, b[other].ino == got.ino, "{name}: hard links");
         }
     }
-}
-
-/// Temporary files left anywhere below `root`.
-fn temp_files(root: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(root)
-        .into_iter()
-        .map(|e| e.unwrap().into_path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.as_bytes().starts_with(b".spate-"))
-        })
-        .collect()
 }
 
 /// Frames listed by an indexed archive's seek table footer.

@@ -9,12 +9,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{bytes, indexed_tar_zst, stderr_of};
+use common::{bytes, indexed_tar_zst, stderr_of, temp_files};
 
 /// A member: a GNU header with mode 0644 (or `mode`), owner root, and the data.
 fn member(name: &str, data: &[u8], mode: u32) -> Vec<u8> {
@@ -93,18 +92,6 @@ fn gnu_tar(dir: &Path, archive: &str, dest: &str) {
         .output()
         .expect("GNU tar");
     assert!(out.status.success(), "tar: {}", stderr_of(&out));
-}
-
-/// Temporary files left below `root`.
-fn temp_files(root: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(root)
-        .into_iter()
-        .map(|e| e.unwrap().into_path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.as_bytes().starts_with(b".spate-"))
-        })
-        .collect()
 }
 
 /// Runs spate (through `before`, e.g. setpriv, if given) under strace, following

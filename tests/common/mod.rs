@@ -98,6 +98,18 @@ pub fn files_below(root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// spate's temporary files (`.spate-*`) left anywhere below `root`.
+pub fn temp_files(root: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.as_bytes().starts_with(b".spate-"))
+        })
+        .collect()
+}
+
 /// Runs spate with `args` in `dir`.
 pub fn spate(dir: &Path, args: &[&OsStr]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_spate"))

@@ -192,7 +192,7 @@ impl Cursor {
     /// Starts decompressing frame `i` from its first byte.
     fn start(&mut self, i: usize) -> io::Result<()> {
         self.decoder.reinit()?;
-        self.out.reserve(self.frames[i].d_size as usize + SLACK)?;
+        self.out.reserve(out_cap(&self.frames[i]))?;
         self.frame = Some(i);
         self.packed_at = 0;
         self.packed_len = 0;
@@ -238,7 +238,7 @@ impl Cursor {
         let i = self.frame.expect("a frame was started");
         let frame = self.frames[i];
         // zstd's output buffer: the same for the whole frame, as StableOutBuffer asks.
-        let cap = frame.d_size as usize + SLACK;
+        let cap = out_cap(&frame);
         loop {
             self.refill(&frame)?;
             let before = self.out_len;
@@ -313,7 +313,7 @@ impl Cursor {
     /// Every byte of the frame is out: lets zstd read the rest (its checksum), which
     /// must produce nothing more.
     fn finish_trailer(&mut self, frame: &Frame) -> io::Result<()> {
-        let cap = frame.d_size as usize + SLACK;
+        let cap = out_cap(frame);
         loop {
             self.refill(frame)?;
             let mut input = InBuffer {
@@ -375,6 +375,11 @@ impl io::Read for Cursor {
         self.out_at += n;
         Ok(n)
     }
+}
+
+/// The part of the buffer zstd decompresses a frame into: the frame and [`SLACK`].
+fn out_cap(frame: &Frame) -> usize {
+    frame.d_size as usize + SLACK
 }
 
 fn damaged(frame: &Frame, what: &str) -> io::Error {
