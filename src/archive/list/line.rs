@@ -107,6 +107,20 @@ impl Owner {
 }
 
 impl Widths {
+    /// GNU tar's state after lines whose widest owner/group/size field was `width`:
+    /// how a block listed on another thread starts where the blocks before it left off.
+    pub fn starting_at(width: usize) -> Widths {
+        Widths {
+            user_group_size: width,
+            ..Widths::default()
+        }
+    }
+
+    /// The owner/group/size field's width so far.
+    pub fn width(&self) -> usize {
+        self.user_group_size
+    }
+
     pub fn push_line(&mut self, out: &mut Vec<u8>, row: &Row<'_>) {
         let mut numbers = itoa::Buffer::new();
         let mut minor = itoa::Buffer::new();
