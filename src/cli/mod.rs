@@ -151,7 +151,12 @@ fn usage_error_line(err: &clap::Error) -> String {
 }
 
 fn run(cli: Cli, cleanup: &Arc<Cleanup>) -> Result<bool> {
-    crate::signals::handle_signals(Arc::clone(cleanup))?;
+    // A listing writes no file, so an interrupt has nothing to remove and the default
+    // action (the process ends, the shell says 130 or 143) is right; a thread started
+    // for it would be a tenth of a millisecond of `spate list`'s few.
+    if !matches!(cli.command, Command::List(_)) {
+        crate::signals::handle_signals(Arc::clone(cleanup))?;
+    }
     // The modules of this folder are named after the jobs they configure: the jobs
     // themselves are spelled `crate::`.
     match cli.command {

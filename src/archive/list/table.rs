@@ -35,7 +35,7 @@ pub(super) fn from_table(
 ) -> Result<Listed> {
     reporter.progress().set_unknown_total();
     let toc = &table.toc;
-    let two_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let two_cores = cpus_allowed() > 1;
     if toc.blocks() < 2 || !two_cores {
         return one_thread(toc, members, out, reporter);
     }
@@ -60,12 +60,12 @@ fn halves(toc: &TocView, out: &mut Listing<'_>, reporter: &Reporter) -> Result<L
     // The field's width after the last block written, for the second thread.
     let written = AtomicUsize::new(width);
     std::thread::scope(|scope| {
-        // Formatted blocks one way, written ones back for their buffers.
+        // Formatted blocks one way, written ones back for their buffers. One buffer
+        // is enough: the second thread formats block b + 2 while this one formats b + 1
+        // (after writing b), and every page a buffer touches the first time costs.
         let (done_tx, done_rx) = mpsc::sync_channel::<Result<Formatted, String>>(1);
         let (back_tx, back_rx) = mpsc::channel::<Formatted>();
-        for _ in 0..2 {
-            let _ = back_tx.send(Formatted::default());
-        }
+        let _ = back_tx.send(Formatted::default());
         let written = &written;
         scope.spawn(move || {
             let mut blocks = toc.members();
@@ -231,6 +231,20 @@ impl Formatted {
             }
         }
         self.end = widths.width();
+    }
+}
+
+/// The CPUs this process may run on. `available_parallelism` also reads the cgroup's
+/// CPU quota, a dozen system calls through /proc and /sys: a tenth of a millisecond
+/// of a listing, to decide whether a second thread is worth starting.
+fn cpus_allowed() -> usize {
+    // SAFETY: `set` is a plain bit set the call fills; its size is passed with it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set) as usize
     }
 }
 
