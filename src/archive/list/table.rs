@@ -211,6 +211,11 @@ impl Formatted {
     /// wide to begin with.
     fn format(&mut self, toc: &TocView, json: bool, start: usize) {
         self.text.clear();
+        // Room for the whole block at once: a buffer grown by doubling touches (and
+        // faults in) twice the pages it ends with. About 60 bytes a line besides the
+        // name; a line that needs more grows the buffer as usual.
+        let names: usize = self.loaded.names_len();
+        self.text.reserve(names + 64 * self.loaded.len());
         self.entries = 0;
         self.fits_up_to = usize::MAX;
         let mut widths = Widths::starting_at(start);
