@@ -106,8 +106,8 @@ impl Streamer {
     }
 
     /// The file's BLAKE3, when asked for. Dropping the streamer ends the stream.
-    pub fn finish(self) -> Option<String> {
-        self.hasher.map(|h| h.finalize().to_hex().to_string())
+    pub fn finish(self) -> Option<blake3::Hash> {
+        self.hasher.map(|h| h.finalize())
     }
 }
 
