@@ -97,8 +97,15 @@ impl<W: Write> IndexedWriter<W> {
             frames: u32::try_from(self.frames.pushed())
                 .map_err(|_| io::Error::other("more than 2^32 frames"))?,
         };
+        let count = toc.frames;
         let toc = format::encode_toc(&toc, self.level)?;
         let (mut out, sizes) = self.frames.finish()?;
+        if sizes.len() != count as usize {
+            return Err(io::Error::other(format!(
+                "internal error: {count} frames counted, {} written",
+                sizes.len()
+            )));
+        }
         let frames = placed(&sizes);
         out.write_all(&toc)?;
         out.write_all(&format::encode_seek_table(&frames))?;
