@@ -291,7 +291,8 @@ mod tests {
             let mut s = s;
             s.update(b"abcdefghij");
             s.update(b"klm");
-            drop(s.finish());
+            // Finishing consumes the streamer, which ends the stream.
+            let _ = s.finish();
         };
         assert_eq!(body_of(whole, 13), Some((b"abcdefghijklm".to_vec(), 13)));
         // It grew: the header's 8 bytes.
