@@ -691,6 +691,71 @@ fn a_block_whose_records_fail_past_their_checksums_is_never_believed() {
     assert_outside_untouched(dir);
 }
 
+#[test]
+fn columns_widen_across_blocks_as_gnu_tar_widens_them() {
+    // GNU tar's owner/group/size field only widens, so a line depends on every line
+    // before it, whichever block (and whichever of spate's threads) it is in. Owners
+    // of many widths, widening at the end of one block, in the middle of another,
+    // and narrow first lines after a widening.
+    let tmp = scratch();
+    let dir = tmp.path();
+    let per = index_writer::PER_BLOCK;
+    let owner_len = |i: usize| match (i / per, i % per) {
+        (0, j) if j == per - 1 => 12,
+        (2, 2) => 20,
+        (3, 0) => 25,
+        (5, j) if j == per - 1 => 31,
+        _ => 1 + i % 3,
+    };
+    let members: Vec<Vec<u8>> = (0..8 * per)
+        .map(|i| {
+            let mut header = tar::Header::new_gnu();
+            let data = format!("data {i}\n").repeat(1 + i % 3);
+            header.set_path(format!("m{i:02}.txt")).unwrap();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_uid(1000);
+            header.set_gid(1000);
+            header.set_mtime(1_000_000_000 + 86_400 * i as u64);
+            header.set_username(&"u".repeat(owner_len(i))).unwrap();
+            header.set_groupname("g").unwrap();
+            header.set_cksum();
+            let mut out = header.as_bytes().to_vec();
+            out.extend_from_slice(data.as_bytes());
+            out.resize(out.len().next_multiple_of(512), 0);
+            out
+        })
+        .collect();
+    let tar = tar_of(&members);
+    std::fs::write(dir.join("plain.tar"), &tar).unwrap();
+    let table = index_writer::members_of(&tar).unwrap();
+    std::fs::write(
+        dir.join("wide.tar.zst"),
+        index_writer::write(&tar, &table, 1),
+    )
+    .unwrap();
+    let listed = spate(dir, &["list", "wide.tar.zst"]);
+    assert!(listed.status.success(), "{}", stderr_of(&listed));
+    assert_eq!(stderr_of(&listed), "");
+    let theirs = gnu_tar(dir, &["-tvf", "plain.tar"]);
+    assert!(
+        listed.stdout == theirs.stdout,
+        "ours:\n{}\ntar -tvf:\n{}",
+        String::from_utf8_lossy(&listed.stdout),
+        String::from_utf8_lossy(&theirs.stdout)
+    );
+    // The same lines on one core.
+    let one = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .args(["list", "wide.tar.zst"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(one.status.success(), "{}", stderr_of(&one));
+    assert!(one.stdout == theirs.stdout, "one core: listing differs");
+}
+
 /// Headers built byte by byte (nothing sanitizes the names).
 fn raw(name: &[u8], kind: u8, data: &[u8], link: &[u8]) -> Vec<u8> {
     let mut header = tar::Header::new_gnu();

@@ -67,6 +67,11 @@ impl Members {
         Ok(Members { filters })
     }
 
+    /// Whether every entry is selected (no filters were given).
+    pub fn selects_all(&self) -> bool {
+        self.filters.is_empty()
+    }
+
     /// Whether the entry `name` is selected; notes which filters selected it.
     pub fn select(&mut self, name: &[u8]) -> bool {
         if self.filters.is_empty() {

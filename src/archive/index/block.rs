@@ -202,10 +202,12 @@ impl Block {
             return None;
         }
         self.modes.clear();
+        self.modes.reserve(n);
         for _ in 0..n {
             self.modes.push(r.get_u32()?);
         }
         self.owners.clear();
+        self.owners.reserve(n);
         for _ in 0..n {
             let owner = r.get_u32()?;
             if owner as usize >= bounds.owners {
@@ -214,10 +216,12 @@ impl Block {
             self.owners.push(owner);
         }
         self.sizes.clear();
+        self.sizes.reserve(n);
         for _ in 0..n {
             self.sizes.push(r.get()?);
         }
         self.mtimes.clear();
+        self.mtimes.reserve(n);
         let mut secs = 0i64;
         for _ in 0..n {
             secs = secs.wrapping_add(r.get_signed()?);
@@ -236,6 +240,7 @@ impl Block {
             mtime.nanos = nanos;
         }
         self.offsets.clear();
+        self.offsets.reserve(n);
         let mut expect = bounds.first_at;
         let mut last: Option<u64> = None;
         // The first member at an offset that cannot be: named once the names are read.
@@ -282,6 +287,7 @@ impl Block {
             link_lens.push(usize::try_from(r.get()?).ok()?);
         }
         self.devices.clear();
+        self.devices.reserve(n);
         for f in flags {
             if f & HAS_DEVICE != 0 {
                 self.devices.push((r.get_u32()?, r.get_u32()?));
@@ -293,6 +299,7 @@ impl Block {
         let mut suffixes = Reader::new(&raw[suffix_at..]);
         self.names.clear();
         self.name_ends.clear();
+        self.name_ends.reserve(n);
         let mut start = 0usize;
         for _ in 0..n {
             let keep = usize::try_from(shared.get()?).ok()?;
@@ -309,6 +316,7 @@ impl Block {
             self.name_ends.push(u32::try_from(self.names.len()).ok()?);
         }
         self.links.clear();
+        self.links.reserve(n);
         let mut lens = link_lens.into_iter();
         for f in flags {
             if f & HAS_LINK != 0 {

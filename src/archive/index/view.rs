@@ -289,6 +289,11 @@ impl Loaded {
         self.block.name(j)
     }
 
+    /// The bytes of the block's names together.
+    pub fn names_len(&self) -> usize {
+        self.block.names.len()
+    }
+
     /// Member `j`'s header offset.
     pub fn header_at(&self, j: usize) -> u64 {
         self.block.offsets[j]

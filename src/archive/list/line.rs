@@ -85,6 +85,9 @@ impl Default for Widths {
 #[derive(Default)]
 struct Owner {
     last: Option<(Option<Vec<u8>>, u64)>,
+    /// Where the last name was read from: a table's names all live in its owner
+    /// dictionary, so the same address is the same name without comparing bytes.
+    last_at: Option<(usize, usize, u64)>,
     shown: Vec<u8>,
     chars: usize,
 }
@@ -92,6 +95,11 @@ struct Owner {
 impl Owner {
     /// The name as shown and its width in characters.
     fn name(&mut self, name: Option<&[u8]>, id: u64) -> (&[u8], usize) {
+        let at = name.map(|n| (n.as_ptr() as usize, n.len(), id));
+        if at.is_some() && at == self.last_at {
+            return (self.shown.as_slice(), self.chars);
+        }
+        self.last_at = at;
         let same = matches!(&self.last, Some((n, i)) if n.as_deref() == name && *i == id);
         if !same {
             let shown = match name {
@@ -107,6 +115,20 @@ impl Owner {
 }
 
 impl Widths {
+    /// GNU tar's state after lines whose widest owner/group/size field was `width`:
+    /// how a block listed on another thread starts where the blocks before it left off.
+    pub fn starting_at(width: usize) -> Widths {
+        Widths {
+            user_group_size: width,
+            ..Widths::default()
+        }
+    }
+
+    /// The owner/group/size field's width so far.
+    pub fn width(&self) -> usize {
+        self.user_group_size
+    }
+
     pub fn push_line(&mut self, out: &mut Vec<u8>, row: &Row<'_>) {
         let mut numbers = itoa::Buffer::new();
         let mut minor = itoa::Buffer::new();
