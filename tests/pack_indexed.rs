@@ -512,3 +512,92 @@ fn pack_help_says_what_the_default_tar_zst_is() {
         );
     }
 }
+
+/// Thousands of members, so the table has several blocks: names that share prefixes of
+/// every length around the 8 bytes the encoder compares at a time, and runs of members
+/// of one owner broken by another's, inside a block. GNU tar's listing of the archive
+/// (in archive order, with owners) must be the table's, member for member, and the
+/// head's frame count the seek table's (the table is encoded while the last frames
+/// are still being compressed).
+#[test]
+fn a_table_of_several_blocks_lists_every_member_and_owner_as_gnu_tar_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let src = dir.join("src");
+    for d in 0..3 {
+        for i in 0..1700usize {
+            // Shared prefixes of 0 to 22 bytes beyond the directory, then a suffix.
+            let name = format!("{}{}", "abcdefgh".repeat(3)[..i % 23].to_owned(), i);
+            let path = src.join(format!("d{d}")).join(name);
+            write(&path, format!("{d} {i}\n").as_bytes());
+            if i % 7 == 3 || (d == 1 && (900..1000).contains(&i)) {
+                std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+            }
+        }
+    }
+    // Large enough for several frames, between the small files.
+    write(&src.join("d1").join("zz-big.bin"), &bytes(13 << 20, 3));
+    pack_ok(dir, &["-q", "-o", "a.tar.zst", "src"]);
+    let archive = std::fs::read(dir.join("a.tar.zst")).unwrap();
+    let frames = layout(&archive).frames;
+    let toc = index_writer::read_toc(&archive);
+    assert!(frames.len() >= 3, "{} frames", frames.len());
+    assert_eq!(toc.frames as usize, frames.len(), "the head's frame count");
+    assert!(
+        toc.members.len() > 2 * toc.per_block,
+        "{} members in blocks of {}",
+        toc.members.len(),
+        toc.per_block
+    );
+    let listing = tool(dir, "tar", &["-tvf", "a.tar.zst", "--numeric-owner"], None);
+    let listing = String::from_utf8_lossy(&listing);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), toc.members.len());
+    for (line, m) in lines.iter().zip(&toc.members) {
+        let name = String::from_utf8_lossy(&m.name);
+        // `-rw-r--r-- 65534/65534 5 2026-11-30 21:00 src/d0/abc12`
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[5], name, "{line}");
+        assert_eq!(fields[1], format!("{}/{}", m.uid, m.gid), "{line}");
+        assert_eq!(fields[2], m.size.to_string(), "{line}");
+    }
+    let nobody = toc.members.iter().filter(|m| m.uid == 65534).count();
+    assert!(nobody > 700 && nobody < toc.members.len() - 700, "{nobody}");
+}
+
+/// The frames are compressed on threads that wait on a channel for the next frame
+/// (the rayon pool before spun, calling `sched_yield` about 60 times a frame, taking
+/// the cores the readers and the compression itself needed).
+#[test]
+fn compression_threads_wait_for_frames_without_spinning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let src = dir.join("src");
+    make_tree(&src, false);
+    write(&src.join("big.bin"), &bytes(48 << 20, 5));
+    let out = Command::new("strace")
+        .args(["-f", "-c", "-o", "yields.txt", "-e", "trace=sched_yield"])
+        .arg(env!("CARGO_BIN_EXE_spate"))
+        .args(["pack", "-q", "--threads", "2", "-o", "a.tar.zst", "src"])
+        .current_dir(dir)
+        .output()
+        .expect("strace (installed by .ci/run) runs spate");
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let frames = layout(&std::fs::read(dir.join("a.tar.zst")).unwrap())
+        .frames
+        .len();
+    assert!(frames >= 6, "{frames} frames");
+    // `strace -c`'s table: `% time  seconds  usecs/call  calls  errors  syscall`.
+    let counts = std::fs::read_to_string(dir.join("yields.txt")).unwrap();
+    let yields: usize = counts
+        .lines()
+        .filter(|l| l.trim_end().ends_with(" sched_yield"))
+        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<usize>().ok())
+        .sum();
+    // std's channels may yield once in a while when a slot is being written as it is
+    // read; spinning threads yield dozens of times per frame.
+    assert!(
+        yields < frames,
+        "{yields} sched_yield calls for {frames} frames"
+    );
+}

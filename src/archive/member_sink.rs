@@ -7,10 +7,11 @@ use crate::read::{Sink, SinkFactory};
 use crate::walk::Entry;
 
 /// A file read whole (empty when it was streamed), and its BLAKE3 digest when asked
-/// for.
+/// for (as bytes: the table of contents keeps bytes, and only a manifest line needs
+/// the hex digits).
 pub struct Collected {
     pub data: Vec<u8>,
-    pub digest: Option<String>,
+    pub digest: Option<blake3::Hash>,
 }
 
 /// What a reader does with a member's bytes.
@@ -65,7 +66,7 @@ impl Sink for Collector {
     fn finish(self, _len: u64) -> Collected {
         Collected {
             data: self.data,
-            digest: self.hasher.map(|h| h.finalize().to_hex().to_string()),
+            digest: self.hasher.map(|h| h.finalize()),
         }
     }
 }

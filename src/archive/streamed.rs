@@ -106,8 +106,8 @@ impl Streamer {
     }
 
     /// The file's BLAKE3, when asked for. Dropping the streamer ends the stream.
-    pub fn finish(self) -> Option<String> {
-        self.hasher.map(|h| h.finalize().to_hex().to_string())
+    pub fn finish(self) -> Option<blake3::Hash> {
+        self.hasher.map(|h| h.finalize())
     }
 }
 
@@ -291,7 +291,8 @@ mod tests {
             let mut s = s;
             s.update(b"abcdefghij");
             s.update(b"klm");
-            drop(s.finish());
+            // Finishing consumes the streamer, which ends the stream.
+            let _ = s.finish();
         };
         assert_eq!(body_of(whole, 13), Some((b"abcdefghijklm".to_vec(), 13)));
         // It grew: the header's 8 bytes.

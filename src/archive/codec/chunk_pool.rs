@@ -10,11 +10,17 @@
 //! [`Ordered`] is pushed one chunk at a time, by a writer that decides where chunks
 //! end (the indexed writer cuts at tar member boundaries); [`in_order`] drains a
 //! channel of fixed-size chunks through it.
+//!
+//! The pool's threads block on a channel between jobs. (A rayon pool did the same
+//! work, but its idle threads spin and call `sched_yield` before they sleep: about
+//! 1,400 calls a run packing a cargo registry, taken from the walk and the readers on
+//! a machine whose cores the compression already fills.)
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
 
 /// What a pool thread hands back for one chunk.
 struct Done<T> {
@@ -36,17 +42,62 @@ pub struct Pool {
 /// it, into bytes and a side result.
 type Job<T> = dyn Fn(&[u8], &[u8]) -> io::Result<(Vec<u8>, T)> + Send + Sync;
 
-/// One chunk written out: the input (for reuse), the compressed bytes as written, and
-/// the job's side result.
-pub struct Written<'a, T> {
+/// One chunk written out: the input and the compressed bytes as written (both for
+/// reuse), and the job's side result.
+pub struct Written<T> {
     pub chunk: Vec<u8>,
-    pub compressed: &'a [u8],
+    pub compressed: Vec<u8>,
     pub side: T,
+}
+
+/// A task for a pool thread.
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Threads that run tasks in the order they are sent, each blocked on the channel
+/// while there is none. Dropping the pool ends the threads once the tasks already
+/// sent are done; nobody waits for them (a failed run exits without them).
+struct Threads {
+    tasks: Sender<Task>,
+}
+
+impl Threads {
+    fn start(threads: usize, name: &'static str) -> io::Result<Threads> {
+        let (tasks, rx) = channel::<Task>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    loop {
+                        // No task panics while the lock is held, so it is never poisoned.
+                        let task = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(task) = task else { return };
+                        // The panic hook has already printed the message; the task's
+                        // result channel closes unsent and `write_next` fails the
+                        // stream. The thread lives on for the tasks queued behind it.
+                        let _ = catch_unwind(AssertUnwindSafe(task));
+                    }
+                })
+                .map_err(|e| io::Error::new(e.kind(), format!("starting {name}: {e}")))?;
+        }
+        Ok(Threads { tasks })
+    }
+
+    fn spawn(&self, task: impl FnOnce() + Send + 'static) {
+        // The threads only end once this sender is dropped: the send cannot fail
+        // while they are there, and a task that finds none has its result channel
+        // closed unsent, which `write_next` reports.
+        let _ = self.tasks.send(Box::new(task));
+    }
 }
 
 /// Chunks compressed on a pool and written in the order they were pushed.
 pub struct Ordered<T> {
-    pool: rayon::ThreadPool,
+    pool: Threads,
     job: Arc<Job<T>>,
     prime: usize,
     /// Chunks in flight at most: two per thread, one being compressed and one ready.
@@ -67,17 +118,8 @@ impl<T: Send + 'static> Ordered<T> {
             prime,
         } = pool;
         let threads = threads.max(1);
-        let rayon_pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(move |i| format!("{name}-{i}"))
-            // Without a handler rayon aborts the process on a panic, leaving the
-            // temporary output behind. The panic hook has already printed the message;
-            // the job's result channel closes unsent, and `write_next` fails the stream.
-            .panic_handler(|_| {})
-            .build()
-            .map_err(io::Error::other)?;
         Ok(Ordered {
-            pool: rayon_pool,
+            pool: Threads::start(threads, name)?,
             job: Arc::new(job),
             prime,
             most: 2 * threads,
@@ -92,7 +134,7 @@ impl<T: Send + 'static> Ordered<T> {
         &mut self,
         chunk: Vec<u8>,
         out: &mut W,
-        written: &mut impl FnMut(Written<'_, T>),
+        written: &mut impl FnMut(Written<T>),
     ) -> io::Result<()> {
         if self.in_flight.len() >= self.most {
             self.write_next(out, written)?;
@@ -115,11 +157,16 @@ impl<T: Send + 'static> Ordered<T> {
         Ok(())
     }
 
+    /// Chunks pushed and not yet written.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// Writes every chunk still in flight, in order.
     pub fn finish<W: Write>(
         &mut self,
         out: &mut W,
-        written: &mut impl FnMut(Written<'_, T>),
+        written: &mut impl FnMut(Written<T>),
     ) -> io::Result<()> {
         while !self.in_flight.is_empty() {
             self.write_next(out, written)?;
@@ -131,7 +178,7 @@ impl<T: Send + 'static> Ordered<T> {
     fn write_next<W: Write>(
         &mut self,
         out: &mut W,
-        written: &mut impl FnMut(Written<'_, T>),
+        written: &mut impl FnMut(Written<T>),
     ) -> io::Result<()> {
         let Some(rx) = self.in_flight.pop_front() else {
             return Ok(());
@@ -144,7 +191,7 @@ impl<T: Send + 'static> Ordered<T> {
         out.write_all(&bytes)?;
         written(Written {
             chunk: done.chunk,
-            compressed: &bytes,
+            compressed: bytes,
             side,
         });
         Ok(())
@@ -169,7 +216,7 @@ where
     F: Fn(&[u8], &[u8]) -> io::Result<(Vec<u8>, T)> + Send + Sync + 'static,
 {
     let mut ordered = Ordered::new(pool, job)?;
-    let mut done = |w: Written<'_, T>| {
+    let mut done = |w: Written<T>| {
         written(w.chunk.len(), w.side);
         if let Some(spent) = spent {
             let _ = spent.try_send(w.chunk);

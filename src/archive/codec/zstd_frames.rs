@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
 
 use super::chunk_pool::{Ordered, Pool, Written};
 
@@ -32,6 +33,10 @@ pub struct ZstdFrames<W: Write> {
     /// Input buffers the pool is done with, to fill again: a fresh multi-MiB allocation
     /// costs a page fault and a page clear every 4 KiB.
     spare: Vec<Vec<u8>>,
+    /// Output buffers written out, for the pool to compress into again, for the same
+    /// reason: a frame's output is allocated for the worst case (its input's size), of
+    /// which the compressed bytes fault in about a quarter.
+    spare_out: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl<W: Write> ZstdFrames<W> {
@@ -42,12 +47,21 @@ impl<W: Write> ZstdFrames<W> {
             name: "spate-zstd",
             prime: 0,
         };
-        let ordered = Ordered::new(pool, move |frame, _| Ok((compress(frame, level)?, ())))?;
+        let spare_out: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let outputs = Arc::clone(&spare_out);
+        let ordered = Ordered::new(pool, move |frame, _| {
+            let buf = outputs
+                .lock()
+                .map_or_else(|_| None, |mut spare| spare.pop())
+                .unwrap_or_default();
+            Ok((compress(frame, level, buf)?, ()))
+        })?;
         Ok(ZstdFrames {
             out,
             ordered,
             written: Vec::new(),
             spare: Vec::new(),
+            spare_out,
         })
     }
 
@@ -57,9 +71,10 @@ impl<W: Write> ZstdFrames<W> {
         if u32::try_from(frame.len()).is_err() {
             return Err(io::Error::other("a zstd frame of 4 GiB or more"));
         }
-        let (written, spare) = (&mut self.written, &mut self.spare);
-        self.ordered
-            .push(frame, &mut self.out, &mut |w| record(w, written, spare))
+        let (written, spare, spare_out) = (&mut self.written, &mut self.spare, &self.spare_out);
+        self.ordered.push(frame, &mut self.out, &mut |w| {
+            record(w, written, spare, spare_out)
+        })
     }
 
     /// An empty buffer to fill with the next frame, reused when one is back.
@@ -81,16 +96,26 @@ impl<W: Write> ZstdFrames<W> {
     /// Writes every frame still in flight; returns the output and every frame's sizes,
     /// in order.
     pub fn finish(mut self) -> io::Result<(W, Vec<FrameSizes>)> {
-        let (written, spare) = (&mut self.written, &mut self.spare);
+        let (written, spare, spare_out) = (&mut self.written, &mut self.spare, &self.spare_out);
         self.ordered
-            .finish(&mut self.out, &mut |w| record(w, written, spare))?;
+            .finish(&mut self.out, &mut |w| record(w, written, spare, spare_out))?;
         Ok((self.out, self.written))
+    }
+
+    /// Frames pushed so far (written or in flight).
+    pub fn pushed(&self) -> usize {
+        self.written.len() + self.ordered.in_flight()
     }
 }
 
-/// Notes a frame that is out, and keeps its input buffer for reuse.
-fn record(w: Written<'_, ()>, written: &mut Vec<FrameSizes>, spare: &mut Vec<Vec<u8>>) {
-    let c = w.compressed;
+/// Notes a frame that is out, and keeps its buffers for reuse.
+fn record(
+    w: Written<()>,
+    written: &mut Vec<FrameSizes>,
+    spare: &mut Vec<Vec<u8>>,
+    spare_out: &Mutex<Vec<Vec<u8>>>,
+) {
+    let c = &w.compressed;
     // The checksum flag is set on every frame, so its last 4 bytes are the checksum.
     let checksum = c.len().checked_sub(4).map_or(0, |at| {
         u32::from_le_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]])
@@ -103,6 +128,9 @@ fn record(w: Written<'_, ()>, written: &mut Vec<FrameSizes>, spare: &mut Vec<Vec
     // Every buffer comes back from a frame in flight, so the spares never outnumber
     // the frames the pool holds at once.
     spare.push(w.chunk);
+    if let Ok(mut outputs) = spare_out.lock() {
+        outputs.push(w.compressed);
+    }
 }
 
 thread_local! {
@@ -112,8 +140,9 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
-/// One zstd frame of `data` at `level`, with its content size and content checksum.
-fn compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
+/// One zstd frame of `data` at `level`, with its content size and content checksum,
+/// in `out` (emptied first, grown to the worst case).
+fn compress(data: &[u8], level: i32, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
     CONTEXT.with(|cell| {
         let mut cell = cell.borrow_mut();
         let context = match &mut *cell {
@@ -125,7 +154,10 @@ fn compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
                 &mut slot.insert((level, context)).1
             }
         };
-        context.compress(data)
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        context.compress_to_buffer(data, &mut out)?;
+        Ok(out)
     })
 }
 

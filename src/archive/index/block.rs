@@ -72,16 +72,23 @@ pub fn encode(entries: &[TocEntry], owners: &[u32]) -> Vec<u8> {
         varint::put_signed(&mut out, e.header_at.wrapping_sub(expect) as i64);
         expect = predicted(e.header_at, e.size).unwrap_or(0);
     }
+    // Each name's shared prefix, found once for the three columns that use it: names
+    // of a source tree share most of their bytes, which made this the table's largest
+    // cost when it was compared three times.
     let mut previous: &[u8] = &[];
-    for e in entries {
-        varint::put(&mut out, shared(previous, &e.name) as u64);
-        previous = &e.name;
+    let shares: Vec<usize> = entries
+        .iter()
+        .map(|e| {
+            let share = shared(previous, &e.name);
+            previous = &e.name;
+            share
+        })
+        .collect();
+    for &share in &shares {
+        varint::put(&mut out, share as u64);
     }
-    previous = &[];
-    for e in entries {
-        let suffix = e.name.len() - shared(previous, &e.name);
-        varint::put(&mut out, suffix as u64);
-        previous = &e.name;
+    for (e, &share) in entries.iter().zip(&shares) {
+        varint::put(&mut out, (e.name.len() - share) as u64);
     }
     for link in entries.iter().filter_map(|e| e.link.as_ref()) {
         varint::put(&mut out, link.len() as u64);
@@ -90,10 +97,8 @@ pub fn encode(entries: &[TocEntry], owners: &[u32]) -> Vec<u8> {
         varint::put(&mut out, u64::from(major));
         varint::put(&mut out, u64::from(minor));
     }
-    previous = &[];
-    for e in entries {
-        out.extend_from_slice(&e.name[shared(previous, &e.name)..]);
-        previous = &e.name;
+    for (e, &share) in entries.iter().zip(&shares) {
+        out.extend_from_slice(&e.name[share..]);
     }
     for link in entries.iter().filter_map(|e| e.link.as_ref()) {
         out.extend_from_slice(link);
@@ -112,10 +117,25 @@ fn flags_of(e: &TocEntry) -> u8 {
 /// of `name` is its own (a suffix is never empty unless the name is).
 fn shared(previous: &[u8], name: &[u8]) -> usize {
     let most = name.len().saturating_sub(1).min(previous.len());
-    previous[..most]
+    common_prefix(&previous[..most], &name[..most])
+}
+
+/// Length of the common prefix of `a` and `b` (of equal length), eight bytes at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let mut at = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let x = u64::from_le_bytes(x.try_into().unwrap_or_default());
+        let y = u64::from_le_bytes(y.try_into().unwrap_or_default());
+        if x != y {
+            // Little-endian: the first differing byte holds the lowest set bit.
+            return at + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + a[at..]
         .iter()
-        .zip(name)
-        .take_while(|(a, b)| a == b)
+        .zip(&b[at..])
+        .take_while(|(x, y)| x == y)
         .count()
 }
 
@@ -337,5 +357,48 @@ impl Block {
 
     pub fn device(&self, i: usize) -> Option<(u32, u32)> {
         (self.flags(i) & HAS_DEVICE != 0).then(|| self.devices[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_prefix_is_the_bytewise_one_and_leaves_a_byte_of_the_name() {
+        let bytewise = |previous: &[u8], name: &[u8]| {
+            let most = name.len().saturating_sub(1).min(previous.len());
+            previous[..most]
+                .iter()
+                .zip(name)
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let names: Vec<Vec<u8>> = [
+            "",
+            "a",
+            "ab",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgh/",
+            "abcdefgx",
+            "src/index.crates.io-1949cf8c6b5b557f/zstd-sys/zstd/lib/compress/a.c",
+            "src/index.crates.io-1949cf8c6b5b557f/zstd-sys/zstd/lib/compress/b.c",
+            "src/index.crates.io-1949cf8c6b5b557f/zstd-sys/zstd/lib/compress/",
+            "src/index.crates.io-1949cf8c6b5b557f/zstd-sys/zstd/lib/compress/a.c/x",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        for previous in &names {
+            for name in &names {
+                assert_eq!(
+                    shared(previous, name),
+                    bytewise(previous, name),
+                    "{previous:?} {name:?}"
+                );
+            }
+        }
     }
 }

@@ -77,14 +77,24 @@ fn encode_metadata(
     type OwnerKey<'a> = (u64, u64, Option<&'a [u8]>, Option<&'a [u8]>);
     let mut dictionary: HashMap<OwnerKey<'_>, u32> = HashMap::new();
     let mut owners: Vec<OwnerKey<'_>> = Vec::new();
+    // Runs of members share an owner: the last one is compared before the names are
+    // hashed.
+    let mut last: Option<(OwnerKey<'_>, u32)> = None;
     let owner_of: Vec<u32> = entries
         .iter()
         .map(|e| {
             let key = (e.uid, e.gid, e.user.as_deref(), e.group.as_deref());
-            *dictionary.entry(key).or_insert_with(|| {
+            if let Some((last_key, place)) = last
+                && last_key == key
+            {
+                return place;
+            }
+            let place = *dictionary.entry(key).or_insert_with(|| {
                 owners.push(key);
                 owners.len() as u32 - 1
-            })
+            });
+            last = Some((key, place));
+            place
         })
         .collect();
     let mut out = Vec::new();

@@ -88,15 +88,26 @@ impl<W: Write> IndexedWriter<W> {
     /// output.
     pub fn finish(mut self) -> io::Result<W> {
         self.end_frame()?;
-        let (mut out, sizes) = self.frames.finish()?;
-        let frames = placed(&sizes);
+        // The table needs the frames' count, not their sizes: it is encoded while the
+        // pool compresses the last frames, instead of on its own at the end with every
+        // other thread done (about 1% of packing a cargo registry's wall time).
         let toc = Toc {
             entries: std::mem::take(&mut self.entries),
             tar_len: self.d_offset,
-            frames: u32::try_from(frames.len())
+            frames: u32::try_from(self.frames.pushed())
                 .map_err(|_| io::Error::other("more than 2^32 frames"))?,
         };
-        out.write_all(&format::encode_toc(&toc, self.level)?)?;
+        let count = toc.frames;
+        let toc = format::encode_toc(&toc, self.level)?;
+        let (mut out, sizes) = self.frames.finish()?;
+        if sizes.len() != count as usize {
+            return Err(io::Error::other(format!(
+                "internal error: {count} frames counted, {} written",
+                sizes.len()
+            )));
+        }
+        let frames = placed(&sizes);
+        out.write_all(&toc)?;
         out.write_all(&format::encode_seek_table(&frames))?;
         out.flush()?;
         Ok(out)

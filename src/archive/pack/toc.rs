@@ -9,7 +9,7 @@ use tar::Header;
 
 use super::Member;
 use super::writer::Writer;
-use crate::archive::index::{DIGEST_LEN, TocDigest, TocEntry};
+use crate::archive::index::{TocEntry, toc_digest};
 use crate::archive::unpack::header::Mtime;
 use crate::hash::digest::Algo;
 use crate::manifest::{self, Format};
@@ -57,21 +57,21 @@ impl Writer<'_> {
     pub(super) fn record_digest(
         &mut self,
         member: &Member,
-        digest: Option<String>,
+        digest: Option<blake3::Hash>,
         toc: Option<usize>,
     ) {
-        let Some(hex) = digest else { return };
-        if let (Some(at), Some(bytes)) = (toc, digest_bytes(&hex)) {
-            self.tar.get_mut().inner.set_digest(at, bytes);
+        let Some(digest) = digest else { return };
+        if let Some(at) = toc {
+            self.tar.get_mut().inner.set_digest(at, toc_digest(&digest));
         }
         if let Some(inode) = member.inode {
-            self.links.entry(inode).or_insert_with(|| hex.clone());
+            self.links.entry(inode).or_insert(digest);
         }
         // Digests are also made for the index alone: no manifest, no lines to keep.
         if self.config.manifest.is_none() {
             return;
         }
-        let digests = vec![(Algo::Blake3, hex)];
+        let digests = vec![(Algo::Blake3, digest.to_hex().to_string())];
         manifest::push_record(
             &mut self.manifest_buf,
             Format::Gnu,
@@ -80,19 +80,4 @@ impl Writer<'_> {
             &digests,
         );
     }
-}
-
-/// A hex BLAKE3 digest (the 64 digits `--manifest` writes) as the table keeps it: its
-/// first [`DIGEST_LEN`] bytes.
-fn digest_bytes(hex: &str) -> Option<TocDigest> {
-    let hex = hex.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; DIGEST_LEN];
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let digit = |c: u8| (c as char).to_digit(16);
-        *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
-    }
-    Some(out)
 }

@@ -27,7 +27,7 @@ pub(super) struct Writer<'a> {
     pub(super) config: &'a PackConfig,
     pub(super) owners: Owners,
     /// Digests of files with several links, for the manifest lines of later links.
-    pub(super) links: HashMap<(u64, u64), String>,
+    pub(super) links: HashMap<(u64, u64), blake3::Hash>,
     /// Prefixes of names already announced as removed.
     pub(super) removed: Removed,
     pub(super) manifest_buf: Vec<u8>,
@@ -190,7 +190,7 @@ impl Writer<'_> {
                 .map_err(|e| self.stream_error(e))?;
                 self.entries += 1;
                 if let Kind::HardLink(_) = member.kind
-                    && let Some(digest) = member.inode.and_then(|i| self.links.get(&i)).cloned()
+                    && let Some(digest) = member.inode.and_then(|i| self.links.get(&i)).copied()
                 {
                     self.record_digest(&member, Some(digest), toc);
                 }
