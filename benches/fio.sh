@@ -15,7 +15,9 @@
 # drop its pages from the page cache before reading (fio's default invalidate=1).
 # SETTLE=3: seconds to pause before every run (see settle below).
 # PRESET=1 adds the preset rows (direct); PAIRS=1 runs only fio and spate uring, and
-# prints the operations each kept in flight (IOPS × mean latency). fio gets
+# prints the operations each kept in flight (IOPS × mean latency; in brackets spate's
+# in_flight_mean, over the ring's busy time: an end fsync, which neither tool counts
+# as an operation, lowers IOPS × latency by its share of the job's time). fio gets
 # iomem_align=4096: page-aligned buffers, as spate's (see run_fio).
 # Needs: fio, python3 (apt-get install fio). Smoke run: bash benches/fio.sh /tmp/x 64M 1
 set -euo pipefail
@@ -148,7 +150,8 @@ def fio(path, d):
 def spate(path, d):
     j = json.load(open(path))["jobs"][0]
     r = j[d]
-    return r["mb_s"], r["iops"], r["lat_ns"]["mean"] / 1e3, j["cpu"]["user_s"] + j["cpu"]["system_s"]
+    return r["mb_s"], r["iops"], r["lat_ns"]["mean"] / 1e3, \
+        j["cpu"]["user_s"] + j["cpu"]["system_s"], j.get("in_flight_mean") or 0.0
 
 def median(f, tool, i, d):
     runs = [f(f"{out}/{tool}.{i}.{r}.json", d) for r in range(1, rounds + 1)]
@@ -169,7 +172,7 @@ if pairs:
               f"{u[1]/f[1]:.2f} | {f[2]:.0f} µs | {u[2]:.0f} µs | "
               # Little's law: IOPS × mean latency, the operations in flight on average
               # over the job's time (an end fsync inside it lowers both alike).
-              f"{f[1] * f[2] / 1e6:.1f} / {u[1] * u[2] / 1e6:.1f} | "
+              f"{f[1] * f[2] / 1e6:.1f} / {u[1] * u[2] / 1e6:.1f} ({u[4]:.1f}) | "
               + ", ".join(f"{a:.0f}/{b:.0f}" for a, b in each) + " |")
     sys.exit(0)
 
