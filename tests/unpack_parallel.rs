@@ -437,7 +437,7 @@ fn fs_type(dir: &Path) -> i64 {
 #[test]
 fn whole_unpack_restores_what_gnu_tar_restores_with_any_writer_count_on_tmpfs_and_disk() {
     // /dev/shm is a tmpfs (the default: a writer per core); the temporary directory is
-    // on the disk's file system (the default: one writer).
+    // on the disk's file system (the default: none, the entry loop writes the files).
     let in_memory = tempfile::tempdir_in("/dev/shm").unwrap();
     let on_disk = tempfile::tempdir().unwrap();
     assert_eq!(fs_type(in_memory.path()), libc::TMPFS_MAGIC);
@@ -446,7 +446,7 @@ fn whole_unpack_restores_what_gnu_tar_restores_with_any_writer_count_on_tmpfs_an
         let dir = tmp.path();
         packed_tree(dir);
         gnu_tar_extract(dir, "t.tar.zst", "by-tar");
-        for writers in [None, Some("1"), Some("2"), Some("5")] {
+        for writers in [None, Some("0"), Some("1"), Some("2"), Some("5")] {
             let dest = format!("by-spate-{}", writers.unwrap_or("default"));
             let mut args = vec!["unpack", "-q", "t.tar.zst", "-C", &dest];
             if let Some(n) = writers {
@@ -462,9 +462,9 @@ fn whole_unpack_restores_what_gnu_tar_restores_with_any_writer_count_on_tmpfs_an
 }
 
 #[test]
-fn writers_takes_a_count_from_1() {
+fn writers_takes_a_count_up_to_256() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = spate(tmp.path(), &["unpack", "--writers", "0", "x.tar.zst"]);
+    let out = spate(tmp.path(), &["unpack", "--writers", "257", "x.tar.zst"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("--writers"), "{}", stderr_of(&out));
 }
