@@ -376,8 +376,8 @@ pub(super) struct UnpackArgs {
 
     /// Threads writing files, for a whole indexed .tar.zst (other archives are written
     /// by the entry loop) [default: one per core on a tmpfs or ramfs; 0 on other file
-    /// systems: the entry loop writes every file in archive order, as tar does, which
-    /// on ext4 cost the inode allocator half what a writer thread beside it did].
+    /// systems: the entry loop writes every file in archive order, as tar does; on
+    /// ext4 a writer thread beside it made the kernel's inode allocation cost more].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=256))]
     writers: Option<u16>,
 

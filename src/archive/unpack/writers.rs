@@ -285,9 +285,9 @@ fn dead() -> Problem {
 /// file system in memory, where writing a small file is all system-call CPU and
 /// scales with threads; none elsewhere: the entry loop writes every file itself, in
 /// archive order, as the one-stream path and GNU tar do. On ext4 a writer thread
-/// creating files while the entry loop makes the directories and symbolic links ahead
-/// of it made the inode allocator's work up to twice the one-stream path's (see
-/// benches/unpack.sh and the README).
+/// creating files while the entry loop made the directories and symbolic links ahead
+/// of it cost the inode allocator more system time than the one-stream path, once up
+/// to twice as much (see benches/unpack.sh and the README).
 pub fn threads(dest: &Path, cores: usize) -> usize {
     if in_memory(dest) { cores } else { 0 }
 }
