@@ -437,7 +437,7 @@ fn fs_type(dir: &Path) -> i64 {
 #[test]
 fn whole_unpack_restores_what_gnu_tar_restores_with_any_writer_count_on_tmpfs_and_disk() {
     // /dev/shm is a tmpfs (the default: a writer per core); the temporary directory is
-    // on the disk's file system (the default: one writer).
+    // on the disk's file system (the default: none, the entry loop writes the files).
     let in_memory = tempfile::tempdir_in("/dev/shm").unwrap();
     let on_disk = tempfile::tempdir().unwrap();
     assert_eq!(fs_type(in_memory.path()), libc::TMPFS_MAGIC);
@@ -446,7 +446,7 @@ fn whole_unpack_restores_what_gnu_tar_restores_with_any_writer_count_on_tmpfs_an
         let dir = tmp.path();
         packed_tree(dir);
         gnu_tar_extract(dir, "t.tar.zst", "by-tar");
-        for writers in [None, Some("1"), Some("2"), Some("5")] {
+        for writers in [None, Some("0"), Some("1"), Some("2"), Some("5")] {
             let dest = format!("by-spate-{}", writers.unwrap_or("default"));
             let mut args = vec!["unpack", "-q", "t.tar.zst", "-C", &dest];
             if let Some(n) = writers {
@@ -462,9 +462,9 @@ fn whole_unpack_restores_what_gnu_tar_restores_with_any_writer_count_on_tmpfs_an
 }
 
 #[test]
-fn writers_takes_a_count_from_1() {
+fn writers_takes_a_count_up_to_256() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = spate(tmp.path(), &["unpack", "--writers", "0", "x.tar.zst"]);
+    let out = spate(tmp.path(), &["unpack", "--writers", "257", "x.tar.zst"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("--writers"), "{}", stderr_of(&out));
 }
@@ -555,4 +555,70 @@ fn files_get_the_archives_owner_and_mode_whatever_the_umask_and_a_setgid_directo
     assert_eq!(want[Path::new("f00")], (0, 0, 0o644), "GNU tar as root");
     assert_eq!(owners_and_modes(&dir.join("by-spate")), want);
     assert_eq!(owners_and_modes(&dir.join("by-spate-1")), want);
+}
+
+/// `archive` with every data frame compressed again without its content checksum (as
+/// other seekable writers may leave it), the seek table's sizes rewritten; with
+/// `wrong`, the table's checksum of the second frame is off by one.
+fn without_frame_checksums(archive: &[u8], wrong: bool) -> Vec<u8> {
+    let word = |at: usize| u32::from_le_bytes(archive[at..at + 4].try_into().unwrap());
+    let frames = word(archive.len() - 9) as usize;
+    let table = archive.len() - 9 - frames * 12;
+    let mut out = Vec::new();
+    let mut entries = Vec::new();
+    let mut at = 0;
+    for i in 0..frames {
+        let e = table + i * 12;
+        let (c_size, d_size, mut sum) = (word(e) as usize, word(e + 4), word(e + 8));
+        let data = zstd::bulk::decompress(&archive[at..at + c_size], d_size as usize).unwrap();
+        assert_eq!(
+            archive[at + 4] & 0x04,
+            0x04,
+            "spate's frames carry a checksum"
+        );
+        let frame = zstd::bulk::compress(&data, 3).unwrap();
+        assert_eq!(frame[4] & 0x04, 0, "recompressed without a checksum");
+        if wrong && i == 1 {
+            sum = sum.wrapping_add(1);
+        }
+        entries.push((frame.len() as u32, d_size, sum));
+        out.extend_from_slice(&frame);
+        at += c_size;
+    }
+    // The table of contents frame as it was, then the seek table anew.
+    out.extend_from_slice(&archive[at..table - 8]);
+    out.extend_from_slice(&archive[table - 8..table]);
+    for (c, d, sum) in entries {
+        out.extend_from_slice(&c.to_le_bytes());
+        out.extend_from_slice(&d.to_le_bytes());
+        out.extend_from_slice(&sum.to_le_bytes());
+    }
+    out.extend_from_slice(&archive[archive.len() - 9..]);
+    out
+}
+
+#[test]
+fn frames_without_their_own_checksum_are_checked_against_the_table_by_their_content() {
+    // spate's frames carry zstd's content checksum, which the decompressor checks; the
+    // table's is then compared with it. A frame without one is hashed instead: a table
+    // checksum that does not match its content still stops the run there.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let archive = std::fs::read(packed_tree(dir)).unwrap();
+    for (wrong, dest) in [(false, "right"), (true, "wrong")] {
+        let name = format!("{dest}.tar.zst");
+        std::fs::write(dir.join(&name), without_frame_checksums(&archive, wrong)).unwrap();
+        // Still whole for plain tools.
+        gnu_tar_extract(dir, &name, &format!("by-tar-{dest}"));
+        let out = spate(dir, &["unpack", "-q", &name, "-C", dest]);
+        let err = stderr_of(&out);
+        if wrong {
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("fails its checksum"), "{err}");
+        } else {
+            assert!(out.status.success(), "{err}");
+            assert_eq!(err, "");
+            assert_same_tree(&dir.join("src"), &dir.join(dest), true);
+        }
+    }
 }

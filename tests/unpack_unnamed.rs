@@ -149,7 +149,7 @@ fn where_files_without_a_name_are_refused_a_temporary_name_is_used_asked_once_pe
     let dir = tmp.path();
     let members = members();
     for archive in archives(dir, &members) {
-        for writers in ["1", "2"] {
+        for writers in ["0", "1", "2"] {
             let by_tar = format!("tar-{archive}");
             let by_spate = format!("spate-{archive}-{writers}");
             gnu_tar(dir, archive, &by_tar);
@@ -176,6 +176,75 @@ fn where_files_without_a_name_are_refused_a_temporary_name_is_used_asked_once_pe
             assert_eq!(files(&dir.join(&by_tar)), files(&dir.join(&by_spate)));
             assert!(temp_files(&dir.join(&by_spate)).is_empty());
         }
+    }
+}
+
+/// The thread (strace's pid column) and the name of every `O_TMPFILE` open and
+/// `linkat` in `trace`, in order.
+fn creates_and_links(trace: &str) -> (Vec<&str>, Vec<(&str, String)>) {
+    fn pid(l: &str) -> &str {
+        l.split_whitespace().next().unwrap_or("")
+    }
+    let creates = trace
+        .lines()
+        .filter(|l| l.contains("O_TMPFILE"))
+        .map(pid)
+        .collect();
+    let links = trace
+        .lines()
+        .filter(|l| l.contains("linkat("))
+        .map(|l| {
+            // linkat(FD, "", DIR, "NAME", AT_EMPTY_PATH) = 0: the new name is the last
+            // quoted string.
+            let name = l.rsplit('"').nth(1).unwrap_or("").to_string();
+            (pid(l), name)
+        })
+        .collect();
+    (creates, links)
+}
+
+/// The file system type of `dir` (statfs's f_type).
+fn fs_type(dir: &Path) -> i64 {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    assert_eq!(unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) }, 0);
+    unsafe { st.assume_init() }.f_type
+}
+
+#[test]
+fn on_disk_the_entry_loop_writes_each_file_in_archive_order_on_tmpfs_writer_threads_do() {
+    // On a disk file system (the temporary directory) the default is no writer thread:
+    // the thread that reads the entries (the one that asks first whether files without
+    // a name can be made) creates and links every file, in the archive's order, as GNU
+    // tar does. On a tmpfs writer threads do, and the tree is the same.
+    let on_disk = tempfile::tempdir().unwrap();
+    let in_memory = tempfile::tempdir_in("/dev/shm").unwrap();
+    assert_ne!(fs_type(on_disk.path()), libc::TMPFS_MAGIC);
+    assert_eq!(fs_type(in_memory.path()), libc::TMPFS_MAGIC);
+    let members = members();
+    let order: Vec<String> = (0..members.len()).map(|i| format!("f{i:02}")).collect();
+    for (tmp, threads) in [(&on_disk, false), (&in_memory, true)] {
+        let dir = tmp.path();
+        let [_, archive] = archives(dir, &members);
+        gnu_tar(dir, archive, "by-tar");
+        let args = ["unpack", "-q", archive, "-C", "by-spate"];
+        let calls = ["-e", "trace=openat2,linkat"];
+        let (out, trace) = traced(dir, &calls, &[], &args);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let (creates, links) = creates_and_links(&trace);
+        assert_eq!(creates.len(), members.len() + 1, "{trace}");
+        let main = creates[0];
+        let by_main = links.iter().filter(|(pid, _)| *pid == main).count();
+        if threads {
+            assert_eq!(by_main, 0, "{trace}");
+        } else {
+            assert!(creates.iter().all(|pid| *pid == main), "{trace}");
+            assert_eq!(by_main, members.len(), "{trace}");
+            let linked: Vec<&String> = links.iter().map(|(_, name)| name).collect();
+            assert_eq!(linked, order.iter().collect::<Vec<_>>(), "{trace}");
+        }
+        assert_eq!(files(&dir.join("by-tar")), files(&dir.join("by-spate")));
     }
 }
 

@@ -325,7 +325,8 @@ extracted and the exit status is 2, as GNU tar's ('Cannot hard link to'). Select
 target too.
 
 A whole indexed .tar.zst is decompressed on every core and its files written by
-writer threads (--writers: one per core on a tmpfs, 1 on disk file systems), with the
+writer threads (--writers: one per core on a tmpfs; on disk file systems 0, the files
+written in archive order by the loop that reads the entries), with the
 same rules; messages about files that could not be written may then come a few entries
 late.";
 
@@ -374,9 +375,10 @@ pub(super) struct UnpackArgs {
     max_size: u64,
 
     /// Threads writing files, for a whole indexed .tar.zst (other archives are written
-    /// by one) [default: one per core on a tmpfs or ramfs, 1 on other file systems,
-    /// where more than one writer only contended for the same directories and journal].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// by the entry loop) [default: one per core on a tmpfs or ramfs; 0 on other file
+    /// systems: the entry loop writes every file in archive order, as tar does; on
+    /// ext4 a writer thread beside it made the kernel's inode allocation cost more].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=256))]
     writers: Option<u16>,
 
     #[command(flatten)]

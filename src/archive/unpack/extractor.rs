@@ -2,7 +2,7 @@
 //! destination, and the directory attributes set at the end.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
@@ -71,11 +71,11 @@ impl<'a> Extractor<'a> {
         config: &'a UnpackConfig,
         root: Root,
         temps: Arc<Temps>,
-        writers: Option<(Writers, Frames)>,
+        writers: Option<Writers>,
+        frames: Option<Frames>,
         reporter: Reporter,
         label: String,
     ) -> Extractor<'a> {
-        let (writers, frames) = writers.unzip();
         Extractor {
             config,
             root,
@@ -280,6 +280,20 @@ impl<'a> Extractor<'a> {
             let mut done = Vec::new();
             writers.send(job, &mut done);
             self.finished(done);
+            return Ok(());
+        }
+        if self.writers.is_none()
+            && meta.layout == Layout::Plain
+            && let Some(data) = self.frames.as_ref().and_then(|frames| {
+                // Not read yet: the tar reader passes over it afterwards.
+                frames.data(entry.raw_file_position(), meta.size)
+            })
+        {
+            // No copy through the entry: written from the frame it is in.
+            temp::write_file(&self.temps, &dir, path.name(), &finish, |file| {
+                file.write_all(data.bytes()).map_err(failed("writing"))
+            })?;
+            self.budget -= meta.size;
             return Ok(());
         }
         let copier = &mut self.copier;

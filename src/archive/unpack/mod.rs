@@ -109,20 +109,27 @@ pub(crate) fn extract_all(
     };
     let root = Root::open(&config.dest)?;
     let temps = Arc::new(Temps::new(Arc::clone(cleanup), root.fd()));
-    let writers = match &source {
+    // No writer threads (0): the entry loop writes every file itself, in archive
+    // order, straight from the decompressed frame.
+    let (writers, frames) = match &source {
         Source::Frames(frames) => {
             let threads = config
                 .writers
                 .unwrap_or_else(|| writers::threads(&config.dest, cores));
-            Some((Writers::start(threads, Arc::clone(&temps))?, frames.clone()))
+            let writers = match threads {
+                0 => None,
+                n => Some(Writers::start(n, Arc::clone(&temps))?),
+            };
+            (writers, Some(frames.clone()))
         }
-        Source::Stream(_) => None,
+        Source::Stream(_) => (None, None),
     };
     let mut extractor = Extractor::new(
         config,
         root,
         temps,
         writers,
+        frames,
         reporter.clone(),
         label.clone(),
     );

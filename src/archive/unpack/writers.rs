@@ -283,11 +283,13 @@ fn dead() -> Problem {
 
 /// How many writer threads unpack into `dest` uses by default: one per core on a
 /// file system in memory, where writing a small file is all system-call CPU and
-/// scales with threads; one elsewhere, where a second writer in the same directories
-/// mostly waits on the directory's lock and the journal (measured on ext4, see
-/// benches/unpack.sh).
+/// scales with threads; none elsewhere: the entry loop writes every file itself, in
+/// archive order, as the one-stream path and GNU tar do. On ext4 a writer thread
+/// creating files while the entry loop made the directories and symbolic links ahead
+/// of it cost the inode allocator more system time than the one-stream path, once up
+/// to twice as much (see benches/unpack.sh and the README).
 pub fn threads(dest: &Path, cores: usize) -> usize {
-    if in_memory(dest) { cores } else { 1 }
+    if in_memory(dest) { cores } else { 0 }
 }
 
 /// Whether `dir` is on a tmpfs or ramfs.
