@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -426,22 +425,14 @@ fn a_tampered_table_is_said_once_and_the_archive_read_whole() {
     assert_same_tree(&dir.join("src"), &dir.join("out"), true);
 }
 
-/// The file system type of `dir` (statfs's f_type).
-fn fs_type(dir: &Path) -> i64 {
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    assert_eq!(unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) }, 0);
-    unsafe { st.assume_init() }.f_type
-}
-
 #[test]
 fn whole_unpack_restores_what_gnu_tar_restores_with_any_writer_count_on_tmpfs_and_disk() {
     // /dev/shm is a tmpfs (the default: a writer per core); the temporary directory is
     // on the disk's file system (the default: none, the entry loop writes the files).
     let in_memory = tempfile::tempdir_in("/dev/shm").unwrap();
     let on_disk = tempfile::tempdir().unwrap();
-    assert_eq!(fs_type(in_memory.path()), libc::TMPFS_MAGIC);
-    assert_ne!(fs_type(on_disk.path()), libc::TMPFS_MAGIC);
+    assert_eq!(common::fs_type(in_memory.path()), libc::TMPFS_MAGIC);
+    assert_ne!(common::fs_type(on_disk.path()), libc::TMPFS_MAGIC);
     for tmp in [&in_memory, &on_disk] {
         let dir = tmp.path();
         packed_tree(dir);

@@ -203,15 +203,6 @@ fn creates_and_links(trace: &str) -> (Vec<&str>, Vec<(&str, String)>) {
     (creates, links)
 }
 
-/// The file system type of `dir` (statfs's f_type).
-fn fs_type(dir: &Path) -> i64 {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    assert_eq!(unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) }, 0);
-    unsafe { st.assume_init() }.f_type
-}
-
 #[test]
 fn on_disk_the_entry_loop_writes_each_file_in_archive_order_on_tmpfs_writer_threads_do() {
     // On a disk file system (the temporary directory) the default is no writer thread:
@@ -220,8 +211,8 @@ fn on_disk_the_entry_loop_writes_each_file_in_archive_order_on_tmpfs_writer_thre
     // tar does. On a tmpfs writer threads do, and the tree is the same.
     let on_disk = tempfile::tempdir().unwrap();
     let in_memory = tempfile::tempdir_in("/dev/shm").unwrap();
-    assert_ne!(fs_type(on_disk.path()), libc::TMPFS_MAGIC);
-    assert_eq!(fs_type(in_memory.path()), libc::TMPFS_MAGIC);
+    assert_ne!(common::fs_type(on_disk.path()), libc::TMPFS_MAGIC);
+    assert_eq!(common::fs_type(in_memory.path()), libc::TMPFS_MAGIC);
     let members = members();
     let order: Vec<String> = (0..members.len()).map(|i| format!("f{i:02}")).collect();
     for (tmp, threads) in [(&on_disk, false), (&in_memory, true)] {

@@ -102,28 +102,23 @@ enum Command {
 /// the subcommand's name means the same to both parsers. Anything this parse refuses
 /// (`--help`, a mistake) goes to the whole command, so help and errors read as before.
 fn quick_parse(args: &[OsString]) -> Option<Cli> {
-    use clap::{Args, FromArgMatches};
-    let alone = |name: &'static str, command: clap::Command| {
-        command.name(name).try_get_matches_from(args.get(1..)?).ok()
-    };
     let command = match args.get(1)?.to_str()? {
-        "list" => {
-            let matches = alone(
-                "list",
-                archive::ListArgs::augment_args(clap::Command::new("")),
-            )?;
-            Command::List(archive::ListArgs::from_arg_matches(&matches).ok()?)
-        }
-        "unpack" => {
-            let matches = alone(
-                "unpack",
-                archive::UnpackArgs::augment_args(clap::Command::new("")),
-            )?;
-            Command::Unpack(archive::UnpackArgs::from_arg_matches(&matches).ok()?)
-        }
+        "list" => Command::List(parse_alone("list", args)?),
+        "unpack" => Command::Unpack(parse_alone("unpack", args)?),
         _ => return None,
     };
     Some(Cli { command })
+}
+
+/// The subcommand `name`'s arguments `T`, parsed from what follows its name in `args`.
+fn parse_alone<T: clap::Args + clap::FromArgMatches>(
+    name: &'static str,
+    args: &[OsString],
+) -> Option<T> {
+    let matches = T::augment_args(clap::Command::new(name))
+        .try_get_matches_from(args.get(1..)?)
+        .ok()?;
+    T::from_arg_matches(&matches).ok()
 }
 
 /// Parses the command line, runs the job and returns the process exit code.

@@ -285,3 +285,12 @@ pub fn reads_of(dir: &Path, file: &str, args: &[&str]) -> Vec<(Option<u64>, u64)
     }
     reads
 }
+
+/// The file system type of `dir` (statfs's f_type).
+pub fn fs_type(dir: &Path) -> i64 {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    assert_eq!(unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) }, 0);
+    unsafe { st.assume_init() }.f_type
+}
