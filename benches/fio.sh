@@ -18,7 +18,11 @@
 # prints the operations each kept in flight (IOPS × mean latency; in brackets spate's
 # in_flight_mean, over the ring's busy time: an end fsync, which neither tool counts
 # as an operation, lowers IOPS × latency by its share of the job's time). fio gets
-# iomem_align=4096: page-aligned buffers, as spate's (see run_fio).
+# iomem_align=4096: page-aligned buffers, as spate's (see run_fio). fio gets
+# iomem=shmhuge where huge pages can be reserved (root: vm.nr_hugepages is raised to
+# 64 for the run and put back after): spate's buffers are on transparent huge pages,
+# and fio's default malloc'd 4 KiB pages made its 1 MiB direct requests go out split
+# in two in some runs and not in others (see hugepages below).
 # Needs: fio, python3 (apt-get install fio). Smoke run: bash benches/fio.sh /tmp/x 64M 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +34,29 @@ cargo build --release -q
 spate=$PWD/target/release/spate
 mkdir -p "$dir"
 out=$(mktemp -d)
-trap 'rm -rf "$out" "$dir/fio-test"' EXIT
+
+# Huge pages for fio's buffers, as spate's. A block device takes a bounded number of
+# segments per request (this VM's virtio disk: 254) and 1 MiB of 4 KiB pages is 256
+# unless the page allocator happened to hand out neighbours: fio's SEQ1M Q8T1 direct
+# reads ran at 0.9 to 2.0 GB/s from round to round on the same file, by that luck
+# alone, and 2.4 to 2.6 GB/s on huge pages every time, as spate's do.
+hugepages=/proc/sys/vm/nr_hugepages
+had_huge=$(cat "$hugepages" 2>/dev/null || echo)
+fio_mem=()
+if [ -n "$had_huge" ] && [ "$had_huge" -ge 64 ] 2>/dev/null; then
+  fio_mem=(--iomem=shmhuge)
+elif [ -n "$had_huge" ] && echo 64 2>/dev/null > "$hugepages" && [ "$(cat "$hugepages")" -ge 64 ]; then
+  fio_mem=(--iomem=shmhuge)
+else
+  echo "note: no huge pages for fio (needs root): its large direct requests may split" >&2
+fi
+restore() {
+  rm -rf "$out" "$dir/fio-test"
+  if [ -n "$had_huge" ] && [ "$(cat "$hugepages")" != "$had_huge" ]; then
+    echo "$had_huge" > "$hugepages" 2>/dev/null || true
+  fi
+}
+trap restore EXIT
 
 # name | fio --rw | bs | iodepth | direct (0/1) | end fsync (0/1)
 jobs=(
@@ -79,7 +105,7 @@ run_fio() { # rw bs depth direct fsync -> json file
   # _copy_to_iter 1.53 s against 0.66 s per GiB), and that alone was the 1.30 of
   # spate/fio on buffered sequential reads at Q8.
   fio --name=spate-cmp --filename="$file" --ioengine=io_uring --rw="$1" --norandommap=1 \
-    --iomem_align=4096 \
+    --iomem_align=4096 "${fio_mem[@]}" \
     --bs="$2" --iodepth="$3" --direct="$4" --end_fsync="$5" --size="$size" \
     --runtime="$runtime" --output-format=json > "$6"
   rm -f "$file"
@@ -95,7 +121,7 @@ run_fio_psync() { # rw bs depth direct fsync -> json file
   settle
   local slice=$(( $(numfmt --from=iec "$size") / $3 ))
   fio --name=spate-cmp --filename="$file" --ioengine=psync --rw="$1" --bs="$2" --norandommap=1 \
-    --iomem_align=4096 \
+    --iomem_align=4096 "${fio_mem[@]}" \
     --numjobs="$3" --size="$slice" --offset_increment="$slice" --group_reporting \
     --direct="$4" --end_fsync="$5" --runtime="$runtime" --output-format=json > "$6"
   rm -f "$file"

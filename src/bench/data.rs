@@ -128,6 +128,12 @@ pub fn random_buffer(len: usize, seed: u64) -> AlignedBuf {
 /// A page-aligned buffer of at least `len` bytes, filled with `pattern` to its capacity.
 pub fn pattern_buffer(len: usize, seed: u64, pattern: Pattern) -> AlignedBuf {
     let mut buf = AlignedBuf::new(len);
+    fill(&mut buf, seed, pattern);
+    buf
+}
+
+/// Fills `buf` with `pattern` to its capacity.
+fn fill(buf: &mut AlignedBuf, seed: u64, pattern: Pattern) {
     let cap = buf.capacity();
     // SAFETY: the pointer is valid for `cap` bytes, and all of them are written before
     // they are marked filled.
@@ -136,7 +142,6 @@ pub fn pattern_buffer(len: usize, seed: u64, pattern: Pattern) -> AlignedBuf {
         pattern.fill(bytes, seed);
         buf.set_len(cap);
     }
-    buf
 }
 
 /// Distinct data a write job cycles through, per job: the buffers in flight and, up to
@@ -146,22 +151,39 @@ pub fn pattern_buffer(len: usize, seed: u64, pattern: Pattern) -> AlignedBuf {
 /// while memory stays bounded.
 pub const WRITE_RING_BYTES: u64 = 16 << 20;
 
-/// The spare write buffers of worker `worker` of a job: enough that the job's buffers
-/// add up to [`WRITE_RING_BYTES`]; none for a job that only reads, or whose buffers in
-/// flight hold that much already.
-pub fn write_ring(spec: &super::job::JobSpec, worker: usize) -> Vec<AlignedBuf> {
-    if !spec.rw.writes() {
-        return Vec::new();
-    }
-    let per_worker = WRITE_RING_BYTES / spec.jobs as u64;
-    let count = (per_worker / spec.bs).saturating_sub(spec.iodepth as u64);
-    (0..count)
-        .map(|i| {
+/// The buffers of worker `worker` of a job, filled with its pattern: one per operation
+/// in flight, then the spares a write job cycles through as well (enough that the
+/// job's buffers add up to [`WRITE_RING_BYTES`]; none for a job that only reads, or
+/// whose buffers in flight hold that much already).
+///
+/// They are carved from one mapping on transparent huge pages where the kernel has
+/// them ([`AlignedBuf::in_region`]): every buffer of up to 2 MiB is then one physical
+/// segment, so the requests the device sees do not depend on where the page allocator
+/// happened to put 4 KiB pages in this run.
+pub fn job_buffers(
+    spec: &super::job::JobSpec,
+    worker: usize,
+) -> (Vec<AlignedBuf>, Vec<AlignedBuf>) {
+    let spares = if spec.rw.writes() {
+        let per_worker = WRITE_RING_BYTES / spec.jobs as u64;
+        (per_worker / spec.bs).saturating_sub(spec.iodepth as u64) as usize
+    } else {
+        0
+    };
+    let count = spec.iodepth + spares;
+    let bs = spec.bs as usize;
+    let mut all = AlignedBuf::in_region(count, bs)
+        .unwrap_or_else(|| (0..count).map(|_| AlignedBuf::new(bs)).collect());
+    for (i, buf) in all.iter_mut().enumerate() {
+        let seed = match i.checked_sub(spec.iodepth) {
+            None => (worker * 1000 + i) as u64,
             // Seeds apart from those of the buffers in flight (worker × 1000 + slot).
-            let seed = ((worker as u64) << 32) | (0x8000_0000 + i);
-            pattern_buffer(spec.bs as usize, seed, spec.pattern)
-        })
-        .collect()
+            Some(spare) => ((worker as u64) << 32) | (0x8000_0000 + spare as u64),
+        };
+        fill(buf, seed, spec.pattern);
+    }
+    let spares = all.split_off(spec.iodepth.min(all.len()));
+    (all, spares)
 }
 
 /// The generator's throughput for `pattern`, bytes per second: the time to fill 16 MiB

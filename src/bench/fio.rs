@@ -46,6 +46,24 @@ pub fn job_file(work: &FileWork, backend: BackendKind) -> String {
     // aligned one here (1 MiB buffered reads at Q8: 1.1-1.4 s against 0.5-0.7 s of
     // CPU per GiB, and 0.7x spate's MB/s). iomem_align makes them start on a page.
     let _ = writeln!(out, "iomem_align=4096");
+    if work.direct {
+        // spate's buffers are on transparent huge pages (read::buffer::Region), one
+        // request per buffer of up to 2 MiB; fio's malloc'd 4 KiB pages are wherever
+        // the allocator put them, and its 1 MiB direct requests went out split in two in
+        // some runs and whole in others (0.9 to 2.0 GB/s on one file). fio takes huge
+        // pages only from the reserved pool.
+        let _ = writeln!(
+            out,
+            "; Buffers on huge pages, as spate's (a buffer of up to 2 MiB is one request\n\
+             ; to the device). fio needs {0} reserved first, as root (fio stops with\n\
+             ; \"no huge pages available\" otherwise; HugePages_Total in /proc/meminfo):\n\
+             ;   echo {0} > /proc/sys/vm/nr_hugepages\n\
+             ; Without the next line fio uses malloc'd 4 KiB pages, and its large direct\n\
+             ; requests may go out split in two.\n\
+             iomem=shmhuge",
+            huge_pages_needed(work, backend)
+        );
+    }
     match work.pattern {
         Pattern::Random => {}
         Pattern::Zero => {
@@ -104,6 +122,23 @@ pub fn job_file(work: &FileWork, backend: BackendKind) -> String {
         }
     }
     out
+}
+
+/// Huge pages (2 MiB) fio's `iomem=shmhuge` takes for the largest job of `work`: each
+/// fio job maps bs × iodepth and its alignment, rounded up to fio's own huge page size
+/// (4 MiB unless `hugepage-size` says), and the sections run one after another
+/// (`stonewall`). Found with fio 3.33 by the fewest reserved pages each shape ran with:
+/// 1M Q8 6, 1M Q1 2, 4k Q32 2, psync 8 × 1M 16, io_uring 2 × 1M Q8 12.
+fn huge_pages_needed(work: &FileWork, backend: BackendKind) -> u64 {
+    const FIO_HUGE: u64 = 4 << 20;
+    let per_section = |spec: &super::job::JobSpec| {
+        let (clones, depth) = match backend {
+            BackendKind::Uring => (spec.jobs as u64, spec.iodepth as u64),
+            BackendKind::Threads => ((spec.iodepth * spec.jobs) as u64, 1),
+        };
+        clones * 2 * (spec.bs * depth + 8192).div_ceil(FIO_HUGE)
+    };
+    work.jobs.iter().map(per_section).max().unwrap_or(1)
 }
 
 /// The fio job file closest to `--write-tree`: files created when fio opens them, one

@@ -136,7 +136,7 @@ impl JobOps {
     }
 
     /// Writes cycle through `spares` as well as the buffers in flight
-    /// ([`super::data::write_ring`]).
+    /// ([`super::data::job_buffers`]).
     pub fn with_spares(mut self, spares: Vec<AlignedBuf>) -> Self {
         self.spares = spares.into();
         self

@@ -37,7 +37,7 @@ use crate::output::Cleanup;
 use crate::progress::ProgressMode;
 use crate::read::ops::{self, OpsWorker};
 use crate::read::{BackendKind, ReadOptions};
-use data::{Pattern, pattern_buffer};
+use data::Pattern;
 use job::{JobOps, JobSpec, Recorder, Rw};
 use live::Live;
 use report::{Cpu, DirReport, FileReport, JobReport, PatternReport, SyncReport};
@@ -447,14 +447,8 @@ fn run_job(
         one_pass,
         Arc::clone(&moved),
     );
-    let buffers: Vec<Vec<_>> = (0..spec.jobs)
-        .map(|w| {
-            (0..spec.iodepth)
-                .map(|t| pattern_buffer(spec.bs as usize, (w * 1000 + t) as u64, spec.pattern))
-                .collect()
-        })
-        .collect();
-    let spares: Vec<Vec<_>> = (0..spec.jobs).map(|w| data::write_ring(spec, w)).collect();
+    let (buffers, spares): (Vec<_>, Vec<_>) =
+        (0..spec.jobs).map(|w| data::job_buffers(spec, w)).unzip();
 
     let cpu = Cpu::now();
     let started = Instant::now();

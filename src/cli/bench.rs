@@ -77,7 +77,11 @@ pub(super) struct BenchArgs {
 
     /// O_DIRECT: bypass the page cache (aligned buffers; --bs a multiple of 512). The
     /// preset uses it by default, as CrystalDiskMark; a --rw job is buffered unless
-    /// asked, as fio's direct=0.
+    /// asked, as fio's direct=0. Unlike fio's default (malloc), the buffers are on
+    /// transparent huge pages where the kernel has them, so a buffer of up to 2 MiB is
+    /// one request to the device in every run; fio's 4 KiB pages land where they
+    /// happen to, and a 1 MiB direct request can go out split in two (a virtio disk
+    /// takes 254 segments): fio's iomem=shmhuge gives it the same buffers.
     #[arg(long)]
     direct: bool,
 
