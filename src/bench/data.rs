@@ -228,6 +228,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_jobs_buffers_fill_one_huge_page_mapping_and_only_writes_get_spares() {
+        use super::super::job::{JobSpec, Rw};
+        let spec = |rw| JobSpec {
+            name: "t".into(),
+            rw,
+            rwmixread: 50,
+            bs: 1 << 20,
+            iodepth: 8,
+            jobs: 2,
+            runtime: std::time::Duration::from_secs(1),
+            end_fsync: false,
+            fsync_every: 0,
+            pattern: Pattern::Random,
+        };
+        let (reads, none) = job_buffers(&spec(Rw::Read), 0);
+        assert_eq!((reads.len(), none.len()), (8, 0));
+        // 16 MiB over 2 workers: 8 MiB each, all of it in flight already.
+        let (writes, spares) = job_buffers(&spec(Rw::Write), 1);
+        assert_eq!((writes.len(), spares.len()), (8, 0));
+        let one = JobSpec {
+            jobs: 1,
+            ..spec(Rw::Write)
+        };
+        let (writes, spares) = job_buffers(&one, 0);
+        assert_eq!((writes.len(), spares.len()), (8, 8));
+        let all: Vec<&AlignedBuf> = writes.iter().chain(&spares).collect();
+        let base = all[0].as_ptr() as usize;
+        assert_eq!(
+            base % crate::memory::HUGE_PAGE,
+            0,
+            "on a huge-page boundary"
+        );
+        for (i, buf) in all.iter().enumerate() {
+            assert_eq!(
+                buf.as_ptr() as usize,
+                base + (i << 20),
+                "one mapping, in order"
+            );
+            assert_eq!(buf.len(), 1 << 20, "filled");
+        }
+        assert!(all[0][..] != all[8][..], "spares hold other data");
+    }
+
+    #[test]
     fn stamped_blocks_differ() {
         let mut buf = random_buffer(8192, 1);
         let copy = buf.to_vec();
