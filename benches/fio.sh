@@ -150,8 +150,16 @@ for round in $(seq "$rounds"); do
     # speed of the next ones, whichever tool it was: a write run nobody counts takes
     # that slot.
     [[ $rw == *write* ]] && run_fio "$rw" "$bs" "$depth" "$direct" "$fsync" /dev/null
-    run_fio "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/fio.$i.$round.json"
-    run_spate uring "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/uring.$i.$round.json"
+    # Which tool goes first alternates from round to round, so that neither always
+    # runs right after the other (the file each gets, and what the disk is still
+    # doing with the one removed before it, depend on the position).
+    if (( round % 2 == 1 )); then
+      run_fio "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/fio.$i.$round.json"
+      run_spate uring "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/uring.$i.$round.json"
+    else
+      run_spate uring "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/uring.$i.$round.json"
+      run_fio "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/fio.$i.$round.json"
+    fi
     [ -n "$pairs" ] && continue
     run_spate threads "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/threads.$i.$round.json"
     run_fio_psync "$rw" "$bs" "$depth" "$direct" "$fsync" "$out/psync.$i.$round.json"
