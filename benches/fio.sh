@@ -89,6 +89,36 @@ settle() {
   sleep "${SETTLE:-3}"
 }
 
+# Both tools run pinned to the same CPU (PIN=CPU; PIN= for none). The disk's completion
+# interrupts arrive on one CPU here (virtio1-req.0: all on CPU 1), and a tool whose
+# submitting thread runs on that CPU gets far less: 4 KiB direct random writes at Q32,
+# pinned by hand, ran at 132-204 MB/s on the interrupts' CPU and 306-407 MB/s on the
+# other, for fio and spate alike. Left to the scheduler, the two tools landed there
+# differently often, and RND4K Q32T1 write came out 1.17-1.30 (spate / fio) in three
+# 5- and 6-round runs. The default is the CPU that has taken the fewest of the test
+# disk's interrupts (its PCI device's MSI vectors in /proc/interrupts).
+quiet_cpu() {
+  local src dev sys dev_dir irqs
+  src=$(df --output=source "$dir" | tail -1)
+  dev=$(basename "$(readlink -f "$src")")
+  sys=$(readlink -f "/sys/class/block/$dev")
+  [ -e "$sys/partition" ] && sys=$(dirname "$sys")
+  dev_dir=$(readlink -f "$sys/device" 2>/dev/null) || return 0
+  while [ -n "$dev_dir" ] && [ "$dev_dir" != / ] && [ ! -d "$dev_dir/msi_irqs" ]; do
+    dev_dir=$(dirname "$dev_dir")
+  done
+  [ -d "$dev_dir/msi_irqs" ] || return 0
+  irqs=$(ls "$dev_dir/msi_irqs" | tr '\n' ' ')
+  awk -v irqs="$irqs" -v cpus="$(nproc)" '
+    BEGIN { n = split(irqs, list, " "); for (i = 1; i <= n; i++) want[list[i] ":"] = 1 }
+    ($1 in want) { for (c = 0; c < cpus; c++) sum[c] += $(c + 2) }
+    END { best = 0; for (c = 1; c < cpus; c++) if (sum[c] < sum[best]) best = c; print best }
+  ' /proc/interrupts
+}
+pin=${PIN-$(quiet_cpu)}
+pinned=()
+[ -n "$pin" ] && pinned=(taskset -c "$pin")
+
 run_fio() { # rw bs depth direct fsync -> json file
   # A new file every run, as spate's: fio lays it out (and fsyncs it) before a read
   # job, allocates it for a write job. Reusing one file made fio's reads 2.5x slower
@@ -104,7 +134,7 @@ run_fio() { # rw bs depth direct fsync -> json file
   # (malloc's), where the kernel's copy cost fio twice the CPU of spate's (perf:
   # _copy_to_iter 1.53 s against 0.66 s per GiB), and that alone was the 1.30 of
   # spate/fio on buffered sequential reads at Q8.
-  fio --name=spate-cmp --filename="$file" --ioengine=io_uring --rw="$1" --norandommap=1 \
+  "${pinned[@]}" fio --name=spate-cmp --filename="$file" --ioengine=io_uring --rw="$1" --norandommap=1 \
     --iomem_align=4096 "${fio_mem[@]}" \
     --bs="$2" --iodepth="$3" --direct="$4" --end_fsync="$5" --size="$size" \
     --runtime="$runtime" --output-format=json > "$6"
@@ -120,7 +150,7 @@ run_fio_psync() { # rw bs depth direct fsync -> json file
   rm -f "$file"
   settle
   local slice=$(( $(numfmt --from=iec "$size") / $3 ))
-  fio --name=spate-cmp --filename="$file" --ioengine=psync --rw="$1" --bs="$2" --norandommap=1 \
+  "${pinned[@]}" fio --name=spate-cmp --filename="$file" --ioengine=psync --rw="$1" --bs="$2" --norandommap=1 \
     --iomem_align=4096 "${fio_mem[@]}" \
     --numjobs="$3" --size="$slice" --offset_increment="$slice" --group_reporting \
     --direct="$4" --end_fsync="$5" --runtime="$runtime" --output-format=json > "$6"
@@ -132,12 +162,12 @@ run_spate() { # io rw bs depth direct fsync -> json file
   [ "$5" = 1 ] && flags+=(--direct)
   [ "$6" = 1 ] && flags+=(--end-fsync)
   settle
-  "$spate" bench -q --json --io "$1" --rw "$2" --bs "$3" --iodepth "$4" --size "$size" \
+  "${pinned[@]}" "$spate" bench -q --json --io "$1" --rw "$2" --bs "$3" --iodepth "$4" --size "$size" \
     --runtime "$runtime" "${flags[@]}" "$dir" > "$7"
 }
 
 echo "machine: $(nproc) cores, $(uname -r), $(df -T "$dir" | awk 'NR==2 {print $2, $1}')"
-echo "$(fio --version), spate $($spate --version | cut -d' ' -f2); size $size, runtime ${runtime}s, $rounds rounds"
+echo "$(fio --version), spate $($spate --version | cut -d' ' -f2); size $size, runtime ${runtime}s, $rounds rounds; both pinned to CPU ${pin:-(none)}"
 if [ -n "${ONLY:-}" ]; then # ONLY=write: just the jobs whose name matches
   selected=()
   for j in "${jobs[@]}"; do [[ ${j%%|*} =~ $ONLY ]] && selected+=("$j"); done
