@@ -47,7 +47,7 @@ pub fn job_file(work: &FileWork, backend: BackendKind) -> String {
     // CPU per GiB, and 0.7x spate's MB/s). iomem_align makes them start on a page.
     let _ = writeln!(out, "iomem_align=4096");
     if work.direct {
-        // spate's buffers are on transparent huge pages (read::buffer::Region), one
+        // spate's buffers are on transparent huge pages (AlignedBuf::in_region), one
         // request per buffer of up to 2 MiB; fio's malloc'd 4 KiB pages are wherever
         // the allocator put them, and its 1 MiB direct requests went out split in two in
         // some runs and whole in others (0.9 to 2.0 GB/s on one file). fio takes huge

@@ -27,7 +27,8 @@ pub struct AlignedBuf {
     region: Option<Arc<HugeMap>>,
 }
 
-// SAFETY: AlignedBuf owns its allocation exclusively, like a Vec<u8>.
+// SAFETY: AlignedBuf owns its bytes exclusively, like a Vec<u8>: its own allocation,
+// or a part of a shared mapping that no other buffer's range overlaps.
 unsafe impl Send for AlignedBuf {}
 // SAFETY: shared access only reads the initialised prefix.
 unsafe impl Sync for AlignedBuf {}

@@ -24,6 +24,7 @@ impl FrameBuf {
         if len <= self.len() {
             return Ok(());
         }
+        // The old mapping goes first, so the two are never held at once.
         self.map = None;
         self.map = Some(HugeMap::new(len)?);
         Ok(())
